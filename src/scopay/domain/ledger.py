@@ -1,0 +1,523 @@
+"""The ledger: double-entry balances per account, one journal, per currency summing to zero.
+
+`Ledger.execute` takes a batch of transfers and a timestamp, decides each transfer against
+the state left by the ones before it, applies the accepted ones, and returns what happened:
+an outcome per transfer and the journal entries to make durable. Linked transfers (a chain
+ending at the first transfer whose `linked` is False) commit all or none.
+
+Transfers are idempotent by id and content: a transfer whose id is known returns the first
+outcome when its content is the same, and `exists_with_different_*` when it is not.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from scopay.domain.account import Account
+from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
+from scopay.domain.rejection import Rejection
+
+BATCH_TRANSFERS_MAX = 8190
+TRANSFER_ID_LENGTH_MAX = 64
+TIMEOUT_S_MAX = 7 * 24 * 3600
+_ID_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
+EXPIRY_ID_PREFIX = "expire#"  # '#' is outside the id alphabet: no client id can collide
+
+
+class TransferKind(StrEnum):
+    POSTED = "posted"  # moves the amount at once
+    PENDING = "pending"  # reserves the amount on the debit account
+    POST_PENDING = "post_pending"  # moves (part of) a reservation
+    VOID_PENDING = "void_pending"  # releases a reservation
+    EXPIRE_PENDING = "expire_pending"  # the ledger released a reservation at its timeout
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One movement of one currency from a debit account to a credit account.
+
+    For post/void of a pending transfer, accounts and currency may be left 0 / "" and the
+    amount 0 (the whole reservation): they are taken from the pending transfer.
+    """
+
+    id: str
+    debit_account_id: int
+    credit_account_id: int
+    amount_minor: int
+    currency: str
+    kind: TransferKind = TransferKind.POSTED
+    pending_id: str | None = None
+    timeout_s: int = 0
+    linked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOutcome:
+    id: str
+    rejection: Rejection | None
+    timestamp_us: int
+
+    @property
+    def accepted(self) -> bool:
+        return self.rejection is None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """An accepted transfer as the journal keeps it: complete, with its time."""
+
+    transfer: Transfer
+    timestamp_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionRecord:
+    """A refused transfer, kept so that a resubmission returns the same first outcome."""
+
+    transfer: Transfer
+    rejection: Rejection
+    timestamp_us: int
+
+
+@dataclass(slots=True)
+class Balance:
+    """Mutable balance of one account. Available = posted - debits_pending."""
+
+    account_id: int
+    currency: str
+    floor_minor: int | None
+    posted_minor: int = 0
+    debits_pending_minor: int = 0
+    credits_pending_minor: int = 0
+    blocked: bool = False
+
+    @property
+    def available_minor(self) -> int:
+        return self.posted_minor - self.debits_pending_minor
+
+
+@dataclass
+class ExecuteResult:
+    outcomes: list[TransferOutcome]
+    journal: list[JournalEntry]
+    rejections: list[RejectionRecord]
+
+
+class Ledger:
+    """In-memory ledger state. Pure: no I/O; time comes in as an argument."""
+
+    def __init__(self) -> None:
+        self.balances: dict[int, Balance] = {}
+        self._known: dict[str, tuple[Transfer, TransferOutcome]] = {}
+        self._pending: dict[str, tuple[Transfer, int]] = {}  # id -> (transfer, expires_at_us)
+        self._resolved: dict[str, TransferKind] = {}  # pending id -> how it ended
+        self._expiries: list[tuple[int, str]] = []  # heap of (expires_at_us, pending id)
+
+    # -- accounts -------------------------------------------------------------------------
+
+    def open_account(self, account: Account) -> None:
+        assert account.id not in self.balances, "account opened twice"
+        self.balances[account.id] = Balance(account.id, account.currency, account.floor_minor)
+
+    def set_floor(self, account_id: int, floor_minor: int | None) -> bool:
+        """Change an account's floor; refused (False) if the balance is already below it."""
+        balance = self.balances[account_id]
+        if floor_minor is not None and balance.available_minor < floor_minor:
+            return False
+        balance.floor_minor = floor_minor
+        return True
+
+    def set_blocked(self, account_id: int, blocked: bool) -> None:
+        self.balances[account_id].blocked = blocked
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def outcome_of(self, transfer_id: str) -> TransferOutcome | None:
+        known = self._known.get(transfer_id)
+        return None if known is None else known[1]
+
+    def transfer_of(self, transfer_id: str) -> Transfer | None:
+        known = self._known.get(transfer_id)
+        return None if known is None else known[0]
+
+    @property
+    def transfer_count(self) -> int:
+        return len(self._known)
+
+    def pending_ids(self) -> list[str]:
+        return list(self._pending)
+
+    # -- execution ----------------------------------------------------------------------
+
+    def execute(self, transfers: Sequence[Transfer], timestamp_us: int) -> ExecuteResult:
+        """Decide and apply a batch in order; return outcomes and what to make durable."""
+        assert len(transfers) <= BATCH_TRANSFERS_MAX, "batch larger than BATCH_TRANSFERS_MAX"
+        result = ExecuteResult([], [], [])
+        count = len(transfers)
+        index = 0
+        while index < count:
+            transfer = transfers[index]
+            if not transfer.linked:
+                self._execute_single(transfer, timestamp_us, result)
+                index += 1
+                continue
+            end = index
+            while end < count and transfers[end].linked:
+                end += 1
+            if end == count:
+                for open_transfer in transfers[index:]:
+                    self._refuse(open_transfer, Rejection.LINKED_EVENT_CHAIN_OPEN,
+                                 timestamp_us, result)
+                break
+            self._execute_chain(transfers[index:end + 1], timestamp_us, result)
+            index = end + 1
+        return result
+
+    def expire_pending(self, now_us: int) -> list[JournalEntry]:
+        """Release every reservation whose timeout has passed; return the journal entries."""
+        entries: list[JournalEntry] = []
+        while self._expiries and self._expiries[0][0] <= now_us:
+            _, pending_id = heapq.heappop(self._expiries)
+            if pending_id not in self._pending:
+                continue  # posted or voided before its timeout
+            pending, _ = self._pending[pending_id]
+            expiry = Transfer(
+                EXPIRY_ID_PREFIX + pending_id, pending.debit_account_id,
+                pending.credit_account_id, pending.amount_minor, pending.currency,
+                TransferKind.EXPIRE_PENDING, pending_id,
+            )
+            self.replay(JournalEntry(expiry, now_us))
+            entries.append(JournalEntry(expiry, now_us))
+        return entries
+
+    def replay(self, entry: JournalEntry) -> None:
+        """Apply a journal entry that was accepted before (recovery). No checks: it was valid."""
+        transfer, timestamp_us = entry.transfer, entry.timestamp_us
+        if transfer.kind != TransferKind.EXPIRE_PENDING:
+            self._known[transfer.id] = (transfer, TransferOutcome(transfer.id, None, timestamp_us))
+        self._apply(transfer, timestamp_us, undo=None)
+
+    def remember_rejection(self, record: RejectionRecord) -> None:
+        """Restore a refused transfer's first outcome (recovery)."""
+        outcome = TransferOutcome(record.transfer.id, record.rejection, record.timestamp_us)
+        self._known[record.transfer.id] = (record.transfer, outcome)
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def _execute_single(self, transfer: Transfer, timestamp_us: int,
+                        result: ExecuteResult) -> None:
+        known = self._known.get(transfer.id)
+        if known is not None:
+            result.outcomes.append(self._resubmitted(transfer, known, timestamp_us))
+            return
+        # Fast path for the common case: a plain posted transfer.
+        if transfer.kind is TransferKind.POSTED:
+            rejection = self._check_posted(transfer)
+        else:
+            rejection = self.check(transfer, timestamp_us)
+        if rejection is not None:
+            self._refuse(transfer, rejection, timestamp_us, result)
+            return
+        effective = self._effective(transfer)
+        self._apply(effective, timestamp_us, undo=None)
+        self._accept(effective, timestamp_us, result)
+
+    def _execute_chain(self, chain: Sequence[Transfer], timestamp_us: int,
+                       result: ExecuteResult) -> None:
+        known = [self._known.get(transfer.id) for transfer in chain]
+        if all(k is not None for k in known):
+            for transfer, first in zip(chain, known, strict=True):
+                result.outcomes.append(self._resubmitted(transfer, first, timestamp_us))
+            return
+        undo: list[tuple] = []
+        effective: list[Transfer] = []
+        failed_at, failure = -1, None
+        seen: set[str] = set()
+        for position, transfer in enumerate(chain):
+            if known[position] is not None or transfer.id in seen:
+                failed_at, failure = position, Rejection.LINKED_EVENT_FAILED
+                if known[position] is not None:
+                    failure = self._resubmitted(transfer, known[position], timestamp_us).rejection
+                    failure = failure or Rejection.LINKED_EVENT_FAILED
+                break
+            seen.add(transfer.id)
+            failure = self.check(transfer, timestamp_us)
+            if failure is not None:
+                failed_at = position
+                break
+            effective.append(self._effective(transfer))
+            self._apply(effective[-1], timestamp_us, undo)
+        if failed_at < 0:
+            for transfer in effective:
+                self._accept(transfer, timestamp_us, result)
+            return
+        self._undo(undo)
+        for position, transfer in enumerate(chain):
+            reason = failure if position == failed_at else Rejection.LINKED_EVENT_FAILED
+            if known[position] is not None:
+                result.outcomes.append(self._resubmitted(transfer, known[position], timestamp_us))
+            else:
+                self._refuse(transfer, reason, timestamp_us, result)
+
+    def _check_posted(self, t: Transfer) -> Rejection | None:
+        if not (isinstance(t.id, str) and _ID_PATTERN.fullmatch(t.id)):
+            return Rejection.ID_INVALID
+        amount = t.amount_minor
+        if amount <= 0:
+            return Rejection.AMOUNT_MUST_BE_POSITIVE
+        if amount > AMOUNT_MINOR_MAX:
+            return Rejection.AMOUNT_TOO_LARGE
+        if t.debit_account_id == t.credit_account_id:
+            return Rejection.ACCOUNTS_MUST_BE_DIFFERENT
+        if t.pending_id is not None:
+            return Rejection.PENDING_ID_MUST_BE_EMPTY
+        if t.timeout_s:
+            return Rejection.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
+        if t.currency not in CURRENCIES:
+            return Rejection.CURRENCY_UNKNOWN
+        debit = self.balances.get(t.debit_account_id)
+        if debit is None:
+            return Rejection.DEBIT_ACCOUNT_NOT_FOUND
+        credit = self.balances.get(t.credit_account_id)
+        if credit is None:
+            return Rejection.CREDIT_ACCOUNT_NOT_FOUND
+        return self._check_movement(t, debit, credit, amount)
+
+    def check(self, t: Transfer, timestamp_us: int) -> Rejection | None:
+        """The first rule a new transfer breaks against the current state, or None."""
+        if t.kind in (TransferKind.POSTED, TransferKind.PENDING):
+            if t.kind is TransferKind.POSTED:
+                return self._check_posted(t)
+            return self._check_pending(t)
+        if not (isinstance(t.id, str) and _ID_PATTERN.fullmatch(t.id)):
+            return Rejection.ID_INVALID
+        if t.kind is TransferKind.EXPIRE_PENDING:
+            return Rejection.ID_INVALID  # only the ledger expires reservations
+        return self._check_resolution(t, timestamp_us)
+
+    def _check_pending(self, t: Transfer) -> Rejection | None:
+        rejection = self._check_posted(replace(t, kind=TransferKind.POSTED, timeout_s=0))
+        if rejection is not None:
+            return rejection
+        if not 0 <= t.timeout_s <= TIMEOUT_S_MAX:
+            return Rejection.TIMEOUT_INVALID
+        return None
+
+    def _check_resolution(self, t: Transfer, timestamp_us: int) -> Rejection | None:
+        if t.amount_minor < 0:
+            return Rejection.AMOUNT_MUST_BE_POSITIVE
+        if t.amount_minor > AMOUNT_MINOR_MAX:
+            return Rejection.AMOUNT_TOO_LARGE
+        if not t.pending_id:
+            return Rejection.PENDING_ID_REQUIRED
+        if t.timeout_s:
+            return Rejection.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
+        if t.currency and t.currency not in CURRENCIES:
+            return Rejection.CURRENCY_UNKNOWN
+        if t.debit_account_id and t.debit_account_id not in self.balances:
+            return Rejection.DEBIT_ACCOUNT_NOT_FOUND
+        if t.credit_account_id and t.credit_account_id not in self.balances:
+            return Rejection.CREDIT_ACCOUNT_NOT_FOUND
+        pending_entry = self._pending.get(t.pending_id)
+        if pending_entry is None:
+            ended = self._resolved.get(t.pending_id)
+            if ended is TransferKind.POST_PENDING:
+                return Rejection.PENDING_TRANSFER_ALREADY_POSTED
+            if ended is TransferKind.VOID_PENDING:
+                return Rejection.PENDING_TRANSFER_ALREADY_VOIDED
+            if ended is TransferKind.EXPIRE_PENDING:
+                return Rejection.PENDING_TRANSFER_EXPIRED
+            if t.pending_id in self._known:
+                return Rejection.PENDING_TRANSFER_NOT_PENDING
+            return Rejection.PENDING_TRANSFER_NOT_FOUND
+        pending, expires_at_us = pending_entry
+        if expires_at_us and timestamp_us >= expires_at_us:
+            return Rejection.PENDING_TRANSFER_EXPIRED
+        if t.debit_account_id and t.debit_account_id != pending.debit_account_id:
+            return Rejection.PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT
+        if t.credit_account_id and t.credit_account_id != pending.credit_account_id:
+            return Rejection.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT
+        if t.currency and t.currency != pending.currency:
+            return Rejection.PENDING_TRANSFER_HAS_DIFFERENT_CURRENCY
+        if t.amount_minor > pending.amount_minor:
+            return Rejection.EXCEEDS_PENDING_TRANSFER_AMOUNT
+        if t.kind is TransferKind.POST_PENDING:
+            credit = self.balances[pending.credit_account_id]
+            amount = t.amount_minor or pending.amount_minor
+            if credit.posted_minor + amount > AMOUNT_MINOR_MAX:
+                return Rejection.OVERFLOWS_BALANCE
+        return None
+
+    @staticmethod
+    def _check_movement(t: Transfer, debit: Balance, credit: Balance,
+                        amount: int) -> Rejection | None:
+        if debit.currency != credit.currency:
+            return Rejection.ACCOUNTS_MUST_HAVE_SAME_CURRENCY
+        if t.currency != debit.currency:
+            return Rejection.CURRENCY_DIFFERS_FROM_ACCOUNTS
+        if debit.blocked:
+            return Rejection.DEBIT_ACCOUNT_BLOCKED
+        if credit.blocked:
+            return Rejection.CREDIT_ACCOUNT_BLOCKED
+        if credit.posted_minor + credit.credits_pending_minor + amount > AMOUNT_MINOR_MAX:
+            return Rejection.OVERFLOWS_BALANCE
+        floor = debit.floor_minor
+        available_after = debit.posted_minor - debit.debits_pending_minor - amount
+        if floor is None:
+            if available_after < -AMOUNT_MINOR_MAX:
+                return Rejection.OVERFLOWS_BALANCE
+        elif available_after < floor:
+            return Rejection.INSUFFICIENT_LIQUIDITY
+        return None
+
+    def _resubmitted(self, transfer: Transfer, known: tuple[Transfer, TransferOutcome],
+                     timestamp_us: int) -> TransferOutcome:
+        first, outcome = known
+        difference = _first_difference(transfer, first)
+        if difference is None:
+            return outcome
+        return TransferOutcome(transfer.id, difference, timestamp_us)
+
+    # -- applying (nothing below may fail: every rule was checked) -----------------------
+
+    def _effective(self, t: Transfer) -> Transfer:
+        """The transfer as the journal keeps it: post/void complete with the pending's data."""
+        if t.kind in (TransferKind.POSTED, TransferKind.PENDING):
+            return t
+        pending, _ = self._pending[t.pending_id]
+        amount = t.amount_minor or pending.amount_minor
+        if t.kind is TransferKind.VOID_PENDING:
+            amount = pending.amount_minor
+        return replace(t, debit_account_id=pending.debit_account_id,
+                       credit_account_id=pending.credit_account_id,
+                       currency=pending.currency, amount_minor=amount)
+
+    def _apply(self, t: Transfer, timestamp_us: int, undo: list | None) -> None:
+        kind = t.kind
+        if kind is TransferKind.POSTED:
+            self._move(t.debit_account_id, t.credit_account_id, t.amount_minor, 0, undo)
+            return
+        if kind is TransferKind.PENDING:
+            self._move(t.debit_account_id, t.credit_account_id, 0, t.amount_minor, undo)
+            expires_at_us = timestamp_us + t.timeout_s * 1_000_000 if t.timeout_s else 0
+            self._pending[t.id] = (t, expires_at_us)
+            if expires_at_us:
+                heapq.heappush(self._expiries, (expires_at_us, t.id))
+            if undo is not None:
+                undo.append(("pending_added", t.id))
+            return
+        pending, expires_at_us = self._pending.pop(t.pending_id)
+        self._resolved[t.pending_id] = kind
+        if undo is not None:
+            undo.append(("pending_resolved", t.pending_id, pending, expires_at_us))
+        moved = t.amount_minor if kind is TransferKind.POST_PENDING else 0
+        self._move(pending.debit_account_id, pending.credit_account_id, moved,
+                   -pending.amount_minor, undo)
+
+    def _move(self, debit_id: int, credit_id: int, posted: int, reserved: int,
+              undo: list | None) -> None:
+        debit, credit = self.balances[debit_id], self.balances[credit_id]
+        debit.posted_minor -= posted
+        credit.posted_minor += posted
+        debit.debits_pending_minor += reserved
+        credit.credits_pending_minor += reserved
+        if undo is not None:
+            undo.append(("move", debit_id, credit_id, posted, reserved))
+
+    def _undo(self, undo: list[tuple]) -> None:
+        for step in reversed(undo):
+            if step[0] == "move":
+                _, debit_id, credit_id, posted, reserved = step
+                self._move(debit_id, credit_id, -posted, -reserved, None)
+            elif step[0] == "pending_added":
+                del self._pending[step[1]]
+            else:
+                _, pending_id, pending, expires_at_us = step
+                del self._resolved[pending_id]
+                self._pending[pending_id] = (pending, expires_at_us)
+
+    def _accept(self, t: Transfer, timestamp_us: int, result: ExecuteResult) -> None:
+        outcome = TransferOutcome(t.id, None, timestamp_us)
+        self._known[t.id] = (t, outcome)
+        result.outcomes.append(outcome)
+        result.journal.append(JournalEntry(t, timestamp_us))
+
+    def _refuse(self, t: Transfer, rejection: Rejection, timestamp_us: int,
+                result: ExecuteResult) -> None:
+        outcome = TransferOutcome(t.id, rejection, timestamp_us)
+        result.outcomes.append(outcome)
+        if rejection is Rejection.ID_INVALID or not isinstance(t.id, str):
+            return  # no usable id to remember it by
+        if t.id in self._known:
+            return  # a duplicate id inside one chain: the first keeps its outcome
+        self._known[t.id] = (t, outcome)
+        result.rejections.append(RejectionRecord(t, rejection, timestamp_us))
+
+
+_DIFFERENCES = (
+    ("kind", Rejection.EXISTS_WITH_DIFFERENT_KIND),
+    ("debit_account_id", Rejection.EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT),
+    ("credit_account_id", Rejection.EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT),
+    ("amount_minor", Rejection.EXISTS_WITH_DIFFERENT_AMOUNT),
+    ("currency", Rejection.EXISTS_WITH_DIFFERENT_CURRENCY),
+    ("pending_id", Rejection.EXISTS_WITH_DIFFERENT_PENDING_ID),
+    ("timeout_s", Rejection.EXISTS_WITH_DIFFERENT_TIMEOUT),
+    ("linked", Rejection.EXISTS_WITH_DIFFERENT_LINKED),
+)
+_INHERITABLE = frozenset({"debit_account_id", "credit_account_id", "amount_minor", "currency"})
+
+
+def _first_difference(new: Transfer, first: Transfer) -> Rejection | None:
+    resolves = new.kind in (TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
+    for field, rejection in _DIFFERENCES:
+        value = getattr(new, field)
+        if resolves and field in _INHERITABLE and not value:
+            continue  # left blank: taken from the pending transfer the first time too
+        if value != getattr(first, field):
+            return rejection
+    return None
+
+
+# -- invariants: functions the tests call after every step --------------------------------
+
+
+def fold_journal(accounts: Iterable[Account],
+                 entries: Iterable[JournalEntry]) -> dict[int, tuple[int, int, int]]:
+    """Balances (posted, debits pending, credits pending) computed from the journal alone."""
+    ledger = Ledger()
+    for account in accounts:
+        ledger.open_account(account)
+    for entry in entries:
+        ledger.replay(entry)
+    return {
+        account_id: (b.posted_minor, b.debits_pending_minor, b.credits_pending_minor)
+        for account_id, b in ledger.balances.items()
+    }
+
+
+def invariant_violations(ledger: Ledger) -> list[str]:
+    """Every currency sums to zero; no account below its floor; reservations balance."""
+    problems: list[str] = []
+    posted: dict[str, int] = {}
+    debits_pending: dict[str, int] = {}
+    credits_pending: dict[str, int] = {}
+    for b in ledger.balances.values():
+        posted[b.currency] = posted.get(b.currency, 0) + b.posted_minor
+        debits_pending[b.currency] = debits_pending.get(b.currency, 0) + b.debits_pending_minor
+        credits_pending[b.currency] = (
+            credits_pending.get(b.currency, 0) + b.credits_pending_minor
+        )
+        if b.floor_minor is not None and b.available_minor < b.floor_minor:
+            problems.append(f"account {b.account_id} below its floor: {b.available_minor}")
+        if b.debits_pending_minor < 0 or b.credits_pending_minor < 0:
+            problems.append(f"account {b.account_id} has a negative reservation")
+    for currency, total in posted.items():
+        if total != 0:
+            problems.append(f"{currency} sums to {total}, not zero")
+        if debits_pending[currency] != credits_pending[currency]:
+            problems.append(f"{currency} reservations do not balance")
+    return problems

@@ -1,0 +1,287 @@
+"""The engine: the single writer of ledger state.
+
+Commands go through the domain (decide, then apply) on in-memory state; each batch is made
+durable in one store transaction before any outcome is returned. On open, the engine rebuilds
+its state from the store by replaying the journal. Time always comes in as an argument.
+
+If a commit fails, the in-memory state is ahead of the store: the engine rebuilds itself from
+the store and re-raises, so no caller is ever told an outcome that is not durable.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from scopay.domain.account import Account, check_account
+from scopay.domain.ledger import (
+    Ledger,
+    Transfer,
+    TransferOutcome,
+    fold_journal,
+    invariant_violations,
+)
+from scopay.domain.money import CURRENCIES
+from scopay.domain.participant import Participant, Status, check_participant
+from scopay.engine.port import Store
+
+
+def _exclusive(method):
+    """Run an engine method holding the state lock: one writer, readers see committed state."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
+class CommandRefused(ValueError):
+    """An administrative command broke a rule; nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    account_id: int
+    owner_bic: str
+    currency: str
+    kind: str
+    floor_minor: int | None
+    posted_minor: int
+    debits_pending_minor: int
+    credits_pending_minor: int
+    blocked: bool
+
+    @property
+    def available_minor(self) -> int:
+        return self.posted_minor - self.debits_pending_minor
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    journal_entries: int
+    accounts: int
+    mismatches: list[str]
+    invariant_violations: list[str]
+    checkpoint_seq: int | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and not self.invariant_violations
+
+
+class Engine:
+    """Single writer over one store. Not thread-safe: one thread calls it (see runner)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        # Held while a batch is applied and committed: readers see committed state only.
+        self._lock = threading.RLock()
+        with self._lock:
+            self._recover()
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        self.ledger = Ledger()
+        self.participants: dict[str, Participant] = {}
+        self.accounts: dict[int, Account] = {}
+        for participant in self.store.participants():
+            self.participants[participant.bic] = participant
+        for account, blocked in self.store.accounts():
+            self.accounts[account.id] = account
+            self.ledger.open_account(account)
+            self.ledger.set_blocked(account.id, blocked)
+        self._last_timestamp_us = 0
+        self._journal_count = 0
+        for _, entry in self.store.journal():
+            self.ledger.replay(entry)
+            self._last_timestamp_us = max(self._last_timestamp_us, entry.timestamp_us)
+            self._journal_count += 1
+        for record in self.store.rejections():
+            self.ledger.remember_rejection(record)
+
+    # -- transfers ------------------------------------------------------------------------
+
+    def submit(self, transfers: Sequence[Transfer], now_us: int) -> list[TransferOutcome]:
+        """Execute one batch of transfers and commit it durably; return one outcome each."""
+        return self.submit_many([transfers], now_us)[0]
+
+    def submit_many(self, requests: Sequence[Sequence[Transfer]],
+                    now_us: int) -> list[list[TransferOutcome]]:
+        """Execute several independent requests and commit them in one transaction.
+
+        Each request is its own ledger batch, so a linked chain never spans two requests;
+        all of them become durable together (group commit) before any outcome is returned.
+        """
+        with self._lock:
+            timestamp_us = self._tick(now_us)
+            journal = self.ledger.expire_pending(timestamp_us)
+            rejections = []
+            answers = []
+            for transfers in requests:
+                result = self.ledger.execute(transfers, timestamp_us)
+                journal.extend(result.journal)
+                rejections.extend(result.rejections)
+                answers.append(result.outcomes)
+            self._commit(journal, rejections)
+            return answers
+
+    def expire(self, now_us: int) -> int:
+        """Release reservations whose timeout has passed; return how many."""
+        with self._lock:
+            journal = self.ledger.expire_pending(self._tick(now_us))
+            self._commit(journal, [])
+            return len(journal)
+
+    def _commit(self, journal: list, rejections: list) -> None:
+        if not journal and not rejections:
+            return
+        try:
+            self.store.commit(journal, rejections)
+        except BaseException:
+            self._recover()
+            raise
+        self._journal_count += len(journal)
+
+    # -- administration -----------------------------------------------------------------
+
+    @_exclusive
+    def admit_participant(self, participant: Participant, now_us: int) -> None:
+        problem = check_participant(participant, self.participants, frozenset(CURRENCIES))
+        if problem is not None:
+            raise CommandRefused(problem)
+        self._tick(now_us)
+        self.store.commit(participants=[participant])
+        self.participants[participant.bic] = participant
+
+    @_exclusive
+    def open_account(self, account: Account, now_us: int) -> None:
+        problem = check_account(account, self.participants, self.accounts)
+        if problem is not None:
+            raise CommandRefused(problem)
+        self._tick(now_us)
+        self.store.commit(accounts=[account])
+        self.accounts[account.id] = account
+        self.ledger.open_account(account)
+
+    @_exclusive
+    def next_account_id(self) -> int:
+        return max(self.accounts, default=0) + 1
+
+    @_exclusive
+    def set_credit_line(self, account_id: int, credit_line_minor: int, now_us: int) -> None:
+        account = self.accounts.get(account_id)
+        if account is None:
+            raise CommandRefused(f"no account {account_id}")
+        changed = replace(account, credit_line_minor=credit_line_minor)
+        if credit_line_minor < 0 or changed.floor_minor is None:
+            raise CommandRefused("credit line must be >= 0 on a settlement account")
+        balance = self.ledger.balances[account_id]
+        if balance.available_minor < changed.floor_minor:
+            raise CommandRefused("the account already uses more than the new credit line")
+        self._tick(now_us)
+        self.store.commit(accounts=[changed])
+        self.accounts[account_id] = changed
+        assert self.ledger.set_floor(account_id, changed.floor_minor)
+
+    @_exclusive
+    def set_participant_status(self, bic: str, status: Status, now_us: int) -> None:
+        """Suspend or re-admit a participant: its accounts are blocked while suspended."""
+        participant = self.participants.get(bic)
+        if participant is None:
+            raise CommandRefused(f"no participant {bic}")
+        changed = replace(participant, status=status)
+        own = [a.id for a in self.accounts.values() if a.owner_bic == bic]
+        blocked = status != Status.ACTIVE
+        self._tick(now_us)
+        self.store.commit(participants=[changed], blocked=[(a, blocked) for a in own])
+        self.participants[bic] = changed
+        for account_id in own:
+            self.ledger.set_blocked(account_id, blocked)
+
+    @_exclusive
+    def issue_credential(self, key_id: str, bic: str, secret_sha256: str, now_us: int) -> None:
+        if bic not in self.participants:
+            raise CommandRefused(f"no participant {bic}")
+        self.store.commit(credentials=[(key_id, bic, secret_sha256, self._tick(now_us))])
+
+    @_exclusive
+    def revoke_credential(self, key_id: str, now_us: int) -> None:
+        if self.store.credential(key_id) is None:
+            raise CommandRefused(f"no credential {key_id}")
+        self.store.commit(revoked=[(key_id, self._tick(now_us))])
+
+    # -- reading (committed state only) --------------------------------------------------
+
+    def balances(self) -> list[BalanceView]:
+        with self._lock:
+            return [self._balance_view(account_id) for account_id in self.accounts]
+
+    def balance(self, account_id: int) -> BalanceView | None:
+        with self._lock:
+            return self._balance_view(account_id) if account_id in self.accounts else None
+
+    @property
+    def journal_count(self) -> int:
+        return self._journal_count
+
+    # -- checks -----------------------------------------------------------------------------
+
+    @_exclusive
+    def checkpoint(self, now_us: int) -> int:
+        """Write every account's balance with the journal position it reflects."""
+        as_of_seq = self.store.last_seq()
+        rows = [(b.account_id, b.posted_minor, b.debits_pending_minor, b.credits_pending_minor)
+                for b in self.ledger.balances.values()]
+        self.store.write_checkpoint(as_of_seq, self._tick(now_us), rows)
+        return as_of_seq
+
+    @_exclusive
+    def reconcile(self) -> ReconcileReport:
+        """Prove that balances equal the fold of the durable journal.
+
+        The engine's live balances were built transfer by transfer; here the journal is read
+        back from the store and folded from zero. The last checkpoint is checked against a
+        fold of the journal up to the position it names.
+        """
+        accounts = list(self.accounts.values())
+        entries = [entry for _, entry in self.store.journal()]
+        folded = fold_journal(accounts, entries)
+        mismatches = []
+        for account_id, balance in self.ledger.balances.items():
+            live = (balance.posted_minor, balance.debits_pending_minor,
+                    balance.credits_pending_minor)
+            if folded[account_id] != live:
+                mismatches.append(f"account {account_id}: live {live} != journal {folded[account_id]}")
+        checkpoint = self.store.checkpoint()
+        if checkpoint is not None:
+            as_of_seq, _, saved = checkpoint
+            partial = fold_journal(accounts, (e for _, e in self.store.journal(0, as_of_seq)))
+            for account_id, values in saved.items():
+                if partial.get(account_id) != values:
+                    mismatches.append(f"account {account_id}: checkpoint {values} != journal "
+                                      f"{partial.get(account_id)} at seq {as_of_seq}")
+        return ReconcileReport(len(entries), len(accounts), mismatches,
+                               invariant_violations(self.ledger),
+                               None if checkpoint is None else checkpoint[0])
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _tick(self, now_us: int) -> int:
+        """Timestamps never go backwards, whatever the clock passed in does."""
+        self._last_timestamp_us = max(self._last_timestamp_us, now_us)
+        return self._last_timestamp_us
+
+    def _balance_view(self, account_id: int) -> BalanceView:
+        account = self.accounts[account_id]
+        b = self.ledger.balances[account_id]
+        return BalanceView(account_id, account.owner_bic, account.currency, account.kind.value,
+                           b.floor_minor, b.posted_minor, b.debits_pending_minor,
+                           b.credits_pending_minor, b.blocked)

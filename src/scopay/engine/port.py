@@ -1,0 +1,50 @@
+"""The store port: what the engine needs from durable storage, owned by the engine.
+
+SQLite (scopay.store.sqlite) implements it; PostgreSQL will implement the same methods.
+`commit` writes one batch in one durable transaction, all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from scopay.domain.account import Account
+from scopay.domain.ledger import JournalEntry, RejectionRecord
+from scopay.domain.participant import Participant
+
+
+class Store(Protocol):
+    def commit(
+        self,
+        journal: Iterable[JournalEntry] = (),
+        rejections: Iterable[RejectionRecord] = (),
+        *,
+        participants: Iterable[Participant] = (),
+        accounts: Iterable[Account] = (),
+        blocked: Iterable[tuple[int, bool]] = (),
+        credentials: Iterable[tuple[str, str, str, int]] = (),
+        revoked: Iterable[tuple[str, int]] = (),
+    ) -> None: ...
+
+    def write_checkpoint(self, as_of_seq: int, timestamp_us: int,
+                         balances: Iterable[tuple[int, int, int, int]]) -> None: ...
+
+    def participants(self) -> list[Participant]: ...
+
+    def accounts(self) -> list[tuple[Account, bool]]: ...
+
+    def journal(self, after_seq: int = 0,
+                until_seq: int | None = None) -> Iterator[tuple[int, JournalEntry]]: ...
+
+    def journal_entry(self, transfer_id: str) -> tuple[int, JournalEntry] | None: ...
+
+    def last_seq(self) -> int: ...
+
+    def rejections(self) -> Iterator[RejectionRecord]: ...
+
+    def checkpoint(self) -> tuple[int, int, dict[int, tuple[int, int, int]]] | None: ...
+
+    def credential(self, key_id: str) -> tuple[str, str, int | None] | None: ...
+
+    def close(self) -> None: ...

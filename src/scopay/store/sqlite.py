@@ -1,0 +1,247 @@
+"""The embedded store: one SQLite file in WAL mode with synchronous=FULL.
+
+Every `commit` is one transaction: when it returns, the batch is on disk and survives a
+crash of the process or the machine. The engine holds the only writing handle; an exclusive
+lock file beside the database keeps a second writer out.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from importlib import resources
+from pathlib import Path
+
+from scopay.domain.account import Account, AccountKind
+from scopay.domain.ledger import JournalEntry, RejectionRecord, Transfer, TransferKind
+from scopay.domain.participant import Participant, Role, Status, Tier
+from scopay.domain.rejection import Rejection
+
+_JOURNAL_COLUMNS = (
+    "id, kind, debit_account_id, credit_account_id, amount_minor, currency, pending_id, "
+    "timeout_s, linked, timestamp_us"
+)
+JOURNAL_INSERT = f"INSERT INTO journal ({_JOURNAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+_REJECTION_INSERT = (
+    f"INSERT OR IGNORE INTO transfer_rejection ({_JOURNAL_COLUMNS}, rejection) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_KINDS = {kind.value: kind for kind in TransferKind}
+
+
+class StoreLockedError(RuntimeError):
+    """Another process holds this database for writing."""
+
+
+def migrations() -> list[tuple[int, str]]:
+    """(version, SQL) for every migration shipped with scopay, in order."""
+    folder = resources.files("scopay.store") / "migrations"
+    found = []
+    for item in folder.iterdir():
+        if item.name.endswith(".sql"):
+            found.append((int(item.name.split("_", 1)[0]), item.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def journal_row(entry: JournalEntry) -> tuple:
+    t = entry.transfer
+    return (t.id, t.kind.value, t.debit_account_id, t.credit_account_id, t.amount_minor,
+            t.currency, t.pending_id, t.timeout_s, int(t.linked), entry.timestamp_us)
+
+
+def _transfer_from_row(row: tuple) -> Transfer:
+    return Transfer(row[0], row[2], row[3], row[4], row[5], _KINDS[row[1]], row[6], row[7],
+                    bool(row[8]))
+
+
+class SQLiteStore:
+    """SQLite implementation of the engine's store port."""
+
+    def __init__(self, path: str | os.PathLike[str], *, lock: bool = True) -> None:
+        self.path = Path(path)
+        self._lock_file = None
+        if lock:
+            self._lock_file = open(f"{self.path}.lock", "a+")  # noqa: SIM115 — held open
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._lock_file.close()
+                raise StoreLockedError(
+                    f"{self.path} is open for writing by another scopay process"
+                ) from None
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self.migrate()
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection: it sees committed batches only."""
+        db = getattr(self._readers, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._readers.db = db
+            self._reader_connections.append(db)
+        return db
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        db = self._db
+        db.execute("CREATE TABLE IF NOT EXISTS schema_migration (version INTEGER PRIMARY KEY)")
+        applied = {row[0] for row in db.execute("SELECT version FROM schema_migration")}
+        for version, sql in migrations():
+            if version in applied:
+                continue
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO schema_migration VALUES (?)", (version,))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return self._db.execute("SELECT max(version) FROM schema_migration").fetchone()[0]
+
+    # -- writing ------------------------------------------------------------------------
+
+    def commit(
+        self,
+        journal: Iterable[JournalEntry] = (),
+        rejections: Iterable[RejectionRecord] = (),
+        *,
+        participants: Iterable[Participant] = (),
+        accounts: Iterable[Account] = (),
+        blocked: Iterable[tuple[int, bool]] = (),
+        credentials: Iterable[tuple[str, str, str, int]] = (),
+        revoked: Iterable[tuple[str, int]] = (),
+    ) -> None:
+        """Write one batch in one durable transaction, or nothing at all."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO participant VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (bic) DO UPDATE "
+                "SET status = excluded.status, name = excluded.name",
+                [(p.bic, p.name, p.role.value, p.country, p.tier.value, p.sponsor_bic,
+                  p.settlement_currency, p.status.value) for p in participants],
+            )
+            db.executemany(
+                "INSERT INTO account (id, owner_bic, currency, kind, credit_line_minor) "
+                "VALUES (?,?,?,?,?) ON CONFLICT (id) DO UPDATE "
+                "SET credit_line_minor = excluded.credit_line_minor",
+                [(a.id, a.owner_bic, a.currency, a.kind.value, a.credit_line_minor)
+                 for a in accounts],
+            )
+            db.executemany("UPDATE account SET blocked = ? WHERE id = ?",
+                           [(int(flag), account_id) for account_id, flag in blocked])
+            db.executemany(JOURNAL_INSERT, [journal_row(entry) for entry in journal])
+            db.executemany(
+                _REJECTION_INSERT,
+                [journal_row(JournalEntry(r.transfer, r.timestamp_us)) + (r.rejection.value,)
+                 for r in rejections],
+            )
+            db.executemany("INSERT INTO credential VALUES (?,?,?,?,NULL)", credentials)
+            db.executemany("UPDATE credential SET revoked_us = ? WHERE key_id = ?",
+                           [(at, key_id) for key_id, at in revoked])
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def write_checkpoint(self, as_of_seq: int, timestamp_us: int,
+                         balances: Iterable[tuple[int, int, int, int]]) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM checkpoint_balance")
+            db.executemany("INSERT INTO checkpoint_balance VALUES (?,?,?,?)", balances)
+            db.execute("INSERT OR REPLACE INTO checkpoint VALUES (1, ?, ?)",
+                       (as_of_seq, timestamp_us))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- reading --------------------------------------------------------------------------
+
+    def participants(self) -> list[Participant]:
+        rows = self._reader().execute(
+            "SELECT bic, name, role, country, tier, sponsor_bic, settlement_currency, status "
+            "FROM participant ORDER BY rowid"
+        )
+        return [Participant(r[0], r[1], Role(r[2]), r[3], Tier(r[4]), r[5], r[6], Status(r[7]))
+                for r in rows]
+
+    def accounts(self) -> list[tuple[Account, bool]]:
+        rows = self._reader().execute(
+            "SELECT id, owner_bic, currency, kind, credit_line_minor, blocked FROM account "
+            "ORDER BY id"
+        )
+        return [(Account(r[0], r[1], r[2], AccountKind(r[3]), r[4]), bool(r[5])) for r in rows]
+
+    def journal(self, after_seq: int = 0, until_seq: int | None = None,
+                ) -> Iterator[tuple[int, JournalEntry]]:
+        """(seq, entry) in journal order, streamed."""
+        sql = f"SELECT seq, {_JOURNAL_COLUMNS} FROM journal WHERE seq > ?"
+        params: list[int] = [after_seq]
+        if until_seq is not None:
+            sql += " AND seq <= ?"
+            params.append(until_seq)
+        cursor = self._reader().execute(sql + " ORDER BY seq", params)
+        while rows := cursor.fetchmany(10_000):
+            for row in rows:
+                yield row[0], JournalEntry(_transfer_from_row(row[1:]), row[10])
+
+    def journal_entry(self, transfer_id: str) -> tuple[int, JournalEntry] | None:
+        row = self._reader().execute(
+            f"SELECT seq, {_JOURNAL_COLUMNS} FROM journal WHERE id = ?", (transfer_id,)
+        ).fetchone()
+        return None if row is None else (row[0], JournalEntry(_transfer_from_row(row[1:]), row[10]))
+
+    def last_seq(self) -> int:
+        return self._reader().execute("SELECT coalesce(max(seq), 0) FROM journal").fetchone()[0]
+
+    def rejections(self) -> Iterator[RejectionRecord]:
+        cursor = self._reader().execute(
+            f"SELECT {_JOURNAL_COLUMNS}, rejection FROM transfer_rejection ORDER BY rowid"
+        )
+        while rows := cursor.fetchmany(10_000):
+            for row in rows:
+                yield RejectionRecord(_transfer_from_row(row), Rejection(row[10]), row[9])
+
+    def checkpoint(self) -> tuple[int, int, dict[int, tuple[int, int, int]]] | None:
+        head = self._reader().execute("SELECT as_of_seq, timestamp_us FROM checkpoint").fetchone()
+        if head is None:
+            return None
+        balances = {r[0]: (r[1], r[2], r[3])
+                    for r in self._reader().execute("SELECT * FROM checkpoint_balance")}
+        return head[0], head[1], balances
+
+    def credential(self, key_id: str) -> tuple[str, str, int | None] | None:
+        """(participant BIC, secret SHA-256, revoked at) of a key, or None."""
+        return self._reader().execute(
+            "SELECT participant_bic, secret_sha256, revoked_us FROM credential WHERE key_id = ?",
+            (key_id,),
+        ).fetchone()
+
+    def credentials(self) -> list[tuple[str, str, str, int, int | None]]:
+        return self._reader().execute("SELECT * FROM credential ORDER BY created_us").fetchall()
+
+    def close(self) -> None:
+        for reader in self._reader_connections:
+            reader.close()
+        self._db.close()
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
