@@ -33,10 +33,21 @@ class Account:
         return None if self.kind == AccountKind.ISSUANCE else -self.credit_line_minor
 
 
+def account_key(account: Account) -> tuple[str, str, AccountKind]:
+    """What makes an account unique besides its id: one of each kind per owner and currency."""
+    return account.owner_bic, account.currency, account.kind
+
+
 def check_account(
-    account: Account, participants: dict[str, Participant], accounts: dict[int, Account]
+    account: Account,
+    participants: dict[str, Participant],
+    accounts: dict[int, Account],
+    taken_keys: set[tuple[str, str, AccountKind]] | None = None,
 ) -> str | None:
-    """The first rule the new account breaks, as text, or None. Changes nothing."""
+    """The first rule the new account breaks, as text, or None. Changes nothing.
+
+    `taken_keys` (the account_key of every account) saves a scan when opening many.
+    """
     if account.id in accounts:
         return f"account {account.id} exists already"
     if not 0 < account.id <= AMOUNT_MINOR_MAX:
@@ -57,9 +68,8 @@ def check_account(
             return "only the settlement agent of a currency holds its issuance account"
         if account.credit_line_minor:
             return "an issuance account has no floor and so no credit line"
-    for other in accounts.values():
-        if (other.owner_bic, other.currency, other.kind) == (
-            account.owner_bic, account.currency, account.kind
-        ):
-            return f"{account.owner_bic} has a {account.kind} account in {account.currency}"
+    if taken_keys is None:
+        taken_keys = {account_key(other) for other in accounts.values()}
+    if account_key(account) in taken_keys:
+        return f"{account.owner_bic} has a {account.kind} account in {account.currency}"
     return None

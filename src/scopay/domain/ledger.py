@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import NamedTuple
 
 from scopay.domain.account import Account
 from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
@@ -25,6 +26,7 @@ BATCH_TRANSFERS_MAX = 8190
 TRANSFER_ID_LENGTH_MAX = 64
 TIMEOUT_S_MAX = 7 * 24 * 3600
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
+_is_valid_id = _ID_PATTERN.fullmatch
 EXPIRY_ID_PREFIX = "expire#"  # '#' is outside the id alphabet: no client id can collide
 
 
@@ -55,8 +57,11 @@ class Transfer:
     linked: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class TransferOutcome:
+# The three records below are named tuples, not dataclasses: the engine makes one or two per
+# transfer on its hot path, and a tuple is the cheapest immutable value Python builds.
+
+
+class TransferOutcome(NamedTuple):
     id: str
     rejection: Rejection | None
     timestamp_us: int
@@ -66,16 +71,14 @@ class TransferOutcome:
         return self.rejection is None
 
 
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
+class JournalEntry(NamedTuple):
     """An accepted transfer as the journal keeps it: complete, with its time."""
 
     transfer: Transfer
     timestamp_us: int
 
 
-@dataclass(frozen=True, slots=True)
-class RejectionRecord:
+class RejectionRecord(NamedTuple):
     """A refused transfer, kept so that a resubmission returns the same first outcome."""
 
     transfer: Transfer
@@ -112,7 +115,8 @@ class Ledger:
 
     def __init__(self) -> None:
         self.balances: dict[int, Balance] = {}
-        self._known: dict[str, tuple[Transfer, TransferOutcome]] = {}
+        # Every transfer id ever seen, with its first outcome: idempotency by id and content.
+        self._known: dict[str, JournalEntry | RejectionRecord] = {}
         self._pending: dict[str, tuple[Transfer, int]] = {}  # id -> (transfer, expires_at_us)
         self._resolved: dict[str, TransferKind] = {}  # pending id -> how it ended
         self._expiries: list[tuple[int, str]] = []  # heap of (expires_at_us, pending id)
@@ -138,11 +142,11 @@ class Ledger:
 
     def outcome_of(self, transfer_id: str) -> TransferOutcome | None:
         known = self._known.get(transfer_id)
-        return None if known is None else known[1]
+        return None if known is None else _outcome(known)
 
     def transfer_of(self, transfer_id: str) -> Transfer | None:
         known = self._known.get(transfer_id)
-        return None if known is None else known[0]
+        return None if known is None else known.transfer
 
     @property
     def transfer_count(self) -> int:
@@ -154,28 +158,71 @@ class Ledger:
     # -- execution ----------------------------------------------------------------------
 
     def execute(self, transfers: Sequence[Transfer], timestamp_us: int) -> ExecuteResult:
-        """Decide and apply a batch in order; return outcomes and what to make durable."""
+        """Decide and apply a batch in order; return outcomes and what to make durable.
+
+        A plain posted transfer that passes every rule is decided and applied inline: this
+        loop is the engine's hot path. Anything else, and any transfer that breaks a rule,
+        goes through `_execute_single`, which checks every rule in precedence order.
+        """
         assert len(transfers) <= BATCH_TRANSFERS_MAX, "batch larger than BATCH_TRANSFERS_MAX"
         result = ExecuteResult([], [], [])
+        known = self._known
+        balance_of = self.balances.get
+        accept_entry = result.journal.append
+        answer = result.outcomes.append
+        posted = TransferKind.POSTED
         count = len(transfers)
         index = 0
         while index < count:
-            transfer = transfers[index]
-            if not transfer.linked:
-                self._execute_single(transfer, timestamp_us, result)
-                index += 1
+            t = transfers[index]
+            if t.linked:
+                index = self._execute_chain_at(transfers, index, timestamp_us, result)
                 continue
-            end = index
-            while end < count and transfers[end].linked:
-                end += 1
-            if end == count:
-                for open_transfer in transfers[index:]:
-                    self._refuse(open_transfer, Rejection.LINKED_EVENT_CHAIN_OPEN,
-                                 timestamp_us, result)
-                break
-            self._execute_chain(transfers[index:end + 1], timestamp_us, result)
-            index = end + 1
+            index += 1
+            transfer_id = t.id
+            amount = t.amount_minor
+            if (t.kind is not posted or transfer_id.__class__ is not str
+                    or transfer_id in known or t.pending_id is not None or t.timeout_s
+                    or amount.__class__ is not int or not 0 < amount <= AMOUNT_MINOR_MAX
+                    or not _is_valid_id(transfer_id)):
+                self._execute_single(t, timestamp_us, result)
+                continue
+            debit = balance_of(t.debit_account_id)
+            credit = balance_of(t.credit_account_id)
+            if (debit is None or credit is None or debit is credit or debit.blocked
+                    or credit.blocked or debit.currency != t.currency
+                    or credit.currency != t.currency
+                    or credit.posted_minor + credit.credits_pending_minor + amount
+                    > AMOUNT_MINOR_MAX):
+                self._execute_single(t, timestamp_us, result)
+                continue
+            available_after = debit.posted_minor - debit.debits_pending_minor - amount
+            floor = debit.floor_minor
+            if available_after < (-AMOUNT_MINOR_MAX if floor is None else floor):
+                self._execute_single(t, timestamp_us, result)
+                continue
+            # -- decided: nothing below may fail --
+            debit.posted_minor -= amount
+            credit.posted_minor += amount
+            entry = JournalEntry(t, timestamp_us)
+            known[transfer_id] = entry
+            accept_entry(entry)
+            answer(TransferOutcome(transfer_id, None, timestamp_us))
         return result
+
+    def _execute_chain_at(self, transfers: Sequence[Transfer], start: int, timestamp_us: int,
+                          result: ExecuteResult) -> int:
+        """Execute the linked chain starting at `start`; return the index after it."""
+        end = start
+        while end < len(transfers) and transfers[end].linked:
+            end += 1
+        if end == len(transfers):
+            for open_transfer in transfers[start:]:
+                self._refuse(open_transfer, Rejection.LINKED_EVENT_CHAIN_OPEN, timestamp_us,
+                             result)
+            return end
+        self._execute_chain(transfers[start:end + 1], timestamp_us, result)
+        return end + 1
 
     def expire_pending(self, now_us: int) -> list[JournalEntry]:
         """Release every reservation whose timeout has passed; return the journal entries."""
@@ -198,13 +245,12 @@ class Ledger:
         """Apply a journal entry that was accepted before (recovery). No checks: it was valid."""
         transfer, timestamp_us = entry.transfer, entry.timestamp_us
         if transfer.kind != TransferKind.EXPIRE_PENDING:
-            self._known[transfer.id] = (transfer, TransferOutcome(transfer.id, None, timestamp_us))
+            self._known[transfer.id] = entry
         self._apply(transfer, timestamp_us, undo=None)
 
     def remember_rejection(self, record: RejectionRecord) -> None:
         """Restore a refused transfer's first outcome (recovery)."""
-        outcome = TransferOutcome(record.transfer.id, record.rejection, record.timestamp_us)
-        self._known[record.transfer.id] = (record.transfer, outcome)
+        self._known[record.transfer.id] = record
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -214,17 +260,21 @@ class Ledger:
         if known is not None:
             result.outcomes.append(self._resubmitted(transfer, known, timestamp_us))
             return
-        # Fast path for the common case: a plain posted transfer.
-        if transfer.kind is TransferKind.POSTED:
-            rejection = self._check_posted(transfer)
-        else:
+        if transfer.kind is not TransferKind.POSTED:
             rejection = self.check(transfer, timestamp_us)
+            if rejection is not None:
+                self._refuse(transfer, rejection, timestamp_us, result)
+                return
+            effective = self._effective(transfer)
+            self._apply(effective, timestamp_us, undo=None)
+            self._accept(effective, timestamp_us, result)
+            return
+        rejection = self._check_posted(transfer)
         if rejection is not None:
             self._refuse(transfer, rejection, timestamp_us, result)
             return
-        effective = self._effective(transfer)
-        self._apply(effective, timestamp_us, undo=None)
-        self._accept(effective, timestamp_us, result)
+        self._apply(transfer, timestamp_us, undo=None)
+        self._accept(transfer, timestamp_us, result)
 
     def _execute_chain(self, chain: Sequence[Transfer], timestamp_us: int,
                        result: ExecuteResult) -> None:
@@ -264,7 +314,7 @@ class Ledger:
                 self._refuse(transfer, reason, timestamp_us, result)
 
     def _check_posted(self, t: Transfer) -> Rejection | None:
-        if not (isinstance(t.id, str) and _ID_PATTERN.fullmatch(t.id)):
+        if not (t.id.__class__ is str and _is_valid_id(t.id)):
             return Rejection.ID_INVALID
         amount = t.amount_minor
         if amount <= 0:
@@ -374,12 +424,11 @@ class Ledger:
             return Rejection.INSUFFICIENT_LIQUIDITY
         return None
 
-    def _resubmitted(self, transfer: Transfer, known: tuple[Transfer, TransferOutcome],
+    def _resubmitted(self, transfer: Transfer, known: JournalEntry | RejectionRecord,
                      timestamp_us: int) -> TransferOutcome:
-        first, outcome = known
-        difference = _first_difference(transfer, first)
+        difference = _first_difference(transfer, known.transfer)
         if difference is None:
-            return outcome
+            return _outcome(known)
         return TransferOutcome(transfer.id, difference, timestamp_us)
 
     # -- applying (nothing below may fail: every rule was checked) -----------------------
@@ -441,10 +490,10 @@ class Ledger:
                 self._pending[pending_id] = (pending, expires_at_us)
 
     def _accept(self, t: Transfer, timestamp_us: int, result: ExecuteResult) -> None:
-        outcome = TransferOutcome(t.id, None, timestamp_us)
-        self._known[t.id] = (t, outcome)
-        result.outcomes.append(outcome)
-        result.journal.append(JournalEntry(t, timestamp_us))
+        entry = JournalEntry(t, timestamp_us)
+        self._known[t.id] = entry
+        result.outcomes.append(TransferOutcome(t.id, None, timestamp_us))
+        result.journal.append(entry)
 
     def _refuse(self, t: Transfer, rejection: Rejection, timestamp_us: int,
                 result: ExecuteResult) -> None:
@@ -454,8 +503,14 @@ class Ledger:
             return  # no usable id to remember it by
         if t.id in self._known:
             return  # a duplicate id inside one chain: the first keeps its outcome
-        self._known[t.id] = (t, outcome)
-        result.rejections.append(RejectionRecord(t, rejection, timestamp_us))
+        record = RejectionRecord(t, rejection, timestamp_us)
+        self._known[t.id] = record
+        result.rejections.append(record)
+
+
+def _outcome(known: JournalEntry | RejectionRecord) -> TransferOutcome:
+    rejection = known.rejection if isinstance(known, RejectionRecord) else None
+    return TransferOutcome(known.transfer.id, rejection, known.timestamp_us)
 
 
 _DIFFERENCES = (

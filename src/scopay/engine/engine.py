@@ -11,11 +11,12 @@ the store and re-raises, so no caller is ever told an outcome that is not durabl
 from __future__ import annotations
 
 import functools
+import gc
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from scopay.domain.account import Account, check_account
+from scopay.domain.account import Account, account_key, check_account
 from scopay.domain.ledger import (
     Ledger,
     Transfer,
@@ -37,6 +38,24 @@ def _exclusive(method):
             return method(self, *args, **kwargs)
 
     return locked
+
+
+GC_YOUNG_THRESHOLD = 50_000  # allocations between young collections (CPython default: 700)
+
+
+def _tune_garbage_collector() -> None:
+    """Keep the cyclic garbage collector off the hot path.
+
+    The engine holds every transfer it has seen (idempotency) as small immutable records that
+    never form cycles. With CPython's defaults the collector rescans them every few hundred
+    allocations, which costs about a third of the engine's throughput. The recovered state is
+    frozen out of the collector's sight and young collections are made rarer; the collector
+    still runs, so a real cycle is still reclaimed.
+    """
+    gc.collect()
+    gc.freeze()
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
 
 
 class CommandRefused(ValueError):
@@ -82,6 +101,7 @@ class Engine:
         self._lock = threading.RLock()
         with self._lock:
             self._recover()
+        _tune_garbage_collector()
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -149,24 +169,41 @@ class Engine:
 
     # -- administration -----------------------------------------------------------------
 
-    @_exclusive
     def admit_participant(self, participant: Participant, now_us: int) -> None:
-        problem = check_participant(participant, self.participants, frozenset(CURRENCIES))
-        if problem is not None:
-            raise CommandRefused(problem)
-        self._tick(now_us)
-        self.store.commit(participants=[participant])
-        self.participants[participant.bic] = participant
+        self.admit_participants([participant], now_us)
 
     @_exclusive
-    def open_account(self, account: Account, now_us: int) -> None:
-        problem = check_account(account, self.participants, self.accounts)
-        if problem is not None:
-            raise CommandRefused(problem)
+    def admit_participants(self, participants: Sequence[Participant], now_us: int) -> None:
+        """Admit several participants in one commit; all or none."""
+        admitted = dict(self.participants)
+        for participant in participants:
+            problem = check_participant(participant, admitted, frozenset(CURRENCIES))
+            if problem is not None:
+                raise CommandRefused(problem)
+            admitted[participant.bic] = participant
         self._tick(now_us)
-        self.store.commit(accounts=[account])
-        self.accounts[account.id] = account
-        self.ledger.open_account(account)
+        self.store.commit(participants=participants)
+        self.participants = admitted
+
+    def open_account(self, account: Account, now_us: int) -> None:
+        self.open_accounts([account], now_us)
+
+    @_exclusive
+    def open_accounts(self, accounts: Sequence[Account], now_us: int) -> None:
+        """Open several accounts in one commit; all or none."""
+        opened = dict(self.accounts)
+        taken = {account_key(account) for account in opened.values()}
+        for account in accounts:
+            problem = check_account(account, self.participants, opened, taken)
+            if problem is not None:
+                raise CommandRefused(problem)
+            opened[account.id] = account
+            taken.add(account_key(account))
+        self._tick(now_us)
+        self.store.commit(accounts=accounts)
+        self.accounts = opened
+        for account in accounts:
+            self.ledger.open_account(account)
 
     @_exclusive
     def next_account_id(self) -> int:

@@ -1,0 +1,300 @@
+"""The HTTP API: thin routes over the engine runner, one error shape, one auth check.
+
+Every /v1 route needs a credential; what a caller may see and move is decided in api/auth.py.
+Errors are RFC 9457 problem details (application/problem+json).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from scopay import __version__
+from scopay.api import auth
+from scopay.api.schemas import (
+    BalanceOut,
+    HealthOut,
+    ParticipantOut,
+    Problem,
+    TransferBatchIn,
+    TransferIn,
+    TransferOut,
+)
+from scopay.domain.ledger import Transfer, TransferKind, TransferOutcome
+from scopay.domain.money import AmountError, CurrencyError, format_amount, parse_amount
+from scopay.domain.participant import Participant, Role
+from scopay.domain.rejection import REJECTION_TEXT, Rejection
+from scopay.engine.engine import BalanceView
+from scopay.engine.runner import EngineRunner, RunnerBusyError
+
+REQUEST_BYTES_MAX = 4 * 1024 * 1024
+_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+_RESOLUTIONS = (TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
+
+# The one table from a ledger rejection to an HTTP status.
+_REJECTION_STATUS = {
+    Rejection.DEBIT_ACCOUNT_NOT_FOUND: 404,
+    Rejection.CREDIT_ACCOUNT_NOT_FOUND: 404,
+    Rejection.PENDING_TRANSFER_NOT_FOUND: 404,
+}
+for _rejection in Rejection:
+    if _rejection.value.startswith("exists_with_different"):
+        _REJECTION_STATUS[_rejection] = 409
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, title: str, detail: str,
+                 rejection: Rejection | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.rejection = status, title, detail, rejection
+
+
+def problem(status: int, title: str, detail: str, rejection: str | None = None) -> JSONResponse:
+    slug = title.lower().replace(" ", "-")
+    body = Problem(type=f"/problems/{slug}", title=title, status=status, detail=detail,
+                   rejection=rejection)
+    return JSONResponse(body.model_dump(), status_code=status,
+                        media_type="application/problem+json")
+
+
+async def current_caller(request: Request) -> auth.Caller:
+    return _authenticate(request.app.state.runner, request.headers.get("authorization", ""))
+
+
+Caller = Annotated[auth.Caller, Depends(current_caller)]
+
+
+def create_app(runner: EngineRunner) -> FastAPI:
+    app = FastAPI(
+        title="scopay", version=__version__,
+        description="Payment and settlement between the SCO states in their own currencies.",
+    )
+    engine = runner.engine
+    app.state.runner = runner
+    _install_error_handlers(app)
+
+    @app.get("/health", response_model=HealthOut, tags=["system"])
+    def health() -> HealthOut:
+        return HealthOut(status="ok", version=__version__, participants=len(engine.participants),
+                         accounts=len(engine.accounts), journal_entries=engine.journal_count)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home() -> str:
+        return _home_page(engine.participants.values(), engine.journal_count)
+
+    @app.get("/v1/participants", response_model=list[ParticipantOut], tags=["participants"],
+             responses={401: _PROBLEM})
+    def list_participants(caller: Caller) -> list[ParticipantOut]:
+        return [_participant_out(p) for p in engine.participants.values()]
+
+    @app.get("/v1/participants/{bic}", response_model=ParticipantOut, tags=["participants"],
+             responses={401: _PROBLEM, 404: _PROBLEM})
+    def get_participant(bic: str, caller: Caller) -> ParticipantOut:
+        participant = engine.participants.get(bic)
+        if participant is None:
+            raise ApiError(404, "Not found", f"no participant {bic}")
+        return _participant_out(participant)
+
+    @app.get("/v1/accounts", response_model=list[BalanceOut], tags=["accounts"],
+             responses={401: _PROBLEM})
+    def list_accounts(caller: Caller) -> list[BalanceOut]:
+        return [_balance_out(view) for view in engine.balances()
+                if auth.may_see_account(caller, engine.accounts[view.account_id])]
+
+    @app.get("/v1/accounts/{account_id}", response_model=BalanceOut, tags=["accounts"],
+             responses={401: _PROBLEM, 404: _PROBLEM})
+    def get_account(account_id: int, caller: Caller) -> BalanceOut:
+        account = engine.accounts.get(account_id)
+        view = engine.balance(account_id)
+        if account is None or view is None or not auth.may_see_account(caller, account):
+            raise ApiError(404, "Not found", f"no account {account_id} visible to you")
+        return _balance_out(view)
+
+    @app.post("/v1/transfers", response_model=TransferOut, status_code=201, tags=["transfers"],
+              responses={401: _PROBLEM, 404: _PROBLEM, 409: _PROBLEM, 422: _PROBLEM})
+    async def post_transfer(body: TransferIn, caller: Caller) -> TransferOut:
+        transfer = _authorised_transfer(engine, caller, body)
+        (outcome,) = await _submit(runner, [transfer])
+        if outcome.rejection is not None:
+            rejection = outcome.rejection
+            raise ApiError(_REJECTION_STATUS.get(rejection, 422), "Rejected",
+                           REJECTION_TEXT[rejection], rejection)
+        return _transfer_out(outcome)
+
+    @app.post("/v1/transfers/batch", response_model=list[TransferOut], tags=["transfers"],
+              responses={401: _PROBLEM, 404: _PROBLEM, 422: _PROBLEM})
+    async def post_transfer_batch(body: TransferBatchIn, caller: Caller) -> list[TransferOut]:
+        transfers = [_authorised_transfer(engine, caller, item) for item in body.transfers]
+        return [_transfer_out(o) for o in await _submit(runner, transfers)]
+
+    @app.get("/v1/transfers/{transfer_id}", response_model=TransferOut, tags=["transfers"],
+             responses={401: _PROBLEM, 404: _PROBLEM})
+    def get_transfer(transfer_id: str, caller: Caller) -> TransferOut:
+        found = engine.store.journal_entry(transfer_id)
+        if found is None:
+            raise ApiError(404, "Not found", f"no settled transfer {transfer_id} visible to you")
+        transfer = found[1].transfer
+        accounts = (engine.accounts[transfer.debit_account_id],
+                    engine.accounts[transfer.credit_account_id])
+        if not any(auth.may_see_account(caller, account) for account in accounts):
+            raise ApiError(404, "Not found", f"no settled transfer {transfer_id} visible to you")
+        return _transfer_out(TransferOutcome(transfer.id, None, found[1].timestamp_us))
+
+    @app.post("/v1/reconcile", tags=["operator"], responses={401: _PROBLEM, 403: _PROBLEM})
+    async def reconcile(caller: Caller) -> dict:
+        if caller.role != Role.OPERATOR:
+            raise ApiError(403, "Forbidden", "only the operator reconciles the ledger")
+        report = await asyncio.wrap_future(runner.call(lambda e, _now: e.reconcile()))
+        return {"ok": report.ok, "journal_entries": report.journal_entries,
+                "accounts": report.accounts, "mismatches": report.mismatches,
+                "invariant_violations": report.invariant_violations}
+
+    @app.post("/v1/participants/{bic}/credentials", status_code=201, tags=["operator"],
+              responses={401: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM})
+    async def issue_credential(bic: str, caller: Caller) -> dict:
+        """Issue a credential for a participant; the token is shown in this answer only."""
+        if caller.role != Role.OPERATOR:
+            raise ApiError(403, "Forbidden", "only the operator issues credentials")
+        if bic not in engine.participants:
+            raise ApiError(404, "Not found", f"no participant {bic}")
+        key_id, secret, digest = auth.new_credential()
+        await asyncio.wrap_future(
+            runner.call(lambda e, now: e.issue_credential(key_id, bic, digest, now)))
+        return {"key_id": key_id, "participant_bic": bic, "token": f"{key_id}.{secret}"}
+
+    @app.delete("/v1/credentials/{key_id}", status_code=204, tags=["operator"],
+                responses={401: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM})
+    async def revoke_credential(key_id: str, caller: Caller) -> None:
+        if caller.role != Role.OPERATOR:
+            raise ApiError(403, "Forbidden", "only the operator revokes credentials")
+        if engine.store.credential(key_id) is None:
+            raise ApiError(404, "Not found", f"no credential {key_id}")
+        await asyncio.wrap_future(runner.call(lambda e, now: e.revoke_credential(key_id, now)))
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def on_api_error(_request: Request, error: ApiError) -> JSONResponse:
+        return problem(error.status, error.title, error.detail,
+                       error.rejection.value if error.rejection else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid"}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return problem(422, "Invalid request", f"{where or 'body'}: {first.get('msg')}")
+
+    @app.middleware("http")
+    async def limit_size(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > REQUEST_BYTES_MAX):
+            return problem(413, "Too large", f"request body over {REQUEST_BYTES_MAX} bytes")
+        return await call_next(request)
+
+
+def _authenticate(runner: EngineRunner, header: str) -> auth.Caller:
+    scheme, _, token = header.partition(" ")
+    key_id, _, secret = token.partition(".")
+    if scheme.lower() != "bearer" or not key_id or not secret:
+        raise ApiError(401, "Unauthenticated", "send Authorization: Bearer <key id>.<secret>")
+    engine = runner.engine
+    found = engine.store.credential(key_id)
+    if found is None or found[2] is not None or not auth.token_matches(secret, found[1]):
+        raise ApiError(401, "Unauthenticated", "unknown, revoked or wrong credential")
+    participant = engine.participants.get(found[0])
+    if participant is None:
+        raise ApiError(401, "Unauthenticated", "credential of an unknown participant")
+    return auth.Caller(participant, key_id)
+
+
+def _authorised_transfer(engine, caller: auth.Caller, body: TransferIn) -> Transfer:
+    """Refuse malformed input and foreign accounts before a command exists."""
+    transfer = _transfer_from(body)
+    if body.kind in _RESOLUTIONS:
+        pending = engine.ledger.transfer_of(body.pending_id or "")
+        debit_id = pending.debit_account_id if pending else transfer.debit_account_id
+        credit_id = pending.credit_account_id if pending else transfer.credit_account_id
+    else:
+        debit_id, credit_id = transfer.debit_account_id, transfer.credit_account_id
+    debit, credit = engine.accounts.get(debit_id), engine.accounts.get(credit_id)
+    if debit is None or not auth.may_see_account(caller, debit) or (
+        credit is not None and not auth.may_move(caller, debit, credit)
+    ):
+        raise ApiError(404, "Not found", f"no account {debit_id} that you may debit")
+    return transfer
+
+
+def _transfer_from(body: TransferIn) -> Transfer:
+    amount_minor = 0
+    if body.currency:
+        try:
+            amount_minor = parse_amount(body.amount, body.currency)
+        except (AmountError, CurrencyError) as error:
+            raise ApiError(422, "Invalid amount", str(error)) from None
+    elif body.kind not in _RESOLUTIONS or body.amount not in ("0", ""):
+        raise ApiError(422, "Invalid request", "currency is required with an amount")
+    return Transfer(body.id, body.debit_account_id, body.credit_account_id, amount_minor,
+                    body.currency, body.kind, body.pending_id, body.timeout_s, body.linked)
+
+
+async def _submit(runner: EngineRunner, transfers: list[Transfer]) -> list[TransferOutcome]:
+    try:
+        future = runner.submit(transfers)
+    except RunnerBusyError as error:
+        raise ApiError(503, "Busy", str(error)) from None
+    return await asyncio.wrap_future(future)
+
+
+def _transfer_out(outcome: TransferOutcome) -> TransferOut:
+    rejection = outcome.rejection
+    return TransferOut(id=outcome.id, status="accepted" if rejection is None else "rejected",
+                       rejection=rejection.value if rejection else None,
+                       detail=REJECTION_TEXT[rejection] if rejection else None,
+                       timestamp_us=outcome.timestamp_us)
+
+
+def _balance_out(view: BalanceView) -> BalanceOut:
+    c = view.currency
+    return BalanceOut(
+        account_id=view.account_id, owner_bic=view.owner_bic, currency=c, kind=view.kind,
+        floor=None if view.floor_minor is None else format_amount(view.floor_minor, c),
+        balance=format_amount(view.posted_minor, c),
+        reserved=format_amount(view.debits_pending_minor, c),
+        incoming_reserved=format_amount(view.credits_pending_minor, c),
+        available=format_amount(view.available_minor, c), blocked=view.blocked)
+
+
+def _participant_out(p: Participant) -> ParticipantOut:
+    return ParticipantOut(bic=p.bic, name=p.name, role=p.role.value, country=p.country,
+                          tier=p.tier.value, status=p.status.value, sponsor_bic=p.sponsor_bic,
+                          settlement_currency=p.settlement_currency)
+
+
+def _home_page(participants, journal_entries: int) -> str:
+    agents = sorted((p for p in participants if p.role == Role.SETTLEMENT_AGENT),
+                    key=lambda p: p.settlement_currency or "")
+    rows = "".join(
+        f"<tr><td>{p.settlement_currency}</td><td>{_escape(p.name)}</td><td>{p.bic}</td></tr>"
+        for p in agents
+    )
+    return (
+        "<!doctype html><html lang=en><meta charset=utf-8><title>scopay</title>"
+        "<body style='font-family:sans-serif;max-width:48rem;margin:2rem auto'>"
+        f"<h1>scopay {__version__}</h1><p>Settlement between the SCO states in their own "
+        f"currencies. {journal_entries} journal entries.</p>"
+        "<h2>Settlement currencies</h2><table><tr><th>currency</th><th>settlement agent</th>"
+        f"<th>BIC</th></tr>{rows}</table>"
+        "<p>API: <a href=/docs>/docs</a> (OpenAPI at <a href=/openapi.json>/openapi.json</a>)."
+        " Balances: <code>scopay balances</code> or GET /v1/accounts with a credential.</p>"
+        "</body></html>"
+    )
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,233 @@
+"""The scopay command line: set up, serve, move money, look at balances, prove the ledger.
+
+Every command works on the SQLite database named by --db (default var/scopay.db). Commands
+that write take the database's writer lock, so they refuse to run while `scopay serve` holds
+it: stop the server, or use the HTTP API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from scopay.api.auth import new_credential
+from scopay.domain.ledger import Transfer
+from scopay.domain.money import AmountError, CurrencyError, format_amount, parse_amount
+from scopay.domain.rejection import REJECTION_TEXT
+from scopay.engine.engine import CommandRefused, Engine
+from scopay.reference.network import OPERATOR_BIC, plan_reference_network
+from scopay.store.sqlite import SQLiteStore, StoreLockedError
+
+app = typer.Typer(
+    help="scopay: payment and settlement between the SCO states in their own currencies.",
+    no_args_is_help=True, add_completion=False,
+)
+credentials_app = typer.Typer(help="Issue and revoke API credentials.", no_args_is_help=True)
+app.add_typer(credentials_app, name="credentials")
+console = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[Path, typer.Option("--db", help="SQLite database file.",
+                                        envvar="SCOPAY_DB")]
+DEFAULT_DB = Path("var/scopay.db")
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def open_engine(db: Path) -> Engine:
+    try:
+        return Engine(SQLiteStore(db))
+    except StoreLockedError as error:
+        err.print(f"[red]{error}[/red]: stop `scopay serve` first, or use the HTTP API.")
+        raise typer.Exit(2) from None
+
+
+def seed_reference_network(engine: Engine, at_us: int) -> tuple[int, int, int]:
+    """Admit the SCO reference network, open its accounts, fund the demo banks."""
+    plan = plan_reference_network()
+    engine.admit_participants(plan.participants, at_us)
+    engine.open_accounts(plan.accounts, at_us)
+    outcomes = engine.submit(plan.funding, at_us)
+    refused = [o for o in outcomes if o.rejection is not None]
+    assert not refused, f"reference funding refused: {refused}"
+    return len(plan.participants), len(plan.accounts), len(plan.funding)
+
+
+def issue_credential_file(engine: Engine, bic: str, path: Path, at_us: int) -> str:
+    key_id, secret, digest = new_credential()
+    engine.issue_credential(key_id, bic, digest, at_us)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(f"{key_id}.{secret}\n")
+    return key_id
+
+
+@app.command()
+def init(db: DbOption = DEFAULT_DB,
+         token_file: Annotated[Path | None, typer.Option(
+             help="Where to write the operator's API token (default: beside the database).",
+         )] = None) -> None:
+    """Create the database and seed the SCO reference network (central banks, demo banks)."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(db)
+    try:
+        if engine.participants:
+            err.print(f"[yellow]{db} holds a network already; nothing changed.[/yellow]")
+            raise typer.Exit(1)
+        at = now_us()
+        participants, accounts, fundings = seed_reference_network(engine, at)
+        token_path = token_file or db.with_name("operator.token")
+        key_id = issue_credential_file(engine, OPERATOR_BIC, token_path, at)
+    finally:
+        engine.close()
+    console.print(f"Seeded {participants} participants, {accounts} accounts, "
+                  f"{fundings} funds-in transfers into {db}.")
+    console.print(f"Operator credential {key_id}: token written to {token_path} (mode 600).")
+
+
+@app.command()
+def serve(db: DbOption = DEFAULT_DB,
+          host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="TCP port.")] = 8000) -> None:
+    """Serve the HTTP API (and /docs) on the database; the only writer while it runs."""
+    import uvicorn
+
+    from scopay.api.app import create_app
+    from scopay.engine.runner import EngineRunner
+
+    engine = open_engine(db)
+    runner = EngineRunner(engine, now_us).start()
+    console.print(f"scopay on http://{host}:{port} (API docs /docs), database {db}")
+    try:
+        uvicorn.run(create_app(runner), host=host, port=port, log_level="warning")
+    finally:
+        runner.stop()
+        engine.checkpoint(now_us())
+        engine.close()
+
+
+@app.command()
+def transfer(
+    debit_account: Annotated[int, typer.Argument(help="Account id to debit.")],
+    credit_account: Annotated[int, typer.Argument(help="Account id to credit.")],
+    amount: Annotated[str, typer.Argument(help='Decimal amount, e.g. "1250.00".')],
+    currency: Annotated[str, typer.Argument(help="ISO 4217 code, e.g. CNY.")],
+    transfer_id: Annotated[str | None, typer.Option("--id", help="Transfer id (default: new).")]
+    = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Move money between two accounts of one currency, durably (local operator tool)."""
+    try:
+        amount_minor = parse_amount(amount, currency)
+    except (AmountError, CurrencyError) as error:
+        err.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(2) from None
+    engine = open_engine(db)
+    try:
+        chosen = transfer_id or f"cli-{now_us()}"
+        (outcome,) = engine.submit([Transfer(chosen, debit_account, credit_account, amount_minor,
+                                             currency)], now_us())
+    finally:
+        engine.close()
+    if outcome.rejection is not None:
+        err.print(f"[red]rejected[/red] {outcome.rejection.value}: "
+                  f"{REJECTION_TEXT[outcome.rejection]}")
+        raise typer.Exit(1)
+    console.print(f"accepted {chosen}: {amount} {currency} from {debit_account} to "
+                  f"{credit_account}")
+
+
+@app.command()
+def balances(db: DbOption = DEFAULT_DB,
+             currency: Annotated[str | None, typer.Option(help="Only this currency.")] = None,
+             as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
+             = False) -> None:
+    """Show every account's balance (reads the database; works while the server runs)."""
+    engine = Engine(SQLiteStore(db, lock=False))
+    try:
+        views = [v for v in engine.balances() if currency in (None, v.currency)]
+    finally:
+        engine.close()
+    if as_json:
+        print(json.dumps([{"account_id": v.account_id, "owner_bic": v.owner_bic,
+                           "currency": v.currency, "kind": v.kind,
+                           "balance": format_amount(v.posted_minor, v.currency),
+                           "available": format_amount(v.available_minor, v.currency)}
+                          for v in views], indent=1))
+        return
+    table = Table(title=f"scopay balances ({db})")
+    for column in ("account", "owner", "currency", "kind", "balance", "available", "floor"):
+        table.add_column(column, justify="right" if column in ("balance", "available") else "left",
+                         overflow="fold")
+    for v in views:
+        floor = "none" if v.floor_minor is None else format_amount(v.floor_minor, v.currency)
+        table.add_row(str(v.account_id), v.owner_bic, v.currency, v.kind,
+                      format_amount(v.posted_minor, v.currency),
+                      format_amount(v.available_minor, v.currency), floor)
+    console.print(table)
+
+
+@app.command()
+def reconcile(db: DbOption = DEFAULT_DB) -> None:
+    """Prove the ledger: balances equal the journal, each currency sums to zero, no floor
+    broken. Exit 0 when all hold, 1 otherwise."""
+    engine = Engine(SQLiteStore(db, lock=False))
+    try:
+        report = engine.reconcile()
+    finally:
+        engine.close()
+    console.print(f"{report.journal_entries} journal entries over {report.accounts} accounts; "
+                  f"checkpoint at seq {report.checkpoint_seq}")
+    for line in report.mismatches + report.invariant_violations:
+        err.print(f"[red]{line}[/red]")
+    if not report.ok:
+        raise typer.Exit(1)
+    console.print("[green]reconciled: balances equal the journal, every currency sums to "
+                  "zero, no account below its floor[/green]")
+
+
+@credentials_app.command("issue")
+def credentials_issue(
+    bic: Annotated[str, typer.Argument(help="Participant BIC.")],
+    out: Annotated[Path, typer.Option(help="File to write the token to (mode 600).")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Issue an API credential; the secret is written once to --out and stored hashed."""
+    engine = open_engine(db)
+    try:
+        key_id = issue_credential_file(engine, bic, out, now_us())
+    except CommandRefused as error:
+        err.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        engine.close()
+    console.print(f"credential {key_id} for {bic}: token in {out}")
+
+
+@credentials_app.command("revoke")
+def credentials_revoke(key_id: Annotated[str, typer.Argument(help="Key id to revoke.")],
+                       db: DbOption = DEFAULT_DB) -> None:
+    """Revoke an API credential at once."""
+    engine = open_engine(db)
+    try:
+        engine.revoke_credential(key_id, now_us())
+    except CommandRefused as error:
+        err.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        engine.close()
+    console.print(f"revoked {key_id}")
+
+
+if __name__ == "__main__":
+    app()

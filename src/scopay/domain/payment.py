@@ -1,0 +1,143 @@
+"""Payments: what a bank asks scopay to move, and the states it passes through.
+
+A payment is identified by its UETR and by its sender's instruction and end-to-end ids. Its
+life is a status machine with an explicit table of allowed transitions; every transition is
+recorded with its time and reason, and the tracker shows that history.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from scopay.domain.rejection import Rejection
+
+UETR_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+TEXT_ID_LENGTH_MAX = 35  # ISO 20022 Max35Text
+NAME_LENGTH_MAX = 140  # ISO 20022 Max140Text
+REMITTANCE_LENGTH_MAX = 140
+
+
+class Priority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+
+
+class ChargeBearer(StrEnum):
+    DEBTOR = "DEBT"
+    CREDITOR = "CRED"
+    SHARED = "SHAR"
+    FOLLOWING_SERVICE_LEVEL = "SLEV"
+
+
+class SettlementMethod(StrEnum):
+    GROSS = "gross"
+    NET = "net"
+
+
+class PaymentStatus(StrEnum):
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    SCREENING_HOLD = "screening_hold"
+    QUEUED = "queued"
+    SETTLED = "settled"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    RETURNED = "returned"
+
+
+ALLOWED_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    PaymentStatus.RECEIVED: frozenset({PaymentStatus.ACCEPTED, PaymentStatus.REJECTED}),
+    PaymentStatus.ACCEPTED: frozenset({
+        PaymentStatus.SCREENING_HOLD, PaymentStatus.QUEUED, PaymentStatus.SETTLED,
+        PaymentStatus.REJECTED, PaymentStatus.CANCELLED,
+    }),
+    PaymentStatus.SCREENING_HOLD: frozenset({
+        PaymentStatus.ACCEPTED, PaymentStatus.REJECTED, PaymentStatus.CANCELLED,
+    }),
+    PaymentStatus.QUEUED: frozenset({
+        PaymentStatus.SETTLED, PaymentStatus.REJECTED, PaymentStatus.CANCELLED,
+    }),
+    PaymentStatus.SETTLED: frozenset({PaymentStatus.RETURNED}),
+    PaymentStatus.REJECTED: frozenset(),
+    PaymentStatus.CANCELLED: frozenset(),
+    PaymentStatus.RETURNED: frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PostalAddress:
+    country: str | None = None  # ISO 3166 alpha-2
+    town: str | None = None
+    post_code: str | None = None
+    street: str | None = None
+    building_number: str | None = None
+    address_lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A debtor or creditor: a name, an address, an account (IBAN or other id)."""
+
+    name: str
+    account: str | None = None
+    address: PostalAddress | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    uetr: str
+    instruction_id: str
+    end_to_end_id: str
+    debtor_agent: str  # BIC
+    creditor_agent: str  # BIC
+    debtor: Party
+    creditor: Party
+    settlement_amount_minor: int
+    settlement_currency: str
+    instructed_amount_minor: int | None = None
+    instructed_currency: str | None = None
+    exchange_rate: Decimal | None = None
+    charge_bearer: ChargeBearer = ChargeBearer.SHARED
+    remittance: str | None = None
+    purpose: str | None = None  # ISO external purpose code, e.g. GDDS, SUPP, TRAD
+    priority: Priority = Priority.NORMAL
+    settlement_method: SettlementMethod = SettlementMethod.GROSS
+    earliest_us: int | None = None
+    latest_us: int | None = None
+    reject_by_us: int | None = None
+    message_id: str | None = None  # the sender's message (group header) id
+    sender_bic: str | None = None  # instructing agent, when it differs from the debtor agent
+    intermediary_agents: tuple[str, ...] = ()
+    charges: tuple[tuple[int, str, str], ...] = ()  # (amount_minor, currency, agent BIC)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    status: PaymentStatus
+    at_us: int
+    reason: Rejection | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class PaymentRecord:
+    """A payment with its history; the engine keeps one per UETR."""
+
+    payment: Payment
+    history: list[StatusChange] = field(default_factory=list)
+
+    @property
+    def status(self) -> PaymentStatus:
+        return self.history[-1].status
+
+
+def is_valid_uetr(uetr: str) -> bool:
+    return isinstance(uetr, str) and UETR_PATTERN.fullmatch(uetr) is not None
+
+
+def can_transition(current: PaymentStatus, new: PaymentStatus) -> bool:
+    return new in ALLOWED_TRANSITIONS[current]

@@ -1,0 +1,124 @@
+"""Group commit: one thread owns the engine and turns many callers into few commits.
+
+Callers from any thread (HTTP handlers, CLI, simulator) hand in requests and get a future.
+The runner takes every request waiting, up to BATCH_TRANSFERS_MAX transfers, executes each
+as its own ledger batch, commits them all in one transaction, and only then resolves the
+futures. Under load, one fsync serves thousands of transfers; idle, a lone request commits at
+once. The clock is read here, at the edge, and passed into the engine.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from scopay.domain.ledger import BATCH_TRANSFERS_MAX, Transfer, TransferOutcome
+from scopay.engine.engine import Engine
+
+QUEUE_REQUESTS_MAX = 100_000  # requests waiting before callers are refused (back-pressure)
+
+
+_EMPTY = object()  # nothing waiting
+
+
+class RunnerBusyError(RuntimeError):
+    """The runner's queue is full: the caller should retry later (HTTP 503)."""
+
+
+class EngineRunner:
+    def __init__(self, engine: Engine, clock_us: Callable[[], int]) -> None:
+        self.engine = engine
+        self._clock_us = clock_us
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_REQUESTS_MAX)
+        self._thread = threading.Thread(target=self._run, name="scopay-engine", daemon=True)
+        self._stopped = threading.Event()
+        self._held: Any = _EMPTY
+
+    def start(self) -> EngineRunner:
+        self._thread.start()
+        return self
+
+    def submit(self, transfers: Sequence[Transfer]) -> Future[list[TransferOutcome]]:
+        """Queue one request (a ledger batch); the future resolves once it is durable."""
+        if len(transfers) > BATCH_TRANSFERS_MAX:
+            raise ValueError(f"at most {BATCH_TRANSFERS_MAX} transfers in one request")
+        return self._put(("transfers", list(transfers)))
+
+    def call(self, command: Callable[[Engine, int], Any]) -> Future[Any]:
+        """Run an administrative command on the engine thread with the current time."""
+        return self._put(("call", command))
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _put(self, item: tuple) -> Future:
+        if self._stopped.is_set():
+            raise RuntimeError("the engine runner has stopped")
+        future: Future = Future()
+        try:
+            self._queue.put_nowait((item, future))
+        except queue.Full:
+            raise RunnerBusyError("scopay is at capacity; retry shortly") from None
+        return future
+
+    def _run(self) -> None:
+        while True:
+            item = self._next(block=True)
+            if item is None:
+                self._stopped.set()
+                return
+            (kind, payload), future = item
+            if kind == "call":
+                self._run_call(payload, future)
+                continue
+            self._run_transfers(self._gather([(payload, future)], len(payload)))
+
+    def _gather(self, requests: list, size: int) -> list:
+        """Add every waiting transfer request that fits into the same commit."""
+        while size < BATCH_TRANSFERS_MAX:
+            item = self._next(block=False)
+            if item is _EMPTY:
+                break
+            if item is None or item[0][0] != "transfers" or (
+                size + len(item[0][1]) > BATCH_TRANSFERS_MAX
+            ):
+                self._held = item  # handled next, in order
+                break
+            requests.append((item[0][1], item[1]))
+            size += len(item[0][1])
+        return requests
+
+    def _next(self, block: bool) -> Any:
+        if self._held is not _EMPTY:
+            item, self._held = self._held, _EMPTY
+            return item
+        if block:
+            return self._queue.get()
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return _EMPTY
+
+    def _run_transfers(self, requests: list) -> None:
+        try:
+            answers = self.engine.submit_many([r for r, _ in requests], self._clock_us())
+        except BaseException as error:  # the engine rebuilt itself; every caller must know
+            for _, future in requests:
+                future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        for (_, future), outcomes in zip(requests, answers, strict=True):
+            future.set_result(outcomes)
+
+    def _run_call(self, command: Callable[[Engine, int], Any], future: Future) -> None:
+        try:
+            result = command(self.engine, self._clock_us())
+        except BaseException as error:  # handed to the caller, who decides what it means
+            future.set_exception(error)
+        else:
+            future.set_result(result)
