@@ -1,0 +1,70 @@
+"""A real scopay server on loopback for API tests: seeded network, real HTTP, real SQLite."""
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from scopay.api.app import create_app
+from scopay.api.auth import new_credential
+from scopay.cli.main import seed_reference_network
+from scopay.engine.engine import Engine
+from scopay.engine.runner import EngineRunner
+from scopay.store.sqlite import SQLiteStore
+
+STARTUP_S_MAX = 20
+
+
+@dataclass
+class LiveServer:
+    url: str
+    engine: Engine
+    tokens: dict[str, str]  # BIC -> bearer token
+    key_ids: dict[str, str]
+
+    def client(self, bic: str | None) -> httpx.Client:
+        headers = {} if bic is None else {"Authorization": f"Bearer {self.tokens[bic]}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def account_of(self, bic: str, currency: str) -> int:
+        return next(a.id for a in self.engine.accounts.values()
+                    if a.owner_bic == bic and a.currency == currency)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory):
+    """One server per test module: tests use their own transfer ids and compare balances
+    before and after themselves, so they do not depend on each other."""
+    engine = Engine(SQLiteStore(tmp_path_factory.mktemp("api") / "api.db"))
+    seed_reference_network(engine, 1)
+    tokens, key_ids = {}, {}
+    for bic in ("SCOPCNX0", "DEMACNX0", "DEMBCNX0", "DEMARUX0", "PBOCCNBJ"):
+        key_id, secret, digest = new_credential()
+        engine.issue_credential(key_id, bic, digest, 2)
+        tokens[bic], key_ids[bic] = f"{key_id}.{secret}", key_id
+    runner = EngineRunner(engine, lambda: time.time_ns() // 1000)
+    runner.start()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(runner), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_S_MAX
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.01)
+    yield LiveServer(f"http://127.0.0.1:{port}", engine, tokens, key_ids)
+    server.should_exit = True
+    thread.join()
+    runner.stop()
+    engine.close()
