@@ -1,0 +1,107 @@
+"""The whole system as an operator runs it: `scopay serve` killed with SIGKILL under load by
+concurrent HTTP clients; after restart every acknowledged transfer is there exactly once."""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+SCOPAY = Path(sys.executable).parent / "scopay"
+STARTUP_S_MAX = 60
+CLIENTS = 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db: Path, port: int) -> subprocess.Popen:
+    server = subprocess.Popen([str(SCOPAY), "serve", "--db", str(db), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + STARTUP_S_MAX
+    while True:
+        assert server.poll() is None, server.stderr.read().decode()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "scopay serve did not answer /health"
+        time.sleep(0.05)  # polling for readiness, not timing anything
+
+
+def post_until_refused(url: str, token: str, worker: int, acknowledged: list, stop) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+        n = 0
+        while not stop.is_set():
+            transfer_id = f"w{worker}-{n}"
+            body = {"id": transfer_id, "debit_account_id": 11, "credit_account_id": 12,
+                    "amount": "0.01", "currency": "CNY"}
+            try:
+                answer = client.post("/v1/transfers", json=body)
+            except httpx.TransportError:
+                return  # the server is gone
+            if answer.status_code == 201:
+                acknowledged.append(transfer_id)
+            n += 1
+
+
+@pytest.mark.slow
+def test_served_transfers_survive_sigkill_of_the_server(tmp_path):
+    db = tmp_path / "served.db"
+    subprocess.run([str(SCOPAY), "init", "--db", str(db)], check=True, capture_output=True)
+    operator_token = db.with_name("operator.token").read_text().strip()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(db, port)
+    try:
+        issued = httpx.post(f"{url}/v1/participants/DEMACNX0/credentials",
+                            headers={"Authorization": f"Bearer {operator_token}"}).json()
+        acknowledged: list[str] = []
+        stop = threading.Event()
+        workers = [threading.Thread(target=post_until_refused,
+                                    args=(url, issued["token"], w, acknowledged, stop))
+                   for w in range(CLIENTS)]
+        for worker in workers:
+            worker.start()
+        while len(acknowledged) < 300:
+            assert all(w.is_alive() for w in workers)
+            time.sleep(0.005)  # let the client threads run; polling, not timing
+        os.kill(server.pid, signal.SIGKILL)
+        stop.set()
+        for worker in workers:
+            worker.join()
+    finally:
+        server.kill()
+        server.wait()
+
+    server = start_server(db, port)
+    try:
+        headers = {"Authorization": f"Bearer {operator_token}"}
+        with httpx.Client(base_url=url, headers=headers) as client:
+            missing = [t for t in acknowledged
+                       if client.get(f"/v1/transfers/{t}").status_code != 200]
+            report = client.post("/v1/reconcile").json()
+            balance = client.get("/v1/accounts/11").json()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert missing == []
+    assert report["ok"], report
+    # Each settled transfer moved 0.01 exactly once: the balance moved by the number of
+    # journal rows, which include every acknowledged one (unacknowledged ones may have landed).
+    with sqlite3.connect(db) as raw:
+        settled = raw.execute("SELECT count(*) FROM journal WHERE id LIKE 'w%'").fetchone()[0]
+    moved_minor = 10_000_000_00 - int(balance["balance"].replace(".", ""))
+    assert moved_minor == settled >= len(acknowledged)
