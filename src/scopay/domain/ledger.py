@@ -108,6 +108,7 @@ class ExecuteResult:
     outcomes: list[TransferOutcome]
     journal: list[JournalEntry]
     rejections: list[RejectionRecord]
+    remember_refusals: bool = True
 
 
 class Ledger:
@@ -157,15 +158,19 @@ class Ledger:
 
     # -- execution ----------------------------------------------------------------------
 
-    def execute(self, transfers: Sequence[Transfer], timestamp_us: int) -> ExecuteResult:
+    def execute(self, transfers: Sequence[Transfer], timestamp_us: int, *,
+                remember_refusals: bool = True) -> ExecuteResult:
         """Decide and apply a batch in order; return outcomes and what to make durable.
 
         A plain posted transfer that passes every rule is decided and applied inline: this
         loop is the engine's hot path. Anything else, and any transfer that breaks a rule,
         goes through `_execute_single`, which checks every rule in precedence order.
+
+        With remember_refusals=False a refused id stays free: settlement of a queued payment
+        may try again later under the same ledger id (the payment layer has its own ids).
         """
         assert len(transfers) <= BATCH_TRANSFERS_MAX, "batch larger than BATCH_TRANSFERS_MAX"
-        result = ExecuteResult([], [], [])
+        result = ExecuteResult([], [], [], remember_refusals)
         known = self._known
         balance_of = self.balances.get
         accept_entry = result.journal.append
@@ -223,6 +228,49 @@ class Ledger:
             return end
         self._execute_chain(transfers[start:end + 1], timestamp_us, result)
         return end + 1
+
+    def execute_simultaneous(self, transfers: Sequence[Transfer], timestamp_us: int, *,
+                             remember_refusals: bool = True) -> ExecuteResult:
+        """Settle posted transfers at one instant, all or none.
+
+        Each transfer is checked on its own except for the floor, which is checked once on
+        the net result: a set of payments that offset each other (A pays B, B pays C, C pays
+        A) settles even when no single one of them is covered. Liquidity saving uses this.
+        """
+        assert len(transfers) <= BATCH_TRANSFERS_MAX, "batch larger than BATCH_TRANSFERS_MAX"
+        result = ExecuteResult([], [], [], remember_refusals)
+        failed_at, failure = self._check_simultaneous(transfers)
+        if failure is not None:
+            for position, transfer in enumerate(transfers):
+                reason = failure if position == failed_at else Rejection.LINKED_EVENT_FAILED
+                self._refuse(transfer, reason, timestamp_us, result)
+            return result
+        # -- decided: nothing below may fail --
+        for transfer in transfers:
+            self._apply(transfer, timestamp_us, undo=None)
+            self._accept(transfer, timestamp_us, result)
+        return result
+
+    def _check_simultaneous(self, transfers: Sequence[Transfer]) -> tuple[int, Rejection | None]:
+        seen: set[str] = set()
+        net: dict[int, int] = {}
+        first_debit: dict[int, int] = {}
+        for position, t in enumerate(transfers):
+            if t.kind is not TransferKind.POSTED or t.id in self._known or t.id in seen:
+                return position, Rejection.LINKED_EVENT_FAILED
+            rejection = self._check_posted(t, floor_checked=False)
+            if rejection is not None:
+                return position, rejection
+            seen.add(t.id)
+            net[t.debit_account_id] = net.get(t.debit_account_id, 0) - t.amount_minor
+            net[t.credit_account_id] = net.get(t.credit_account_id, 0) + t.amount_minor
+            first_debit.setdefault(t.debit_account_id, position)
+        for account_id, change in net.items():
+            balance = self.balances[account_id]
+            floor = balance.floor_minor
+            if change < 0 and floor is not None and balance.available_minor + change < floor:
+                return first_debit[account_id], Rejection.INSUFFICIENT_LIQUIDITY
+        return -1, None
 
     def expire_pending(self, now_us: int) -> list[JournalEntry]:
         """Release every reservation whose timeout has passed; return the journal entries."""
@@ -313,7 +361,7 @@ class Ledger:
             else:
                 self._refuse(transfer, reason, timestamp_us, result)
 
-    def _check_posted(self, t: Transfer) -> Rejection | None:
+    def _check_posted(self, t: Transfer, floor_checked: bool = True) -> Rejection | None:
         if not (t.id.__class__ is str and _is_valid_id(t.id)):
             return Rejection.ID_INVALID
         amount = t.amount_minor
@@ -335,7 +383,7 @@ class Ledger:
         credit = self.balances.get(t.credit_account_id)
         if credit is None:
             return Rejection.CREDIT_ACCOUNT_NOT_FOUND
-        return self._check_movement(t, debit, credit, amount)
+        return self._check_movement(t, debit, credit, amount if floor_checked else 0)
 
     def check(self, t: Transfer, timestamp_us: int) -> Rejection | None:
         """The first rule a new transfer breaks against the current state, or None."""
@@ -501,6 +549,8 @@ class Ledger:
         result.outcomes.append(outcome)
         if rejection is Rejection.ID_INVALID or not isinstance(t.id, str):
             return  # no usable id to remember it by
+        if not result.remember_refusals:
+            return
         if t.id in self._known:
             return  # a duplicate id inside one chain: the first keeps its outcome
         record = RejectionRecord(t, rejection, timestamp_us)

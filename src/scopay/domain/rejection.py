@@ -46,6 +46,13 @@ class Rejection(StrEnum):
     CREDIT_ACCOUNT_BLOCKED = "credit_account_blocked"
     OVERFLOWS_BALANCE = "overflows_balance"
     INSUFFICIENT_LIQUIDITY = "insufficient_liquidity"
+    # Payments (before and after the ledger):
+    PAYMENT_EXISTS_WITH_DIFFERENT_CONTENT = "payment_exists_with_different_content"
+    DEBTOR_AGENT_UNKNOWN = "debtor_agent_unknown"
+    CREDITOR_AGENT_UNKNOWN = "creditor_agent_unknown"
+    NO_SETTLEMENT_ACCOUNT = "no_settlement_account"
+    QUEUE_FULL = "queue_full"
+    REJECT_TIME_PASSED = "reject_time_passed"
 
 
 REJECTION_TEXT: dict[Rejection, str] = {
@@ -88,5 +95,15 @@ REJECTION_TEXT: dict[Rejection, str] = {
     Rejection.CREDIT_ACCOUNT_BLOCKED: "credit account is blocked (its holder is suspended)",
     Rejection.OVERFLOWS_BALANCE: "the balance would leave the range scopay holds",
     Rejection.INSUFFICIENT_LIQUIDITY: "debit account lacks the funds above its floor",
+    Rejection.PAYMENT_EXISTS_WITH_DIFFERENT_CONTENT: (
+        "a payment with this UETR or instruction id exists with other content"
+    ),
+    Rejection.DEBTOR_AGENT_UNKNOWN: "the debtor agent is not a scopay participant",
+    Rejection.CREDITOR_AGENT_UNKNOWN: "the creditor agent is not a scopay participant",
+    Rejection.NO_SETTLEMENT_ACCOUNT: (
+        "an agent (or its sponsor) has no settlement account in the settlement currency"
+    ),
+    Rejection.QUEUE_FULL: "the settlement queue is full",
+    Rejection.REJECT_TIME_PASSED: "the payment did not settle before its reject-by time",
 }
 assert set(REJECTION_TEXT) == set(Rejection), "every rejection needs its text"

@@ -1,0 +1,382 @@
+"""Real-time gross settlement: settle at once when covered, else queue; liquidity saving.
+
+A payment order settles at once when its debtor account covers it and nothing of higher
+priority (or, for urgent and high, of the same priority) waits ahead of it for the same
+debtor. Otherwise it waits in the debtor's queue: FIFO per priority, urgent before high before
+normal. Normal payments may bypass FIFO (a later normal payment that is covered settles while
+an earlier, larger one waits), as the operator configures.
+
+Liquidity saving:
+- bilateral offsetting: a payment that is not covered alone settles together with queued
+  payments coming the other way, when the pair (or more) is covered on the net;
+- receipt-reactive release: when money arrives on an account, its queue is tried again;
+- multilateral gridlock resolution (domain/gridlock.py), on demand and at intervals.
+
+Limits and reservations apply to what a payment may use: urgent payments use all available
+liquidity; high payments leave the urgent reservation alone; normal payments leave both
+reservations alone and stay within the debtor's bilateral and multilateral limits.
+
+Everything here is pure: balances come from the Ledger, settlement goes through it, time is an
+argument, and each step returns what happened for the engine to make durable.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from scopay.domain.gridlock import QueuedPayment, resolve_gridlock
+from scopay.domain.ledger import ExecuteResult, Ledger, Transfer
+from scopay.domain.payment import Priority
+from scopay.domain.rejection import Rejection
+
+PAYMENT_TRANSFER_PREFIX = "pay/"  # ledger ids of settled payments: "pay/<uetr>"
+QUEUE_ORDERS_MAX = 1_000_000
+OFFSET_CANDIDATES_MAX = 64  # queued counter-payments weighed when offsetting one payment
+RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}
+_NO_FLOOR = -(2**63)  # an issuance account, for the resolution's arithmetic
+
+
+class WaitReason(StrEnum):
+    """Why a payment waits in the queue (ISO 20022 pending reasons map from these)."""
+
+    EARLIEST_TIME = "earliest_time_not_reached"
+    AHEAD_IN_QUEUE = "higher_or_earlier_payment_waiting"
+    INSUFFICIENT_LIQUIDITY = "insufficient_liquidity"
+    BILATERAL_LIMIT = "bilateral_limit"
+    MULTILATERAL_LIMIT = "multilateral_limit"
+
+
+@dataclass(slots=True)
+class Order:
+    """A payment as settlement sees it: who pays whom, how much, how urgently, by when."""
+
+    uetr: str
+    debtor_account: int
+    creditor_account: int
+    amount_minor: int
+    currency: str
+    priority: Priority
+    sequence: int = 0
+    earliest_us: int | None = None
+    latest_us: int | None = None
+    reject_by_us: int | None = None
+
+    @property
+    def rank(self) -> int:
+        return RANK[self.priority]
+
+    @property
+    def transfer_id(self) -> str:
+        return PAYMENT_TRANSFER_PREFIX + self.uetr
+
+
+@dataclass(slots=True)
+class AccountPolicy:
+    reserved_urgent_minor: int = 0
+    reserved_high_minor: int = 0
+    bilateral_limits: dict[int, int] = field(default_factory=dict)  # creditor account -> limit
+    multilateral_limit_minor: int | None = None
+
+
+@dataclass
+class Step:
+    """What one RTGS step did, in order: for the engine to record and make durable."""
+
+    settled: list[Order] = field(default_factory=list)
+    queued: list[tuple[Order, WaitReason]] = field(default_factory=list)
+    rejected: list[tuple[Order, Rejection]] = field(default_factory=list)
+    ledger: ExecuteResult = field(default_factory=lambda: ExecuteResult([], [], []))
+
+    def absorb(self, result: ExecuteResult) -> None:
+        self.ledger.outcomes.extend(result.outcomes)
+        self.ledger.journal.extend(result.journal)
+        self.ledger.rejections.extend(result.rejections)
+
+
+class Rtgs:
+    """Queues, limits and liquidity saving over one Ledger (every currency)."""
+
+    def __init__(self, ledger: Ledger, *, bypass_fifo_normal: bool = True,
+                 respect_priority_in_resolution: bool = True) -> None:
+        self.ledger = ledger
+        self.bypass_fifo_normal = bypass_fifo_normal
+        self.respect_priority_in_resolution = respect_priority_in_resolution
+        self.orders: dict[str, Order] = {}  # queued, by UETR
+        self.queues: dict[int, list[Order]] = {}  # debtor account -> orders by (rank, sequence)
+        self.policies: dict[int, AccountPolicy] = {}
+        self.positions: dict[tuple[int, int], int] = {}  # (debtor, creditor) -> net sent
+        self.multilateral_positions: dict[int, int] = {}
+        self._next_sequence = 1
+        self._front_sequence = 0
+
+    # -- entering ---------------------------------------------------------------------------
+
+    def submit(self, order: Order, now_us: int) -> Step:
+        """Settle the new order at once if it may, else offset it, else queue it."""
+        assert order.uetr not in self.orders, "an order enters the queue once"
+        step = Step()
+        if order.reject_by_us is not None and now_us >= order.reject_by_us:
+            step.rejected.append((order, Rejection.REJECT_TIME_PASSED))
+            return step
+        if len(self.orders) >= QUEUE_ORDERS_MAX:
+            step.rejected.append((order, Rejection.QUEUE_FULL))
+            return step
+        order.sequence = self._take_sequence()
+        wait = self._wait_reason(order, now_us, entering=True)
+        if wait is None:
+            self._settle_alone(order, now_us, step)
+        elif wait is WaitReason.INSUFFICIENT_LIQUIDITY and self._offset(order, now_us, step):
+            pass
+        else:
+            self._enqueue(order)
+            step.queued.append((order, wait))
+        self._release({o.creditor_account for o in step.settled}, now_us, step)
+        return step
+
+    # -- queue management --------------------------------------------------------------------
+
+    def cancel(self, uetr: str) -> Order | None:
+        order = self.orders.pop(uetr, None)
+        if order is not None:
+            self.queues[order.debtor_account].remove(order)
+        return order
+
+    def change_priority(self, uetr: str, priority: Priority, now_us: int) -> Step:
+        order = self.cancel(uetr)
+        assert order is not None, "only a queued payment changes priority"
+        order.priority = priority
+        self._enqueue(order)
+        return self.release([order.debtor_account], now_us)
+
+    def move(self, uetr: str, to_front: bool, now_us: int) -> Step:
+        """Put a queued payment first (or last) among those of its debtor and priority."""
+        order = self.cancel(uetr)
+        assert order is not None, "only a queued payment moves"
+        if to_front:
+            self._front_sequence -= 1
+            order.sequence = self._front_sequence
+        else:
+            order.sequence = self._take_sequence()
+        self._enqueue(order)
+        return self.release([order.debtor_account], now_us)
+
+    def set_times(self, uetr: str, latest_us: int | None, reject_by_us: int | None) -> None:
+        order = self.orders[uetr]
+        order.latest_us, order.reject_by_us = latest_us, reject_by_us
+
+    def set_policy(self, account_id: int, policy: AccountPolicy, now_us: int) -> Step:
+        self.policies[account_id] = policy
+        return self.release([account_id], now_us)
+
+    # -- time and liquidity ---------------------------------------------------------------
+
+    def tick(self, now_us: int) -> Step:
+        """Reject what passed its reject-by time; try what reached its earliest time."""
+        step = Step()
+        for order in [o for o in self.orders.values()
+                      if o.reject_by_us is not None and now_us >= o.reject_by_us]:
+            self.cancel(order.uetr)
+            step.rejected.append((order, Rejection.REJECT_TIME_PASSED))
+        due = {o.debtor_account for o in self.orders.values()
+               if o.earliest_us is not None and o.earliest_us <= now_us}
+        self._release(due, now_us, step)
+        return step
+
+    def release(self, accounts: Iterable[int], now_us: int) -> Step:
+        """Try the queues of accounts whose liquidity (or limits) changed."""
+        step = Step()
+        self._release(set(accounts), now_us, step)
+        return step
+
+    def resolve(self, now_us: int, currency: str | None = None) -> Step:
+        """Multilateral gridlock resolution over every queued payment (of one currency)."""
+        step = Step()
+        currencies = {o.currency for o in self.orders.values()} if currency is None else {currency}
+        for code in sorted(currencies):
+            self._resolve_currency(code, now_us, step)
+        return step
+
+    # -- deciding ---------------------------------------------------------------------------
+
+    def _wait_reason(self, order: Order, now_us: int, entering: bool) -> WaitReason | None:
+        if order.earliest_us is not None and now_us < order.earliest_us:
+            return WaitReason.EARLIEST_TIME
+        if entering and self._blocked_by_queue(order):
+            return WaitReason.AHEAD_IN_QUEUE
+        return self._cover_reason(order, order.amount_minor)
+
+    def _blocked_by_queue(self, order: Order) -> bool:
+        rank = order.rank
+        for waiting in self.queues.get(order.debtor_account, ()):
+            if waiting.rank > rank:
+                break
+            if waiting.rank < rank or rank < 2 or not self.bypass_fifo_normal:
+                return True
+        return False
+
+    def _cover_reason(self, order: Order, outflow_minor: int) -> WaitReason | None:
+        """Is `outflow_minor` more leaving the debtor covered for an order of this rank?"""
+        balance = self.ledger.balances.get(order.debtor_account)
+        if balance is None:
+            return None  # the ledger refuses it with the precise reason
+        policy = self.policies.get(order.debtor_account)
+        rank = order.rank
+        reserved = 0
+        if policy is not None and rank >= 1:
+            reserved = policy.reserved_urgent_minor
+            if rank == 2:
+                reserved += policy.reserved_high_minor
+        floor = balance.floor_minor
+        if floor is not None and balance.available_minor - reserved - outflow_minor < floor:
+            return WaitReason.INSUFFICIENT_LIQUIDITY
+        if rank == 2 and policy is not None and outflow_minor > 0:
+            return self._limit_reason(order, policy, outflow_minor)
+        return None
+
+    def _limit_reason(self, order: Order, policy: AccountPolicy,
+                      outflow_minor: int) -> WaitReason | None:
+        limit = policy.bilateral_limits.get(order.creditor_account)
+        if limit is not None:
+            position = self.positions.get((order.debtor_account, order.creditor_account), 0)
+            if position + outflow_minor > limit:
+                return WaitReason.BILATERAL_LIMIT
+        elif policy.multilateral_limit_minor is not None:
+            position = self.multilateral_positions.get(order.debtor_account, 0)
+            if position + outflow_minor > policy.multilateral_limit_minor:
+                return WaitReason.MULTILATERAL_LIMIT
+        return None
+
+    # -- settling ---------------------------------------------------------------------------
+
+    def _settle_alone(self, order: Order, now_us: int, step: Step) -> bool:
+        transfer = Transfer(order.transfer_id, order.debtor_account, order.creditor_account,
+                            order.amount_minor, order.currency)
+        result = self.ledger.execute([transfer], now_us, remember_refusals=False)
+        return self._record(result, [order], step)
+
+    def _settle_together(self, orders: list[Order], now_us: int, step: Step) -> bool:
+        transfers = [Transfer(o.transfer_id, o.debtor_account, o.creditor_account,
+                              o.amount_minor, o.currency, linked=n < len(orders) - 1)
+                     for n, o in enumerate(orders)]
+        result = self.ledger.execute_simultaneous(transfers, now_us, remember_refusals=False)
+        return self._record(result, orders, step)
+
+    def _record(self, result: ExecuteResult, orders: list[Order], step: Step) -> bool:
+        step.absorb(result)
+        if result.journal:
+            for order in orders:
+                self.cancel(order.uetr)  # no-op for a payment that never queued
+                self._track_positions(order)
+                step.settled.append(order)
+            return True
+        for order, outcome in zip(orders, result.outcomes, strict=True):
+            if outcome.rejection is not Rejection.LINKED_EVENT_FAILED:
+                self.cancel(order.uetr)
+                step.rejected.append((order, outcome.rejection))
+        return False
+
+    def _track_positions(self, order: Order) -> None:
+        debtor, creditor, amount = order.debtor_account, order.creditor_account, order.amount_minor
+        if order.rank == 2:
+            self.positions[(debtor, creditor)] = self.positions.get((debtor, creditor), 0) + amount
+            policy = self.policies.get(debtor)
+            if policy is None or creditor not in policy.bilateral_limits:
+                self.multilateral_positions[debtor] = (
+                    self.multilateral_positions.get(debtor, 0) + amount)
+        self.positions[(creditor, debtor)] = self.positions.get((creditor, debtor), 0) - amount
+        policy = self.policies.get(creditor)
+        if policy is None or debtor not in policy.bilateral_limits:
+            self.multilateral_positions[creditor] = (
+                self.multilateral_positions.get(creditor, 0) - amount)
+
+    def _offset(self, order: Order, now_us: int, step: Step) -> bool:
+        """Settle the order with queued payments the other way when the net is covered."""
+        against = [o for o in self.queues.get(order.creditor_account, ())
+                   if o.creditor_account == order.debtor_account and o.currency == order.currency
+                   and (o.earliest_us is None or o.earliest_us <= now_us)]
+        against = against[:OFFSET_CANDIDATES_MAX]
+        while against:
+            incoming = sum(o.amount_minor for o in against)
+            debtor_ok = self._cover_reason(order, order.amount_minor - incoming) is None
+            creditor_ok = self._cover_reason(against[0], incoming - order.amount_minor) is None
+            if debtor_ok and creditor_ok:
+                return self._settle_together([order, *against], now_us, step)
+            if not debtor_ok:
+                return False  # fewer counter-payments only make it worse for the debtor
+            against.pop()  # the creditor pays too much back: offset less
+        return False
+
+    def _release(self, accounts: set[int], now_us: int, step: Step) -> None:
+        """Receipt-reactive: try queues of accounts that received money, cascading."""
+        # Terminates: an account goes back on the list only when a payment settled, and
+        # every settlement takes a payment out of the queue for good.
+        work = sorted(accounts)
+        while work:
+            account = work.pop()
+            for order in self._settle_from_queue(account, now_us, step):
+                work.append(order.creditor_account)
+
+    def _settle_from_queue(self, account: int, now_us: int, step: Step) -> list[Order]:
+        settled = []
+        for order in list(self.queues.get(account, ())):
+            if order.earliest_us is not None and now_us < order.earliest_us:
+                continue  # not yet active: neither settles nor blocks
+            if self._cover_reason(order, order.amount_minor) is None:
+                if self._settle_alone(order, now_us, step):
+                    settled.append(order)
+                continue
+            if order.rank < 2 or not self.bypass_fifo_normal:
+                break  # FIFO: nothing behind an uncovered urgent/high payment settles
+        return settled
+
+    def _resolve_currency(self, currency: str, now_us: int, step: Step) -> None:
+        active = [o for o in self.orders.values() if o.currency == currency
+                  and (o.earliest_us is None or o.earliest_us <= now_us)]
+        if not active:
+            return
+        accounts = {o.debtor_account for o in active} | {o.creditor_account for o in active}
+        balances, floors = {}, {}
+        for account in accounts:
+            balance = self.ledger.balances[account]
+            reserved = self._reserved_for_normal(account)
+            balances[account] = balance.available_minor - reserved
+            floors[account] = _NO_FLOOR if balance.floor_minor is None else balance.floor_minor
+        queue = [QueuedPayment(o.uetr, o.debtor_account, o.creditor_account, o.amount_minor,
+                               o.rank, o.sequence) for o in active]
+        resolution = resolve_gridlock(balances, floors, queue,
+                                      respect_priority=self.respect_priority_in_resolution)
+        if resolution.settle:
+            chosen = [self.orders[uetr] for uetr in resolution.settle]
+            self._settle_together(chosen, now_us, step)
+
+    def _reserved_for_normal(self, account: int) -> int:
+        """Resolution treats every payment as normal: both reservations stay untouched."""
+        policy = self.policies.get(account)
+        if policy is None:
+            return 0
+        return policy.reserved_urgent_minor + policy.reserved_high_minor
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _enqueue(self, order: Order) -> None:
+        self.orders[order.uetr] = order
+        insort(self.queues.setdefault(order.debtor_account, []), order,
+               key=lambda o: (o.rank, o.sequence))
+
+    def _take_sequence(self) -> int:
+        sequence = self._next_sequence
+        self._next_sequence += 1
+        return sequence
+
+    def restore(self, order: Order) -> None:
+        """Put back a queued order as it was (recovery)."""
+        self._next_sequence = max(self._next_sequence, order.sequence + 1)
+        self._front_sequence = min(self._front_sequence, order.sequence)
+        self._enqueue(order)
+
+    def restore_settled(self, order: Order) -> None:
+        """Count a payment settled earlier in the limits' positions (recovery)."""
+        self._track_positions(order)
