@@ -125,14 +125,30 @@ class StatusChange:
 
 @dataclass(slots=True)
 class PaymentRecord:
-    """A payment with its history; the engine keeps one per UETR."""
+    """A payment with its history and settlement routing; the engine keeps one per UETR."""
 
     payment: Payment
+    sender_bic: str
     history: list[StatusChange] = field(default_factory=list)
+    debtor_account: int | None = None  # settlement accounts (a sponsor's for an indirect)
+    creditor_account: int | None = None
+    sequence: int = 0
+    priority: Priority = Priority.NORMAL  # current: the queue may change it
+    latest_us: int | None = None
+    reject_by_us: int | None = None
 
     @property
     def status(self) -> PaymentStatus:
         return self.history[-1].status
+
+    def move_to(self, status: PaymentStatus, at_us: int, reason: Rejection | None = None,
+                detail: str | None = None) -> StatusChange:
+        """Record a transition; the table of allowed transitions is the law."""
+        if self.history:
+            assert can_transition(self.status, status), f"{self.status} -> {status}"
+        change = StatusChange(status, at_us, reason, detail)
+        self.history.append(change)
+        return change
 
 
 def is_valid_uetr(uetr: str) -> bool:
@@ -141,3 +157,6 @@ def is_valid_uetr(uetr: str) -> bool:
 
 def can_transition(current: PaymentStatus, new: PaymentStatus) -> bool:
     return new in ALLOWED_TRANSITIONS[current]
+
+
+TERMINAL_STATUSES = frozenset(s for s, nexts in ALLOWED_TRANSITIONS.items() if not nexts)

@@ -26,6 +26,8 @@ from scopay.domain.ledger import (
 )
 from scopay.domain.money import CURRENCIES
 from scopay.domain.participant import Participant, Status, check_participant
+from scopay.domain.rtgs import Rtgs
+from scopay.engine.payments import PaymentOperations, _Changes
 from scopay.engine.port import Store
 
 
@@ -92,8 +94,9 @@ class ReconcileReport:
         return not self.mismatches and not self.invariant_violations
 
 
-class Engine:
-    """Single writer over one store. Not thread-safe: one thread calls it (see runner)."""
+class Engine(PaymentOperations):
+    """The single writer over one store. Thread-safe by one lock; the runner gives it one
+    thread so that concurrent callers share commits."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -123,6 +126,9 @@ class Engine:
             self._journal_count += 1
         for record in self.store.rejections():
             self.ledger.remember_rejection(record)
+        self._account_index = {account_key(a): a.id for a in self.accounts.values()}
+        self.rtgs = Rtgs(self.ledger)
+        self._recover_payments()
 
     # -- transfers ------------------------------------------------------------------------
 
@@ -147,8 +153,26 @@ class Engine:
                 journal.extend(result.journal)
                 rejections.extend(result.rejections)
                 answers.append(result.outcomes)
-            self._commit(journal, rejections)
+            if self.rtgs.orders:
+                self._release_queues(journal, rejections, timestamp_us)
+            else:
+                self._commit(journal, rejections)
             return answers
+
+    def _release_queues(self, journal: list, rejections: list, timestamp_us: int) -> None:
+        """Money arrived by plain transfers: queued payments of those accounts may settle."""
+        changes = _Changes(journal=journal)
+        self._apply_step(self.rtgs.tick(timestamp_us), timestamp_us, changes)
+        credited = {entry.transfer.credit_account_id for entry in journal}
+        self._apply_step(self.rtgs.release(credited, timestamp_us), timestamp_us, changes)
+        try:
+            self.store.commit(changes.journal, rejections,
+                              payments=list(changes.records.values()),
+                              payment_events=changes.events, notices=changes.notices)
+        except BaseException:
+            self._recover()
+            raise
+        self._journal_count += len(changes.journal)
 
     def expire(self, now_us: int) -> int:
         """Release reservations whose timeout has passed; return how many."""
@@ -204,6 +228,7 @@ class Engine:
         self.accounts = opened
         for account in accounts:
             self.ledger.open_account(account)
+            self._account_index[account_key(account)] = account.id
 
     @_exclusive
     def next_account_id(self) -> int:

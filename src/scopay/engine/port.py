@@ -11,7 +11,10 @@ from typing import Protocol
 
 from scopay.domain.account import Account
 from scopay.domain.ledger import JournalEntry, RejectionRecord
+from scopay.domain.mailbox import Notice
 from scopay.domain.participant import Participant
+from scopay.domain.payment import PaymentRecord, StatusChange
+from scopay.domain.rtgs import AccountPolicy
 
 
 class Store(Protocol):
@@ -25,6 +28,11 @@ class Store(Protocol):
         blocked: Iterable[tuple[int, bool]] = (),
         credentials: Iterable[tuple[str, str, str, int]] = (),
         revoked: Iterable[tuple[str, int]] = (),
+        payments: Iterable[PaymentRecord] = (),
+        payment_events: Iterable[tuple[str, StatusChange]] = (),
+        policies: Iterable[tuple[int, AccountPolicy]] = (),
+        notices: Iterable[Notice] = (),
+        acknowledged: Iterable[tuple[int, str, int]] = (),
     ) -> None: ...
 
     def write_checkpoint(self, as_of_seq: int, timestamp_us: int,
@@ -46,5 +54,12 @@ class Store(Protocol):
     def checkpoint(self) -> tuple[int, int, dict[int, tuple[int, int, int]]] | None: ...
 
     def credential(self, key_id: str) -> tuple[str, str, int | None] | None: ...
+
+    def payments(self) -> Iterator[PaymentRecord]: ...
+
+    def policies(self) -> dict[int, AccountPolicy]: ...
+
+    def mailbox(self, bic: str, after_seq: int = 0, limit: int = 100,
+                include_acknowledged: bool = False) -> list[tuple[int, Notice, int | None]]: ...
 
     def close(self) -> None: ...

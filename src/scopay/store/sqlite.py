@@ -8,6 +8,7 @@ lock file beside the database keeps a second writer out.
 from __future__ import annotations
 
 import fcntl
+import json
 import operator
 import os
 import sqlite3
@@ -18,8 +19,12 @@ from pathlib import Path
 
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.ledger import JournalEntry, RejectionRecord, Transfer, TransferKind
+from scopay.domain.mailbox import Notice, NoticeKind
 from scopay.domain.participant import Participant, Role, Status, Tier
+from scopay.domain.payment import PaymentRecord, PaymentStatus, Priority, StatusChange
 from scopay.domain.rejection import Rejection
+from scopay.domain.rtgs import AccountPolicy
+from scopay.store.payment_codec import decode_payment, encode_payment
 
 _JOURNAL_COLUMNS = (
     "id, kind, debit_account_id, credit_account_id, amount_minor, currency, pending_id, "
@@ -131,6 +136,11 @@ class SQLiteStore:
         blocked: Iterable[tuple[int, bool]] = (),
         credentials: Iterable[tuple[str, str, str, int]] = (),
         revoked: Iterable[tuple[str, int]] = (),
+        payments: Iterable[PaymentRecord] = (),
+        payment_events: Iterable[tuple[str, StatusChange]] = (),
+        policies: Iterable[tuple[int, AccountPolicy]] = (),
+        notices: Iterable[Notice] = (),
+        acknowledged: Iterable[tuple[int, str, int]] = (),
     ) -> None:
         """Write one batch in one durable transaction, or nothing at all."""
         db = self._db
@@ -160,10 +170,44 @@ class SQLiteStore:
             db.executemany("INSERT INTO credential VALUES (?,?,?,?,NULL)", credentials)
             db.executemany("UPDATE credential SET revoked_us = ? WHERE key_id = ?",
                            [(at, key_id) for key_id, at in revoked])
+            self._write_payments(db, payments, payment_events, policies, notices, acknowledged)
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    @staticmethod
+    def _write_payments(db, payments, payment_events, policies, notices, acknowledged) -> None:
+        db.executemany(
+            "INSERT INTO payment VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (uetr) DO UPDATE SET "
+            "status = excluded.status, sequence = excluded.sequence, "
+            "priority = excluded.priority, latest_us = excluded.latest_us, "
+            "reject_by_us = excluded.reject_by_us",
+            [(r.payment.uetr, r.sender_bic, r.payment.instruction_id,
+              encode_payment(r.payment), r.status.value, r.debtor_account, r.creditor_account,
+              r.sequence, r.priority.value, r.latest_us, r.reject_by_us) for r in payments],
+        )
+        db.executemany(
+            "INSERT INTO payment_event (uetr, status, at_us, reason, detail) VALUES (?,?,?,?,?)",
+            [(uetr, c.status.value, c.at_us, c.reason.value if c.reason else None, c.detail)
+             for uetr, c in payment_events],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO account_policy VALUES (?,?,?,?,?)",
+            [(account_id, p.reserved_urgent_minor, p.reserved_high_minor,
+              p.multilateral_limit_minor,
+              json.dumps({str(k): v for k, v in sorted(p.bilateral_limits.items())}))
+             for account_id, p in policies],
+        )
+        db.executemany(
+            "INSERT INTO mailbox (participant_bic, kind, uetr, status, reason, created_us) "
+            "VALUES (?,?,?,?,?,?)",
+            [(n.participant_bic, n.kind.value, n.uetr, n.status, n.reason, n.created_us)
+             for n in notices],
+        )
+        for seq, bic, at_us in acknowledged:
+            db.execute("UPDATE mailbox SET acked_us = ? WHERE seq = ? AND participant_bic = ? "
+                       "AND acked_us IS NULL", (at_us, seq, bic))
 
     def write_checkpoint(self, as_of_seq: int, timestamp_us: int,
                          balances: Iterable[tuple[int, int, int, int]]) -> None:
@@ -243,6 +287,41 @@ class SQLiteStore:
 
     def credentials(self) -> list[tuple[str, str, str, int, int | None]]:
         return self._reader().execute("SELECT * FROM credential ORDER BY created_us").fetchall()
+
+    def payments(self) -> Iterator[PaymentRecord]:
+        """Every payment with its history, in the order they arrived."""
+        events: dict[str, list[StatusChange]] = {}
+        for uetr, status, at_us, reason, detail in self._reader().execute(
+            "SELECT uetr, status, at_us, reason, detail FROM payment_event ORDER BY seq"
+        ):
+            events.setdefault(uetr, []).append(StatusChange(
+                PaymentStatus(status), at_us, Rejection(reason) if reason else None, detail))
+        cursor = self._reader().execute(
+            "SELECT content, sender_bic, debtor_account, creditor_account, sequence, priority, "
+            "latest_us, reject_by_us FROM payment ORDER BY rowid"
+        )
+        for row in cursor:
+            payment = decode_payment(row[0])
+            yield PaymentRecord(payment, row[1], events.get(payment.uetr, []), row[2], row[3],
+                                row[4], Priority(row[5]), row[6], row[7])
+
+    def policies(self) -> dict[int, AccountPolicy]:
+        found = {}
+        for row in self._reader().execute("SELECT * FROM account_policy"):
+            limits = {int(k): v for k, v in json.loads(row[4]).items()}
+            found[row[0]] = AccountPolicy(row[1], row[2], limits, row[3])
+        return found
+
+    def mailbox(self, bic: str, after_seq: int = 0, limit: int = 100,
+                include_acknowledged: bool = False) -> list[tuple[int, Notice, int | None]]:
+        """(seq, notice, acknowledged at) of a participant's mailbox, oldest first."""
+        sql = ("SELECT seq, participant_bic, kind, uetr, status, reason, created_us, acked_us "
+               "FROM mailbox WHERE participant_bic = ? AND seq > ?")
+        if not include_acknowledged:
+            sql += " AND acked_us IS NULL"
+        rows = self._reader().execute(sql + " ORDER BY seq LIMIT ?", (bic, after_seq, limit))
+        return [(r[0], Notice(r[1], NoticeKind(r[2]), r[3], r[4], r[5], r[6]), r[7])
+                for r in rows]
 
     def close(self) -> None:
         for reader in self._reader_connections:

@@ -1,0 +1,291 @@
+"""Payments through the engine: accept, route, settle or queue, and tell everyone.
+
+Part of the single writer (Engine inherits these operations). A payment is received,
+routed to the settlement accounts of its agents (a sponsor's for an indirect participant),
+accepted, then handed to the RTGS, whose step says what settled, queued or was rejected.
+Every status change and every notice for a mailbox is committed with the ledger entries of
+the same step, in one transaction, before anyone is answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from scopay.domain.account import AccountKind
+from scopay.domain.ledger import JournalEntry
+from scopay.domain.mailbox import MAILBOX_PAGE_MAX, Notice, NoticeKind
+from scopay.domain.money import CURRENCIES
+from scopay.domain.participant import Role, Status
+from scopay.domain.payment import (
+    Payment,
+    PaymentRecord,
+    PaymentStatus,
+    Priority,
+    StatusChange,
+)
+from scopay.domain.rejection import Rejection
+from scopay.domain.rtgs import AccountPolicy, Order, Step
+
+PAYMENTS_PER_REQUEST_MAX = 8190
+
+
+class PaymentRefused(ValueError):
+    """A queue-management command that does not apply to the payment as it stands."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    uetr: str
+    status: PaymentStatus
+    reason: Rejection | None = None
+    detail: str | None = None
+
+
+@dataclass
+class _Changes:
+    """Everything one engine step makes durable, gathered in order."""
+
+    journal: list[JournalEntry] = field(default_factory=list)
+    records: dict[str, PaymentRecord] = field(default_factory=dict)
+    events: list[tuple[str, StatusChange]] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    policies: list[tuple[int, AccountPolicy]] = field(default_factory=list)
+
+
+class PaymentOperations:
+    """Payment commands of the Engine; they run under the engine's lock."""
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def submit_payments(self, sender_bic: str, payments: Sequence[Payment],
+                        now_us: int) -> list[PaymentResult]:
+        assert len(payments) <= PAYMENTS_PER_REQUEST_MAX, "too many payments in one request"
+        with self._lock:
+            changes, at = self._begin(now_us)
+            results = [self._enter(sender_bic, payment, at, changes) for payment in payments]
+            self._commit_changes(changes)
+            return results
+
+    def cancel_payment(self, uetr: str, now_us: int) -> PaymentResult:
+        with self._lock:
+            record = self._queued_record(uetr)
+            changes, at = self._begin(now_us)
+            if self.rtgs.cancel(uetr) is not None:
+                self._transition(record, PaymentStatus.CANCELLED, at, changes)
+            self._commit_changes(changes)
+            return _result_of(record)
+
+    def change_payment_priority(self, uetr: str, priority: Priority,
+                                now_us: int) -> PaymentResult:
+        with self._lock:
+            record = self._queued_record(uetr)
+            changes, at = self._begin(now_us)
+            if uetr in self.rtgs.orders:
+                self._apply_step(self.rtgs.change_priority(uetr, priority, at), at, changes)
+            record.priority = priority
+            changes.records[uetr] = record
+            self._commit_changes(changes)
+            return _result_of(record)
+
+    def move_payment(self, uetr: str, to_front: bool, now_us: int) -> PaymentResult:
+        with self._lock:
+            record = self._queued_record(uetr)
+            changes, at = self._begin(now_us)
+            if uetr in self.rtgs.orders:
+                self._apply_step(self.rtgs.move(uetr, to_front, at), at, changes)
+            changes.records[uetr] = record
+            self._commit_changes(changes)
+            return _result_of(record)
+
+    def set_payment_times(self, uetr: str, latest_us: int | None, reject_by_us: int | None,
+                          now_us: int) -> PaymentResult:
+        with self._lock:
+            record = self._queued_record(uetr)
+            changes, at = self._begin(now_us)
+            if uetr in self.rtgs.orders:
+                self.rtgs.set_times(uetr, latest_us, reject_by_us)
+            record.latest_us, record.reject_by_us = latest_us, reject_by_us
+            changes.records[uetr] = record
+            self._apply_step(self.rtgs.tick(at), at, changes)
+            self._commit_changes(changes)
+            return _result_of(record)
+
+    def set_account_policy(self, account_id: int, policy: AccountPolicy, now_us: int) -> None:
+        with self._lock:
+            if account_id not in self.accounts:
+                raise PaymentRefused(f"no account {account_id}")
+            changes, at = self._begin(now_us)
+            changes.policies.append((account_id, policy))
+            self._apply_step(self.rtgs.set_policy(account_id, policy, at), at, changes)
+            self._commit_changes(changes)
+
+    def resolve_gridlock(self, now_us: int, currency: str | None = None) -> tuple[int, int]:
+        """Run multilateral gridlock resolution; return (payments settled, value in minor)."""
+        with self._lock:
+            changes, at = self._begin(now_us)
+            step = self.rtgs.resolve(at, currency)
+            self._apply_step(step, at, changes)
+            self._commit_changes(changes)
+            return len(step.settled), sum(o.amount_minor for o in step.settled)
+
+    def tick(self, now_us: int) -> None:
+        """Let time pass: reservations expire, reject-by times reject, earliest times release."""
+        with self._lock:
+            changes, _ = self._begin(now_us)
+            self._commit_changes(changes)
+
+    def acknowledge(self, bic: str, seqs: Sequence[int], now_us: int) -> None:
+        with self._lock:
+            at = self._tick(now_us)
+            self.store.commit(acknowledged=[(seq, bic, at) for seq in seqs])
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def payment(self, uetr: str) -> PaymentRecord | None:
+        with self._lock:
+            return self.payments.get(uetr)
+
+    def queued_payments(self) -> list[PaymentRecord]:
+        with self._lock:
+            return [self.payments[uetr] for uetr in self.rtgs.orders]
+
+    def mailbox(self, bic: str, after_seq: int = 0, limit: int = 100):
+        return self.store.mailbox(bic, after_seq, min(limit, MAILBOX_PAGE_MAX))
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _recover_payments(self) -> None:
+        self.rtgs.policies.update(self.store.policies())
+        self.payments: dict[str, PaymentRecord] = {}
+        self._instructions: dict[tuple[str, str], str] = {}
+        for record in self.store.payments():
+            self.payments[record.payment.uetr] = record
+            self._instructions[(record.sender_bic, record.payment.instruction_id)] = (
+                record.payment.uetr)
+            if record.status == PaymentStatus.QUEUED:
+                self.rtgs.restore(_order_of(record))
+            elif record.status == PaymentStatus.SETTLED:
+                self.rtgs.restore_settled(_order_of(record))
+
+    def _begin(self, now_us: int) -> tuple[_Changes, int]:
+        """Start a step: time moves on, so reservations and queues react to it first."""
+        at = self._tick(now_us)
+        changes = _Changes()
+        changes.journal.extend(self.ledger.expire_pending(at))
+        self._apply_step(self.rtgs.tick(at), at, changes)
+        return changes, at
+
+    def _enter(self, sender_bic: str, payment: Payment, at: int,
+               changes: _Changes) -> PaymentResult:
+        known_uetr = self._instructions.get((sender_bic, payment.instruction_id))
+        existing = self.payments.get(payment.uetr) or self.payments.get(known_uetr or "")
+        if existing is not None:
+            if existing.payment == payment and existing.sender_bic == sender_bic:
+                return _result_of(existing)  # the same payment again: its outcome so far
+            return PaymentResult(payment.uetr, PaymentStatus.REJECTED,
+                                 Rejection.PAYMENT_EXISTS_WITH_DIFFERENT_CONTENT)
+        record = PaymentRecord(payment, sender_bic, priority=payment.priority,
+                               latest_us=payment.latest_us, reject_by_us=payment.reject_by_us)
+        self.payments[payment.uetr] = record
+        self._instructions[(sender_bic, payment.instruction_id)] = payment.uetr
+        self._transition(record, PaymentStatus.RECEIVED, at, changes, notify=False)
+        refusal = self._route(record)
+        if refusal is not None:
+            self._transition(record, PaymentStatus.REJECTED, at, changes, refusal)
+            return _result_of(record)
+        self._transition(record, PaymentStatus.ACCEPTED, at, changes, notify=False)
+        order = _order_of(record)
+        step = self.rtgs.submit(order, at)
+        record.sequence = order.sequence
+        changes.records[payment.uetr] = record
+        self._apply_step(step, at, changes)
+        return _result_of(record)
+
+    def _route(self, record: PaymentRecord) -> Rejection | None:
+        payment = record.payment
+        if payment.settlement_currency not in CURRENCIES:
+            return Rejection.CURRENCY_UNKNOWN
+        accounts = []
+        for bic, unknown in ((payment.debtor_agent, Rejection.DEBTOR_AGENT_UNKNOWN),
+                             (payment.creditor_agent, Rejection.CREDITOR_AGENT_UNKNOWN)):
+            participant = self.participants.get(bic)
+            if participant is None or participant.status != Status.ACTIVE:
+                return unknown
+            holder = participant.sponsor_bic if participant.role == Role.INDIRECT else bic
+            account = self._settlement_account(holder, payment.settlement_currency)
+            if account is None:
+                return Rejection.NO_SETTLEMENT_ACCOUNT
+            accounts.append(account)
+        record.debtor_account, record.creditor_account = accounts
+        return None
+
+    def _settlement_account(self, bic: str | None, currency: str) -> int | None:
+        return self._account_index.get((bic, currency, AccountKind.SETTLEMENT))
+
+    def _apply_step(self, step: Step, at: int, changes: _Changes) -> None:
+        changes.journal.extend(step.ledger.journal)
+        for order, reason in step.queued:
+            self._transition(self.payments[order.uetr], PaymentStatus.QUEUED, at, changes,
+                             detail=reason.value)
+        for order in step.settled:
+            record = self.payments[order.uetr]
+            record.sequence, record.priority = order.sequence, order.priority
+            self._transition(record, PaymentStatus.SETTLED, at, changes)
+        for order, rejection in step.rejected:
+            self._transition(self.payments[order.uetr], PaymentStatus.REJECTED, at, changes,
+                             rejection)
+        for order in list(self.rtgs.orders.values()):
+            record = self.payments[order.uetr]
+            if (record.sequence, record.priority) != (order.sequence, order.priority):
+                record.sequence, record.priority = order.sequence, order.priority
+                changes.records[order.uetr] = record
+
+    def _transition(self, record: PaymentRecord, status: PaymentStatus, at: int,
+                    changes: _Changes, reason: Rejection | None = None,
+                    detail: str | None = None, notify: bool = True) -> None:
+        change = record.move_to(status, at, reason, detail)
+        uetr = record.payment.uetr
+        changes.records[uetr] = record
+        changes.events.append((uetr, change))
+        if not notify:
+            return
+        reason_text = reason.value if reason else detail
+        changes.notices.append(Notice(record.sender_bic, NoticeKind.STATUS_REPORT, uetr,
+                                      status.value, reason_text, at))
+        if status == PaymentStatus.SETTLED:
+            changes.notices.append(Notice(record.payment.creditor_agent,
+                                          NoticeKind.INCOMING_PAYMENT, uetr, status.value,
+                                          None, at))
+
+    def _queued_record(self, uetr: str) -> PaymentRecord:
+        record = self.payments.get(uetr)
+        if record is None:
+            raise PaymentRefused(f"no payment {uetr}")
+        if record.status != PaymentStatus.QUEUED:
+            raise PaymentRefused(f"payment {uetr} is {record.status}, not queued")
+        return record
+
+    def _commit_changes(self, changes: _Changes) -> None:
+        if not (changes.journal or changes.records or changes.notices or changes.policies):
+            return
+        try:
+            self.store.commit(changes.journal, (), payments=list(changes.records.values()),
+                              payment_events=changes.events, policies=changes.policies,
+                              notices=changes.notices)
+        except BaseException:
+            self._recover()
+            raise
+        self._journal_count += len(changes.journal)
+
+
+def _order_of(record: PaymentRecord) -> Order:
+    payment = record.payment
+    return Order(payment.uetr, record.debtor_account, record.creditor_account,
+                 payment.settlement_amount_minor, payment.settlement_currency, record.priority,
+                 record.sequence, payment.earliest_us, record.latest_us, record.reject_by_us)
+
+
+def _result_of(record: PaymentRecord) -> PaymentResult:
+    last = record.history[-1]
+    return PaymentResult(record.payment.uetr, last.status, last.reason, last.detail)
