@@ -270,6 +270,8 @@ class Ledger:
             floor = balance.floor_minor
             if change < 0 and floor is not None and balance.available_minor + change < floor:
                 return first_debit[account_id], Rejection.INSUFFICIENT_LIQUIDITY
+            if balance.posted_minor + balance.credits_pending_minor + change > AMOUNT_MINOR_MAX:
+                return len(transfers) - 1, Rejection.OVERFLOWS_BALANCE
         return -1, None
 
     def expire_pending(self, now_us: int) -> list[JournalEntry]:
@@ -373,7 +375,10 @@ class Ledger:
             return Rejection.ACCOUNTS_MUST_BE_DIFFERENT
         if t.pending_id is not None:
             return Rejection.PENDING_ID_MUST_BE_EMPTY
-        if t.timeout_s:
+        if t.kind is TransferKind.PENDING:
+            if not 0 <= t.timeout_s <= TIMEOUT_S_MAX:
+                return Rejection.TIMEOUT_INVALID
+        elif t.timeout_s:
             return Rejection.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
         if t.currency not in CURRENCIES:
             return Rejection.CURRENCY_UNKNOWN
@@ -398,12 +403,7 @@ class Ledger:
         return self._check_resolution(t, timestamp_us)
 
     def _check_pending(self, t: Transfer) -> Rejection | None:
-        rejection = self._check_posted(replace(t, kind=TransferKind.POSTED, timeout_s=0))
-        if rejection is not None:
-            return rejection
-        if not 0 <= t.timeout_s <= TIMEOUT_S_MAX:
-            return Rejection.TIMEOUT_INVALID
-        return None
+        return self._check_posted(t)  # the same rules; _check_posted knows the timeout
 
     def _check_resolution(self, t: Transfer, timestamp_us: int) -> Rejection | None:
         if t.amount_minor < 0:
@@ -549,13 +549,24 @@ class Ledger:
         result.outcomes.append(outcome)
         if rejection is Rejection.ID_INVALID or not isinstance(t.id, str):
             return  # no usable id to remember it by
-        if not result.remember_refusals:
-            return
+        if not result.remember_refusals or not _within_64_bits(t):
+            return  # a refusal kept only in memory would not survive a restart
         if t.id in self._known:
             return  # a duplicate id inside one chain: the first keeps its outcome
         record = RejectionRecord(t, rejection, timestamp_us)
         self._known[t.id] = record
         result.rejections.append(record)
+
+
+_INT_MIN = -(2**63)
+
+
+def _within_64_bits(t: Transfer) -> bool:
+    """Every integer of the transfer fits the journal's 64-bit columns."""
+    return all(
+        value.__class__ is int and _INT_MIN <= value <= AMOUNT_MINOR_MAX
+        for value in (t.debit_account_id, t.credit_account_id, t.amount_minor, t.timeout_s)
+    )
 
 
 def _outcome(known: JournalEntry | RejectionRecord) -> TransferOutcome:
@@ -579,6 +590,8 @@ _INHERITABLE = frozenset({"debit_account_id", "credit_account_id", "amount_minor
 def _first_difference(new: Transfer, first: Transfer) -> Rejection | None:
     resolves = new.kind in (TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
     for field, rejection in _DIFFERENCES:
+        if field == "amount_minor" and new.kind is TransferKind.VOID_PENDING:
+            continue  # a void releases the whole reservation: its amount is not used
         value = getattr(new, field)
         if resolves and field in _INHERITABLE and not value:
             continue  # left blank: taken from the pending transfer the first time too

@@ -24,7 +24,7 @@ from scopay.domain.ledger import (
     fold_journal,
     invariant_violations,
 )
-from scopay.domain.money import CURRENCIES
+from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
 from scopay.domain.participant import Participant, Status, check_participant
 from scopay.domain.rtgs import Rtgs
 from scopay.engine.payments import PaymentOperations, _Changes
@@ -126,6 +126,7 @@ class Engine(PaymentOperations):
             self._journal_count += 1
         for record in self.store.rejections():
             self.ledger.remember_rejection(record)
+            self._last_timestamp_us = max(self._last_timestamp_us, record.timestamp_us)
         self._account_index = {account_key(a): a.id for a in self.accounts.values()}
         self.rtgs = Rtgs(self.ledger)
         self._recover_payments()
@@ -240,7 +241,7 @@ class Engine(PaymentOperations):
         if account is None:
             raise CommandRefused(f"no account {account_id}")
         changed = replace(account, credit_line_minor=credit_line_minor)
-        if credit_line_minor < 0 or changed.floor_minor is None:
+        if not 0 <= credit_line_minor <= AMOUNT_MINOR_MAX or changed.floor_minor is None:
             raise CommandRefused("credit line must be >= 0 on a settlement account")
         balance = self.ledger.balances[account_id]
         if balance.available_minor < changed.floor_minor:

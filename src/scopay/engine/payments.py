@@ -161,6 +161,7 @@ class PaymentOperations:
         self._instructions: dict[tuple[str, str], str] = {}
         for record in self.store.payments():
             self.payments[record.payment.uetr] = record
+            self._last_timestamp_us = max(self._last_timestamp_us, record.history[-1].at_us)
             self._instructions[(record.sender_bic, record.payment.instruction_id)] = (
                 record.payment.uetr)
             if record.status == PaymentStatus.QUEUED:
