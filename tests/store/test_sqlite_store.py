@@ -1,0 +1,155 @@
+import sqlite3
+from contextlib import closing
+
+import pytest
+
+from scopay.domain.account import Account, AccountKind
+from scopay.domain.ledger import JournalEntry, RejectionRecord, Transfer, TransferKind
+from scopay.domain.money import AMOUNT_MINOR_MAX
+from scopay.domain.participant import Participant, Role, Status, Tier
+from scopay.domain.rejection import Rejection
+from scopay.store.sqlite import SQLiteStore, StoreLockedError, migrations
+
+
+@pytest.fixture
+def store(db_path):
+    store = SQLiteStore(db_path)
+    yield store
+    store.close()
+
+
+def query(db_path, sql: str) -> list[tuple]:
+    """Read the file through a connection of our own, as another process would."""
+    with closing(sqlite3.connect(db_path)) as db:
+        return db.execute(sql).fetchall()
+
+
+ENTRIES = [
+    JournalEntry(Transfer("fund:1/a", 1, 11, AMOUNT_MINOR_MAX, "CNY"), 1_000_000),
+    JournalEntry(Transfer("p.1", 11, 12, 30_000, "CNY", TransferKind.PENDING, None, 3600,
+                          linked=True), 1_000_001),
+    JournalEntry(Transfer("post-1", 11, 12, 10_000, "CNY", TransferKind.POST_PENDING, "p.1"),
+                 1_000_001),
+    JournalEntry(Transfer("p_2", 21, 2, 7, "RUB", TransferKind.PENDING, None, 1), 2_000_000),
+    JournalEntry(Transfer("void_2", 21, 2, 7, "RUB", TransferKind.VOID_PENDING, "p_2"),
+                 3_000_000),
+    JournalEntry(Transfer("p3", 21, 2, 5, "RUB", TransferKind.PENDING, None, 1), 3_000_000),
+    JournalEntry(Transfer("expire#p3", 21, 2, 5, "RUB", TransferKind.EXPIRE_PENDING, "p3"),
+                 4_000_000),
+]
+
+
+def test_migrations_are_applied_once(db_path):
+    latest = migrations()[-1][0]
+    for _ in range(3):
+        store = SQLiteStore(db_path)
+        assert store.schema_version() == latest
+        store.close()
+    versions = query(db_path, "SELECT version FROM schema_migration ORDER BY version")
+    assert versions == [(version,) for version, _ in migrations()]
+
+
+def test_database_runs_in_wal_mode_with_full_sync(store, db_path):
+    assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
+    # synchronous is a per-connection setting: look at the store's writing connection.
+    assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)  # 2 = FULL
+
+
+def test_journal_round_trip_preserves_every_field(store, db_path):
+    store.commit(ENTRIES[:3])
+    store.commit(ENTRIES[3:])
+    assert list(store.journal()) == list(enumerate(ENTRIES, start=1))
+    assert store.last_seq() == len(ENTRIES)
+    assert list(store.journal(after_seq=2, until_seq=4)) == [(3, ENTRIES[2]), (4, ENTRIES[3])]
+    assert store.journal_entry("post-1") == (3, ENTRIES[2])
+    assert store.journal_entry("unknown") is None
+    # And what another reader of the file sees is the same batch.
+    assert len(query(db_path, "SELECT * FROM journal")) == len(ENTRIES)
+
+
+def test_rejections_round_trip_and_keep_the_first_record_per_id(store):
+    records = [
+        RejectionRecord(Transfer("r1", 11, 12, 100, "CNY"), Rejection.INSUFFICIENT_LIQUIDITY, 5),
+        RejectionRecord(Transfer("r2", 0, 0, 0, "", TransferKind.POST_PENDING, "p9", 0, True),
+                        Rejection.LINKED_EVENT_FAILED, 6),
+        RejectionRecord(Transfer("r3", 11, 12, 1, "CNY", TransferKind.PENDING, None, -1),
+                        Rejection.TIMEOUT_INVALID, 7),
+    ]
+    store.commit(rejections=records)
+    store.commit(rejections=[RejectionRecord(Transfer("r1", 11, 12, 999, "CNY"),
+                                             Rejection.DEBIT_ACCOUNT_BLOCKED, 8)])
+    assert list(store.rejections()) == records
+    assert list(store.journal()) == []
+
+
+def test_commit_is_all_or_nothing(store, network):
+    duplicate = JournalEntry(Transfer("same-id", 11, 12, 2, "CNY"), 2)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.commit(
+            [ENTRIES[0], duplicate, JournalEntry(Transfer("same-id", 11, 12, 3, "CNY"), 2)],
+            [RejectionRecord(Transfer("r1", 11, 12, 1, "CNY"), Rejection.ID_INVALID, 2)],
+            participants=network.participants, accounts=network.accounts,
+            credentials=[("key-1", "ICBKCNBJ", "0" * 64, 2)],
+        )
+    assert list(store.journal()) == []
+    assert list(store.rejections()) == []
+    assert store.participants() == [] and store.accounts() == []
+    assert store.credential("key-1") is None
+    assert store.last_seq() == 0
+    # The store is still usable after the rolled-back batch.
+    store.commit([ENTRIES[0]])
+    assert list(store.journal()) == [(1, ENTRIES[0])]
+
+
+def test_participants_and_accounts_round_trip(store, network):
+    store.commit(participants=network.participants, accounts=network.accounts)
+    assert store.participants() == list(network.participants)
+    assert store.accounts() == [(account, False) for account in network.accounts]
+    suspended = Participant("ICBKCNBJ", "ICBC Ltd", Role.DIRECT, "CN", Tier.MEMBER,
+                            status=Status.SUSPENDED)
+    wider = Account(12, "ABOCCNBJ", "CNY", AccountKind.SETTLEMENT, credit_line_minor=70_000)
+    store.commit(participants=[suspended], accounts=[wider], blocked=[(11, True)])
+    by_bic = {p.bic: p for p in store.participants()}
+    assert by_bic["ICBKCNBJ"] == suspended
+    by_id = {a.id: (a, blocked) for a, blocked in store.accounts()}
+    assert by_id[12] == (wider, False)
+    assert by_id[11] == (network.accounts_by_id[11], True)
+
+
+def test_credentials_are_stored_and_revoked(store, network):
+    store.commit(participants=network.participants[:1],
+                 credentials=[("key-1", "PBOCCNBJ", "ab" * 32, 10)])
+    assert store.credential("key-1") == ("PBOCCNBJ", "ab" * 32, None)
+    store.commit(revoked=[("key-1", 20)])
+    assert store.credential("key-1") == ("PBOCCNBJ", "ab" * 32, 20)
+
+
+def test_second_store_on_the_same_file_is_refused_while_the_first_is_open(db_path):
+    first = SQLiteStore(db_path)
+    try:
+        with pytest.raises(StoreLockedError):
+            SQLiteStore(db_path)
+    finally:
+        first.close()
+    second = SQLiteStore(db_path)
+    second.close()
+
+
+def test_checkpoint_round_trip(store):
+    assert store.checkpoint() is None
+    store.write_checkpoint(7, 1_000, [(1, -100, 0, 0), (11, 100, 30, 0), (12, 0, 0, 30)])
+    assert store.checkpoint() == (7, 1_000, {1: (-100, 0, 0), 11: (100, 30, 0), 12: (0, 0, 30)})
+    store.write_checkpoint(9, 2_000, [(1, -5, 0, 0)])
+    assert store.checkpoint() == (9, 2_000, {1: (-5, 0, 0)})
+
+
+def test_data_survives_closing_and_reopening(db_path, network):
+    store = SQLiteStore(db_path)
+    store.commit(ENTRIES, participants=network.participants, accounts=network.accounts)
+    store.close()
+    reopened = SQLiteStore(db_path)
+    try:
+        assert list(reopened.journal()) == list(enumerate(ENTRIES, start=1))
+        assert reopened.participants() == list(network.participants)
+    finally:
+        reopened.close()
