@@ -7,65 +7,33 @@ Errors are RFC 9457 problem details (application/problem+json).
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from scopay import __version__
 from scopay.api import auth
+from scopay.api.errors import PROBLEM, REJECTION_STATUS, ApiError, problem
+from scopay.api.payments import router as payments_router
 from scopay.api.schemas import (
     BalanceOut,
     HealthOut,
     ParticipantOut,
-    Problem,
     TransferBatchIn,
     TransferIn,
     TransferOut,
 )
+from scopay.api.security import Caller
 from scopay.domain.ledger import Transfer, TransferKind, TransferOutcome
 from scopay.domain.money import AmountError, CurrencyError, format_amount, parse_amount
 from scopay.domain.participant import Participant, Role
-from scopay.domain.rejection import REJECTION_TEXT, Rejection
+from scopay.domain.rejection import REJECTION_TEXT
 from scopay.engine.engine import BalanceView
 from scopay.engine.runner import EngineRunner, RunnerBusyError
 
 REQUEST_BYTES_MAX = 4 * 1024 * 1024
-_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 _RESOLUTIONS = (TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
-
-# The one table from a ledger rejection to an HTTP status.
-_REJECTION_STATUS = {
-    Rejection.DEBIT_ACCOUNT_NOT_FOUND: 404,
-    Rejection.CREDIT_ACCOUNT_NOT_FOUND: 404,
-    Rejection.PENDING_TRANSFER_NOT_FOUND: 404,
-}
-for _rejection in Rejection:
-    if _rejection.value.startswith("exists_with_different"):
-        _REJECTION_STATUS[_rejection] = 409
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, title: str, detail: str,
-                 rejection: Rejection | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail, self.rejection = status, title, detail, rejection
-
-
-def problem(status: int, title: str, detail: str, rejection: str | None = None) -> JSONResponse:
-    slug = title.lower().replace(" ", "-")
-    body = Problem(type=f"/problems/{slug}", title=title, status=status, detail=detail,
-                   rejection=rejection)
-    return JSONResponse(body.model_dump(), status_code=status,
-                        media_type="application/problem+json")
-
-
-async def current_caller(request: Request) -> auth.Caller:
-    return _authenticate(request.app.state.runner, request.headers.get("authorization", ""))
-
-
-Caller = Annotated[auth.Caller, Depends(current_caller)]
 
 
 def create_app(runner: EngineRunner) -> FastAPI:
@@ -76,6 +44,7 @@ def create_app(runner: EngineRunner) -> FastAPI:
     engine = runner.engine
     app.state.runner = runner
     _install_error_handlers(app)
+    app.include_router(payments_router)
 
     @app.get("/health", response_model=HealthOut, tags=["system"])
     def health() -> HealthOut:
@@ -87,12 +56,12 @@ def create_app(runner: EngineRunner) -> FastAPI:
         return _home_page(engine.participants.values(), engine.journal_count)
 
     @app.get("/v1/participants", response_model=list[ParticipantOut], tags=["participants"],
-             responses={401: _PROBLEM})
+             responses={401: PROBLEM})
     def list_participants(caller: Caller) -> list[ParticipantOut]:
         return [_participant_out(p) for p in engine.participants.values()]
 
     @app.get("/v1/participants/{bic}", response_model=ParticipantOut, tags=["participants"],
-             responses={401: _PROBLEM, 404: _PROBLEM})
+             responses={401: PROBLEM, 404: PROBLEM})
     def get_participant(bic: str, caller: Caller) -> ParticipantOut:
         participant = engine.participants.get(bic)
         if participant is None:
@@ -100,13 +69,13 @@ def create_app(runner: EngineRunner) -> FastAPI:
         return _participant_out(participant)
 
     @app.get("/v1/accounts", response_model=list[BalanceOut], tags=["accounts"],
-             responses={401: _PROBLEM})
+             responses={401: PROBLEM})
     def list_accounts(caller: Caller) -> list[BalanceOut]:
         return [_balance_out(view) for view in engine.balances()
                 if auth.may_see_account(caller, engine.accounts[view.account_id])]
 
     @app.get("/v1/accounts/{account_id}", response_model=BalanceOut, tags=["accounts"],
-             responses={401: _PROBLEM, 404: _PROBLEM})
+             responses={401: PROBLEM, 404: PROBLEM})
     def get_account(account_id: int, caller: Caller) -> BalanceOut:
         account = engine.accounts.get(account_id)
         view = engine.balance(account_id)
@@ -115,24 +84,24 @@ def create_app(runner: EngineRunner) -> FastAPI:
         return _balance_out(view)
 
     @app.post("/v1/transfers", response_model=TransferOut, status_code=201, tags=["transfers"],
-              responses={401: _PROBLEM, 404: _PROBLEM, 409: _PROBLEM, 422: _PROBLEM})
+              responses={401: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM})
     async def post_transfer(body: TransferIn, caller: Caller) -> TransferOut:
         transfer = _authorised_transfer(engine, caller, body)
         (outcome,) = await _submit(runner, [transfer])
         if outcome.rejection is not None:
             rejection = outcome.rejection
-            raise ApiError(_REJECTION_STATUS.get(rejection, 422), "Rejected",
+            raise ApiError(REJECTION_STATUS.get(rejection, 422), "Rejected",
                            REJECTION_TEXT[rejection], rejection)
         return _transfer_out(outcome)
 
     @app.post("/v1/transfers/batch", response_model=list[TransferOut], tags=["transfers"],
-              responses={401: _PROBLEM, 404: _PROBLEM, 422: _PROBLEM})
+              responses={401: PROBLEM, 404: PROBLEM, 422: PROBLEM})
     async def post_transfer_batch(body: TransferBatchIn, caller: Caller) -> list[TransferOut]:
         transfers = [_authorised_transfer(engine, caller, item) for item in body.transfers]
         return [_transfer_out(o) for o in await _submit(runner, transfers)]
 
     @app.get("/v1/transfers/{transfer_id}", response_model=TransferOut, tags=["transfers"],
-             responses={401: _PROBLEM, 404: _PROBLEM})
+             responses={401: PROBLEM, 404: PROBLEM})
     def get_transfer(transfer_id: str, caller: Caller) -> TransferOut:
         found = engine.store.journal_entry(transfer_id)
         if found is None:
@@ -144,7 +113,7 @@ def create_app(runner: EngineRunner) -> FastAPI:
             raise ApiError(404, "Not found", f"no settled transfer {transfer_id} visible to you")
         return _transfer_out(TransferOutcome(transfer.id, None, found[1].timestamp_us))
 
-    @app.post("/v1/reconcile", tags=["operator"], responses={401: _PROBLEM, 403: _PROBLEM})
+    @app.post("/v1/reconcile", tags=["operator"], responses={401: PROBLEM, 403: PROBLEM})
     async def reconcile(caller: Caller) -> dict:
         if caller.role != Role.OPERATOR:
             raise ApiError(403, "Forbidden", "only the operator reconciles the ledger")
@@ -154,7 +123,7 @@ def create_app(runner: EngineRunner) -> FastAPI:
                 "invariant_violations": report.invariant_violations}
 
     @app.post("/v1/participants/{bic}/credentials", status_code=201, tags=["operator"],
-              responses={401: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM})
+              responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM})
     async def issue_credential(bic: str, caller: Caller) -> dict:
         """Issue a credential for a participant; the token is shown in this answer only."""
         if caller.role != Role.OPERATOR:
@@ -167,7 +136,7 @@ def create_app(runner: EngineRunner) -> FastAPI:
         return {"key_id": key_id, "participant_bic": bic, "token": f"{key_id}.{secret}"}
 
     @app.delete("/v1/credentials/{key_id}", status_code=204, tags=["operator"],
-                responses={401: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM})
+                responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM})
     async def revoke_credential(key_id: str, caller: Caller) -> None:
         if caller.role != Role.OPERATOR:
             raise ApiError(403, "Forbidden", "only the operator revokes credentials")
@@ -196,21 +165,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         if length is not None and (not length.isdigit() or int(length) > REQUEST_BYTES_MAX):
             return problem(413, "Too large", f"request body over {REQUEST_BYTES_MAX} bytes")
         return await call_next(request)
-
-
-def _authenticate(runner: EngineRunner, header: str) -> auth.Caller:
-    scheme, _, token = header.partition(" ")
-    key_id, _, secret = token.partition(".")
-    if scheme.lower() != "bearer" or not key_id or not secret:
-        raise ApiError(401, "Unauthenticated", "send Authorization: Bearer <key id>.<secret>")
-    engine = runner.engine
-    found = engine.store.credential(key_id)
-    if found is None or found[2] is not None or not auth.token_matches(secret, found[1]):
-        raise ApiError(401, "Unauthenticated", "unknown, revoked or wrong credential")
-    participant = engine.participants.get(found[0])
-    if participant is None:
-        raise ApiError(401, "Unauthenticated", "credential of an unknown participant")
-    return auth.Caller(participant, key_id)
 
 
 def _authorised_transfer(engine, caller: auth.Caller, body: TransferIn) -> Transfer:

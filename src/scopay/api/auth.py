@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.participant import Participant, Role, Status
+from scopay.domain.payment import PaymentRecord
 
 KEY_ID_BYTES = 8
 SECRET_BYTES = 32
@@ -66,3 +67,28 @@ def may_move(caller: Caller, debit: Account, credit: Account) -> bool:
     if p.role == Role.SETTLEMENT_AGENT and p.settlement_currency == debit.currency:
         return credit.owner_bic == p.bic and credit.kind == AccountKind.ISSUANCE
     return False
+
+
+def may_send_payment(caller: Caller, debtor_agent: Participant | None) -> bool:
+    """A bank sends its own payments, or those of an indirect participant it sponsors."""
+    p = caller.participant
+    if p.status != Status.ACTIVE or p.role == Role.OPERATOR or debtor_agent is None:
+        return False
+    return debtor_agent.bic == p.bic or debtor_agent.sponsor_bic == p.bic
+
+
+def may_see_payment(caller: Caller, record: PaymentRecord) -> bool:
+    """The payment's sender and agents, its currency's settlement agent, the operator."""
+    p = caller.participant
+    payment = record.payment
+    if p.role == Role.OPERATOR:
+        return True
+    if p.role == Role.SETTLEMENT_AGENT and p.settlement_currency == payment.settlement_currency:
+        return True
+    return p.bic in (record.sender_bic, payment.debtor_agent, payment.creditor_agent)
+
+
+def may_manage_payment(caller: Caller, record: PaymentRecord) -> bool:
+    """Queue management (cancel, priority, order): the sender, or the operator."""
+    p = caller.participant
+    return p.role == Role.OPERATOR or (p.status == Status.ACTIVE and p.bic == record.sender_bic)

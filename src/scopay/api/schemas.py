@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX, TransferKind
@@ -77,3 +79,115 @@ class HealthOut(BaseModel):
     participants: int
     accounts: int
     journal_entries: int
+
+
+class AddressIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    town: str | None = Field(None, max_length=35)
+    post_code: str | None = Field(None, max_length=16)
+    street: str | None = Field(None, max_length=70)
+    building_number: str | None = Field(None, max_length=16)
+    address_lines: list[str] = Field(default_factory=list, max_length=7)
+
+
+class PartyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=140)
+    account: str | None = Field(None, max_length=34, description="IBAN or other account id")
+    address: AddressIn | None = None
+
+
+class PaymentIn(BaseModel):
+    """A customer or institution credit transfer, as JSON (ISO 20022 pacs.008 in spirit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uetr: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                              r"[0-9a-f]{12}$", description="UUID v4, lower case")
+    instruction_id: str = Field(min_length=1, max_length=35)
+    end_to_end_id: str = Field(min_length=1, max_length=35)
+    debtor_agent: str = Field(pattern=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+    creditor_agent: str = Field(pattern=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+    debtor: PartyIn
+    creditor: PartyIn
+    amount: str = Field(max_length=40, examples=["1250.00"], description="settlement amount")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["CNY"])
+    priority: str = Field("normal", pattern=r"^(urgent|high|normal)$")
+    charge_bearer: str = Field("SHAR", pattern=r"^(DEBT|CRED|SHAR|SLEV)$")
+    remittance: str | None = Field(None, max_length=140)
+    purpose: str | None = Field(None, pattern=r"^[A-Z]{4}$")
+    earliest: datetime | None = None
+    latest: datetime | None = None
+    reject_by: datetime | None = None
+
+
+class PaymentBulkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    payments: list[PaymentIn] = Field(min_length=1, max_length=BATCH_TRANSFERS_MAX)
+
+
+class StatusChangeOut(BaseModel):
+    status: str
+    at: datetime
+    reason: str | None = None
+    detail: str | None = None
+
+
+class PaymentOut(BaseModel):
+    uetr: str
+    status: str
+    reason: str | None = None
+    iso_status: str | None = None
+    debtor_agent: str | None = None
+    creditor_agent: str | None = None
+    amount: str | None = None
+    currency: str | None = None
+    priority: str | None = None
+    history: list[StatusChangeOut] = Field(default_factory=list)
+
+
+class PriorityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    priority: str = Field(pattern=r"^(urgent|high|normal)$")
+
+
+class MoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(pattern=r"^(front|back)$")
+
+
+class NoticeOut(BaseModel):
+    seq: int
+    kind: str
+    uetr: str | None
+    status: str | None
+    reason: str | None
+    created: datetime
+
+
+class AckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seqs: list[int] = Field(min_length=1, max_length=500)
+
+
+class PolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reserved_urgent: str = "0"
+    reserved_high: str = "0"
+    multilateral_limit: str | None = None
+    bilateral_limits: dict[int, str] = Field(default_factory=dict, max_length=1000,
+                                             description="creditor account id -> limit")
+
+
+class CreditLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    credit_line: str = Field(max_length=40, examples=["5000000.00"])

@@ -43,7 +43,9 @@ _ISO4217 = (
     ("USD", 2, "US Dollar"), ("UZS", 2, "Uzbekistan Sum"), ("VND", 0, "Dong"),
     ("ZAR", 2, "Rand"),
 )
-CURRENCIES: dict[str, Currency] = {code: Currency(code, units, name) for code, units, name in _ISO4217}
+CURRENCIES: dict[str, Currency] = {
+    code: Currency(code, units, name) for code, units, name in _ISO4217
+}
 
 _AMOUNT_PATTERN = re.compile(r"(?P<whole>0|[1-9][0-9]*)(?:\.(?P<fraction>[0-9]+))?")
 

@@ -82,8 +82,8 @@ REJECTION_TEXT: dict[Rejection, str] = {
     Rejection.PENDING_TRANSFER_ALREADY_POSTED: "the pending transfer was posted already",
     Rejection.PENDING_TRANSFER_ALREADY_VOIDED: "the pending transfer was voided already",
     Rejection.PENDING_TRANSFER_EXPIRED: "the pending transfer expired",
-    Rejection.PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT: "pending transfer debits another account",
-    Rejection.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT: "pending transfer credits another account",
+    Rejection.PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT: "pending one debits another account",
+    Rejection.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT: "pending one credits another account",
     Rejection.PENDING_TRANSFER_HAS_DIFFERENT_CURRENCY: "pending transfer is in another currency",
     Rejection.EXCEEDS_PENDING_TRANSFER_AMOUNT: "amount exceeds what the pending transfer reserved",
     Rejection.ACCOUNTS_MUST_HAVE_SAME_CURRENCY: (

@@ -319,7 +319,8 @@ class Engine(PaymentOperations):
             live = (balance.posted_minor, balance.debits_pending_minor,
                     balance.credits_pending_minor)
             if folded[account_id] != live:
-                mismatches.append(f"account {account_id}: live {live} != journal {folded[account_id]}")
+                mismatches.append(
+                    f"account {account_id}: live {live} != journal {folded[account_id]}")
         checkpoint = self.store.checkpoint()
         if checkpoint is not None:
             as_of_seq, _, saved = checkpoint

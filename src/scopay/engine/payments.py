@@ -60,12 +60,19 @@ class PaymentOperations:
 
     def submit_payments(self, sender_bic: str, payments: Sequence[Payment],
                         now_us: int) -> list[PaymentResult]:
-        assert len(payments) <= PAYMENTS_PER_REQUEST_MAX, "too many payments in one request"
+        return self.submit_payment_requests([(sender_bic, payments)], now_us)[0]
+
+    def submit_payment_requests(self, requests: Sequence[tuple[str, Sequence[Payment]]],
+                                now_us: int) -> list[list[PaymentResult]]:
+        """Enter the payments of several senders' requests; one commit for all of them."""
         with self._lock:
             changes, at = self._begin(now_us)
-            results = [self._enter(sender_bic, payment, at, changes) for payment in payments]
+            answers = []
+            for sender_bic, payments in requests:
+                assert len(payments) <= PAYMENTS_PER_REQUEST_MAX, "too many in one request"
+                answers.append([self._enter(sender_bic, p, at, changes) for p in payments])
             self._commit_changes(changes)
-            return results
+            return answers
 
     def cancel_payment(self, uetr: str, now_us: int) -> PaymentResult:
         with self._lock:

@@ -16,12 +16,19 @@ from concurrent.futures import Future
 from typing import Any
 
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX, Transfer, TransferOutcome
+from scopay.domain.payment import Payment
 from scopay.engine.engine import Engine
+from scopay.engine.payments import PaymentResult
 
 QUEUE_REQUESTS_MAX = 100_000  # requests waiting before callers are refused (back-pressure)
 
 
 _EMPTY = object()  # nothing waiting
+
+
+def _size_of(item: tuple) -> int:
+    kind, payload = item
+    return len(payload) if kind == "transfers" else len(payload[1])
 
 
 class RunnerBusyError(RuntimeError):
@@ -46,6 +53,13 @@ class EngineRunner:
         if len(transfers) > BATCH_TRANSFERS_MAX:
             raise ValueError(f"at most {BATCH_TRANSFERS_MAX} transfers in one request")
         return self._put(("transfers", list(transfers)))
+
+    def submit_payments(self, sender_bic: str,
+                        payments: Sequence[Payment]) -> Future[list[PaymentResult]]:
+        """Queue one sender's payments; the future resolves once their outcome is durable."""
+        if len(payments) > BATCH_TRANSFERS_MAX:
+            raise ValueError(f"at most {BATCH_TRANSFERS_MAX} payments in one request")
+        return self._put(("payments", (sender_bic, list(payments))))
 
     def call(self, command: Callable[[Engine, int], Any]) -> Future[Any]:
         """Run an administrative command on the engine thread with the current time."""
@@ -74,22 +88,26 @@ class EngineRunner:
             (kind, payload), future = item
             if kind == "call":
                 self._run_call(payload, future)
-                continue
-            self._run_transfers(self._gather([(payload, future)], len(payload)))
+            elif kind == "transfers":
+                requests = self._gather(kind, [(payload, future)], len(payload))
+                self._run_batch(self.engine.submit_many, requests)
+            else:
+                requests = self._gather(kind, [(payload, future)], len(payload[1]))
+                self._run_batch(self.engine.submit_payment_requests, requests)
 
-    def _gather(self, requests: list, size: int) -> list:
-        """Add every waiting transfer request that fits into the same commit."""
+    def _gather(self, kind: str, requests: list, size: int) -> list:
+        """Add every waiting request of the same kind that fits into the same commit."""
         while size < BATCH_TRANSFERS_MAX:
             item = self._next(block=False)
             if item is _EMPTY:
                 break
-            if item is None or item[0][0] != "transfers" or (
-                size + len(item[0][1]) > BATCH_TRANSFERS_MAX
+            if item is None or item[0][0] != kind or (
+                size + _size_of(item[0]) > BATCH_TRANSFERS_MAX
             ):
                 self._held = item  # handled next, in order
                 break
             requests.append((item[0][1], item[1]))
-            size += len(item[0][1])
+            size += _size_of(item[0])
         return requests
 
     def _next(self, block: bool) -> Any:
@@ -103,9 +121,9 @@ class EngineRunner:
         except queue.Empty:
             return _EMPTY
 
-    def _run_transfers(self, requests: list) -> None:
+    def _run_batch(self, execute: Callable, requests: list) -> None:
         try:
-            answers = self.engine.submit_many([r for r, _ in requests], self._clock_us())
+            answers = execute([r for r, _ in requests], self._clock_us())
         except BaseException as error:  # the engine rebuilt itself; every caller must know
             for _, future in requests:
                 future.set_exception(error)
@@ -118,7 +136,7 @@ class EngineRunner:
     def _run_call(self, command: Callable[[Engine, int], Any], future: Future) -> None:
         try:
             result = command(self.engine, self._clock_us())
-        except BaseException as error:  # handed to the caller, who decides what it means
+        except BaseException as error:  # noqa: BLE001 — the caller gets it and decides
             future.set_exception(error)
         else:
             future.set_result(result)

@@ -1,0 +1,278 @@
+"""Payment routes: send (one or bulk), track by UETR, manage the queue, read the mailbox.
+
+Thin: each route checks the caller's right, turns JSON into domain values (refusing bad
+input before a command exists), hands the command to the engine runner and shapes the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Query, Request
+
+from scopay.api import auth
+from scopay.api.errors import PROBLEM, REJECTION_STATUS, ApiError
+from scopay.api.schemas import (
+    AckIn,
+    MoveIn,
+    NoticeOut,
+    PaymentBulkIn,
+    PaymentIn,
+    PaymentOut,
+    PolicyIn,
+    PriorityIn,
+    StatusChangeOut,
+)
+from scopay.api.security import Caller
+from scopay.domain.mailbox import MAILBOX_PAGE_MAX
+from scopay.domain.money import AmountError, CurrencyError, format_amount, parse_amount
+from scopay.domain.payment import (
+    ChargeBearer,
+    Party,
+    Payment,
+    PaymentRecord,
+    PaymentStatus,
+    PostalAddress,
+    Priority,
+)
+from scopay.domain.rejection import REJECTION_TEXT
+from scopay.domain.rtgs import AccountPolicy
+from scopay.engine.payments import PaymentRefused, PaymentResult
+from scopay.engine.runner import EngineRunner, RunnerBusyError
+from scopay.iso20022.codes import PAYMENT_STATUS_CODE
+
+router = APIRouter()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_ANSWERS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
+
+
+def _runner(request: Request) -> EngineRunner:
+    return request.app.state.runner
+
+
+@router.post("/v1/payments", response_model=PaymentOut, status_code=201, tags=["payments"],
+             responses=_ANSWERS)
+async def send_payment(body: PaymentIn, caller: Caller, request: Request) -> PaymentOut:
+    """Send one payment. It settles at once when covered, else it waits in the queue
+    (status `queued`); a refused payment answers with the reason and its ISO code."""
+    runner = _runner(request)
+    payment = _payment_from(body, runner, caller)
+    (result,) = await _submit(runner, caller, [payment])
+    if result.status == PaymentStatus.REJECTED and result.reason is not None:
+        raise ApiError(REJECTION_STATUS.get(result.reason, 422), "Rejected",
+                       REJECTION_TEXT[result.reason], result.reason)
+    return _payment_out(runner, result)
+
+
+@router.post("/v1/payments/bulk", response_model=list[PaymentOut], tags=["payments"],
+             responses=_ANSWERS)
+async def send_payments(body: PaymentBulkIn, caller: Caller,
+                        request: Request) -> list[PaymentOut]:
+    """Send up to 8,190 payments in one request; one answer each, in order."""
+    runner = _runner(request)
+    payments = [_payment_from(item, runner, caller) for item in body.payments]
+    return [_payment_out(runner, r) for r in await _submit(runner, caller, payments)]
+
+
+@router.get("/v1/payments/{uetr}", response_model=PaymentOut, tags=["payments"],
+            responses=_ANSWERS)
+def track_payment(uetr: str, caller: Caller, request: Request) -> PaymentOut:
+    """Where is my payment? Its status and full history, for its sender and agents."""
+    record = _visible_record(_runner(request), caller, uetr)
+    return _record_out(record)
+
+
+@router.post("/v1/payments/{uetr}/cancel", response_model=PaymentOut, tags=["payments"],
+             responses=_ANSWERS)
+async def cancel_payment(uetr: str, caller: Caller, request: Request) -> PaymentOut:
+    return await _manage(request, caller, uetr, lambda e, now: e.cancel_payment(uetr, now))
+
+
+@router.post("/v1/payments/{uetr}/priority", response_model=PaymentOut, tags=["payments"],
+             responses=_ANSWERS)
+async def change_priority(uetr: str, body: PriorityIn, caller: Caller,
+                          request: Request) -> PaymentOut:
+    priority = Priority(body.priority)
+    return await _manage(request, caller, uetr,
+                         lambda e, now: e.change_payment_priority(uetr, priority, now))
+
+
+@router.post("/v1/payments/{uetr}/move", response_model=PaymentOut, tags=["payments"],
+             responses=_ANSWERS)
+async def move_payment(uetr: str, body: MoveIn, caller: Caller, request: Request) -> PaymentOut:
+    """Reorder the queue: put the payment first or last among its debtor's of its priority."""
+    to_front = body.to == "front"
+    return await _manage(request, caller, uetr,
+                         lambda e, now: e.move_payment(uetr, to_front, now))
+
+
+@router.get("/v1/queue", response_model=list[PaymentOut], tags=["payments"],
+            responses=_ANSWERS)
+def list_queue(caller: Caller, request: Request) -> list[PaymentOut]:
+    """Queued payments the caller may see, in settlement order per debtor."""
+    engine = _runner(request).engine
+    return [_record_out(r) for r in engine.queued_payments() if auth.may_see_payment(caller, r)]
+
+
+@router.post("/v1/gridlock/resolve", tags=["operator"], responses=_ANSWERS)
+async def resolve_gridlock(caller: Caller, request: Request) -> dict:
+    """Run multilateral gridlock resolution now (it also runs at intervals)."""
+    if caller.role != auth.Role.OPERATOR:
+        raise ApiError(403, "Forbidden", "only the operator runs gridlock resolution")
+    count, value = await asyncio.wrap_future(
+        _runner(request).call(lambda e, now: e.resolve_gridlock(now)))
+    return {"settled": count, "value_minor": value}
+
+
+@router.put("/v1/accounts/{account_id}/policy", status_code=204, tags=["accounts"],
+            responses=_ANSWERS)
+async def set_policy(account_id: int, body: PolicyIn, caller: Caller, request: Request) -> None:
+    """Liquidity reservations for urgent/high payments and limits for normal ones."""
+    runner = _runner(request)
+    account = runner.engine.accounts.get(account_id)
+    if account is None or not auth.may_see_account(caller, account) or not (
+        caller.role == auth.Role.OPERATOR or account.owner_bic == caller.participant.bic
+    ):
+        raise ApiError(404, "Not found", f"no account {account_id} whose policy you set")
+    policy = _policy_from(body, account.currency)
+    await asyncio.wrap_future(
+        runner.call(lambda e, now: e.set_account_policy(account_id, policy, now)))
+
+
+@router.get("/v1/mailbox", response_model=list[NoticeOut], tags=["mailbox"],
+            responses=_ANSWERS)
+def list_mailbox(caller: Caller, request: Request, after: int = Query(0, ge=0),
+                 limit: int = Query(100, ge=1, le=MAILBOX_PAGE_MAX)) -> list[NoticeOut]:
+    """Unacknowledged notices, oldest first; they stay until acknowledged."""
+    engine = _runner(request).engine
+    return [NoticeOut(seq=seq, kind=n.kind.value, uetr=n.uetr, status=n.status,
+                      reason=n.reason, created=_time(n.created_us))
+            for seq, n, _ in engine.mailbox(caller.participant.bic, after, limit)]
+
+
+@router.post("/v1/mailbox/ack", status_code=204, tags=["mailbox"], responses=_ANSWERS)
+async def acknowledge(body: AckIn, caller: Caller, request: Request) -> None:
+    """Acknowledge notices by seq; acknowledging twice, or another's, changes nothing."""
+    bic = caller.participant.bic
+    await asyncio.wrap_future(
+        _runner(request).call(lambda e, now: e.acknowledge(bic, body.seqs, now)))
+
+
+# -- shaping -----------------------------------------------------------------------------------
+
+
+def _payment_from(body: PaymentIn, runner: EngineRunner, caller: auth.Caller) -> Payment:
+    debtor_agent = runner.engine.participants.get(body.debtor_agent)
+    if not auth.may_send_payment(caller, debtor_agent):
+        raise ApiError(403, "Forbidden",
+                       f"you may not send payments for debtor agent {body.debtor_agent}")
+    try:
+        amount_minor = parse_amount(body.amount, body.currency)
+    except (AmountError, CurrencyError) as error:
+        raise ApiError(422, "Invalid amount", str(error)) from None
+    if amount_minor == 0:
+        raise ApiError(422, "Invalid amount", "a payment amount must be positive")
+    return Payment(
+        uetr=body.uetr, instruction_id=body.instruction_id, end_to_end_id=body.end_to_end_id,
+        debtor_agent=body.debtor_agent, creditor_agent=body.creditor_agent,
+        debtor=_party(body.debtor), creditor=_party(body.creditor),
+        settlement_amount_minor=amount_minor, settlement_currency=body.currency,
+        charge_bearer=ChargeBearer(body.charge_bearer), remittance=body.remittance,
+        purpose=body.purpose, priority=Priority(body.priority),
+        earliest_us=_micros(body.earliest), latest_us=_micros(body.latest),
+        reject_by_us=_micros(body.reject_by), sender_bic=caller.participant.bic,
+    )
+
+
+def _party(body) -> Party:
+    address = None
+    if body.address is not None:
+        a = body.address
+        address = PostalAddress(a.country, a.town, a.post_code, a.street, a.building_number,
+                                tuple(a.address_lines))
+    return Party(body.name, body.account, address)
+
+
+def _policy_from(body: PolicyIn, currency: str) -> AccountPolicy:
+    try:
+        return AccountPolicy(
+            reserved_urgent_minor=parse_amount(body.reserved_urgent, currency),
+            reserved_high_minor=parse_amount(body.reserved_high, currency),
+            bilateral_limits={k: parse_amount(v, currency)
+                              for k, v in body.bilateral_limits.items()},
+            multilateral_limit_minor=(None if body.multilateral_limit is None
+                                      else parse_amount(body.multilateral_limit, currency)),
+        )
+    except (AmountError, CurrencyError) as error:
+        raise ApiError(422, "Invalid amount", str(error)) from None
+
+
+async def _submit(runner: EngineRunner, caller: auth.Caller,
+                  payments: list[Payment]) -> list[PaymentResult]:
+    try:
+        future = runner.submit_payments(caller.participant.bic, payments)
+    except RunnerBusyError as error:
+        raise ApiError(503, "Busy", str(error)) from None
+    return await asyncio.wrap_future(future)
+
+
+async def _manage(request: Request, caller: auth.Caller, uetr: str, command) -> PaymentOut:
+    runner = _runner(request)
+    record = _visible_record(runner, caller, uetr)
+    if not auth.may_manage_payment(caller, record):
+        raise ApiError(403, "Forbidden", "only the sender or the operator manages a payment")
+    try:
+        result = await asyncio.wrap_future(runner.call(command))
+    except PaymentRefused as error:
+        raise ApiError(409, "Conflict", str(error)) from None
+    return _payment_out(runner, result)
+
+
+def _visible_record(runner: EngineRunner, caller: auth.Caller, uetr: str) -> PaymentRecord:
+    record = runner.engine.payment(uetr)
+    if record is None or not auth.may_see_payment(caller, record):
+        raise ApiError(404, "Not found", f"no payment {uetr} visible to you")
+    return record
+
+
+def _payment_out(runner: EngineRunner, result: PaymentResult) -> PaymentOut:
+    record = runner.engine.payment(result.uetr)
+    if record is None or record.status != result.status:  # refused before it was recorded
+        return PaymentOut(uetr=result.uetr, status=result.status.value,
+                          reason=result.reason.value if result.reason else result.detail,
+                          iso_status=_iso(result.status))
+    return _record_out(record)
+
+
+def _record_out(record: PaymentRecord) -> PaymentOut:
+    payment, last = record.payment, record.history[-1]
+    return PaymentOut(
+        uetr=payment.uetr, status=last.status.value,
+        reason=last.reason.value if last.reason else last.detail,
+        iso_status=_iso(last.status), debtor_agent=payment.debtor_agent,
+        creditor_agent=payment.creditor_agent,
+        amount=format_amount(payment.settlement_amount_minor, payment.settlement_currency),
+        currency=payment.settlement_currency, priority=record.priority.value,
+        history=[StatusChangeOut(status=c.status.value, at=_time(c.at_us),
+                                 reason=c.reason.value if c.reason else None, detail=c.detail)
+                 for c in record.history],
+    )
+
+
+def _iso(status: PaymentStatus) -> str | None:
+    code = PAYMENT_STATUS_CODE.get(status)
+    return None if code is None else code.value
+
+
+def _micros(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ApiError(422, "Invalid request", "times need a UTC offset, e.g. 2026-11-29T10:00Z")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _time(at_us: int) -> datetime:
+    return _EPOCH + at_us * _MICROSECOND

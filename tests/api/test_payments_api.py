@@ -1,0 +1,128 @@
+"""Payments over real HTTP: send, queue, track by UETR, manage the queue, mailboxes."""
+
+import uuid
+
+BANK_A, BANK_B, OTHER = "DEMACNX0", "DEMBCNX0", "DEMARUX0"
+OPERATOR, PBOC = "SCOPCNX0", "PBOCCNBJ"
+
+
+def payment(amount="100.00", debtor=BANK_A, creditor=BANK_B, currency="CNY", **extra):
+    return {"uetr": str(uuid.uuid4()), "instruction_id": uuid.uuid4().hex[:16],
+            "end_to_end_id": "E2E-1", "debtor_agent": debtor, "creditor_agent": creditor,
+            "debtor": {"name": "Иван Петров"}, "creditor": {"name": "张伟",
+                                                           "address": {"country": "CN",
+                                                                       "town": "北京"}},
+            "amount": amount, "currency": currency, **extra}
+
+
+def test_covered_payment_settles_and_both_agents_can_track_it(live_server):
+    body = payment("250.00")
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b, \
+            live_server.client(OTHER) as other:
+        sent = a.post("/v1/payments", json=body)
+        seen_by_creditor = b.get(f"/v1/payments/{body['uetr']}")
+        seen_by_other = other.get(f"/v1/payments/{body['uetr']}")
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["status"] == "settled" and sent.json()["iso_status"] == "ACSC"
+    assert [h["status"] for h in sent.json()["history"]] == ["received", "accepted", "settled"]
+    assert seen_by_creditor.json()["history"] == sent.json()["history"]
+    assert seen_by_other.status_code == 404
+
+
+def test_uncovered_payment_queues_and_settles_when_money_arrives(live_server):
+    big = payment("19000000.00")  # nearly twice the demo bank's funding
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        queued = a.post("/v1/payments", json=big).json()
+        assert queued["status"] == "queued" and queued["iso_status"] == "PDNG"
+        assert queued["reason"] == "insufficient_liquidity"
+        b.post("/v1/payments", json=payment("9999000.00", debtor=BANK_B, creditor=BANK_A))
+        tracked = a.get(f"/v1/payments/{big['uetr']}").json()
+    assert tracked["status"] == "settled"
+
+
+def test_same_payment_twice_returns_its_outcome_and_changed_content_is_refused(live_server):
+    body = payment("5.00")
+    with live_server.client(BANK_A) as a:
+        first = a.post("/v1/payments", json=body).json()
+        again = a.post("/v1/payments", json=body).json()
+        changed = a.post("/v1/payments", json={**body, "amount": "6.00"})
+    assert again == first
+    assert changed.status_code == 409
+    assert changed.json()["rejection"] == "payment_exists_with_different_content"
+
+
+def test_sender_cancels_a_queued_payment_and_others_cannot(live_server):
+    body = payment("90000000.00")
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        assert a.post("/v1/payments", json=body).json()["status"] == "queued"
+        assert b.post(f"/v1/payments/{body['uetr']}/cancel").status_code == 403
+        cancelled = a.post(f"/v1/payments/{body['uetr']}/cancel")
+        twice = a.post(f"/v1/payments/{body['uetr']}/cancel")
+    assert cancelled.json()["status"] == "cancelled" and cancelled.json()["iso_status"] == "CANC"
+    assert twice.status_code == 409
+
+
+def test_nobody_sends_for_another_bank(live_server):
+    with live_server.client(BANK_B) as b, live_server.client(OPERATOR) as operator:
+        assert b.post("/v1/payments", json=payment()).status_code == 403
+        assert operator.post("/v1/payments", json=payment()).status_code == 403
+
+
+def test_unknown_creditor_agent_is_rejected_with_its_reason(live_server):
+    with live_server.client(BANK_A) as a:
+        answer = a.post("/v1/payments", json=payment(creditor="ZZZZCNX0"))
+    assert answer.status_code == 422
+    assert answer.json()["rejection"] == "creditor_agent_unknown"
+
+
+def test_bad_payment_input_is_refused_before_anything_happens(live_server):
+    with live_server.client(BANK_A) as a:
+        for change in ({"amount": "1.001"}, {"amount": "0"}, {"uetr": "not-a-uuid"},
+                       {"currency": "cny"}, {"priority": "asap"}, {"surprise": True}):
+            body = {**payment(), **change}
+            answer = a.post("/v1/payments", json=body)
+            assert answer.status_code == 422, change
+            assert a.get(f"/v1/payments/{body['uetr']}").status_code == 404
+
+
+def test_priority_change_and_queue_listing(live_server):
+    body = payment("80000000.00")
+    with live_server.client(BANK_A) as a:
+        a.post("/v1/payments", json=body)
+        changed = a.post(f"/v1/payments/{body['uetr']}/priority", json={"priority": "urgent"})
+        queue = a.get("/v1/queue").json()
+        a.post(f"/v1/payments/{body['uetr']}/cancel")
+    assert changed.json()["priority"] == "urgent"
+    assert body["uetr"] in {p["uetr"] for p in queue}
+
+
+def test_bulk_payments_answer_in_order(live_server):
+    bodies = [payment("1.00") for _ in range(50)]
+    with live_server.client(BANK_A) as a:
+        answers = a.post("/v1/payments/bulk", json={"payments": bodies}).json()
+    assert [x["uetr"] for x in answers] == [b["uetr"] for b in bodies]
+    assert {x["status"] for x in answers} == {"settled"}
+
+
+def test_mailbox_holds_notices_until_acknowledged(live_server):
+    body = payment("3.00")
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        a.post("/v1/payments", json=body)
+        inbox = b.get("/v1/mailbox", params={"limit": 500}).json()
+        mine = [n for n in inbox if n["uetr"] == body["uetr"]]
+        assert [n["kind"] for n in mine] == ["incoming_payment"]
+        assert b.post("/v1/mailbox/ack", json={"seqs": [mine[0]["seq"]]}).status_code == 204
+        assert a.post("/v1/mailbox/ack", json={"seqs": [mine[0]["seq"]]}).status_code == 204
+        after = b.get("/v1/mailbox", params={"limit": 500}).json()
+    assert mine[0]["seq"] not in {n["seq"] for n in after}
+
+
+def test_operator_resolves_a_gridlock(live_server):
+    # three banks of one currency each pay more than they hold, in a cycle
+    ru_a, ru_b = "DEMARUX0", "DEMBRUX0"
+    with live_server.client(ru_a) as a, live_server.client(OPERATOR) as operator:
+        first = a.post("/v1/payments", json=payment("15000000.00", ru_a, ru_b, "RUB")).json()
+        assert first["status"] == "queued"
+        assert operator.post("/v1/gridlock/resolve").status_code == 200
+        assert a.post("/v1/gridlock/resolve").status_code == 403
+        a.post(f"/v1/payments/{first['uetr']}/cancel")
