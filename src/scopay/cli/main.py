@@ -37,6 +37,7 @@ err = Console(stderr=True)
 DbOption = Annotated[Path, typer.Option("--db", help="SQLite database file.",
                                         envvar="SCOPAY_DB")]
 DEFAULT_DB = Path("var/scopay.db")
+HEARTBEAT_S = 1.0  # how often the server lets time pass in the engine
 
 
 def now_us() -> int:
@@ -106,7 +107,7 @@ def serve(db: DbOption = DEFAULT_DB,
     from scopay.engine.runner import EngineRunner
 
     engine = open_engine(db)
-    runner = EngineRunner(engine, now_us).start()
+    runner = EngineRunner(engine, now_us).start(heartbeat_s=HEARTBEAT_S)
     console.print(f"scopay on http://{host}:{port} (API docs /docs), database {db}")
     try:
         uvicorn.run(create_app(runner), host=host, port=port, log_level="warning")

@@ -28,6 +28,7 @@ from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import AccountPolicy, Order, Step
 
 PAYMENTS_PER_REQUEST_MAX = 8190
+GRIDLOCK_INTERVAL_US = 10_000_000  # multilateral resolution at most this often on heartbeat
 
 
 class PaymentRefused(ValueError):
@@ -142,6 +143,15 @@ class PaymentOperations:
             changes, _ = self._begin(now_us)
             self._commit_changes(changes)
 
+    def heartbeat(self, now_us: int) -> None:
+        """Called at intervals: time passes, and a gridlocked queue gets a resolution."""
+        with self._lock:
+            changes, at = self._begin(now_us)
+            if self.rtgs.orders and at - self._resolved_at_us >= GRIDLOCK_INTERVAL_US:
+                self._resolved_at_us = at
+                self._apply_step(self.rtgs.resolve(at), at, changes)
+            self._commit_changes(changes)
+
     def acknowledge(self, bic: str, seqs: Sequence[int], now_us: int) -> None:
         with self._lock:
             at = self._tick(now_us)
@@ -165,6 +175,7 @@ class PaymentOperations:
     def _recover_payments(self) -> None:
         self.rtgs.policies.update(self.store.policies())
         self.payments: dict[str, PaymentRecord] = {}
+        self._resolved_at_us = 0
         self._instructions: dict[tuple[str, str], str] = {}
         for record in self.store.payments():
             self.payments[record.payment.uetr] = record

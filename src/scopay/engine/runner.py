@@ -44,9 +44,21 @@ class EngineRunner:
         self._stopped = threading.Event()
         self._held: Any = _EMPTY
 
-    def start(self) -> EngineRunner:
+    def start(self, heartbeat_s: float | None = None) -> EngineRunner:
+        """Start the engine thread, and with `heartbeat_s` a clock that lets time pass in the
+        engine (expiries, reject-by times, gridlock resolution) even when nobody calls."""
         self._thread.start()
+        if heartbeat_s is not None:
+            threading.Thread(target=self._beat, args=(heartbeat_s,), name="scopay-heartbeat",
+                             daemon=True).start()
         return self
+
+    def _beat(self, interval_s: float) -> None:
+        while not self._stopped.wait(interval_s):
+            try:
+                self.call(lambda engine, now_us: engine.heartbeat(now_us))
+            except (RunnerBusyError, RuntimeError):
+                continue  # busy or stopping: the next beat comes soon enough
 
     def submit(self, transfers: Sequence[Transfer]) -> Future[list[TransferOutcome]]:
         """Queue one request (a ledger batch); the future resolves once it is durable."""
@@ -68,6 +80,7 @@ class EngineRunner:
     def stop(self) -> None:
         self._queue.put(None)
         self._thread.join()
+        self._stopped.set()
 
     def _put(self, item: tuple) -> Future:
         if self._stopped.is_set():

@@ -1,0 +1,100 @@
+"""Payments through the engine over real SQLite: durable queue, history, mailboxes, time."""
+
+import uuid
+
+from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
+from scopay.domain.rejection import Rejection
+from scopay.engine.payments import GRIDLOCK_INTERVAL_US
+
+ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"  # ICBK holds 1000.00 CNY; ABOC 0 with a 500.00 line
+SECOND_US = 1_000_000
+
+
+def payment(debtor, creditor, amount_minor, **extra):
+    return Payment(str(uuid.uuid4()), uuid.uuid4().hex[:12], "e2e", debtor, creditor,
+                   Party("Ли Вэй"), Party("محمد رضایی"), amount_minor, "CNY", **extra)
+
+
+def test_queued_payment_survives_a_restart_and_settles_afterwards(engine, network,
+                                                                 open_engine):
+    t = network.funded_at_us
+    big = payment(ICBK, ABOC, 150_000)
+    (result,) = engine.submit_payments(ICBK, [big], t + 1)
+    assert result.status == PaymentStatus.QUEUED
+    engine.close()
+
+    reopened = open_engine()
+    assert big.uetr in reopened.rtgs.orders
+    assert reopened.payment(big.uetr).status == PaymentStatus.QUEUED
+    # ABOC pays ICBK using its credit line: ICBK can now cover the queued payment
+    reopened.submit_payments(ABOC, [payment(ABOC, ICBK, 50_000)], t + 2)
+    record = reopened.payment(big.uetr)
+    assert [c.status for c in record.history] == [
+        PaymentStatus.RECEIVED, PaymentStatus.ACCEPTED, PaymentStatus.QUEUED,
+        PaymentStatus.SETTLED]
+    assert reopened.reconcile().ok
+
+
+def test_history_and_notices_are_durable_with_the_state_change(engine, network, open_engine):
+    t = network.funded_at_us
+    paid = payment(ICBK, ABOC, 10_000)
+    engine.submit_payments(ICBK, [paid], t + 1)
+    engine.close()
+    reopened = open_engine()
+    kinds = {(n.participant_bic, n.kind.value) for _, n, _ in reopened.mailbox(ICBK)
+             + reopened.mailbox(ABOC) if n.uetr == paid.uetr}
+    assert kinds == {(ICBK, "status_report"), (ABOC, "incoming_payment")}
+    assert reopened.payment(paid.uetr).history[-1].status == PaymentStatus.SETTLED
+
+
+def test_acknowledged_notices_leave_the_mailbox_for_good(engine, network, open_engine):
+    engine.submit_payments(ICBK, [payment(ICBK, ABOC, 1)], network.funded_at_us + 1)
+    seqs = [seq for seq, _, _ in engine.mailbox(ABOC)]
+    engine.acknowledge(ABOC, seqs, network.funded_at_us + 2)
+    engine.acknowledge(ICBK, seqs, network.funded_at_us + 2)  # not ICBK's: changes nothing
+    engine.close()
+    assert open_engine().mailbox(ABOC) == []
+
+
+def test_heartbeat_rejects_past_reject_by_and_resolves_gridlock(engine, network):
+    t = network.funded_at_us
+    late = payment(ABOC, ICBK, 80_000, reject_by_us=t + 5 * SECOND_US)
+    engine.submit_payments(ABOC, [late], t + 1)
+    assert engine.payment(late.uetr).status == PaymentStatus.QUEUED
+    engine.heartbeat(t + 5 * SECOND_US)
+    record = engine.payment(late.uetr)
+    assert record.status == PaymentStatus.REJECTED
+    assert record.history[-1].reason == Rejection.REJECT_TIME_PASSED
+
+    # a two-bank gridlock: each pays the other more than it can alone; equal amounts net out
+    a = payment(ICBK, ABOC, 300_000)
+    b = payment(ABOC, ICBK, 290_000, priority=Priority.HIGH)
+    engine.submit_payments(ICBK, [a], t + 6 * SECOND_US)
+    engine.submit_payments(ABOC, [b], t + 6 * SECOND_US)
+    statuses = {engine.payment(a.uetr).status, engine.payment(b.uetr).status}
+    if statuses != {PaymentStatus.SETTLED}:  # offsetting on entry may already settle them
+        engine.heartbeat(t + 6 * SECOND_US + GRIDLOCK_INTERVAL_US)
+    assert engine.payment(a.uetr).status == PaymentStatus.SETTLED
+    assert engine.payment(b.uetr).status == PaymentStatus.SETTLED
+    assert engine.reconcile().ok
+
+
+def test_duplicate_uetr_with_other_content_is_refused_and_not_recorded(engine, network):
+    first = payment(ICBK, ABOC, 100)
+    engine.submit_payments(ICBK, [first], network.funded_at_us + 1)
+    clash = Payment(first.uetr, "other-instr", "e2e", ICBK, ABOC, first.debtor, first.creditor,
+                    200, "CNY")
+    (result,) = engine.submit_payments(ICBK, [clash], network.funded_at_us + 2)
+    assert result.reason == Rejection.PAYMENT_EXISTS_WITH_DIFFERENT_CONTENT
+    assert engine.payment(first.uetr).payment == first
+
+
+def test_indirect_participant_settles_through_its_sponsor(engine, network):
+    from scopay.domain.participant import Participant, Role, Tier
+
+    t = network.funded_at_us
+    engine.admit_participant(Participant("KASPKZKA", "Kaspi Bank", Role.INDIRECT, "KZ",
+                                         Tier.MEMBER, sponsor_bic=ICBK), t)
+    (result,) = engine.submit_payments(ICBK, [payment("KASPKZKA", ABOC, 500)], t + 1)
+    assert result.status == PaymentStatus.SETTLED
+    assert engine.balance(11).posted_minor == 100_000 - 500  # ICBK's account paid
