@@ -10,7 +10,8 @@ import pytest
 import uvicorn
 
 from scopay.api.app import create_app
-from scopay.api.auth import new_credential
+from scopay.api import signing
+from scopay.client import KeyFile, ScopayClient, new_private_key
 from scopay.cli.main import seed_reference_network
 from scopay.engine.engine import Engine
 from scopay.engine.runner import EngineRunner
@@ -23,12 +24,13 @@ STARTUP_S_MAX = 20
 class LiveServer:
     url: str
     engine: Engine
-    tokens: dict[str, str]  # BIC -> bearer token
-    key_ids: dict[str, str]
+    keys: dict[str, KeyFile]  # BIC -> signing key
 
     def client(self, bic: str | None) -> httpx.Client:
-        headers = {} if bic is None else {"Authorization": f"Bearer {self.tokens[bic]}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        """A signed client for the participant, or an unsigned one for None."""
+        if bic is None:
+            return httpx.Client(base_url=self.url, timeout=30)
+        return ScopayClient(self.url, self.keys[bic])
 
     def account_of(self, bic: str, currency: str) -> int:
         return next(a.id for a in self.engine.accounts.values()
@@ -47,11 +49,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory):
     before and after themselves, so they do not depend on each other."""
     engine = Engine(SQLiteStore(tmp_path_factory.mktemp("api") / "api.db"))
     seed_reference_network(engine, 1)
-    tokens, key_ids = {}, {}
-    for bic in ("SCOPCNX0", "DEMACNX0", "DEMBCNX0", "DEMARUX0", "PBOCCNBJ"):
-        key_id, secret, digest = new_credential()
-        engine.issue_credential(key_id, bic, digest, 2)
-        tokens[bic], key_ids[bic] = f"{key_id}.{secret}", key_id
+    keys = {}
+    for bic in ("SCOPCNX0", "DEMACNX0", "DEMBCNX0", "DEMARUX0", "DEMBRUX0", "PBOCCNBJ"):
+        keys[bic] = KeyFile(signing.new_key_id(), bic, new_private_key())
+        engine.register_key(keys[bic].key_id, bic, keys[bic].public_key, 2)
     runner = EngineRunner(engine, lambda: time.time_ns() // 1000)
     runner.start()
     port = free_port()
@@ -63,7 +64,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory):
     while not server.started:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.01)
-    yield LiveServer(f"http://127.0.0.1:{port}", engine, tokens, key_ids)
+    yield LiveServer(f"http://127.0.0.1:{port}", engine, keys)
     server.should_exit = True
     thread.join()
     runner.stop()

@@ -1,12 +1,14 @@
 """The scopay command line, run in-process on a real database file."""
 
 import json
+import sqlite3
 import stat
 
 import pytest
 from typer.testing import CliRunner
 
 from scopay.cli.main import app
+from scopay.client import read_key_file
 from scopay.engine.engine import Engine
 from scopay.store.sqlite import SQLiteStore
 
@@ -35,21 +37,38 @@ def balances_json(db):
 def test_help_explains_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("init", "serve", "transfer", "balances", "reconcile", "credentials"):
+    for command in ("init", "serve", "transfer", "balances", "reconcile", "keys", "audit",
+                    "call"):
         assert command in result.output
 
 
-def test_init_seeds_network_and_writes_a_private_operator_token(db):
-    token = db.with_name("operator.token")
-    assert stat.S_IMODE(token.stat().st_mode) == 0o600
-    key_id, _, secret = token.read_text().strip().partition(".")
+def test_init_seeds_network_and_writes_a_private_operator_key(db):
+    key_path = db.with_name("operator.key")
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    key = read_key_file(key_path)
     store = SQLiteStore(db, lock=False)
     try:
-        participant, digest, revoked = store.credential(key_id)
+        participant, public_key, revoked = store.keys()[key.key_id]
     finally:
         store.close()
     assert participant == "SCOPCNX0" and revoked is None
-    assert secret not in digest  # only the hash is stored
+    assert public_key == key.public_key  # only the public half is in the database
+    assert json.loads(key_path.read_text())["private_key"] not in db.read_bytes().decode(
+        "latin-1")
+
+
+def test_audit_chain_verifies_and_names_a_tampered_entry(db):
+    assert runner.invoke(app, ["transfer", "11", "12", "1.00", "CNY", "--db", str(db)]
+                         ).exit_code == 0
+    intact = runner.invoke(app, ["audit", "verify", "--db", str(db)])
+    assert intact.exit_code == 0 and "intact" in intact.output
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE journal SET amount_minor = amount_minor + 1 WHERE seq = 3")
+        entry = raw.execute("SELECT seq FROM audit_log WHERE payload LIKE '%\"journal\"%' "
+                            "ORDER BY seq LIMIT 1").fetchone()[0]
+    broken = runner.invoke(app, ["audit", "verify", "--db", str(db)])
+    assert broken.exit_code == 1
+    assert f"entry {entry}" in words(broken.output) and "changed" in broken.output
 
 
 def test_init_twice_changes_nothing(db):

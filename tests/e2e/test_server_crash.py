@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scopay.client import KeyFile, ScopayClient, read_key_file
+
 SCOPAY = Path(sys.executable).parent / "scopay"
 STARTUP_S_MAX = 60
 CLIENTS = 4
@@ -40,9 +42,8 @@ def start_server(db: Path, port: int) -> subprocess.Popen:
         time.sleep(0.05)  # polling for readiness, not timing anything
 
 
-def post_until_refused(url: str, token: str, worker: int, acknowledged: list, stop) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+def post_until_refused(url: str, key: KeyFile, worker: int, acknowledged: list, stop) -> None:
+    with ScopayClient(url, key, timeout=10) as client:
         n = 0
         while not stop.is_set():
             transfer_id = f"w{worker}-{n}"
@@ -61,17 +62,19 @@ def post_until_refused(url: str, token: str, worker: int, acknowledged: list, st
 def test_served_transfers_survive_sigkill_of_the_server(tmp_path):
     db = tmp_path / "served.db"
     subprocess.run([str(SCOPAY), "init", "--db", str(db)], check=True, capture_output=True)
-    operator_token = db.with_name("operator.token").read_text().strip()
+    operator_key = db.with_name("operator.key")
+    bank_key = tmp_path / "bank.key"
+    subprocess.run([str(SCOPAY), "keys", "issue", "DEMACNX0", "--out", str(bank_key), "--db",
+                    str(db)], check=True, capture_output=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = start_server(db, port)
     try:
-        issued = httpx.post(f"{url}/v1/participants/DEMACNX0/credentials",
-                            headers={"Authorization": f"Bearer {operator_token}"}).json()
         acknowledged: list[str] = []
         stop = threading.Event()
         workers = [threading.Thread(target=post_until_refused,
-                                    args=(url, issued["token"], w, acknowledged, stop))
+                                    args=(url, read_key_file(bank_key), w, acknowledged,
+                                          stop))
                    for w in range(CLIENTS)]
         for worker in workers:
             worker.start()
@@ -88,8 +91,7 @@ def test_served_transfers_survive_sigkill_of_the_server(tmp_path):
 
     server = start_server(db, port)
     try:
-        headers = {"Authorization": f"Bearer {operator_token}"}
-        with httpx.Client(base_url=url, headers=headers) as client:
+        with ScopayClient.from_key_file(url, operator_key) as client:
             missing = [t for t in acknowledged
                        if client.get(f"/v1/transfers/{t}").status_code != 200]
             report = client.post("/v1/reconcile").json()

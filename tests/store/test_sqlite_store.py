@@ -89,12 +89,13 @@ def test_commit_is_all_or_nothing(store, network):
             [ENTRIES[0], duplicate, JournalEntry(Transfer("same-id", 11, 12, 3, "CNY"), 2)],
             [RejectionRecord(Transfer("r1", 11, 12, 1, "CNY"), Rejection.ID_INVALID, 2)],
             participants=network.participants, accounts=network.accounts,
-            credentials=[("key-1", "ICBKCNBJ", "0" * 64, 2)],
+            keys=[("key-1", "ICBKCNBJ", "pub", 2)],
         )
     assert list(store.journal()) == []
     assert list(store.rejections()) == []
     assert store.participants() == [] and store.accounts() == []
-    assert store.credential("key-1") is None
+    assert store.keys() == {}
+    assert store.verify_audit().entries == 0
     assert store.last_seq() == 0
     # The store is still usable after the rolled-back batch.
     store.commit([ENTRIES[0]])
@@ -116,12 +117,20 @@ def test_participants_and_accounts_round_trip(store, network):
     assert by_id[11] == (network.accounts_by_id[11], True)
 
 
-def test_credentials_are_stored_and_revoked(store, network):
+def test_keys_are_stored_and_revoked_once(store, network):
     store.commit(participants=network.participants[:1],
-                 credentials=[("key-1", "PBOCCNBJ", "ab" * 32, 10)])
-    assert store.credential("key-1") == ("PBOCCNBJ", "ab" * 32, None)
-    store.commit(revoked=[("key-1", 20)])
-    assert store.credential("key-1") == ("PBOCCNBJ", "ab" * 32, 20)
+                 keys=[("key-1", "PBOCCNBJ", "pub", 10)])
+    assert store.keys()["key-1"] == ("PBOCCNBJ", "pub", None)
+    store.commit(revoked_keys=[("key-1", 20)])
+    store.commit(revoked_keys=[("key-1", 30)])
+    assert store.keys()["key-1"] == ("PBOCCNBJ", "pub", 20)
+
+
+def test_every_commit_is_in_the_audit_chain(store, network):
+    store.commit(participants=network.participants, accounts=network.accounts, at_us=1)
+    store.commit(ENTRIES[:2], at_us=2)
+    report = store.verify_audit()
+    assert report.ok and report.entries == 2
 
 
 def test_second_store_on_the_same_file_is_refused_while_the_first_is_open(db_path):

@@ -1,6 +1,7 @@
 """The HTTP API: thin routes over the engine runner, one error shape, one auth check.
 
-Every /v1 route needs a credential; what a caller may see and move is decided in api/auth.py.
+Every /v1 request is signed (api/signing.py, checked in api/security.py); what a caller may
+see and move is decided in api/auth.py.
 Errors are RFC 9457 problem details (application/problem+json).
 """
 
@@ -13,18 +14,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from scopay import __version__
-from scopay.api import auth
+from scopay.api import auth, signing
 from scopay.api.errors import PROBLEM, REJECTION_STATUS, ApiError, problem
 from scopay.api.payments import router as payments_router
 from scopay.api.schemas import (
     BalanceOut,
     HealthOut,
+    KeyIn,
     ParticipantOut,
     TransferBatchIn,
     TransferIn,
     TransferOut,
 )
-from scopay.api.security import Caller
+from scopay.api.security import Caller, RateLimiter, ReplayGuard, guard
 from scopay.domain.ledger import Transfer, TransferKind, TransferOutcome
 from scopay.domain.money import AmountError, CurrencyError, format_amount, parse_amount
 from scopay.domain.participant import Participant, Role
@@ -44,6 +46,8 @@ def create_app(runner: EngineRunner) -> FastAPI:
     engine = runner.engine
     app.state.runner = runner
     _install_error_handlers(app)
+    app.state.replay_guard = ReplayGuard()
+    app.state.rate_limiter = RateLimiter()
     app.include_router(payments_router)
 
     @app.get("/health", response_model=HealthOut, tags=["system"])
@@ -122,27 +126,30 @@ def create_app(runner: EngineRunner) -> FastAPI:
                 "accounts": report.accounts, "mismatches": report.mismatches,
                 "invariant_violations": report.invariant_violations}
 
-    @app.post("/v1/participants/{bic}/credentials", status_code=201, tags=["operator"],
-              responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM})
-    async def issue_credential(bic: str, caller: Caller) -> dict:
-        """Issue a credential for a participant; the token is shown in this answer only."""
+    @app.post("/v1/participants/{bic}/keys", status_code=201, tags=["operator"],
+              responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 422: PROBLEM})
+    async def register_key(bic: str, body: KeyIn, caller: Caller) -> dict:
+        """Register a participant's Ed25519 public key; its requests are signed with it."""
         if caller.role != Role.OPERATOR:
-            raise ApiError(403, "Forbidden", "only the operator issues credentials")
+            raise ApiError(403, "Forbidden", "only the operator registers keys")
         if bic not in engine.participants:
             raise ApiError(404, "Not found", f"no participant {bic}")
-        key_id, secret, digest = auth.new_credential()
+        if not signing.is_public_key(body.public_key):
+            raise ApiError(422, "Invalid key", "public_key: 32 bytes of Ed25519, base64url")
+        key_id = signing.new_key_id()
         await asyncio.wrap_future(
-            runner.call(lambda e, now: e.issue_credential(key_id, bic, digest, now)))
-        return {"key_id": key_id, "participant_bic": bic, "token": f"{key_id}.{secret}"}
+            runner.call(lambda e, now: e.register_key(key_id, bic, body.public_key, now)))
+        return {"key_id": key_id, "participant_bic": bic}
 
-    @app.delete("/v1/credentials/{key_id}", status_code=204, tags=["operator"],
-                responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM})
-    async def revoke_credential(key_id: str, caller: Caller) -> None:
-        if caller.role != Role.OPERATOR:
-            raise ApiError(403, "Forbidden", "only the operator revokes credentials")
-        if engine.store.credential(key_id) is None:
-            raise ApiError(404, "Not found", f"no credential {key_id}")
-        await asyncio.wrap_future(runner.call(lambda e, now: e.revoke_credential(key_id, now)))
+    @app.delete("/v1/keys/{key_id}", status_code=204, tags=["operator"],
+                responses={401: PROBLEM, 404: PROBLEM})
+    async def revoke_key(key_id: str, caller: Caller) -> None:
+        """Revoke a key at once: the operator any key, a participant its own."""
+        found = engine.keys.get(key_id)
+        if found is None or (caller.role != Role.OPERATOR
+                             and found[0] != caller.participant.bic):
+            raise ApiError(404, "Not found", f"no key {key_id} that you may revoke")
+        await asyncio.wrap_future(runner.call(lambda e, now: e.revoke_key(key_id, now)))
 
     return app
 
@@ -158,6 +165,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid"}
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
         return problem(422, "Invalid request", f"{where or 'body'}: {first.get('msg')}")
+
+    app.middleware("http")(guard)
 
     @app.middleware("http")
     async def limit_size(request: Request, call_next):
@@ -245,7 +254,7 @@ def _home_page(participants, journal_entries: int) -> str:
         "<h2>Settlement currencies</h2><table><tr><th>currency</th><th>settlement agent</th>"
         f"<th>BIC</th></tr>{rows}</table>"
         "<p>API: <a href=/docs>/docs</a> (OpenAPI at <a href=/openapi.json>/openapi.json</a>)."
-        " Balances: <code>scopay balances</code> or GET /v1/accounts with a credential.</p>"
+        " Balances: <code>scopay balances</code>, or a signed GET /v1/accounts.</p>"
         "</body></html>"
     )
 

@@ -1,25 +1,16 @@
 """Who is calling, and what they may see and move.
 
-Credentials are issued by the operator: a key id and a 256-bit random secret, shown once.
-Only the secret's SHA-256 is stored (a random 256-bit secret needs no slow hash: it cannot be
-guessed from its digest). A request carries `Authorization: Bearer <key id>.<secret>`.
-Request signing with registered Ed25519 keys replaces bearer secrets in the API issue; the
-authorisation rules below stay.
+Every request is signed with a participant's registered Ed25519 key (api/signing.py); the
+rules here say what the participant behind the key may see and do, in one place.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from dataclasses import dataclass
 
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.participant import Participant, Role, Status
 from scopay.domain.payment import PaymentRecord
-
-KEY_ID_BYTES = 8
-SECRET_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,21 +21,6 @@ class Caller:
     @property
     def role(self) -> Role:
         return self.participant.role
-
-
-def new_credential() -> tuple[str, str, str]:
-    """(key id, secret, secret's SHA-256 hex). Only the digest is ever stored."""
-    key_id = "k" + secrets.token_hex(KEY_ID_BYTES)
-    secret = secrets.token_urlsafe(SECRET_BYTES)
-    return key_id, secret, digest_of(secret)
-
-
-def digest_of(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def token_matches(secret: str, stored_digest: str) -> bool:
-    return hmac.compare_digest(digest_of(secret), stored_digest)
 
 
 def may_see_account(caller: Caller, account: Account) -> bool:

@@ -191,3 +191,10 @@ class CreditLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     credit_line: str = Field(max_length=40, examples=["5000000.00"])
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    public_key: str = Field(min_length=40, max_length=60,
+                            description="Ed25519 public key: 32 raw bytes, base64url")

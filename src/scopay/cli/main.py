@@ -8,7 +8,6 @@ it: stop the server, or use the HTTP API.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scopay.api.auth import new_credential
+from scopay.api import signing
+from scopay.client import KeyFile, ScopayClient, new_private_key, write_key_file
 from scopay.domain.ledger import Transfer
 from scopay.domain.money import AmountError, CurrencyError, format_amount, parse_amount
 from scopay.domain.rejection import REJECTION_TEXT
@@ -29,8 +29,11 @@ app = typer.Typer(
     help="scopay: payment and settlement between the SCO states in their own currencies.",
     no_args_is_help=True, add_completion=False,
 )
-credentials_app = typer.Typer(help="Issue and revoke API credentials.", no_args_is_help=True)
-app.add_typer(credentials_app, name="credentials")
+keys_app = typer.Typer(help="Issue, register and revoke participants' signing keys.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 console = Console()
 err = Console(stderr=True)
 
@@ -63,20 +66,18 @@ def seed_reference_network(engine: Engine, at_us: int) -> tuple[int, int, int]:
     return len(plan.participants), len(plan.accounts), len(plan.funding)
 
 
-def issue_credential_file(engine: Engine, bic: str, path: Path, at_us: int) -> str:
-    key_id, secret, digest = new_credential()
-    engine.issue_credential(key_id, bic, digest, at_us)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(f"{key_id}.{secret}\n")
-    return key_id
+def issue_key_file(engine: Engine, bic: str, path: Path, at_us: int) -> str:
+    """Make an Ed25519 key pair, register its public half, write the key file (mode 600)."""
+    key = KeyFile(signing.new_key_id(), bic, new_private_key())
+    engine.register_key(key.key_id, bic, key.public_key, at_us)
+    write_key_file(path, key)
+    return key.key_id
 
 
 @app.command()
 def init(db: DbOption = DEFAULT_DB,
-         token_file: Annotated[Path | None, typer.Option(
-             help="Where to write the operator's API token (default: beside the database).",
+         key_file: Annotated[Path | None, typer.Option(
+             help="Where to write the operator's signing key (default: beside the database).",
          )] = None) -> None:
     """Create the database and seed the SCO reference network (central banks, demo banks)."""
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -87,13 +88,13 @@ def init(db: DbOption = DEFAULT_DB,
             raise typer.Exit(1)
         at = now_us()
         participants, accounts, fundings = seed_reference_network(engine, at)
-        token_path = token_file or db.with_name("operator.token")
-        key_id = issue_credential_file(engine, OPERATOR_BIC, token_path, at)
+        key_path = key_file or db.with_name("operator.key")
+        key_id = issue_key_file(engine, OPERATOR_BIC, key_path, at)
     finally:
         engine.close()
     console.print(f"Seeded {participants} participants, {accounts} accounts, "
                   f"{fundings} funds-in transfers into {db}.")
-    console.print(f"Operator credential {key_id}: token written to {token_path} (mode 600).")
+    console.print(f"Operator key {key_id}: private key written to {key_path} (mode 600).")
 
 
 @app.command()
@@ -197,37 +198,95 @@ def reconcile(db: DbOption = DEFAULT_DB) -> None:
                   "zero, no account below its floor[/green]")
 
 
-@credentials_app.command("issue")
-def credentials_issue(
+@keys_app.command("issue")
+def keys_issue(
     bic: Annotated[str, typer.Argument(help="Participant BIC.")],
-    out: Annotated[Path, typer.Option(help="File to write the token to (mode 600).")],
+    out: Annotated[Path, typer.Option(help="Key file to write (mode 600).")],
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Issue an API credential; the secret is written once to --out and stored hashed."""
+    """Make a signing key pair for a participant, register its public half, write the
+    private key to --out. (A bank that makes its own key uses `keys register`.)"""
     engine = open_engine(db)
     try:
-        key_id = issue_credential_file(engine, bic, out, now_us())
+        key_id = issue_key_file(engine, bic, out, now_us())
     except CommandRefused as error:
         err.print(f"[red]refused:[/red] {error}")
         raise typer.Exit(1) from None
     finally:
         engine.close()
-    console.print(f"credential {key_id} for {bic}: token in {out}")
+    console.print(f"key {key_id} for {bic}: private key in {out}")
 
 
-@credentials_app.command("revoke")
-def credentials_revoke(key_id: Annotated[str, typer.Argument(help="Key id to revoke.")],
-                       db: DbOption = DEFAULT_DB) -> None:
-    """Revoke an API credential at once."""
+@keys_app.command("register")
+def keys_register(
+    bic: Annotated[str, typer.Argument(help="Participant BIC.")],
+    public_key: Annotated[str, typer.Argument(help="Ed25519 public key, base64url.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Register a public key a participant made itself; prints the key id."""
+    if not signing.is_public_key(public_key):
+        err.print("[red]refused:[/red] not an Ed25519 public key (32 bytes, base64url)")
+        raise typer.Exit(2)
     engine = open_engine(db)
     try:
-        engine.revoke_credential(key_id, now_us())
+        key_id = signing.new_key_id()
+        engine.register_key(key_id, bic, public_key, now_us())
+    except CommandRefused as error:
+        err.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        engine.close()
+    console.print(key_id)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id to revoke.")],
+                db: DbOption = DEFAULT_DB) -> None:
+    """Revoke a signing key at once."""
+    engine = open_engine(db)
+    try:
+        engine.revoke_key(key_id, now_us())
     except CommandRefused as error:
         err.print(f"[red]refused:[/red] {error}")
         raise typer.Exit(1) from None
     finally:
         engine.close()
     console.print(f"revoked {key_id}")
+
+
+@audit_app.command("verify")
+def audit_verify(db: DbOption = DEFAULT_DB) -> None:
+    """Recompute the audit hash chain and every row it covers; name the first broken link.
+    Exit 0 when intact, 1 otherwise."""
+    store = SQLiteStore(db, lock=False)
+    try:
+        report = store.verify_audit()
+    finally:
+        store.close()
+    if not report.ok:
+        err.print(f"[red]audit chain broken at entry {report.first_broken_seq}:[/red] "
+                  f"{report.reason}")
+        raise typer.Exit(1)
+    console.print(f"[green]audit chain intact: {report.entries} entries[/green]")
+
+
+@app.command()
+def call(
+    method: Annotated[str, typer.Argument(help="GET, POST, PUT or DELETE.")],
+    path: Annotated[str, typer.Argument(help="e.g. /v1/accounts")],
+    data: Annotated[str | None, typer.Option(help="JSON body.")] = None,
+    key: Annotated[Path, typer.Option(help="Key file to sign with.")] = Path(
+        "var/operator.key"),
+    url: Annotated[str, typer.Option(help="scopay server.")] = "http://127.0.0.1:8000",
+) -> None:
+    """Call the running server's API, signed with a key file; prints the JSON answer."""
+    with ScopayClient.from_key_file(url, key) as client:
+        answer = client.request(method.upper(), path,
+                                content=None if data is None else data.encode(),
+                                headers={"content-type": "application/json"})
+    print(json.dumps(answer.json(), indent=1, ensure_ascii=False) if answer.content else "")
+    if answer.status_code >= 400:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -128,6 +128,8 @@ class Engine(PaymentOperations):
             self.ledger.remember_rejection(record)
             self._last_timestamp_us = max(self._last_timestamp_us, record.timestamp_us)
         self._account_index = {account_key(a): a.id for a in self.accounts.values()}
+        self.keys = self.store.keys()
+        self.idempotency = self.store.idempotency_records()
         self.rtgs = Rtgs(self.ledger)
         self._recover_payments()
 
@@ -169,7 +171,8 @@ class Engine(PaymentOperations):
         try:
             self.store.commit(changes.journal, rejections,
                               payments=list(changes.records.values()),
-                              payment_events=changes.events, notices=changes.notices)
+                              payment_events=changes.events, notices=changes.notices,
+                              at_us=timestamp_us)
         except BaseException:
             self._recover()
             raise
@@ -186,7 +189,7 @@ class Engine(PaymentOperations):
         if not journal and not rejections:
             return
         try:
-            self.store.commit(journal, rejections)
+            self.store.commit(journal, rejections, at_us=self._last_timestamp_us)
         except BaseException:
             self._recover()
             raise
@@ -206,8 +209,7 @@ class Engine(PaymentOperations):
             if problem is not None:
                 raise CommandRefused(problem)
             admitted[participant.bic] = participant
-        self._tick(now_us)
-        self.store.commit(participants=participants)
+        self.store.commit(participants=participants, at_us=self._tick(now_us))
         self.participants = admitted
 
     def open_account(self, account: Account, now_us: int) -> None:
@@ -224,8 +226,7 @@ class Engine(PaymentOperations):
                 raise CommandRefused(problem)
             opened[account.id] = account
             taken.add(account_key(account))
-        self._tick(now_us)
-        self.store.commit(accounts=accounts)
+        self.store.commit(accounts=accounts, at_us=self._tick(now_us))
         self.accounts = opened
         for account in accounts:
             self.ledger.open_account(account)
@@ -246,8 +247,7 @@ class Engine(PaymentOperations):
         balance = self.ledger.balances[account_id]
         if balance.available_minor < changed.floor_minor:
             raise CommandRefused("the account already uses more than the new credit line")
-        self._tick(now_us)
-        self.store.commit(accounts=[changed])
+        self.store.commit(accounts=[changed], at_us=self._tick(now_us))
         self.accounts[account_id] = changed
         assert self.ledger.set_floor(account_id, changed.floor_minor)
 
@@ -260,23 +260,49 @@ class Engine(PaymentOperations):
         changed = replace(participant, status=status)
         own = [a.id for a in self.accounts.values() if a.owner_bic == bic]
         blocked = status != Status.ACTIVE
-        self._tick(now_us)
-        self.store.commit(participants=[changed], blocked=[(a, blocked) for a in own])
+        self.store.commit(participants=[changed], blocked=[(a, blocked) for a in own],
+                          at_us=self._tick(now_us))
         self.participants[bic] = changed
         for account_id in own:
             self.ledger.set_blocked(account_id, blocked)
 
     @_exclusive
-    def issue_credential(self, key_id: str, bic: str, secret_sha256: str, now_us: int) -> None:
+    def register_key(self, key_id: str, bic: str, public_key: str, now_us: int) -> None:
+        """Register a participant's Ed25519 public key (rotation: register, then revoke)."""
         if bic not in self.participants:
             raise CommandRefused(f"no participant {bic}")
-        self.store.commit(credentials=[(key_id, bic, secret_sha256, self._tick(now_us))])
+        if key_id in self.keys:
+            raise CommandRefused(f"key {key_id} exists already")
+        at = self._tick(now_us)
+        self.store.commit(keys=[(key_id, bic, public_key, at)], at_us=at)
+        self.keys[key_id] = (bic, public_key, None)
 
     @_exclusive
-    def revoke_credential(self, key_id: str, now_us: int) -> None:
-        if self.store.credential(key_id) is None:
-            raise CommandRefused(f"no credential {key_id}")
-        self.store.commit(revoked=[(key_id, self._tick(now_us))])
+    def revoke_key(self, key_id: str, now_us: int) -> None:
+        found = self.keys.get(key_id)
+        if found is None:
+            raise CommandRefused(f"no key {key_id}")
+        if found[2] is not None:
+            return  # revoked already: nothing changes
+        at = self._tick(now_us)
+        self.store.commit(revoked_keys=[(key_id, at)], at_us=at)
+        self.keys[key_id] = (found[0], found[1], at)
+
+    @_exclusive
+    def remember_responses(self, answers: Sequence[tuple[str, str, str, int, bytes]],
+                           now_us: int) -> list[None]:
+        """Keep answers given under idempotency keys (bic, key, request digest, status,
+        body), to give them again on a retry; one commit for all."""
+        at = self._tick(now_us)
+        fresh = {}
+        for bic, key, digest, status_code, body in answers:
+            if (bic, key) not in self.idempotency:
+                fresh[(bic, key)] = (bic, key, digest, status_code, body, at)
+        if fresh:
+            self.store.commit(idempotency=list(fresh.values()), at_us=at)
+            for (bic, key), row in fresh.items():
+                self.idempotency[(bic, key)] = row[2:5]
+        return [None] * len(answers)
 
     # -- reading (committed state only) --------------------------------------------------
 

@@ -155,7 +155,7 @@ class PaymentOperations:
     def acknowledge(self, bic: str, seqs: Sequence[int], now_us: int) -> None:
         with self._lock:
             at = self._tick(now_us)
-            self.store.commit(acknowledged=[(seq, bic, at) for seq in seqs])
+            self.store.commit(acknowledged=[(seq, bic, at) for seq in seqs], at_us=at)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -291,7 +291,7 @@ class PaymentOperations:
         try:
             self.store.commit(changes.journal, (), payments=list(changes.records.values()),
                               payment_events=changes.events, policies=changes.policies,
-                              notices=changes.notices)
+                              notices=changes.notices, at_us=self._last_timestamp_us)
         except BaseException:
             self._recover()
             raise

@@ -26,13 +26,15 @@ class Store(Protocol):
         participants: Iterable[Participant] = (),
         accounts: Iterable[Account] = (),
         blocked: Iterable[tuple[int, bool]] = (),
-        credentials: Iterable[tuple[str, str, str, int]] = (),
-        revoked: Iterable[tuple[str, int]] = (),
+        keys: Iterable[tuple[str, str, str, int]] = (),
+        revoked_keys: Iterable[tuple[str, int]] = (),
         payments: Iterable[PaymentRecord] = (),
         payment_events: Iterable[tuple[str, StatusChange]] = (),
         policies: Iterable[tuple[int, AccountPolicy]] = (),
         notices: Iterable[Notice] = (),
         acknowledged: Iterable[tuple[int, str, int]] = (),
+        idempotency: Iterable[tuple[str, str, str, int, bytes, int]] = (),
+        at_us: int = 0,
     ) -> None: ...
 
     def write_checkpoint(self, as_of_seq: int, timestamp_us: int,
@@ -53,7 +55,9 @@ class Store(Protocol):
 
     def checkpoint(self) -> tuple[int, int, dict[int, tuple[int, int, int]]] | None: ...
 
-    def credential(self, key_id: str) -> tuple[str, str, int | None] | None: ...
+    def keys(self) -> dict[str, tuple[str, str, int | None]]: ...
+
+    def idempotency_records(self) -> dict[tuple[str, str], tuple[str, int, bytes]]: ...
 
     def payments(self) -> Iterator[PaymentRecord]: ...
 

@@ -28,6 +28,8 @@ _EMPTY = object()  # nothing waiting
 
 def _size_of(item: tuple) -> int:
     kind, payload = item
+    if kind == "remember":
+        return 1
     return len(payload) if kind == "transfers" else len(payload[1])
 
 
@@ -73,6 +75,11 @@ class EngineRunner:
             raise ValueError(f"at most {BATCH_TRANSFERS_MAX} payments in one request")
         return self._put(("payments", (sender_bic, list(payments))))
 
+    def remember(self, bic: str, key: str, request_sha256: str, status_code: int,
+                 body: bytes) -> Future[None]:
+        """Keep an answer under its idempotency key; many are committed together."""
+        return self._put(("remember", (bic, key, request_sha256, status_code, body)))
+
     def call(self, command: Callable[[Engine, int], Any]) -> Future[Any]:
         """Run an administrative command on the engine thread with the current time."""
         return self._put(("call", command))
@@ -104,6 +111,9 @@ class EngineRunner:
             elif kind == "transfers":
                 requests = self._gather(kind, [(payload, future)], len(payload))
                 self._run_batch(self.engine.submit_many, requests)
+            elif kind == "remember":
+                requests = self._gather(kind, [(payload, future)], 1)
+                self._run_batch(self.engine.remember_responses, requests)
             else:
                 requests = self._gather(kind, [(payload, future)], len(payload[1]))
                 self._run_batch(self.engine.submit_payment_requests, requests)

@@ -24,6 +24,15 @@ from scopay.domain.participant import Participant, Role, Status, Tier
 from scopay.domain.payment import PaymentRecord, PaymentStatus, Priority, StatusChange
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import AccountPolicy
+from scopay.store.audit import (
+    COVERED_TABLES,
+    LAST_ROW,
+    AuditReport,
+    append_entry,
+    digest_rows,
+    last_sha256,
+)
+from scopay.store.audit import verify as verify_audit
 from scopay.store.payment_codec import decode_payment, encode_payment
 
 _JOURNAL_COLUMNS = (
@@ -53,14 +62,20 @@ def migrations() -> list[tuple[int, str]]:
 
 
 _transfer_columns = operator.attrgetter(
-    "id", "kind", "debit_account_id", "credit_account_id", "amount_minor", "currency",
+    "id", "kind._value_", "debit_account_id", "credit_account_id", "amount_minor", "currency",
     "pending_id", "timeout_s", "linked",
 )
 
 
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (comments dropped; no ';' inside literals)."""
+    text = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    return [statement for statement in text.split(";") if statement.strip()]
+
+
 def journal_row(entry: JournalEntry) -> tuple:
-    """The journal row of an entry. Hot path: attrgetter builds the tuple in C; the kind is
-    a str enum and `linked` a bool, which SQLite stores as text and 0/1 as they are."""
+    """The journal row of an entry, in plain values. Hot path: attrgetter builds the tuple in
+    C; `linked` stays a bool, which SQLite stores as 0/1."""
     return (*_transfer_columns(entry[0]), entry[1])
 
 
@@ -91,6 +106,7 @@ class SQLiteStore:
         self._readers = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
         self.migrate()
+        self._audit_sha256 = last_sha256(self._db)
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection: it sees committed batches only."""
@@ -112,9 +128,8 @@ class SQLiteStore:
                 continue
             db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(sql):
+                    db.execute(statement)
                 db.execute("INSERT INTO schema_migration VALUES (?)", (version,))
             except BaseException:
                 db.execute("ROLLBACK")
@@ -134,80 +149,124 @@ class SQLiteStore:
         participants: Iterable[Participant] = (),
         accounts: Iterable[Account] = (),
         blocked: Iterable[tuple[int, bool]] = (),
-        credentials: Iterable[tuple[str, str, str, int]] = (),
-        revoked: Iterable[tuple[str, int]] = (),
+        keys: Iterable[tuple[str, str, str, int]] = (),
+        revoked_keys: Iterable[tuple[str, int]] = (),
         payments: Iterable[PaymentRecord] = (),
         payment_events: Iterable[tuple[str, StatusChange]] = (),
         policies: Iterable[tuple[int, AccountPolicy]] = (),
         notices: Iterable[Notice] = (),
         acknowledged: Iterable[tuple[int, str, int]] = (),
+        idempotency: Iterable[tuple[str, str, str, int, bytes, int]] = (),
+        at_us: int = 0,
     ) -> None:
-        """Write one batch in one durable transaction, or nothing at all."""
+        """Write one batch, and its audit entry, in one durable transaction, or nothing."""
         db = self._db
+        payload: dict = {}
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(
-                "INSERT INTO participant VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (bic) DO UPDATE "
-                "SET status = excluded.status, name = excluded.name",
-                [(p.bic, p.name, p.role.value, p.country, p.tier.value, p.sponsor_bic,
-                  p.settlement_currency, p.status.value) for p in participants],
-            )
-            db.executemany(
-                "INSERT INTO account (id, owner_bic, currency, kind, credit_line_minor) "
-                "VALUES (?,?,?,?,?) ON CONFLICT (id) DO UPDATE "
-                "SET credit_line_minor = excluded.credit_line_minor",
-                [(a.id, a.owner_bic, a.currency, a.kind.value, a.credit_line_minor)
-                 for a in accounts],
-            )
-            db.executemany("UPDATE account SET blocked = ? WHERE id = ?",
-                           [(int(flag), account_id) for account_id, flag in blocked])
-            db.executemany(JOURNAL_INSERT, [journal_row(entry) for entry in journal])
-            db.executemany(
-                _REJECTION_INSERT,
-                [journal_row(JournalEntry(r.transfer, r.timestamp_us)) + (r.rejection.value,)
-                 for r in rejections],
-            )
-            db.executemany("INSERT INTO credential VALUES (?,?,?,?,NULL)", credentials)
-            db.executemany("UPDATE credential SET revoked_us = ? WHERE key_id = ?",
-                           [(at, key_id) for key_id, at in revoked])
-            self._write_payments(db, payments, payment_events, policies, notices, acknowledged)
+            self._append(db, payload, "journal", JOURNAL_INSERT,
+                         [journal_row(entry) for entry in journal])
+            self._append(db, payload, "rejections", _REJECTION_INSERT,
+                         [(*journal_row(JournalEntry(r.transfer, r.timestamp_us)),
+                           r.rejection.value) for r in rejections])
+            self._write_admin(db, payload, participants, accounts, blocked, keys, revoked_keys,
+                              policies, acknowledged, idempotency)
+            self._write_payments(db, payload, payments, payment_events, notices)
+            if payload:
+                self._audit_sha256 = append_entry(db, self._audit_sha256, at_us, payload)
         except BaseException:
             db.execute("ROLLBACK")
+            self._audit_sha256 = last_sha256(db)
             raise
         db.execute("COMMIT")
 
     @staticmethod
-    def _write_payments(db, payments, payment_events, policies, notices, acknowledged) -> None:
-        db.executemany(
-            "INSERT INTO payment VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (uetr) DO UPDATE SET "
-            "status = excluded.status, sequence = excluded.sequence, "
-            "priority = excluded.priority, latest_us = excluded.latest_us, "
-            "reject_by_us = excluded.reject_by_us",
-            [(r.payment.uetr, r.sender_bic, r.payment.instruction_id,
-              encode_payment(r.payment), r.status.value, r.debtor_account, r.creditor_account,
-              r.sequence, r.priority.value, r.latest_us, r.reject_by_us) for r in payments],
-        )
-        db.executemany(
-            "INSERT INTO payment_event (uetr, status, at_us, reason, detail) VALUES (?,?,?,?,?)",
-            [(uetr, c.status.value, c.at_us, c.reason.value if c.reason else None, c.detail)
-             for uetr, c in payment_events],
-        )
-        db.executemany(
-            "INSERT OR REPLACE INTO account_policy VALUES (?,?,?,?,?)",
-            [(account_id, p.reserved_urgent_minor, p.reserved_high_minor,
-              p.multilateral_limit_minor,
-              json.dumps({str(k): v for k, v in sorted(p.bilateral_limits.items())}))
-             for account_id, p in policies],
-        )
-        db.executemany(
-            "INSERT INTO mailbox (participant_bic, kind, uetr, status, reason, created_us) "
-            "VALUES (?,?,?,?,?,?)",
-            [(n.participant_bic, n.kind.value, n.uetr, n.status, n.reason, n.created_us)
-             for n in notices],
-        )
-        for seq, bic, at_us in acknowledged:
-            db.execute("UPDATE mailbox SET acked_us = ? WHERE seq = ? AND participant_bic = ? "
-                       "AND acked_us IS NULL", (at_us, seq, bic))
+    def _append(db: sqlite3.Connection, payload: dict, table: str, sql: str,
+                rows: list[tuple]) -> None:
+        """Append rows to an append-only table and note their range and digest for audit."""
+        if not rows:
+            return
+        first = db.execute(LAST_ROW[table]).fetchone()[0] + 1
+        db.executemany(sql, rows)
+        last = db.execute(LAST_ROW[table]).fetchone()[0]
+        if last - first + 1 != len(rows):  # some were ignored (a known id): hash what landed
+            read, shape = COVERED_TABLES[table]
+            rows = [shape(row) for row in db.execute(read, (first, last))]
+        if rows:
+            payload[table] = [first, last, digest_rows(rows)]
+
+    @staticmethod
+    def _write_admin(db, payload, participants, accounts, blocked, keys, revoked_keys,
+                     policies, acknowledged, idempotency) -> None:
+        rows = [(p.bic, p.name, p.role.value, p.country, p.tier.value, p.sponsor_bic,
+                 p.settlement_currency, p.status.value) for p in participants]
+        if rows:
+            db.executemany(
+                "INSERT INTO participant VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (bic) DO UPDATE "
+                "SET status = excluded.status, name = excluded.name", rows)
+            payload["participants"] = rows
+        rows = [(a.id, a.owner_bic, a.currency, a.kind.value, a.credit_line_minor)
+                for a in accounts]
+        if rows:
+            db.executemany(
+                "INSERT INTO account (id, owner_bic, currency, kind, credit_line_minor) "
+                "VALUES (?,?,?,?,?) ON CONFLICT (id) DO UPDATE "
+                "SET credit_line_minor = excluded.credit_line_minor", rows)
+            payload["accounts"] = rows
+        rows = [(int(flag), account_id) for account_id, flag in blocked]
+        if rows:
+            db.executemany("UPDATE account SET blocked = ? WHERE id = ?", rows)
+            payload["blocked"] = rows
+        rows = list(keys)
+        if rows:
+            db.executemany("INSERT INTO participant_key VALUES (?,?,?,?,NULL)", rows)
+            payload["keys"] = rows
+        rows = [(at, key_id) for key_id, at in revoked_keys]
+        if rows:
+            db.executemany("UPDATE participant_key SET revoked_us = ? WHERE key_id = ? "
+                           "AND revoked_us IS NULL", rows)
+            payload["revoked_keys"] = rows
+        rows = [(account_id, p.reserved_urgent_minor, p.reserved_high_minor,
+                 p.multilateral_limit_minor,
+                 json.dumps({str(k): v for k, v in sorted(p.bilateral_limits.items())}))
+                for account_id, p in policies]
+        if rows:
+            db.executemany("INSERT OR REPLACE INTO account_policy VALUES (?,?,?,?,?)", rows)
+            payload["policies"] = rows
+        rows = list(acknowledged)
+        if rows:
+            db.executemany("UPDATE mailbox SET acked_us = ? WHERE seq = ? AND "
+                           "participant_bic = ? AND acked_us IS NULL",
+                           [(at, seq, bic) for seq, bic, at in rows])
+            payload["acknowledged"] = rows
+        rows = list(idempotency)
+        if rows:
+            db.executemany("INSERT INTO idempotency_record VALUES (?,?,?,?,?,?)", rows)
+            payload["idempotency"] = [(bic, key, digest, status)
+                                      for bic, key, digest, status, _, _ in rows]
+
+    def _write_payments(self, db, payload, payments, payment_events, notices) -> None:
+        rows = [(r.payment.uetr, r.sender_bic, r.payment.instruction_id,
+                 encode_payment(r.payment), r.status.value, r.debtor_account,
+                 r.creditor_account, r.sequence, r.priority.value, r.latest_us, r.reject_by_us)
+                for r in payments]
+        if rows:
+            db.executemany(
+                "INSERT INTO payment VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (uetr) DO "
+                "UPDATE SET status = excluded.status, sequence = excluded.sequence, "
+                "priority = excluded.priority, latest_us = excluded.latest_us, "
+                "reject_by_us = excluded.reject_by_us", rows)
+            payload["payments"] = [len(rows), digest_rows([row[:4] for row in rows])]
+        self._append(db, payload, "payment_events",
+                     "INSERT INTO payment_event (uetr, status, at_us, reason, detail) "
+                     "VALUES (?,?,?,?,?)",
+                     [(uetr, c.status.value, c.at_us, c.reason.value if c.reason else None,
+                       c.detail) for uetr, c in payment_events])
+        self._append(db, payload, "mailbox",
+                     "INSERT INTO mailbox (participant_bic, kind, uetr, status, reason, "
+                     "created_us) VALUES (?,?,?,?,?,?)",
+                     [(n.participant_bic, n.kind.value, n.uetr, n.status, n.reason,
+                       n.created_us) for n in notices])
 
     def write_checkpoint(self, as_of_seq: int, timestamp_us: int,
                          balances: Iterable[tuple[int, int, int, int]]) -> None:
@@ -278,15 +337,17 @@ class SQLiteStore:
                     for r in self._reader().execute("SELECT * FROM checkpoint_balance")}
         return head[0], head[1], balances
 
-    def credential(self, key_id: str) -> tuple[str, str, int | None] | None:
-        """(participant BIC, secret SHA-256, revoked at) of a key, or None."""
-        return self._reader().execute(
-            "SELECT participant_bic, secret_sha256, revoked_us FROM credential WHERE key_id = ?",
-            (key_id,),
-        ).fetchone()
+    def keys(self) -> dict[str, tuple[str, str, int | None]]:
+        """key id -> (participant BIC, Ed25519 public key, revoked at) for every key."""
+        return {r[0]: (r[1], r[2], r[4]) for r in self._reader().execute(
+            "SELECT * FROM participant_key ORDER BY created_us")}
 
-    def credentials(self) -> list[tuple[str, str, str, int, int | None]]:
-        return self._reader().execute("SELECT * FROM credential ORDER BY created_us").fetchall()
+    def idempotency_records(self) -> dict[tuple[str, str], tuple[str, int, bytes]]:
+        return {(r[0], r[1]): (r[2], r[3], r[4]) for r in self._reader().execute(
+            "SELECT * FROM idempotency_record")}
+
+    def verify_audit(self) -> AuditReport:
+        return verify_audit(self._reader())
 
     def payments(self) -> Iterator[PaymentRecord]:
         """Every payment with its history, in the order they arrived."""

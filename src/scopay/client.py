@@ -1,0 +1,118 @@
+"""The scopay Python client: signs every request, the reference for integrators.
+
+    from scopay.client import ScopayClient
+    with ScopayClient.from_key_file("http://127.0.0.1:8000", "var/operator.key") as client:
+        print(client.get("/v1/accounts").json())
+
+A key file is JSON, kept private (mode 600): {"key_id", "participant_bic", "private_key"}
+with the Ed25519 private key as 32 raw bytes in base64url. Only its public half is ever sent
+to scopay (when the operator registers the key).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import uuid
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from scopay.api import signing
+
+
+@dataclass(frozen=True)
+class KeyFile:
+    key_id: str
+    participant_bic: str
+    private_key: Ed25519PrivateKey
+
+    @property
+    def public_key(self) -> str:
+        return signing.public_key_b64(self.private_key)
+
+
+def new_private_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def write_key_file(path: Path, key: KeyFile) -> None:
+    """Write the key file readable by its owner only (the private key is in it)."""
+    raw = key.private_key.private_bytes_raw()
+    text = json.dumps({"key_id": key.key_id, "participant_bic": key.participant_bic,
+                       "private_key": base64.urlsafe_b64encode(raw).rstrip(b"=").decode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text + "\n")
+
+
+def read_key_file(path: Path) -> KeyFile:
+    data = json.loads(Path(path).read_text())
+    raw = base64.urlsafe_b64decode(data["private_key"] + "=" * (-len(data["private_key"]) % 4))
+    return KeyFile(data["key_id"], data["participant_bic"],
+                   Ed25519PrivateKey.from_private_bytes(raw))
+
+
+class SignedAuth(httpx.Auth):
+    """httpx authentication that signs each request as scopay requires."""
+
+    requires_request_body = True
+
+    def __init__(self, key: KeyFile) -> None:
+        self.key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        sign_request(request, self.key)
+        yield request
+
+
+def sign_request(request: httpx.Request, key: KeyFile, now_s: int | None = None,
+                 nonce: str | None = None) -> None:
+    timestamp = str(int(time.time()) if now_s is None else now_s)
+    nonce = nonce or signing.new_nonce()
+    idempotency_key = request.headers.get(signing.IDEMPOTENCY_HEADER, "")
+    if request.method in signing.STATE_CHANGING_METHODS and not idempotency_key:
+        idempotency_key = uuid.uuid4().hex
+        request.headers[signing.IDEMPOTENCY_HEADER] = idempotency_key
+    path = request.url.raw_path.decode()
+    message = signing.canonical_request(request.method, path, timestamp, nonce,
+                                        idempotency_key, request.content)
+    request.headers[signing.KEY_ID_HEADER] = key.key_id
+    request.headers[signing.TIMESTAMP_HEADER] = timestamp
+    request.headers[signing.NONCE_HEADER] = nonce
+    request.headers[signing.SIGNATURE_HEADER] = signing.sign(key.private_key, message)
+
+
+class ScopayClient(httpx.Client):
+    """An httpx.Client whose every request is signed with one participant's key."""
+
+    def __init__(self, base_url: str, key: KeyFile, **kwargs) -> None:
+        kwargs.setdefault("timeout", 30)
+        super().__init__(base_url=base_url, auth=SignedAuth(key), **kwargs)
+        self.key = key
+
+    @classmethod
+    def from_key_file(cls, base_url: str, path: Path | str, **kwargs) -> ScopayClient:
+        return cls(base_url, read_key_file(Path(path)), **kwargs)
+
+    def send_payment(self, payment: dict, idempotency_key: str | None = None) -> httpx.Response:
+        headers = {signing.IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else {}
+        return self.post("/v1/payments", json=payment, headers=headers)
+
+    def track(self, uetr: str) -> httpx.Response:
+        return self.get(f"/v1/payments/{uetr}")
+
+
+class AsyncScopayClient(httpx.AsyncClient):
+    """The same, for asyncio (load generators, services)."""
+
+    def __init__(self, base_url: str, key: KeyFile, **kwargs) -> None:
+        kwargs.setdefault("timeout", 30)
+        super().__init__(base_url=base_url, auth=SignedAuth(key), **kwargs)
+        self.key = key
