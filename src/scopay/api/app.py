@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from scopay import __version__
 from scopay.api import auth, signing
+from scopay.api.admin import router as admin_router
 from scopay.api.errors import PROBLEM, REJECTION_STATUS, ApiError, problem
 from scopay.api.payments import router as payments_router
 from scopay.api.schemas import (
@@ -27,11 +28,11 @@ from scopay.api.schemas import (
     TransferOut,
 )
 from scopay.api.security import Caller, RateLimiter, ReplayGuard, guard
+from scopay.api.views import balance_out, participant_out
 from scopay.domain.ledger import Transfer, TransferKind, TransferOutcome
-from scopay.domain.money import AmountError, CurrencyError, format_amount, parse_amount
-from scopay.domain.participant import Participant, Role
+from scopay.domain.money import AmountError, CurrencyError, parse_amount
+from scopay.domain.participant import Role
 from scopay.domain.rejection import REJECTION_TEXT
-from scopay.engine.engine import BalanceView
 from scopay.engine.runner import EngineRunner, RunnerBusyError
 
 REQUEST_BYTES_MAX = 4 * 1024 * 1024
@@ -49,6 +50,7 @@ def create_app(runner: EngineRunner) -> FastAPI:
     app.state.replay_guard = ReplayGuard()
     app.state.rate_limiter = RateLimiter()
     app.include_router(payments_router)
+    app.include_router(admin_router)
 
     @app.get("/health", response_model=HealthOut, tags=["system"])
     def health() -> HealthOut:
@@ -62,7 +64,7 @@ def create_app(runner: EngineRunner) -> FastAPI:
     @app.get("/v1/participants", response_model=list[ParticipantOut], tags=["participants"],
              responses={401: PROBLEM})
     def list_participants(caller: Caller) -> list[ParticipantOut]:
-        return [_participant_out(p) for p in engine.participants.values()]
+        return [participant_out(p) for p in engine.participants.values()]
 
     @app.get("/v1/participants/{bic}", response_model=ParticipantOut, tags=["participants"],
              responses={401: PROBLEM, 404: PROBLEM})
@@ -70,12 +72,12 @@ def create_app(runner: EngineRunner) -> FastAPI:
         participant = engine.participants.get(bic)
         if participant is None:
             raise ApiError(404, "Not found", f"no participant {bic}")
-        return _participant_out(participant)
+        return participant_out(participant)
 
     @app.get("/v1/accounts", response_model=list[BalanceOut], tags=["accounts"],
              responses={401: PROBLEM})
     def list_accounts(caller: Caller) -> list[BalanceOut]:
-        return [_balance_out(view) for view in engine.balances()
+        return [balance_out(view) for view in engine.balances()
                 if auth.may_see_account(caller, engine.accounts[view.account_id])]
 
     @app.get("/v1/accounts/{account_id}", response_model=BalanceOut, tags=["accounts"],
@@ -85,7 +87,7 @@ def create_app(runner: EngineRunner) -> FastAPI:
         view = engine.balance(account_id)
         if account is None or view is None or not auth.may_see_account(caller, account):
             raise ApiError(404, "Not found", f"no account {account_id} visible to you")
-        return _balance_out(view)
+        return balance_out(view)
 
     @app.post("/v1/transfers", response_model=TransferOut, status_code=201, tags=["transfers"],
               responses={401: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM})
@@ -220,23 +222,6 @@ def _transfer_out(outcome: TransferOutcome) -> TransferOut:
                        rejection=rejection.value if rejection else None,
                        detail=REJECTION_TEXT[rejection] if rejection else None,
                        timestamp_us=outcome.timestamp_us)
-
-
-def _balance_out(view: BalanceView) -> BalanceOut:
-    c = view.currency
-    return BalanceOut(
-        account_id=view.account_id, owner_bic=view.owner_bic, currency=c, kind=view.kind,
-        floor=None if view.floor_minor is None else format_amount(view.floor_minor, c),
-        balance=format_amount(view.posted_minor, c),
-        reserved=format_amount(view.debits_pending_minor, c),
-        incoming_reserved=format_amount(view.credits_pending_minor, c),
-        available=format_amount(view.available_minor, c), blocked=view.blocked)
-
-
-def _participant_out(p: Participant) -> ParticipantOut:
-    return ParticipantOut(bic=p.bic, name=p.name, role=p.role.value, country=p.country,
-                          tier=p.tier.value, status=p.status.value, sponsor_bic=p.sponsor_bic,
-                          settlement_currency=p.settlement_currency)
 
 
 def _home_page(participants, journal_entries: int) -> str:

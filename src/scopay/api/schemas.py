@@ -198,3 +198,33 @@ class KeyIn(BaseModel):
 
     public_key: str = Field(min_length=40, max_length=60,
                             description="Ed25519 public key: 32 raw bytes, base64url")
+
+
+class ParticipantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bic: str = Field(pattern=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+    name: str = Field(min_length=1, max_length=140)
+    role: str = Field(pattern=r"^(settlement_agent|direct_participant|indirect_participant|"
+                              r"fx_provider)$")
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    tier: str = Field(pattern=r"^(member|observer|dialogue_partner)$")
+    sponsor_bic: str | None = Field(None, pattern=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+    settlement_currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    owner_bic: str = Field(pattern=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    kind: str = Field("settlement", pattern=r"^(settlement|issuance)$")
+    credit_line: str = Field("0", max_length=40)
+
+
+class FundsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")
+    account_id: int = Field(ge=1, lt=2**63)
+    amount: str = Field(max_length=40, examples=["1000000.00"])

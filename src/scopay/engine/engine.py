@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from scopay.domain.account import Account, account_key, check_account
+from scopay.domain.account import Account, AccountKind, account_key, check_account
 from scopay.domain.ledger import (
     Ledger,
     Transfer,
@@ -231,6 +231,14 @@ class Engine(PaymentOperations):
         for account in accounts:
             self.ledger.open_account(account)
             self._account_index[account_key(account)] = account.id
+
+    @_exclusive
+    def issuance_account(self, currency: str) -> int | None:
+        agent = next((p for p in self.participants.values()
+                      if p.settlement_currency == currency), None)
+        if agent is None:
+            return None
+        return self._account_index.get((agent.bic, currency, AccountKind.ISSUANCE))
 
     @_exclusive
     def next_account_id(self) -> int:

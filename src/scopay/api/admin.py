@@ -1,0 +1,149 @@
+"""Operator and settlement-agent routes: admit and suspend participants, open accounts, set
+credit lines, and move central-bank money in and out of scopay (funds-in / funds-out)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+
+from scopay.api.errors import PROBLEM, REJECTION_STATUS, ApiError
+from scopay.api.schemas import (
+    AccountIn,
+    BalanceOut,
+    CreditLineIn,
+    FundsIn,
+    ParticipantIn,
+    ParticipantOut,
+    TransferOut,
+)
+from scopay.api.security import Caller
+from scopay.api.views import balance_out, participant_out
+from scopay.domain.account import Account, AccountKind
+from scopay.domain.ledger import Transfer
+from scopay.domain.money import AmountError, CurrencyError, parse_amount
+from scopay.domain.participant import Participant, Role, Status, Tier
+from scopay.domain.rejection import REJECTION_TEXT
+from scopay.engine.engine import CommandRefused
+from scopay.engine.runner import EngineRunner
+
+router = APIRouter()
+_ANSWERS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
+
+
+def _runner(request: Request) -> EngineRunner:
+    return request.app.state.runner
+
+
+def _operator_only(caller) -> None:
+    if caller.role != Role.OPERATOR:
+        raise ApiError(403, "Forbidden", "only the operator does this")
+
+
+async def _run(request: Request, command):
+    try:
+        return await asyncio.wrap_future(_runner(request).call(command))
+    except CommandRefused as error:
+        raise ApiError(409, "Refused", str(error)) from None
+
+
+@router.post("/v1/participants", response_model=ParticipantOut, status_code=201,
+             tags=["operator"], responses=_ANSWERS)
+async def admit_participant(body: ParticipantIn, caller: Caller,
+                            request: Request) -> ParticipantOut:
+    """Admit a participant; the access policy of its state's tier applies."""
+    _operator_only(caller)
+    participant = Participant(body.bic, body.name, Role(body.role), body.country,
+                              Tier(body.tier), body.sponsor_bic, body.settlement_currency)
+    await _run(request, lambda e, now: e.admit_participant(participant, now))
+    return participant_out(participant)
+
+
+@router.post("/v1/participants/{bic}/suspend", status_code=204, tags=["operator"],
+             responses=_ANSWERS)
+async def suspend_participant(bic: str, caller: Caller, request: Request) -> None:
+    """Suspend a participant: its accounts are blocked, its keys stop working for payments."""
+    _operator_only(caller)
+    await _run(request, lambda e, now: e.set_participant_status(bic, Status.SUSPENDED, now))
+
+
+@router.post("/v1/participants/{bic}/reinstate", status_code=204, tags=["operator"],
+             responses=_ANSWERS)
+async def reinstate_participant(bic: str, caller: Caller, request: Request) -> None:
+    _operator_only(caller)
+    await _run(request, lambda e, now: e.set_participant_status(bic, Status.ACTIVE, now))
+
+
+@router.post("/v1/accounts", response_model=BalanceOut, status_code=201, tags=["operator"],
+             responses=_ANSWERS)
+async def open_account(body: AccountIn, caller: Caller, request: Request) -> BalanceOut:
+    """Open an account (settlement, or a settlement agent's issuance account)."""
+    _operator_only(caller)
+    try:
+        credit_line = parse_amount(body.credit_line, body.currency)
+    except (AmountError, CurrencyError) as error:
+        raise ApiError(422, "Invalid amount", str(error)) from None
+
+    def open_(engine, now):
+        account = Account(engine.next_account_id(), body.owner_bic, body.currency,
+                          AccountKind(body.kind), credit_line)
+        engine.open_account(account, now)
+        return account.id
+
+    account_id = await _run(request, open_)
+    return balance_out(_runner(request).engine.balance(account_id))
+
+
+@router.put("/v1/accounts/{account_id}/credit-line", status_code=204, tags=["operator"],
+            responses=_ANSWERS)
+async def set_credit_line(account_id: int, body: CreditLineIn, caller: Caller,
+                          request: Request) -> None:
+    """Set the intraday credit line: the account's floor becomes minus the line."""
+    _operator_only(caller)
+    account = _runner(request).engine.accounts.get(account_id)
+    if account is None:
+        raise ApiError(404, "Not found", f"no account {account_id}")
+    try:
+        line = parse_amount(body.credit_line, account.currency)
+    except (AmountError, CurrencyError) as error:
+        raise ApiError(422, "Invalid amount", str(error)) from None
+    await _run(request, lambda e, now: e.set_credit_line(account_id, line, now))
+
+
+@router.post("/v1/funds-in", response_model=TransferOut, status_code=201,
+             tags=["settlement agent"], responses=_ANSWERS)
+async def funds_in(body: FundsIn, caller: Caller, request: Request) -> TransferOut:
+    """The settlement agent credits a bank's account from its issuance account (money
+    arriving from its RTGS)."""
+    return await _move_central_bank_money(body, caller, request, inward=True)
+
+
+@router.post("/v1/funds-out", response_model=TransferOut, status_code=201,
+             tags=["settlement agent"], responses=_ANSWERS)
+async def funds_out(body: FundsIn, caller: Caller, request: Request) -> TransferOut:
+    """The settlement agent debits a bank's account back into its issuance account."""
+    return await _move_central_bank_money(body, caller, request, inward=False)
+
+
+async def _move_central_bank_money(body: FundsIn, caller, request: Request,
+                                   inward: bool) -> TransferOut:
+    engine = _runner(request).engine
+    agent = caller.participant
+    account = engine.accounts.get(body.account_id)
+    if agent.role != Role.SETTLEMENT_AGENT or account is None or (
+        account.currency != agent.settlement_currency
+    ):
+        raise ApiError(404, "Not found", f"no account {body.account_id} in your currency")
+    issuance = engine.issuance_account(account.currency)
+    try:
+        amount = parse_amount(body.amount, account.currency)
+    except (AmountError, CurrencyError) as error:
+        raise ApiError(422, "Invalid amount", str(error)) from None
+    debit, credit = (issuance, account.id) if inward else (account.id, issuance)
+    future = _runner(request).submit([Transfer(body.id, debit, credit, amount,
+                                               account.currency)])
+    (outcome,) = await asyncio.wrap_future(future)
+    if outcome.rejection is not None:
+        raise ApiError(REJECTION_STATUS.get(outcome.rejection, 422), "Rejected",
+                       REJECTION_TEXT[outcome.rejection], outcome.rejection)
+    return TransferOut(id=outcome.id, status="accepted", timestamp_us=outcome.timestamp_us)
