@@ -17,6 +17,7 @@ from scopay import __version__
 from scopay.api import auth, signing
 from scopay.api.admin import router as admin_router
 from scopay.api.errors import PROBLEM, REJECTION_STATUS, ApiError, problem
+from scopay.api.iso import router as iso_router
 from scopay.api.payments import router as payments_router
 from scopay.api.schemas import (
     BalanceOut,
@@ -51,6 +52,7 @@ def create_app(runner: EngineRunner) -> FastAPI:
     app.state.rate_limiter = RateLimiter()
     app.include_router(payments_router)
     app.include_router(admin_router)
+    app.include_router(iso_router)
 
     @app.get("/health", response_model=HealthOut, tags=["system"])
     def health() -> HealthOut:

@@ -1,0 +1,242 @@
+"""ISO 20022 over HTTP: post a message, get the answer message; fetch mailbox notices and
+statements as messages.
+
+POST /v1/iso20022 takes a pacs.008 or pacs.009 (bare, or in scopay's head.001 envelope) and
+answers with a pacs.002 giving each transaction's status, or a camt.056 and answers with a
+camt.029. A message refused before any payment exists (malformed, hostile, schema-invalid)
+answers 400 with an RFC 9457 problem document in XML naming the ISO reason code; nothing is
+written. Messages are built and read only by scopay.iso20022; this module maps between them
+and the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from xml.sax.saxutils import escape
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from scopay.api import auth
+from scopay.api.errors import PROBLEM, ApiError
+from scopay.api.security import Caller
+from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
+from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
+from scopay.engine.payments import PaymentRefused, PaymentResult
+from scopay.engine.runner import EngineRunner
+from scopay.iso20022.camt029 import build_camt029
+from scopay.iso20022.camt053 import build_camt053
+from scopay.iso20022.codes import (
+    PAYMENT_STATUS_CODE,
+    CancellationStatus,
+    EntryStatus,
+    InvestigationConfirmation,
+    reason_for,
+)
+from scopay.iso20022.message import parse_message
+from scopay.iso20022.model import (
+    BusinessMessage,
+    CancellationRequest,
+    CancellationResolution,
+    CreditTransferMessage,
+    Entry,
+    Statement,
+    StatusReport,
+    TransactionCancellationStatus,
+    TransactionStatusReport,
+)
+from scopay.iso20022.pacs002 import build_pacs002
+from scopay.iso20022.pacs008 import PACS008_V08, build_pacs008
+from scopay.iso20022.parsing import MessageRefused
+
+router = APIRouter()
+XML = "application/xml"
+_ANSWERS = {400: {"content": {"application/problem+xml": {}}}, 401: PROBLEM, 403: PROBLEM,
+            404: PROBLEM}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TRANSFER_CODE = ("PMNT", "RCDT", "XBCT")  # payments, received credit transfers, cross-border
+
+
+def _runner(request: Request) -> EngineRunner:
+    return request.app.state.runner
+
+
+@router.post("/v1/iso20022", tags=["iso20022"], responses=_ANSWERS,
+             response_class=Response)
+async def post_message(request: Request, caller: Caller) -> Response:
+    """Post an ISO 20022 message (pacs.008, pacs.009, camt.056); the answer is a message."""
+    body = await request.body()
+    try:
+        message_type, value = parse_message(body)
+    except MessageRefused as refusal:
+        return problem_xml(400, refusal.reason_code, refusal.text)
+    if isinstance(value, BusinessMessage):
+        if value.header.from_bic != caller.participant.bic:
+            return problem_xml(403, "AG01", "the header's sender is not the signing participant")
+        value = value.document
+    if isinstance(value, CreditTransferMessage):
+        return await _credit_transfers(request, caller, message_type, value)
+    if isinstance(value, CancellationRequest):
+        return await _cancellations(request, caller, value)
+    return problem_xml(422, "AG03", f"scopay does not take {message_type} here")
+
+
+@router.get("/v1/mailbox/{seq}/message", tags=["mailbox"], responses=_ANSWERS,
+            response_class=Response)
+def fetch_message(seq: int, caller: Caller, request: Request) -> Response:
+    """A mailbox notice as its ISO 20022 message: a status report (pacs.002) or the incoming
+    payment itself (pacs.008)."""
+    engine = _runner(request).engine
+    found = [entry for entry in engine.store.mailbox(caller.participant.bic, seq - 1, 1,
+                                                     include_acknowledged=True)
+             if entry[0] == seq]
+    if not found:
+        raise ApiError(404, "Not found", f"no message {seq} in your mailbox")
+    notice = found[0][1]
+    record = engine.payment(notice.uetr or "")
+    if record is None:
+        raise ApiError(404, "Not found", f"message {seq} is about no payment")
+    if notice.kind == "incoming_payment":
+        message = CreditTransferMessage(f"SCOPAY{seq}", notice.created_us,
+                                        (replace(record.payment, message_id=None),))
+        return Response(build_pacs008(message, PACS008_V08), media_type=XML)
+    history = next((c for c in record.history if c.status.value == notice.status),
+                   record.history[-1])
+    result = PaymentResult(record.payment.uetr, history.status, history.reason, history.detail)
+    report = _status_report(f"SCOPAY{seq}", notice.created_us, record, result)
+    return Response(build_pacs002(report), media_type=XML)
+
+
+@router.get("/v1/accounts/{account_id}/statement", tags=["accounts"], responses=_ANSWERS,
+            response_class=Response)
+def statement(account_id: int, caller: Caller, request: Request,
+              day: date = Query(description="statement day (UTC)")) -> Response:
+    """camt.053 for one account and one UTC day: opening and closing balances and entries."""
+    engine = _runner(request).engine
+    account = engine.accounts.get(account_id)
+    if account is None or not auth.may_see_account(caller, account):
+        raise ApiError(404, "Not found", f"no account {account_id} visible to you")
+    start_us = (datetime(day.year, day.month, day.day, tzinfo=UTC) - _EPOCH) // timedelta(
+        microseconds=1)
+    end_us = start_us + 86_400_000_000
+    opening, closing, entries = 0, 0, []
+    for _, entry in engine.store.journal():
+        t = entry.transfer
+        if account_id not in (t.debit_account_id, t.credit_account_id):
+            continue
+        change = _posted_change(t, account_id)
+        if entry.timestamp_us < start_us:
+            opening += change
+        elif entry.timestamp_us < end_us and change:
+            entries.append(_entry(engine, t, change, day))
+        if entry.timestamp_us < end_us:
+            closing += change
+    report = Statement(f"STMT{account_id}{day:%Y%m%d}", end_us, f"{account_id}-{day:%Y%m%d}",
+                       str(account_id), account.currency, opening, day, closing, day,
+                       tuple(entries), account_servicer=account.owner_bic)
+    return Response(build_camt053(report), media_type=XML)
+
+
+# -- mapping ----------------------------------------------------------------------------------
+
+
+async def _credit_transfers(request: Request, caller: auth.Caller, message_type: str,
+                            message: CreditTransferMessage) -> Response:
+    runner = _runner(request)
+    bic = caller.participant.bic
+    payments = []
+    for payment in message.payments:
+        if not auth.may_send_payment(caller, runner.engine.participants.get(payment.debtor_agent)):
+            return problem_xml(403, "AG01",
+                               f"you may not send payments for {payment.debtor_agent}")
+        payments.append(replace(payment, sender_bic=bic, message_id=message.message_id))
+    results = await asyncio.wrap_future(runner.submit_payments(bic, payments))
+    stamps = [r.history[-1].at_us for p in payments if (r := runner.engine.payment(p.uetr))]
+    transactions = [_transaction_status(message.message_id, message_type, payment, result)
+                    for payment, result in zip(payments, results, strict=True)]
+    report = StatusReport(f"SCOPAY{message.message_id}"[:35], max(stamps, default=0),
+                          tuple(transactions),
+                          instructing_agent=None, instructed_agent=bic)
+    return Response(build_pacs002(report), media_type=XML)
+
+
+async def _cancellations(request: Request, caller: auth.Caller,
+                         cancellation: CancellationRequest) -> Response:
+    runner = _runner(request)
+    statuses = []
+    for item in cancellation.transactions:
+        record = runner.engine.payment(item.original_uetr or "")
+        outcome, reason = CancellationStatus.REJECTED, "NOOR"  # no original transaction
+        if record is not None and auth.may_manage_payment(caller, record):
+            try:
+                await asyncio.wrap_future(runner.call(
+                    lambda e, now, uetr=record.payment.uetr: e.cancel_payment(uetr, now)))
+                outcome, reason = CancellationStatus.ACCEPTED, None
+            except PaymentRefused:
+                reason = "ARDT" if record.status == PaymentStatus.SETTLED else "NOAS"
+        statuses.append(TransactionCancellationStatus(
+            item.original_message_id, item.original_message_type, outcome,
+            original_uetr=item.original_uetr, original_end_to_end_id=item.original_end_to_end_id,
+            original_instruction_id=item.original_instruction_id, reason_code=reason))
+    accepted = all(s.status == CancellationStatus.ACCEPTED for s in statuses)
+    resolution = CancellationResolution(
+        cancellation.assignment_id, cancellation.assignee, cancellation.assigner,
+        cancellation.created_at_us,
+        InvestigationConfirmation.CANCELLED_AS_REQUESTED if accepted
+        else InvestigationConfirmation.REJECTED_CANCELLATION_REQUEST, tuple(statuses))
+    return Response(build_camt029(resolution), media_type=XML)
+
+
+def _transaction_status(message_id: str, message_type: str, payment: Payment,
+                        result: PaymentResult) -> TransactionStatusReport:
+    code, text = (None, None)
+    if result.reason is not None:
+        code, text = reason_for(result.reason)
+    return TransactionStatusReport(
+        message_id, message_type, PAYMENT_STATUS_CODE[result.status],
+        original_uetr=payment.uetr, original_end_to_end_id=payment.end_to_end_id,
+        original_instruction_id=payment.instruction_id,
+        reason_code=None if code is None else code.value, reason_text=text)
+
+
+def _status_report(message_id: str, at_us: int, record: PaymentRecord,
+                   result: PaymentResult) -> StatusReport:
+    payment = record.payment
+    transaction = _transaction_status(payment.message_id or payment.instruction_id,
+                                      PACS008_V08, payment, result)
+    return StatusReport(message_id, at_us, (transaction,))
+
+
+def _posted_change(t, account_id: int) -> int:
+    if t.kind.value not in ("posted", "post_pending"):
+        return 0
+    return -t.amount_minor if t.debit_account_id == account_id else t.amount_minor
+
+
+def _entry(engine, t, change: int, day: date) -> Entry:
+    uetr = t.id[len(PAYMENT_TRANSFER_PREFIX):] if t.id.startswith(
+        PAYMENT_TRANSFER_PREFIX) else None
+    record = engine.payment(uetr) if uetr else None
+    payment = record.payment if record else None
+    return Entry(change, t.currency, EntryStatus.BOOKED, _TRANSFER_CODE, booking_date=day,
+                 value_date=day, entry_reference=t.id[:35],
+                 uetr=uetr, end_to_end_id=payment.end_to_end_id if payment else None,
+                 instruction_id=payment.instruction_id if payment else None,
+                 debtor_agent=payment.debtor_agent if payment else None,
+                 creditor_agent=payment.creditor_agent if payment else None)
+
+
+def problem_xml(status: int, reason_code: str, detail: str) -> Response:
+    """RFC 9457 problem details in XML, with the ISO 20022 reason code."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<problem xmlns="urn:ietf:rfc:7807">'
+        f"<type>/problems/iso20022-{reason_code.lower()}</type>"
+        f"<title>Message refused</title><status>{status}</status>"
+        f"<detail>{escape(detail)}</detail><reason_code>{escape(reason_code)}</reason_code>"
+        "</problem>"
+    )
+    return Response(body.encode(), status_code=status, media_type="application/problem+xml")
+

@@ -1,0 +1,139 @@
+"""ISO 20022 over real HTTP: post pacs.008 / camt.056, fetch mailbox messages and statements;
+every message scopay answers with is valid against the official schema."""
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from scopay.domain.payment import Party, Payment, PostalAddress
+from scopay.iso20022.camt056 import CAMT056_V09, build_camt056
+from scopay.iso20022.message import parse_message
+from scopay.iso20022.model import (
+    CancellationRequest,
+    CreditTransferMessage,
+    TransactionCancellation,
+)
+from scopay.iso20022.pacs008 import PACS008_V08, build_pacs008
+
+BANK_A, BANK_B = "DEMACNX0", "DEMBCNX0"
+SCHEMAS = Path(__file__).parents[2].parent / "shared" / "data" / "iso20022"
+XML = {"content-type": "application/xml"}
+
+
+@pytest.fixture(scope="module")
+def xsd():
+    if not SCHEMAS.is_dir():
+        pytest.fail(f"official ISO 20022 schemas missing at {SCHEMAS}")
+    cache = {}
+
+    def load(message_type):
+        if message_type not in cache:
+            cache[message_type] = etree.XMLSchema(etree.parse(str(SCHEMAS / f"{message_type}.xsd")))
+        return cache[message_type]
+
+    return load
+
+
+def valid(xsd, message_type, data: bytes) -> bool:
+    schema = xsd(message_type)
+    ok = schema.validate(etree.fromstring(data))
+    assert ok, schema.error_log
+    return ok
+
+
+def payment(amount_minor, creditor=BANK_B):
+    return Payment(str(uuid.uuid4()), uuid.uuid4().hex[:16], "E2E-" + uuid.uuid4().hex[:8],
+                   BANK_A, creditor,
+                   Party("Сергей Иванов", address=PostalAddress("RU", "Москва")),
+                   Party("王芳", address=PostalAddress("CN", "上海")), amount_minor, "CNY")
+
+
+def message(*payments):
+    return CreditTransferMessage("MSG" + uuid.uuid4().hex[:20],
+                                 int(datetime.now(UTC).timestamp()) * 1_000_000, payments)
+
+
+def test_pacs008_gets_a_pacs002_with_each_transaction_status(live_server, xsd):
+    settles, waits, unknown = payment(1_000), payment(99_000_000_000), payment(5, "ZZZZCNX0")
+    body = build_pacs008(message(settles, waits, unknown), PACS008_V08)
+    with live_server.client(BANK_A) as a:
+        answer = a.post("/v1/iso20022", content=body, headers=XML)
+        a.post(f"/v1/payments/{waits.uetr}/cancel")
+    assert answer.status_code == 200, answer.text
+    assert valid(xsd, "pacs.002.001.10", answer.content)
+    message_type, report = parse_message(answer.content)
+    statuses = {t.original_uetr: (t.status.value, t.reason_code) for t in report.transactions}
+    assert statuses == {settles.uetr: ("ACSC", None), waits.uetr: ("PDNG", None),
+                        unknown.uetr: ("RJCT", "RC04")}
+
+
+def test_hostile_message_is_refused_with_ff01_and_changes_nothing(live_server):
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+            b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><Document>&b;</Document>')
+    before = len(live_server.engine.payments)
+    with live_server.client(BANK_A) as a:
+        answer = a.post("/v1/iso20022", content=bomb, headers=XML)
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("application/problem+xml")
+    assert b"<reason_code>FF01</reason_code>" in answer.content
+    assert len(live_server.engine.payments) == before
+
+
+def test_sending_for_another_bank_is_refused(live_server):
+    body = build_pacs008(message(payment(100)), PACS008_V08)
+    with live_server.client(BANK_B) as b:
+        answer = b.post("/v1/iso20022", content=body, headers=XML)
+    assert answer.status_code == 403
+
+
+def test_creditor_fetches_the_incoming_payment_as_a_pacs008(live_server, xsd):
+    paid = payment(2_500)
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        a.post("/v1/iso20022", content=build_pacs008(message(paid), PACS008_V08), headers=XML)
+        notice = next(n for n in b.get("/v1/mailbox", params={"limit": 500}).json()
+                      if n["uetr"] == paid.uetr)
+        incoming = b.get(f"/v1/mailbox/{notice['seq']}/message")
+        status = next(n for n in a.get("/v1/mailbox", params={"limit": 500}).json()
+                      if n["uetr"] == paid.uetr)
+        report = a.get(f"/v1/mailbox/{status['seq']}/message")
+        foreign = b.get(f"/v1/mailbox/{status['seq']}/message")
+    assert valid(xsd, "pacs.008.001.08", incoming.content)
+    _, received = parse_message(incoming.content)
+    assert received.payments[0].uetr == paid.uetr
+    assert received.payments[0].settlement_amount_minor == 2_500
+    assert valid(xsd, "pacs.002.001.10", report.content)
+    assert foreign.status_code == 404
+
+
+def test_camt056_cancels_a_queued_payment_and_answers_camt029(live_server, xsd):
+    waits = payment(98_000_000_000)
+    request = CancellationRequest(
+        "CXL" + uuid.uuid4().hex[:12], BANK_A, BANK_B,
+        int(datetime.now(UTC).timestamp()) * 1_000_000,
+        (TransactionCancellation("M1", PACS008_V08, "DUPL", original_uetr=waits.uetr),))
+    with live_server.client(BANK_A) as a:
+        a.post("/v1/iso20022", content=build_pacs008(message(waits), PACS008_V08), headers=XML)
+        answer = a.post("/v1/iso20022", content=build_camt056(request), headers=XML)
+        tracked = a.get(f"/v1/payments/{waits.uetr}").json()
+    assert answer.status_code == 200, answer.text
+    assert valid(xsd, "camt.029.001.10", answer.content)
+    assert tracked["status"] == "cancelled"
+    _, resolution = parse_message(answer.content)
+    assert resolution.transactions[0].status.value == "ACCR"
+    assert CAMT056_V09 == "camt.056.001.09"
+
+
+def test_statement_is_a_valid_camt053_that_adds_up(live_server, xsd):
+    account = live_server.account_of(BANK_A, "CNY")
+    today = datetime.now(UTC).date().isoformat()
+    with live_server.client(BANK_A) as a:
+        answer = a.get(f"/v1/accounts/{account}/statement", params={"day": today})
+    assert answer.status_code == 200, answer.text
+    assert valid(xsd, "camt.053.001.08", answer.content)
+    _, statement = parse_message(answer.content)
+    assert statement.opening_balance_minor + sum(e.amount_minor for e in statement.entries) == (
+        statement.closing_balance_minor)
+    assert statement.closing_balance_minor == live_server.engine.balance(account).posted_minor
