@@ -3,6 +3,7 @@
 import json
 import sqlite3
 import stat
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -113,3 +114,18 @@ def test_writer_commands_refuse_while_another_process_holds_the_database(db):
         holder.close()
     assert result.exit_code == 2
     assert "open for writing" in words(result.output)
+
+
+SAMPLES = Path(__file__).parents[1] / "iso20022" / "samples"
+
+
+def test_iso_validate_accepts_a_valid_message_and_names_the_reason_for_a_bad_one(tmp_path):
+    sample = SAMPLES / "pacs008_cbpr_customer_transfer.xml"
+    good = runner.invoke(app, ["iso", "validate", str(sample)])
+    assert good.exit_code == 0 and "valid pacs.008.001.08" in words(good.output)
+    bad = tmp_path / "bad.xml"
+    bad.write_text('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+                   "<x>&e;</x>")
+    refused = runner.invoke(app, ["iso", "validate", str(bad)])
+    assert refused.exit_code == 1 and "FF01" in refused.output
+    assert "root:" not in refused.output

@@ -8,6 +8,7 @@ it: stop the server, or use the HTTP API.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -34,6 +35,11 @@ keys_app = typer.Typer(help="Issue, register and revoke participants' signing ke
 app.add_typer(keys_app, name="keys")
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+iso_app = typer.Typer(help="ISO 20022 messages: validate, send, read the mailbox.",
+                      no_args_is_help=True)
+app.add_typer(iso_app, name="iso")
+KeyOption = Annotated[Path, typer.Option("--key", help="Key file to sign with.")]
+UrlOption = Annotated[str, typer.Option("--url", help="scopay server.")]
 console = Console()
 err = Console(stderr=True)
 
@@ -287,6 +293,61 @@ def call(
     print(json.dumps(answer.json(), indent=1, ensure_ascii=False) if answer.content else "")
     if answer.status_code >= 400:
         raise typer.Exit(1)
+
+
+@iso_app.command("validate")
+def iso_validate(file: Annotated[Path, typer.Argument(help="ISO 20022 XML file.")]) -> None:
+    """Check a message as scopay would on receipt: hardened parsing, namespace and version,
+    the official XSD when SCOPAY_ISO20022_SCHEMAS names their folder, scopay's own rules.
+    Exit 0 when valid; 1 with the ISO reason code and the reason otherwise."""
+    from scopay.iso20022.message import parse_message
+    from scopay.iso20022.parsing import MessageRefused
+    from scopay.iso20022.schemas import SCHEMAS_DIR_ENV
+
+    try:
+        message_type, _ = parse_message(file.read_bytes())
+    except MessageRefused as refusal:
+        err.print(f"[red]invalid ({refusal.reason_code}):[/red] {refusal.text}")
+        raise typer.Exit(1) from None
+    checked = "and the official XSD" if os.environ.get(SCHEMAS_DIR_ENV) else (
+        f"(set {SCHEMAS_DIR_ENV} to check the official XSD too)")
+    console.print(f"valid {message_type}: scopay's rules {checked}")
+
+
+@iso_app.command("send")
+def iso_send(file: Annotated[Path, typer.Argument(help="pacs.008, pacs.009 or camt.056.")],
+             key: KeyOption = Path("var/operator.key"),
+             url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """Post a message to the running server; prints the answer (pacs.002 or camt.029)."""
+    with ScopayClient.from_key_file(url, key) as client:
+        answer = client.post("/v1/iso20022", content=file.read_bytes(),
+                             headers={"content-type": "application/xml"})
+    print(answer.text)
+    if answer.status_code >= 400:
+        raise typer.Exit(1)
+
+
+@iso_app.command("inbox")
+def iso_inbox(key: KeyOption = Path("var/operator.key"),
+              url: UrlOption = "http://127.0.0.1:8000",
+              fetch: Annotated[bool, typer.Option(help="Print each message's XML.")] = False,
+              ack: Annotated[bool, typer.Option(help="Acknowledge what was listed.")] = False,
+              ) -> None:
+    """List the participant's unacknowledged mailbox (oldest first)."""
+    with ScopayClient.from_key_file(url, key) as client:
+        notices = client.get("/v1/mailbox", params={"limit": 500}).json()
+        table = Table(title=f"mailbox of {client.key.participant_bic}")
+        for column in ("seq", "kind", "uetr", "status", "reason", "created"):
+            table.add_column(column, overflow="fold")
+        for n in notices:
+            table.add_row(str(n["seq"]), n["kind"], n["uetr"] or "", n["status"] or "",
+                          n["reason"] or "", n["created"])
+            if fetch:
+                print(client.get(f"/v1/mailbox/{n['seq']}/message").text)
+        console.print(table)
+        if ack and notices:
+            client.post("/v1/mailbox/ack", json={"seqs": [n["seq"] for n in notices]})
+            console.print(f"acknowledged {len(notices)}")
 
 
 if __name__ == "__main__":
