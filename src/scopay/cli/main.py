@@ -53,9 +53,9 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def open_engine(db: Path) -> Engine:
+def open_engine(db: Path, **settings: bool) -> Engine:
     try:
-        return Engine(SQLiteStore(db))
+        return Engine(SQLiteStore(db), **settings)
     except StoreLockedError as error:
         err.print(f"[red]{error}[/red]: stop `scopay serve` first, or use the HTTP API.")
         raise typer.Exit(2) from None
@@ -106,14 +106,20 @@ def init(db: DbOption = DEFAULT_DB,
 @app.command()
 def serve(db: DbOption = DEFAULT_DB,
           host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="TCP port.")] = 8000) -> None:
+          port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+          bypass_fifo: Annotated[bool, typer.Option(
+              help="Let a covered normal payment settle past a waiting one.")] = True,
+          priority_in_resolution: Annotated[bool, typer.Option(
+              help="Gridlock resolution keeps each debtor's priority order.")] = True,
+          ) -> None:
     """Serve the HTTP API (and /docs) on the database; the only writer while it runs."""
     import uvicorn
 
     from scopay.api.app import create_app
     from scopay.engine.runner import EngineRunner
 
-    engine = open_engine(db)
+    engine = open_engine(db, bypass_fifo_normal=bypass_fifo,
+                         respect_priority_in_resolution=priority_in_resolution)
     runner = EngineRunner(engine, now_us).start(heartbeat_s=HEARTBEAT_S)
     console.print(f"scopay on http://{host}:{port} (API docs /docs), database {db}")
     try:

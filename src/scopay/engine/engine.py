@@ -98,8 +98,14 @@ class Engine(PaymentOperations):
     """The single writer over one store. Thread-safe by one lock; the runner gives it one
     thread so that concurrent callers share commits."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, bypass_fifo_normal: bool = True,
+                 respect_priority_in_resolution: bool = True) -> None:
+        """`bypass_fifo_normal`: a covered normal payment may settle past a waiting one.
+        `respect_priority_in_resolution`: gridlock resolution settles a payment only with
+        every more urgent payment of the same debtor."""
         self.store = store
+        self._rtgs_settings = {"bypass_fifo_normal": bypass_fifo_normal,
+                               "respect_priority_in_resolution": respect_priority_in_resolution}
         # Held while a batch is applied and committed: readers see committed state only.
         self._lock = threading.RLock()
         with self._lock:
@@ -130,7 +136,7 @@ class Engine(PaymentOperations):
         self._account_index = {account_key(a): a.id for a in self.accounts.values()}
         self.keys = self.store.keys()
         self.idempotency = self.store.idempotency_records()
-        self.rtgs = Rtgs(self.ledger)
+        self.rtgs = Rtgs(self.ledger, **self._rtgs_settings)
         self._recover_payments()
 
     # -- transfers ------------------------------------------------------------------------
