@@ -1,0 +1,154 @@
+"""pacs.008 reading speed against bare lxml, in the same run, on the same bytes.
+
+    .venv/bin/python bench/iso20022.py            # 1-transaction and 1,000-transaction messages
+    .venv/bin/python bench/iso20022.py --quick    # fewer rounds, for a smoke test
+
+Baseline: lxml parses the bytes (the hardened parser options scopay uses) and validates them
+against the official pacs.008.001.08 XSD: what any careful ISO 20022 reader must do.
+Ours: scopay.iso20022.pacs008.parse_pacs008, i.e. size and DOCTYPE checks, the same parse, the
+same XSD validation, scopay's own strict reader (structure, types, code lists, amounts against
+their currency) and the mapping to domain Payments, with NbOfTxs and CtrlSum checked.
+Ceiling: the baseline plus the least a Python mapper must do, a walk reading every element's
+tag and text into dicts (no checks, no domain objects); its ratio bounds what any mapper over
+an lxml tree can reach in CPython.
+The XSDs come from SCOPAY_ISO20022_SCHEMAS, or ../shared/data/iso20022 next to the repository.
+Baseline and ours alternate in rounds; each side keeps its best round, so a noisy neighbour
+on a shared machine costs both alike. The last line is one JSON object; ratio_vs_lxml is the
+worse of the two sizes (messages/s ours / messages/s baseline; 1.0 would be no overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+
+from lxml import etree
+
+from scopay.domain.payment import ChargeBearer, Party, Payment, PostalAddress, Priority
+from scopay.iso20022.model import CreditTransferMessage
+from scopay.iso20022.pacs008 import PACS008_V08, build_pacs008, parse_pacs008
+from scopay.iso20022.schemas import SCHEMAS_DIR_ENV, schema_for
+
+DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "iso20022"
+CREATED_AT_US = 1_795_939_200_000_000  # 2026-11-29T00:00:00Z
+SIZES = (1, 1_000)  # transactions per message
+ROUND_SECONDS = 0.25  # time per side per round
+ROUNDS = 7
+GOAL = 0.5
+
+
+def sample_payment(n: int, message_id: str) -> Payment:
+    """A CBPR+-like customer transfer: CNY debtor in Shanghai, RUB creditor in Moscow."""
+    return Payment(
+        uetr=f"8a562c67-ca16-48ba-b074-{n:012x}", instruction_id=f"ICBK-INS-{n:06d}",
+        end_to_end_id=f"INV-2026-{n:06d}", debtor_agent="ICBKCNBJ", creditor_agent="SABRRUMM",
+        debtor=Party("上海丝路贸易有限公司", account="6222020200112233445",
+                     address=PostalAddress(country="CN", town="上海", post_code="200040",
+                                           street="南京西路", building_number="1266")),
+        creditor=Party("ООО «Северный Шёлк»", account="40702810938000012345",
+                       address=PostalAddress(country="RU", town="Москва", post_code="125009",
+                                             street="Тверская улица", building_number="7")),
+        settlement_amount_minor=125_000_000 + n, settlement_currency="RUB",
+        instructed_amount_minor=10_000_000, instructed_currency="CNY",
+        exchange_rate=Decimal("12.5"), charge_bearer=ChargeBearer.SHARED,
+        remittance=f"Invoice 2026-{n:06d}, silk fabric", purpose="GDDS", priority=Priority.HIGH,
+        message_id=message_id,
+    )
+
+
+def sample_message(transactions: int) -> bytes:
+    message_id = f"ICBKCNBJ-BENCH-{transactions}"
+    payments = tuple(sample_payment(n, message_id) for n in range(transactions))
+    return build_pacs008(CreditTransferMessage(message_id, CREATED_AT_US, payments), PACS008_V08)
+
+
+def bare_lxml(data: bytes, schema: etree.XMLSchema) -> Callable[[], etree._Element]:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=False, remove_comments=True, remove_pis=True)
+
+    def read() -> etree._Element:
+        document = etree.fromstring(data, parser)
+        assert schema.validate(document)
+        return document
+
+    return read
+
+
+def walk(element: etree._Element) -> dict:
+    return {child.tag: walk(child) if len(child) else child.text
+            for child in element.getchildren()}
+
+
+def lxml_and_walk(read: Callable[[], etree._Element]) -> Callable[[], object]:
+    return lambda: walk(read())
+
+
+def best_rate(read: Callable[[], object], best: float) -> float:
+    """Run `read` for about ROUND_SECONDS; the better of `best` and this round, in messages/s."""
+    count = 0
+    start = time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < ROUND_SECONDS:
+        read()
+        count += 1
+    return max(best, count / elapsed)
+
+
+def measure(transactions: int, rounds: int) -> dict:
+    data = sample_message(transactions)
+    schema = schema_for(PACS008_V08)
+    assert schema is not None, "schemas must be configured for this benchmark"
+    assert len(parse_pacs008(data).payments) == transactions
+    baseline = bare_lxml(data, schema)
+    ceiling = lxml_and_walk(baseline)
+    lxml_rate = ours_rate = ceiling_rate = 0.0
+    for _ in range(rounds):
+        lxml_rate = best_rate(baseline, lxml_rate)
+        ours_rate = best_rate(lambda: parse_pacs008(data), ours_rate)
+        ceiling_rate = best_rate(ceiling, ceiling_rate)
+    return {
+        "transactions": transactions, "bytes": len(data), "lxml_messages_per_s": lxml_rate,
+        "ours_messages_per_s": ours_rate, "ratio": ours_rate / lxml_rate,
+        "ceiling_ratio": ceiling_rate / lxml_rate,
+    }
+
+
+def configure_schemas() -> None:
+    if not os.environ.get(SCHEMAS_DIR_ENV):
+        os.environ[SCHEMAS_DIR_ENV] = str(DEFAULT_SCHEMAS_DIR)
+    if not Path(os.environ[SCHEMAS_DIR_ENV]).is_dir():
+        sys.exit(f"no ISO 20022 schemas at {os.environ[SCHEMAS_DIR_ENV]}; set {SCHEMAS_DIR_ENV}")
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="two rounds instead of seven")
+    args = parser.parse_args(argv)
+    configure_schemas()
+    rows = [measure(size, 2 if args.quick else ROUNDS) for size in SIZES]
+    for row in rows:
+        print(f"pacs.008, {row['transactions']:>5} transaction(s), {row['bytes']:>9} bytes: "
+              f"lxml parse+XSD {row['lxml_messages_per_s']:>9.1f} msg/s "
+              f"({row['lxml_messages_per_s'] * row['transactions']:>8.0f} tx/s), "
+              f"scopay parse+XSD+map {row['ours_messages_per_s']:>9.1f} msg/s "
+              f"({row['ours_messages_per_s'] * row['transactions']:>8.0f} tx/s), "
+              f"ratio {row['ratio']:.2f} (bare walk ceiling {row['ceiling_ratio']:.2f})")
+    worst = min(row["ratio"] for row in rows)
+    print(f"ratio vs lxml (worse size): {worst:.2f}; goal {GOAL}")
+    summary = {"ratio_vs_lxml": round(worst, 3), "goal": GOAL}
+    for row in rows:
+        size = row["transactions"]
+        summary[f"ratio_{size}tx"] = round(row["ratio"], 3)
+        summary[f"walk_ceiling_ratio_{size}tx"] = round(row["ceiling_ratio"], 3)
+        summary[f"lxml_messages_per_s_{size}tx"] = round(row["lxml_messages_per_s"], 1)
+        summary[f"ours_messages_per_s_{size}tx"] = round(row["ours_messages_per_s"], 1)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,388 @@
+"""What pacs.008 and pacs.009 share: the group header, and the parts of a credit transfer
+transaction that identify, value, time, prioritise and route it.
+
+Mapping to the domain's Payment:
+  PmtId/InstrId, EndToEndId, UETR        -> instruction_id, end_to_end_id, uetr (all required)
+  IntrBkSttlmAmt                         -> settlement_amount_minor, settlement_currency
+  SttlmPrty (URGT/HIGH/NORM)             -> priority (PmtTpInf/InstrPrty when SttlmPrty is absent)
+  PmtTpInf/ClrChanl RTGS | MPNS, RTNS    -> settlement_method gross | net
+  IntrBkSttlmDt + SttlmTmReq FrTm, TillTm, RjctTm -> earliest_us, latest_us, reject_by_us
+  InstgAgt (when not the debtor agent)   -> sender_bic (GrpHdr/InstgAgt when the transaction
+                                            has none)
+  IntrmyAgt1..3                          -> intermediary_agents
+  Purp/Cd, RmtInf/Ustrd                  -> purpose, remittance
+  GrpHdr/MsgId                           -> message_id
+T2 and CBPR+ give settlement times as times of day on the settlement date, so scopay writes all
+of a payment's times on one UTC date (IntrBkSttlmDt); without times it is the creation date.
+PmtTpInf and IntrBkSttlmDt in the group header apply to every transaction that lacks its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from lxml import etree
+
+from scopay.domain.payment import Payment, Priority
+from scopay.domain.payment import SettlementMethod as ClearingChannel
+from scopay.iso20022.codes import ReasonCode, SettlementMethod
+from scopay.iso20022.component import AGENT, Components, add_agent, only_value
+from scopay.iso20022.datatype import (
+    AMOUNT_DIGITS_MAX,
+    CONTROL_SUM_DIGITS_MAX,
+    NAME_LENGTH_MAX,
+    add_amount,
+    add_external_code,
+    add_id,
+    add_text,
+    add_uetr,
+    code_reader,
+    date_of_us,
+    format_datetime_us,
+    format_time_us,
+    instant_us,
+    read_amount,
+    read_count,
+    read_date,
+    read_datetime_us,
+    read_decimal,
+    read_external_code,
+    read_id,
+    read_name,
+    read_time,
+    read_uetr,
+)
+from scopay.iso20022.document import (
+    message_element,
+    new_document,
+    qualified_namespace,
+    serialize,
+)
+from scopay.iso20022.model import CreditTransferMessage, control_sum
+from scopay.iso20022.shape import (
+    Fields,
+    Shape,
+    add,
+    keep_element,
+    read_shape,
+    refuse_at,
+    refuse_below,
+)
+
+TRANSACTIONS_MAX = 10_000  # transactions in one pacs.008/pacs.009 message
+INTERMEDIARY_AGENTS_MAX = 3  # IntrmyAgt1..3
+
+_PRIORITY = {"URGT": Priority.URGENT, "HIGH": Priority.HIGH, "NORM": Priority.NORMAL}
+_SETTLEMENT_PRIORITY = {priority: code for code, priority in _PRIORITY.items()}
+_CHANNEL = {"RTGS": ClearingChannel.GROSS, "MPNS": ClearingChannel.NET,
+            "RTNS": ClearingChannel.NET}
+_CHANNEL_CODE = {ClearingChannel.GROSS: "RTGS", ClearingChannel.NET: "MPNS"}
+_INTERMEDIARIES = ("IntrmyAgt1", "IntrmyAgt2", "IntrmyAgt3")
+_REIMBURSEMENT = ("InstgRmbrsmntAgt", "InstgRmbrsmntAgtAcct", "InstdRmbrsmntAgt",
+                  "InstdRmbrsmntAgtAcct", "ThrdRmbrsmntAgt", "ThrdRmbrsmntAgtAcct")
+
+
+def read_channel(element: etree._Element) -> ClearingChannel:
+    channel = _CHANNEL.get(element.text or "")
+    if channel is None or len(element):
+        refuse_at(element, ReasonCode.TRANSACTION_NOT_SUPPORTED,
+                  f"clearing channel {element.text!r}: scopay settles RTGS (gross) or "
+                  "MPNS/RTNS (net)")
+    return channel
+
+
+def read_instruction_priority(element: etree._Element) -> Priority:
+    if element.text not in ("HIGH", "NORM") or len(element):
+        refuse_at(element, ReasonCode.INVALID_FILE_FORMAT, f"{element.text!r} is not HIGH or NORM")
+    return _PRIORITY[element.text]
+
+
+def read_settlement_priority(element: etree._Element) -> Priority:
+    priority = _PRIORITY.get(element.text or "")
+    if priority is None or len(element):
+        refuse_at(element, ReasonCode.INVALID_FILE_FORMAT,
+                  f"{element.text!r} is not URGT, HIGH or NORM")
+    return priority
+
+
+def read_control_sum(element: etree._Element) -> Decimal:
+    return read_decimal(element, CONTROL_SUM_DIGITS_MAX)
+
+
+def remittance_shape(name: str, children: str) -> Shape:
+    """RmtInf: scopay carries one unstructured line; structured remittance is refused."""
+    refused = ("Strd",) if "Strd" in children else ()
+    return Shape(name, children, refused=refused,
+                 finish=lambda fields, _: fields["Ustrd"][0] if "Ustrd" in fields else None,
+                 Ustrd=read_name)
+
+
+PAYMENT_TYPE = Shape(
+    "PaymentTypeInformation28", "InstrPrty? ClrChanl? SvcLvl* LclInstrm? CtgyPurp?",
+    finish=lambda fields, _: (fields.get("InstrPrty"), fields.get("ClrChanl")),
+    InstrPrty=read_instruction_priority, ClrChanl=read_channel,
+)
+SETTLEMENT_INSTRUCTION = Shape(
+    "SettlementInstruction", "SttlmMtd SttlmAcct? ClrSys? " + "? ".join(_REIMBURSEMENT) + "?",
+    refused=_REIMBURSEMENT, finish=lambda fields, _: fields["SttlmMtd"],
+    SttlmMtd=code_reader(SettlementMethod))
+GROUP_HEADER_READERS = {
+    "MsgId": read_id, "CreDtTm": read_datetime_us, "NbOfTxs": read_count,
+    "CtrlSum": read_control_sum, "TtlIntrBkSttlmAmt": read_amount, "IntrBkSttlmDt": read_date,
+    "SttlmInf": SETTLEMENT_INSTRUCTION, "PmtTpInf": PAYMENT_TYPE, "InstgAgt": AGENT,
+    "InstdAgt": AGENT,
+}
+GROUP_HEADER_2019 = Shape(
+    "GroupHeader93", "MsgId CreDtTm BtchBookg? NbOfTxs CtrlSum? TtlIntrBkSttlmAmt? "
+    "IntrBkSttlmDt? SttlmInf PmtTpInf? InstgAgt? InstdAgt?", **GROUP_HEADER_READERS)
+GROUP_HEADER_2024 = Shape(
+    "GroupHeader131", "MsgId CreDtTm XpryDtTm? BtchBookg? NbOfTxs CtrlSum? TtlIntrBkSttlmAmt? "
+    "IntrBkSttlmDt? SttlmInf PmtTpInf? InstgAgt? InstdAgt?", **GROUP_HEADER_READERS)
+
+# The transaction readers pacs.008 and pacs.009 share; each adds its own.
+TRANSACTION_READERS = {
+    "PmtId": Shape("PaymentIdentification", "InstrId? EndToEndId TxId? UETR? ClrSysRef?",
+                   InstrId=read_id, EndToEndId=read_id, UETR=read_uetr),
+    "PmtTpInf": PAYMENT_TYPE,
+    "IntrBkSttlmAmt": read_amount,
+    "IntrBkSttlmDt": read_date,
+    "SttlmPrty": read_settlement_priority,
+    "SttlmTmReq": Shape("SettlementTimeRequest2", "CLSTm? TillTm? FrTm? RjctTm?",
+                        refused=("CLSTm",), TillTm=read_time, FrTm=read_time, RjctTm=read_time),
+    "InstgAgt": AGENT, "InstdAgt": AGENT,
+    "IntrmyAgt1": AGENT, "IntrmyAgt2": AGENT, "IntrmyAgt3": AGENT,
+    "DbtrAgt": AGENT, "CdtrAgt": AGENT,
+    "Purp": Shape("Purpose2Choice", "Cd Prtry", choice=True, refused=("Prtry",),
+                  finish=only_value, Cd=read_external_code),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CreditTransferVersion:
+    """One version of pacs.008 or pacs.009: its namespace and the shapes it reads with."""
+
+    message_type: str
+    message_name: str  # the element under Document
+    components: Components
+    message: Shape  # group header and transactions, the latter handed on unread
+    transaction: Shape
+
+    @property
+    def ns(self) -> str:
+        return qualified_namespace(self.message_type)
+
+
+def credit_transfer_version(message_type: str, message_name: str, components: Components,
+                            group_header: Shape, transaction: Shape) -> CreditTransferVersion:
+    message = Shape("CreditTransfer", "GrpHdr CdtTrfTxInf+ SplmtryData*",
+                    GrpHdr=group_header, CdtTrfTxInf=keep_element)
+    return CreditTransferVersion(message_type, message_name, components, message, transaction)
+
+
+TransactionReader = Callable[[etree._Element, CreditTransferVersion, Fields], Payment]
+
+
+# Reading ---------------------------------------------------------------------------------
+
+def read_credit_transfer(document: etree._Element, version: CreditTransferVersion,
+                         read_transaction: TransactionReader) -> CreditTransferMessage:
+    ns = version.ns
+    root = message_element(document, version.message_name, ns)
+    fields = read_shape(root, version.message, ns)
+    header = fields["GrpHdr"]
+    transactions = fields["CdtTrfTxInf"]
+    check_count(root, header["NbOfTxs"], len(transactions))
+    payments = tuple(read_transaction(tx, version, header) for tx in transactions)
+    check_sums(root, header, [(p.settlement_amount_minor, p.settlement_currency)
+                              for p in payments], "TtlIntrBkSttlmAmt")
+    return CreditTransferMessage(
+        message_id=header["MsgId"], created_at_us=header["CreDtTm"], payments=payments,
+        settlement_method=header["SttlmInf"],
+    )
+
+
+def check_count(root: etree._Element, declared: int, found: int) -> None:
+    """NbOfTxs must count the transactions, and they must be within TRANSACTIONS_MAX."""
+    if declared != found:
+        refuse_below(root, ("GrpHdr", "NbOfTxs"), ReasonCode.INVALID_NUMBER_OF_TRANSACTIONS,
+                     f"NbOfTxs says {declared} transactions; the message holds {found}")
+    if found > TRANSACTIONS_MAX:
+        refuse_below(root, ("GrpHdr", "NbOfTxs"), ReasonCode.INVALID_NUMBER_OF_TRANSACTIONS,
+                     f"{found} transactions; scopay accepts at most {TRANSACTIONS_MAX} a message")
+
+
+def check_sums(root: etree._Element, header: Fields, amounts: list[tuple[int, str]],
+               total_name: str) -> None:
+    """CtrlSum and the total amount (`total_name`), when given, must be what the amounts add
+    up to."""
+    declared = header.get("CtrlSum")
+    if declared is not None and declared != control_sum(amounts):
+        refuse_below(root, ("GrpHdr", "CtrlSum"), ReasonCode.INVALID_CONTROL_SUM,
+                     f"CtrlSum says {declared}; the transactions add up to "
+                     f"{control_sum(amounts)}")
+    total = header.get(total_name)
+    if total is not None and (any(currency != total[1] for _, currency in amounts)
+                              or total[0] != sum(minor for minor, _ in amounts)):
+        refuse_below(root, ("GrpHdr", total_name), ReasonCode.INVALID_CONTROL_SUM,
+                     f"{total_name} is not the sum of the transactions' amounts")
+
+
+def add_group_totals(header: etree._Element, amounts: list[tuple[int, str]],
+                     total_name: str) -> None:
+    """NbOfTxs, then CtrlSum and (all amounts in one currency) the total amount when they fit
+    their ISO types: both are optional checks a receiver can do without."""
+    add(header, "NbOfTxs", str(len(amounts)))
+    total = control_sum(amounts)
+    if fits_decimal(total, CONTROL_SUM_DIGITS_MAX):
+        add(header, "CtrlSum", format(total, "f"))
+    currencies = {currency for _, currency in amounts}
+    if len(currencies) == 1 and fits_decimal(total, AMOUNT_DIGITS_MAX):
+        add_amount(header, total_name, sum(minor for minor, _ in amounts), currencies.pop())
+
+
+def fits_decimal(value: Decimal, digits_max: int) -> bool:
+    return len(format(value, "f").replace(".", "")) <= digits_max
+
+
+def read_transaction_basics(tx: etree._Element, fields: Fields, header: Fields) -> dict:
+    """Payment fields common to pacs.008 and pacs.009, as keyword arguments."""
+    ids = fields["PmtId"]
+    if "InstrId" not in ids or "UETR" not in ids:
+        refuse_below(tx, ("PmtId",), ReasonCode.INVALID_FILE_FORMAT,
+                     "PmtId lacks InstrId or UETR; scopay identifies payments by both")
+    amount, currency = fields["IntrBkSttlmAmt"]
+    if amount == 0:
+        refuse_below(tx, ("IntrBkSttlmAmt",), ReasonCode.ZERO_AMOUNT, "settlement amount is zero")
+    priority, channel = fields.get("PmtTpInf") or (None, None)
+    group_priority, group_channel = header.get("PmtTpInf") or (None, None)
+    earliest_us, latest_us, reject_by_us = settlement_times(tx, fields, header)
+    return {
+        "uetr": ids["UETR"],
+        "instruction_id": ids["InstrId"],
+        "end_to_end_id": ids["EndToEndId"],
+        "settlement_amount_minor": amount,
+        "settlement_currency": currency,
+        "priority": fields.get("SttlmPrty") or priority or group_priority or Priority.NORMAL,
+        "settlement_method": channel or group_channel or ClearingChannel.GROSS,
+        "earliest_us": earliest_us,
+        "latest_us": latest_us,
+        "reject_by_us": reject_by_us,
+        "message_id": header["MsgId"],
+        "intermediary_agents": intermediaries(tx, fields),
+        "purpose": fields.get("Purp"),
+    }
+
+
+def settlement_times(tx: etree._Element, fields: Fields,
+                     header: Fields) -> tuple[int | None, int | None, int | None]:
+    """(earliest, latest, reject-by) in microseconds, from times on the settlement date."""
+    times = fields.get("SttlmTmReq")
+    if times is None:
+        return None, None, None
+    day = fields.get("IntrBkSttlmDt") or header.get("IntrBkSttlmDt")
+    if day is None:
+        refuse_below(tx, ("SttlmTmReq",), ReasonCode.INVALID_FILE_FORMAT,
+                     "SttlmTmReq needs IntrBkSttlmDt: a time of day names no instant alone")
+    earliest, latest, reject_by = times.get("FrTm"), times.get("TillTm"), times.get("RjctTm")
+    return (None if earliest is None else instant_us(day, earliest),
+            None if latest is None else instant_us(day, latest),
+            None if reject_by is None else instant_us(day, reject_by))
+
+
+def intermediaries(tx: etree._Element, fields: Fields) -> tuple[str, ...]:
+    agents = [fields.get(name) for name in _INTERMEDIARIES]
+    present = [agent for agent in agents if agent is not None]
+    if agents[:len(present)] != present:
+        refuse_at(tx, ReasonCode.INVALID_FILE_FORMAT,
+                  "intermediary agents must be numbered from IntrmyAgt1 without gaps")
+    return tuple(present)
+
+
+def sender(fields: Fields, header: Fields, debtor_agent: str) -> str | None:
+    """The instructing agent (the transaction's, else the group's, as T2 gives it), kept only
+    when it is not the debtor agent itself."""
+    instructing = fields.get("InstgAgt") or header.get("InstgAgt")
+    return None if instructing == debtor_agent else instructing
+
+
+# Writing ---------------------------------------------------------------------------------
+
+def build_credit_transfer(message: CreditTransferMessage, version: CreditTransferVersion,
+                          add_transaction: Callable[..., None]) -> bytes:
+    check_group(message)
+    document, root = new_document(version.message_type, version.message_name)
+    add_group_header(root, message)
+    for payment in message.payments:
+        add_transaction(add(root, "CdtTrfTxInf"), payment, message, version)
+    return serialize(document)
+
+
+def check_group(message: CreditTransferMessage) -> None:
+    if not 1 <= len(message.payments) <= TRANSACTIONS_MAX:
+        raise ValueError(f"a credit transfer message holds 1 to {TRANSACTIONS_MAX} payments")
+    for payment in message.payments:
+        if payment.message_id not in (None, message.message_id):
+            raise ValueError(f"payment {payment.uetr} belongs to message {payment.message_id}, "
+                             f"not {message.message_id}")
+
+
+def add_group_header(root: etree._Element, message: CreditTransferMessage) -> None:
+    header = add(root, "GrpHdr")
+    add_id(header, "MsgId", message.message_id)
+    add(header, "CreDtTm", format_datetime_us(message.created_at_us))
+    add_group_totals(header, [(p.settlement_amount_minor, p.settlement_currency)
+                              for p in message.payments], "TtlIntrBkSttlmAmt")
+    add(add(header, "SttlmInf"), "SttlmMtd", message.settlement_method.value)
+
+
+def add_transaction_head(tx: etree._Element, payment: Payment, created_at_us: int) -> None:
+    """PmtId to SttlmTmReq, in ISO order."""
+    ids = add(tx, "PmtId")
+    add_id(ids, "InstrId", payment.instruction_id)
+    add_id(ids, "EndToEndId", payment.end_to_end_id)
+    add_uetr(ids, "UETR", payment.uetr)
+    add(add(tx, "PmtTpInf"), "ClrChanl", _CHANNEL_CODE[payment.settlement_method])
+    if payment.settlement_amount_minor <= 0:
+        raise ValueError(f"payment {payment.uetr}: settlement amount must be positive")
+    add_amount(tx, "IntrBkSttlmAmt", payment.settlement_amount_minor,
+               payment.settlement_currency)
+    add(tx, "IntrBkSttlmDt", settlement_date(payment, created_at_us).isoformat())
+    add(tx, "SttlmPrty", _SETTLEMENT_PRIORITY[payment.priority])
+    times = (("TillTm", payment.latest_us), ("FrTm", payment.earliest_us),
+             ("RjctTm", payment.reject_by_us))
+    if any(moment is not None for _, moment in times):
+        request = add(tx, "SttlmTmReq")
+        for name, moment in times:
+            if moment is not None:
+                add(request, name, format_time_us(moment))
+
+
+def settlement_date(payment: Payment, created_at_us: int) -> date:
+    moments = [m for m in (payment.earliest_us, payment.latest_us, payment.reject_by_us)
+               if m is not None]
+    day = date_of_us(moments[0] if moments else created_at_us)
+    if any(date_of_us(moment) != day for moment in moments):
+        raise ValueError(f"payment {payment.uetr}: earliest, latest and reject-by times must "
+                         "fall on one UTC date (ISO gives them as times of the settlement date)")
+    return day
+
+
+def add_route(tx: etree._Element, payment: Payment) -> None:
+    """InstgAgt, InstdAgt and IntrmyAgt1..3: who sends, who receives, who is in between."""
+    if len(payment.intermediary_agents) > INTERMEDIARY_AGENTS_MAX:
+        raise ValueError(f"at most {INTERMEDIARY_AGENTS_MAX} intermediary agents")
+    add_agent(tx, "InstgAgt", payment.sender_bic or payment.debtor_agent)
+    next_agent = (payment.intermediary_agents or (payment.creditor_agent,))[0]
+    add_agent(tx, "InstdAgt", next_agent)
+    for name, bic in zip(_INTERMEDIARIES, payment.intermediary_agents, strict=False):
+        add_agent(tx, name, bic)
+
+
+def add_purpose_and_remittance(tx: etree._Element, payment: Payment) -> None:
+    if payment.purpose is not None:
+        add_external_code(add(tx, "Purp"), "Cd", payment.purpose)
+    if payment.remittance is not None:
+        add_text(add(tx, "RmtInf"), "Ustrd", payment.remittance, NAME_LENGTH_MAX)

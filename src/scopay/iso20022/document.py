@@ -1,0 +1,96 @@
+"""The ISO 20022 Document wrapper: its namespace names the message type and version.
+
+Opening an incoming document runs the layers in order: hardened parsing, the namespace check
+(a wrong message or an unsupported version is refused with a text naming what scopay reads),
+then the official XSD when one is configured. Writing one out gives UTF-8 bytes with an XML
+declaration.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from scopay.iso20022.codes import ReasonCode
+from scopay.iso20022.parsing import MessageRefused, parse_document
+from scopay.iso20022.schemas import MESSAGE_TYPE_PATTERN, validate_against_schema
+from scopay.iso20022.shape import refuse_at
+
+ISO_NAMESPACE_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
+
+
+def iso_namespace(message_type: str) -> str:
+    return ISO_NAMESPACE_PREFIX + message_type
+
+
+def message_type_of(namespace: str) -> str | None:
+    """'pacs.008.001.08' for the pacs.008.001.08 namespace; None for a non-ISO namespace."""
+    if not namespace.startswith(ISO_NAMESPACE_PREFIX):
+        return None
+    message_type = namespace[len(ISO_NAMESPACE_PREFIX):]
+    return message_type if MESSAGE_TYPE_PATTERN.fullmatch(message_type) else None
+
+
+def namespace_of(element: etree._Element) -> str:
+    tag = element.tag
+    return tag[1:tag.index("}")] if tag.startswith("{") else ""
+
+
+def check_message_type(element: etree._Element, expected: tuple[str, ...]) -> str:
+    """The message type an element's namespace names, refused unless one of `expected`."""
+    namespace = namespace_of(element)
+    message_type = message_type_of(namespace)
+    readable = ", ".join(expected)
+    if message_type is None:
+        raise MessageRefused(
+            ReasonCode.INVALID_FILE_FORMAT,
+            f"namespace {namespace or '(none)'!r} is not an ISO 20022 message namespace; "
+            f"expected one of {readable}",
+        )
+    if message_type not in expected:
+        family = [known for known in expected if known[:8] == message_type[:8]]
+        text = (f"{message_type} is a version scopay does not read; it reads "
+                f"{', '.join(family)}" if family
+                else f"document is {message_type}; expected one of {readable}")
+        raise MessageRefused(ReasonCode.INVALID_FILE_FORMAT, text)
+    return message_type
+
+
+def open_document(data: bytes, expected: tuple[str, ...]) -> tuple[etree._Element, str]:
+    """Parse, then check namespace and (when configured) XSD: (Document element, type)."""
+    root = parse_document(data)
+    return root, check_document(root, expected)
+
+
+def check_document(document: etree._Element, expected: tuple[str, ...]) -> str:
+    """The message type of a Document element, refused unless expected and schema-valid."""
+    message_type = check_message_type(document, expected)
+    if etree.QName(document).localname != "Document":
+        refuse_at(document, ReasonCode.INVALID_FILE_FORMAT,
+                  f"element is {etree.QName(document).localname}; expected Document")
+    validate_against_schema(document, message_type)
+    return message_type
+
+
+def message_element(document: etree._Element, name: str, ns: str) -> etree._Element:
+    """The one message element inside Document (e.g. FIToFICstmrCdtTrf)."""
+    children = list(document)
+    if len(children) != 1 or children[0].tag != ns + name:
+        refuse_at(document, ReasonCode.INVALID_FILE_FORMAT,
+                  f"Document must hold exactly one {name}")
+    return children[0]
+
+
+def new_document(message_type: str, name: str) -> tuple[etree._Element, etree._Element]:
+    """(Document, its message element) for a message scopay builds."""
+    namespace = iso_namespace(message_type)
+    document = etree.Element(f"{{{namespace}}}Document", nsmap={None: namespace})
+    return document, etree.SubElement(document, f"{{{namespace}}}{name}")
+
+
+def serialize(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def qualified_namespace(message_type: str) -> str:
+    """The `{namespace}` prefix tags of a message type carry."""
+    return "{" + iso_namespace(message_type) + "}"

@@ -1,0 +1,131 @@
+"""Hardened XML parsing: the one door every incoming ISO 20022 message passes through.
+
+A message is untrusted bytes from the network. Before lxml sees it, its size, encoding and
+DOCTYPE are checked; lxml then parses without DTDs, entities, network access or huge-tree mode
+(libxml2 itself then refuses nesting beyond 256 levels and texts beyond 10 MB); afterwards the
+element count is checked. Anything refused raises MessageRefused with an ISO 20022 external
+status reason code, so the refusal can go back to the sender in a pacs.002 as it is.
+
+Depth: scopay's readers descend only along the shapes of the components they read (a dozen
+levels at most) and every leaf they read must have no children; the subtrees they skip are
+checked with check_subtree_depth. So nothing in an accepted message nests deeper than
+DEPTH_MAX, and no message pays for a walk of its whole tree to prove it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from lxml import etree
+
+from scopay.iso20022.codes import ReasonCode
+
+MESSAGE_BYTES_MAX = 10 * 1024 * 1024  # 10 MiB: a 1,000-transaction pacs.008 is about 2.5 MiB
+DEPTH_MAX = 64  # element nesting; the deepest ISO path scopay reads is about 12
+ELEMENTS_MAX = 500_000  # elements per document, far above what MESSAGE_BYTES_MAX holds in ISO
+PROLOGUE_BYTES_MAX = 200  # where an XML declaration naming its encoding must stand
+
+REFUSED_FORMAT = ReasonCode.INVALID_FILE_FORMAT
+
+_DOCTYPE = b"<!DOCTYPE"
+_FOREIGN_BYTE_ORDER_MARKS = (
+    b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\xfe\xff", b"\xff\xfe", b"\x00<", b"<\x00",
+)
+_DECLARED_ENCODING = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+
+
+class MessageRefused(Exception):
+    """Input that is not a message scopay accepts, with the ISO reason code to answer with."""
+
+    def __init__(self, reason_code: str, text: str) -> None:
+        super().__init__(f"{reason_code}: {text}")
+        self.reason_code = reason_code
+        self.text = text
+
+
+_local = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    # lxml parsers keep per-parse state: one per thread, built once, reused.
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            encoding="utf-8", resolve_entities=False, no_network=True, load_dtd=False,
+            dtd_validation=False, huge_tree=False, remove_comments=True, remove_pis=True,
+            collect_ids=False, attribute_defaults=False,
+        )
+        _local.parser = parser
+    return parser
+
+
+def _xpath(expression: str) -> etree.XPath:
+    # Compiled XPath evaluators are not shared between threads either.
+    cache: dict[str, etree.XPath] = _local.__dict__.setdefault("xpath", {})
+    evaluator = cache.get(expression)
+    if evaluator is None:
+        evaluator = cache[expression] = etree.XPath(expression)
+    return evaluator
+
+
+def check_message_bytes(data: bytes) -> None:
+    """Refuse, before any parsing, what no ISO 20022 message scopay reads can look like."""
+    if not isinstance(data, bytes):
+        raise MessageRefused(REFUSED_FORMAT, f"a message is bytes, not {type(data).__name__}")
+    if len(data) > MESSAGE_BYTES_MAX:
+        raise MessageRefused(
+            REFUSED_FORMAT,
+            f"message is {len(data)} bytes; scopay accepts at most {MESSAGE_BYTES_MAX} bytes",
+        )
+    if not data or data.isspace():
+        raise MessageRefused(REFUSED_FORMAT, "message is empty")
+    if data.startswith(_FOREIGN_BYTE_ORDER_MARKS):
+        raise MessageRefused(REFUSED_FORMAT, "message is not UTF-8 (UTF-16/32 byte order)")
+    declared = _DECLARED_ENCODING.search(data, 0, PROLOGUE_BYTES_MAX)
+    if declared is not None and declared.group(1).lower() not in (b"utf-8", b"utf8"):
+        raise MessageRefused(
+            REFUSED_FORMAT,
+            f"message declares encoding {declared.group(1).decode('ascii')}; only UTF-8 is read",
+        )
+    # A DOCTYPE is how entity bombs and external entities get in; no ISO message needs one.
+    if _DOCTYPE in data:
+        raise MessageRefused(REFUSED_FORMAT, "message contains a DOCTYPE; DTDs are refused")
+
+
+def parse_document(data: bytes) -> etree._Element:
+    """Parse untrusted bytes into an element tree, or raise MessageRefused (FF01)."""
+    check_message_bytes(data)
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError as error:
+        # libxml2's message names line and column already.
+        raise MessageRefused(REFUSED_FORMAT, f"not well-formed XML: {error.msg}") from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise MessageRefused(REFUSED_FORMAT, "message contains a DOCTYPE; DTDs are refused")
+    check_tree_limits(root, data)
+    return root
+
+
+def check_tree_limits(root: etree._Element, data: bytes) -> None:
+    # Every element has a '<'; counting them in C keeps the exact count off the common path.
+    if data.count(b"<") > ELEMENTS_MAX:
+        elements = int(_xpath("count(//*)")(root))
+        if elements > ELEMENTS_MAX:
+            raise MessageRefused(
+                REFUSED_FORMAT, f"message has {elements} elements; at most {ELEMENTS_MAX}"
+            )
+
+
+def check_subtree_depth(element: etree._Element) -> None:
+    """Refuse when anything below `element` sits deeper than DEPTH_MAX in the document."""
+    if not len(element):
+        return
+    levels_left = DEPTH_MAX - sum(1 for _ in element.iterancestors()) - 1
+    steps = "/".join(["*"] * max(levels_left + 1, 1))
+    if levels_left < 0 or _xpath(f"boolean({steps})")(element):
+        raise MessageRefused(
+            REFUSED_FORMAT,
+            f"elements nest deeper than {DEPTH_MAX} levels (under line {element.sourceline})",
+        )

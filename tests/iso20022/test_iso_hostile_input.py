@@ -1,0 +1,265 @@
+"""Hostile and broken input is refused with MessageRefused, an ISO reason code and a text that
+says what is wrong and where: entity bombs, external entities, oversize and deep documents,
+wrong namespaces and versions, schema violations, amounts with too many decimals, counts and
+control sums that do not add up."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from iso_support import SAMPLES_DIR
+
+from scopay.iso20022.message import parse_message
+from scopay.iso20022.pacs008 import parse_pacs008
+from scopay.iso20022.parsing import (
+    DEPTH_MAX,
+    ELEMENTS_MAX,
+    MESSAGE_BYTES_MAX,
+    MessageRefused,
+    parse_document,
+)
+
+CUSTOMER_TRANSFER = (SAMPLES_DIR / "pacs008_cbpr_customer_transfer.xml").read_bytes()
+BATCH = (SAMPLES_DIR / "pacs008_t2_batch_envelope.xml").read_bytes()
+
+
+def refused(data: bytes, parse=parse_message) -> MessageRefused:
+    with pytest.raises(MessageRefused) as caught:
+        parse(data)
+    return caught.value
+
+
+def altered(data: bytes, old: str, new: str, count: int = 1) -> bytes:
+    assert old.encode() in data, f"sample lacks {old!r}"
+    return data.replace(old.encode(), new.encode(), count)
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08">&lol9;</Document>"""
+
+EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
+<!DOCTYPE Document [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"><FIToFICstmrCdtTrf>
+<GrpHdr><MsgId>&xxe;</MsgId></GrpHdr></FIToFICstmrCdtTrf></Document>"""
+
+
+def test_billion_laughs_is_refused_before_any_entity_expands():
+    error = refused(BILLION_LAUGHS)
+    assert error.reason_code == "FF01"
+    assert error.text == "message contains a DOCTYPE; DTDs are refused"
+
+
+def test_external_entity_is_refused_and_no_file_is_read():
+    error = refused(EXTERNAL_ENTITY)
+    assert error.reason_code == "FF01"
+    assert "DOCTYPE" in error.text
+    assert "root:" not in str(error)
+
+
+def test_undeclared_entity_is_not_well_formed():
+    data = altered(CUSTOMER_TRANSFER, "<MsgId>ICBKCNBJ20261129001", "<MsgId>&passwd;")
+    error = refused(data)
+    assert error.reason_code == "FF01"
+    assert error.text == "not well-formed XML: Entity 'passwd' not defined, line 7, column 22"
+
+
+def test_oversize_message_is_refused_before_parsing():
+    data = CUSTOMER_TRANSFER + b" " * MESSAGE_BYTES_MAX
+    error = refused(data)
+    assert error.reason_code == "FF01"
+    assert f"at most {MESSAGE_BYTES_MAX} bytes" in error.text
+
+
+def test_deep_nesting_in_content_scopay_skips_is_refused():
+    deep = "<Envlp>" + "<x>" * DEPTH_MAX + "</x>" * DEPTH_MAX + "</Envlp>"
+    data = altered(CUSTOMER_TRANSFER, "  </FIToFICstmrCdtTrf>",
+                   f"<SplmtryData>{deep}</SplmtryData></FIToFICstmrCdtTrf>")
+    error = refused(data)
+    assert error.reason_code == "FF01"
+    assert f"elements nest deeper than {DEPTH_MAX} levels" in error.text
+
+
+def test_nesting_up_to_the_depth_limit_is_accepted(schemas_unconfigured):
+    # Document/FIToFICstmrCdtTrf/SplmtryData/Envlp are levels 1 to 4.
+    levels = DEPTH_MAX - 4
+    deep = "<Envlp>" + "<x>" * levels + "</x>" * levels + "</Envlp>"
+    data = altered(CUSTOMER_TRANSFER, "  </FIToFICstmrCdtTrf>",
+                   f"<SplmtryData>{deep}</SplmtryData></FIToFICstmrCdtTrf>")
+    assert parse_message(data)[0] == "pacs.008.001.08"
+
+
+def test_elements_inside_a_text_field_are_refused(schemas_unconfigured):
+    data = altered(CUSTOMER_TRANSFER, "<Nm>上海丝路贸易有限公司</Nm>",
+                   "<Nm>上海<b><b><b>deep</b></b></b></Nm>")
+    error = refused(data)
+    assert error.reason_code == "FF01"
+    assert error.text.startswith("a text field holds elements (at /Document/FIToFICstmrCdtTrf/"
+                                 "CdtTrfTxInf/Dbtr/Nm")
+
+
+def test_deep_nesting_beyond_the_parser_limit_is_not_well_formed():
+    data = b"<a>" * 5000 + b"</a>" * 5000
+    error = refused(data)
+    assert error.reason_code == "FF01"
+    assert "not well-formed XML" in error.text
+
+
+def test_too_many_elements_are_refused():
+    flood = "<x/>" * (ELEMENTS_MAX + 1)
+    data = altered(CUSTOMER_TRANSFER, "  </FIToFICstmrCdtTrf>",
+                   f"<SplmtryData><Envlp>{flood}</Envlp></SplmtryData></FIToFICstmrCdtTrf>")
+    error = refused(data)
+    assert error.reason_code == "FF01"
+    assert f"at most {ELEMENTS_MAX}" in error.text
+
+
+@pytest.mark.parametrize("prefix", [b"\xff\xfe", b"\xfe\xff"])
+def test_utf16_documents_are_refused(prefix):
+    assert refused(prefix + "<a/>".encode("utf-16-le")).reason_code == "FF01"
+
+
+def test_declared_foreign_encoding_is_refused():
+    data = altered(CUSTOMER_TRANSFER, 'encoding="UTF-8"', 'encoding="UTF-7"')
+    assert "only UTF-8 is read" in refused(data).text
+
+
+def test_wrong_namespace_is_refused_naming_what_scopay_reads():
+    data = altered(CUSTOMER_TRANSFER, "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08",
+                   "urn:example:payments")
+    error = refused(data)
+    assert error.reason_code == "FF01"
+    assert error.text.startswith(
+        "namespace 'urn:example:payments' is not an ISO 20022 message namespace; expected one of "
+        "pacs.008.001.08")
+
+
+def test_unsupported_version_is_refused_naming_the_versions_scopay_reads():
+    data = altered(CUSTOMER_TRANSFER, "pacs.008.001.08", "pacs.008.001.09")
+    error = refused(data)
+    assert error.text == ("pacs.008.001.09 is a version scopay does not read; it reads "
+                          "pacs.008.001.08, pacs.008.001.13")
+
+
+def test_another_message_where_pacs008_is_expected_is_refused():
+    camt = (SAMPLES_DIR / "camt053_statement.xml").read_bytes()
+    error = refused(camt, parse_pacs008)
+    assert error.text == "document is camt.053.001.08; expected one of pacs.008.001.08, " \
+                         "pacs.008.001.13"
+
+
+def test_schema_violation_is_refused_with_the_xsd_error_and_line(schemas_configured):
+    data = altered(CUSTOMER_TRANSFER, "<ChrgBr>SHAR</ChrgBr>", "<ChrgBr>HALF</ChrgBr>")
+    error = refused(data)
+    assert error.reason_code == "FF01"
+    assert re.fullmatch(r"pacs\.008\.001\.08 schema: .*ChrgBr.*HALF.* \(line 33\)", error.text)
+
+
+def test_schema_violation_is_refused_by_scopay_parser_without_xsd(schemas_unconfigured):
+    data = altered(CUSTOMER_TRANSFER, "<ChrgBr>SHAR</ChrgBr>", "<ChrgBr>HALF</ChrgBr>")
+    error = refused(data)
+    assert error.text == ("'HALF' is not one of DEBT, CRED, SHAR, SLEV (at /Document/"
+                          "FIToFICstmrCdtTrf/CdtTrfTxInf/ChrgBr, line 33)")
+
+
+def test_unknown_element_is_refused_by_scopay_parser_without_xsd(schemas_unconfigured):
+    data = altered(CUSTOMER_TRANSFER, "<ChrgBr>SHAR</ChrgBr>", "<ChrgBr>SHAR</ChrgBr><Tip>5</Tip>")
+    assert "CreditTransferTransaction39 has no child Tip in ISO 20022" in refused(data).text
+
+
+def test_elements_out_of_order_are_refused_without_xsd(schemas_unconfigured):
+    data = altered(CUSTOMER_TRANSFER, "<IntrBkSttlmDt>2026-11-29</IntrBkSttlmDt>\n"
+                   "      <SttlmPrty>HIGH</SttlmPrty>",
+                   "<SttlmPrty>HIGH</SttlmPrty><IntrBkSttlmDt>2026-11-29</IntrBkSttlmDt>")
+    assert "IntrBkSttlmDt is out of order or repeated" in refused(data).text
+
+
+def test_missing_required_element_is_refused_without_xsd(schemas_unconfigured):
+    data = re.sub(rb"<ChrgBr>SHAR</ChrgBr>", b"", CUSTOMER_TRANSFER)
+    assert "CreditTransferTransaction39 lacks its required ChrgBr" in refused(data).text
+
+
+@pytest.mark.parametrize(("amount", "currency", "message"), [
+    ("1250000.001", "RUB", "has 3 decimals; RUB allows 2"),
+    ("1250000.5", "JPY", "has 1 decimals; JPY allows 0"),
+    ("1250.0001", "KWD", "has 4 decimals; KWD allows 3"),
+])
+def test_amount_with_more_decimals_than_its_currency_is_refused(amount, currency, message):
+    data = altered(CUSTOMER_TRANSFER, '<IntrBkSttlmAmt Ccy="RUB">1250000.00',
+                   f'<IntrBkSttlmAmt Ccy="{currency}">{amount}')
+    error = refused(data)
+    assert error.reason_code == "AM12"
+    assert message in error.text
+    assert "CdtTrfTxInf/IntrBkSttlmAmt, line 28" in error.text
+
+
+def test_unknown_currency_is_refused():
+    data = altered(CUSTOMER_TRANSFER, 'Ccy="RUB">1250000.00', 'Ccy="XXX">1250000.00')
+    assert refused(data).reason_code == "AM03"
+
+
+def test_zero_settlement_amount_is_refused():
+    data = altered(CUSTOMER_TRANSFER, 'Ccy="RUB">1250000.00', 'Ccy="RUB">0.00')
+    assert refused(data).reason_code == "AM01"
+
+
+def test_number_of_transactions_must_count_the_transactions():
+    data = altered(BATCH, "<NbOfTxs>3</NbOfTxs>", "<NbOfTxs>4</NbOfTxs>")
+    error = refused(data)
+    assert error.reason_code == "AM18"
+    assert error.text.startswith("NbOfTxs says 4 transactions; the message holds 3")
+
+
+def test_control_sum_must_add_up_the_transactions():
+    data = altered(BATCH, "<CtrlSum>1825000.50</CtrlSum>", "<CtrlSum>1825000.51</CtrlSum>")
+    error = refused(data)
+    assert error.reason_code == "AM10"
+    assert error.text.startswith("CtrlSum says 1825000.51; the transactions add up to 1825000.50")
+
+
+def test_total_settlement_amount_must_add_up_the_transactions():
+    data = altered(BATCH, '<TtlIntrBkSttlmAmt Ccy="KZT">1825000.50',
+                   '<TtlIntrBkSttlmAmt Ccy="KZT">1825000.00')
+    assert refused(data).reason_code == "AM10"
+
+
+def test_malformed_bic_is_refused_as_an_incorrect_bank_identifier():
+    data = altered(CUSTOMER_TRANSFER, "<BICFI>SABRRUMM</BICFI>", "<BICFI>SABR RUMM</BICFI>")
+    error = refused(data)
+    assert error.reason_code == "RC01"
+    assert "'SABR RUMM' is not a BIC" in error.text
+
+
+def test_malformed_uetr_is_refused():
+    data = altered(CUSTOMER_TRANSFER, "8a562c67-ca16-48ba-b074-65581be6f011",
+                   "8A562C67-CA16-48BA-B074-65581BE6F011")
+    assert "is not a UETR" in refused(data).text
+
+
+def test_party_scopay_cannot_carry_is_refused_rather_than_dropped():
+    data = altered(CUSTOMER_TRANSFER, "      <Purp>",
+                   "      <UltmtCdtr><Nm>Hidden Beneficiary</Nm></UltmtCdtr>\n      <Purp>")
+    error = refused(data)
+    assert error.reason_code == "AG03"
+    assert "UltmtCdtr is not supported" in error.text
+
+
+def test_time_without_utc_offset_is_refused():
+    data = altered(CUSTOMER_TRANSFER, "2026-11-29T09:30:00+08:00", "2026-11-29T09:30:00")
+    assert "is not a date-time with UTC offset" in refused(data).text
+
+
+def test_header_must_name_the_enclosed_message():
+    data = altered(BATCH, "<MsgDefIdr>pacs.008.001.08", "<MsgDefIdr>pacs.009.001.08")
+    assert "does not name the enclosed pacs.008.001.08" in refused(data).text
+
+
+@pytest.mark.parametrize("data", [b"", b"   ", b"text", b"<unclosed>"])
+def test_garbage_is_refused_as_invalid_format(data):
+    assert refused(data, parse_document).reason_code == "FF01"
