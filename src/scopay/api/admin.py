@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from scopay.api.errors import PROBLEM, REJECTION_STATUS, ApiError
 from scopay.api.schemas import (
+    AccountIdPath,
     AccountIn,
     BalanceOut,
     CreditLineIn,
@@ -96,7 +97,7 @@ async def open_account(body: AccountIn, caller: Caller, request: Request) -> Bal
 
 @router.put("/v1/accounts/{account_id}/credit-line", status_code=204, tags=["operator"],
             responses=_ANSWERS)
-async def set_credit_line(account_id: int, body: CreditLineIn, caller: Caller,
+async def set_credit_line(account_id: AccountIdPath, body: CreditLineIn, caller: Caller,
                           request: Request) -> None:
     """Set the intraday credit line: the account's floor becomes minus the line."""
     _operator_only(caller)

@@ -12,6 +12,7 @@ import asyncio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scopay import __version__
 from scopay.api import auth, signing
@@ -20,6 +21,7 @@ from scopay.api.errors import PROBLEM, REJECTION_STATUS, ApiError, problem
 from scopay.api.iso import router as iso_router
 from scopay.api.payments import router as payments_router
 from scopay.api.schemas import (
+    AccountIdPath,
     BalanceOut,
     HealthOut,
     KeyIn,
@@ -50,9 +52,11 @@ def create_app(runner: EngineRunner) -> FastAPI:
     _install_error_handlers(app)
     app.state.replay_guard = ReplayGuard()
     app.state.rate_limiter = RateLimiter()
+    app.state.idempotency_in_flight = {}
     app.include_router(payments_router)
     app.include_router(admin_router)
     app.include_router(iso_router)
+    app.openapi = lambda: _openapi(app)
 
     @app.get("/health", response_model=HealthOut, tags=["system"])
     def health() -> HealthOut:
@@ -84,7 +88,7 @@ def create_app(runner: EngineRunner) -> FastAPI:
 
     @app.get("/v1/accounts/{account_id}", response_model=BalanceOut, tags=["accounts"],
              responses={401: PROBLEM, 404: PROBLEM})
-    def get_account(account_id: int, caller: Caller) -> BalanceOut:
+    def get_account(account_id: AccountIdPath, caller: Caller) -> BalanceOut:
         account = engine.accounts.get(account_id)
         view = engine.balance(account_id)
         if account is None or view is None or not auth.may_see_account(caller, account):
@@ -158,11 +162,57 @@ def create_app(runner: EngineRunner) -> FastAPI:
     return app
 
 
+# Answers any /v1 operation may give before or besides its own: the signed-request guard,
+# input validation, size and rate limits, idempotency keys, capacity.
+_COMMON_PROBLEMS = {
+    "400": "Idempotency-Key missing or malformed on a state-changing call",
+    "401": "Unsigned, stale, replayed or wrongly signed request, or an unknown or revoked key",
+    "403": "The caller's role may not do this",
+    "404": "No such object visible to the caller",
+    "409": "The object is not in a state that allows this",
+    "413": "Request body too large",
+    "422": "Invalid input, a refused command, or an Idempotency-Key reused for another request",
+    "429": "Over the participant's rate limit (see Retry-After)",
+    "503": "scopay is at capacity; retry shortly",
+}
+_XML_ROUTES = ("/v1/iso20022",)
+
+
+def _openapi(app: FastAPI) -> dict:
+    """The OpenAPI document, with every problem answer of every /v1 operation documented."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for path, operations in schema["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status, text in _COMMON_PROBLEMS.items():
+                content = {"application/problem+json": {"schema": problem_ref}}
+                if path in _XML_ROUTES and status in ("400", "403", "422"):
+                    content["application/problem+xml"] = {"schema": {"type": "string"}}
+                responses[status] = {"description": text, "content": content}
+    app.openapi_schema = schema
+    return schema
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def on_api_error(_request: Request, error: ApiError) -> JSONResponse:
         return problem(error.status, error.title, error.detail,
                        error.rejection.value if error.rejection else None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # A body FastAPI could not even decode is invalid input like any other: 422.
+        status = 422 if error.status_code == 400 else error.status_code
+        title = "Invalid request" if status == 422 else "Refused"
+        return problem(status, title, str(error.detail))
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_request: Request, error: RequestValidationError) -> JSONResponse:

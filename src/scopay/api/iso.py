@@ -21,6 +21,7 @@ from fastapi.responses import Response
 
 from scopay.api import auth
 from scopay.api.errors import PROBLEM, ApiError
+from scopay.api.schemas import AccountIdPath, SeqPath
 from scopay.api.security import Caller
 from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
@@ -85,7 +86,7 @@ async def post_message(request: Request, caller: Caller) -> Response:
 
 @router.get("/v1/mailbox/{seq}/message", tags=["mailbox"], responses=_ANSWERS,
             response_class=Response)
-def fetch_message(seq: int, caller: Caller, request: Request) -> Response:
+def fetch_message(seq: SeqPath, caller: Caller, request: Request) -> Response:
     """A mailbox notice as its ISO 20022 message: a status report (pacs.002) or the incoming
     payment itself (pacs.008)."""
     engine = _runner(request).engine
@@ -111,7 +112,7 @@ def fetch_message(seq: int, caller: Caller, request: Request) -> Response:
 
 @router.get("/v1/accounts/{account_id}/statement", tags=["accounts"], responses=_ANSWERS,
             response_class=Response)
-def statement(account_id: int, caller: Caller, request: Request,
+def statement(account_id: AccountIdPath, caller: Caller, request: Request,
               day: date = Query(description="statement day (UTC)")) -> Response:
     """camt.053 for one account and one UTC day: opening and closing balances and entries."""
     engine = _runner(request).engine

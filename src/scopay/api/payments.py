@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from scopay.api import auth
 from scopay.api.errors import PROBLEM, REJECTION_STATUS, ApiError
 from scopay.api.schemas import (
+    AccountIdPath,
     AckIn,
     MoveIn,
     NoticeOut,
@@ -128,7 +129,8 @@ async def resolve_gridlock(caller: Caller, request: Request) -> dict:
 
 @router.put("/v1/accounts/{account_id}/policy", status_code=204, tags=["accounts"],
             responses=_ANSWERS)
-async def set_policy(account_id: int, body: PolicyIn, caller: Caller, request: Request) -> None:
+async def set_policy(account_id: AccountIdPath, body: PolicyIn, caller: Caller,
+                     request: Request) -> None:
     """Liquidity reservations for urgent/high payments and limits for normal ones."""
     runner = _runner(request)
     account = runner.engine.accounts.get(account_id)
@@ -143,7 +145,7 @@ async def set_policy(account_id: int, body: PolicyIn, caller: Caller, request: R
 
 @router.get("/v1/mailbox", response_model=list[NoticeOut], tags=["mailbox"],
             responses=_ANSWERS)
-def list_mailbox(caller: Caller, request: Request, after: int = Query(0, ge=0),
+def list_mailbox(caller: Caller, request: Request, after: int = Query(0, ge=0, le=2**63 - 1),
                  limit: int = Query(100, ge=1, le=MAILBOX_PAGE_MAX)) -> list[NoticeOut]:
     """Unacknowledged notices, oldest first; they stay until acknowledged."""
     engine = _runner(request).engine

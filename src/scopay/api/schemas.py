@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX, TransferKind
+
+# Identifiers are 64-bit: the edge refuses anything larger before it reaches the database.
+PositiveId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+AccountIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="account id")]
+SeqPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="mailbox sequence number")]
 
 
 class Problem(BaseModel):
@@ -174,7 +181,7 @@ class NoticeOut(BaseModel):
 class AckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    seqs: list[int] = Field(min_length=1, max_length=500)
+    seqs: list[PositiveId] = Field(min_length=1, max_length=500)
 
 
 class PolicyIn(BaseModel):
@@ -183,7 +190,7 @@ class PolicyIn(BaseModel):
     reserved_urgent: str = "0"
     reserved_high: str = "0"
     multilateral_limit: str | None = None
-    bilateral_limits: dict[int, str] = Field(default_factory=dict, max_length=1000,
+    bilateral_limits: dict[PositiveId, str] = Field(default_factory=dict, max_length=1000,
                                              description="creditor account id -> limit")
 
 

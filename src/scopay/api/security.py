@@ -89,7 +89,7 @@ async def authenticate(request: Request, body: bytes) -> auth.Caller:
         raise ApiError(401, "Unauthenticated",
                        "sign the request: X-Scopay-Key-Id, -Timestamp, -Nonce and -Signature")
     now_s = time.time()
-    if not timestamp.isdigit() or abs(now_s - int(timestamp)) > signing.SKEW_S_MAX:
+    if not _is_unix_seconds(timestamp) or abs(now_s - int(timestamp)) > signing.SKEW_S_MAX:
         raise ApiError(401, "Unauthenticated",
                        f"timestamp more than {signing.SKEW_S_MAX} s away from scopay's clock")
     if not signing.NONCE_PATTERN.fullmatch(nonce):
@@ -97,7 +97,7 @@ async def authenticate(request: Request, body: bytes) -> auth.Caller:
     runner: EngineRunner = request.app.state.runner
     engine = runner.engine
     found = engine.keys.get(key_id)
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    path = _raw_target(request)
     message = signing.canonical_request(request.method, path, timestamp, nonce,
                                         idempotency_key, body)
     if found is None or found[2] is not None or not signing.verify(found[1], signature,
@@ -127,6 +127,17 @@ async def _read_body(request: Request) -> bytes | None:
     return body
 
 
+def _is_unix_seconds(text: str) -> bool:
+    return 0 < len(text) <= 12 and text.isascii() and text.isdigit()
+
+
+def _raw_target(request: Request) -> str:
+    """The path and query exactly as sent (percent-encoding kept): what the client signed."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string", b"")
+    return (raw_path + (b"?" + query if query else b"")).decode("latin-1")
+
+
 def request_digest(request: Request, body: bytes) -> str:
     return hashlib.sha256(
         b"\n".join((request.method.encode(), request.url.path.encode(), body))).hexdigest()
@@ -144,9 +155,11 @@ async def guard(request: Request, call_next) -> Response:
     except ApiError as error:
         return problem(error.status, error.title, error.detail)
     bic = caller.participant.bic
-    wait_s = request.app.state.rate_limiter.allow(bic, time.monotonic())
+    limiter = request.app.state.rate_limiter
+    wait_s = limiter.allow(bic, time.monotonic())
     if wait_s:
-        answer = problem(429, "Too many requests", f"over {RATE_PER_S} requests a second")
+        answer = problem(429, "Too many requests",
+                         f"over {limiter.rate_per_s:g} requests a second")
         answer.headers["Retry-After"] = str(max(1, round(wait_s)))
         return answer
     request.state.caller = caller
@@ -162,6 +175,9 @@ async def _idempotent(request: Request, call_next, bic: str, body: bytes) -> Res
                        "state-changing calls carry Idempotency-Key: 1-64 of A-Z a-z 0-9 . _ : -")
     runner: EngineRunner = request.app.state.runner
     digest = request_digest(request, body)
+    in_flight: dict = request.app.state.idempotency_in_flight
+    while (earlier := in_flight.get((bic, key))) is not None:
+        await asyncio.shield(earlier)  # the same key is being answered: wait, then look
     kept = runner.engine.idempotency.get((bic, key))
     if kept is not None:
         if kept[0] != digest:
@@ -169,11 +185,17 @@ async def _idempotent(request: Request, call_next, bic: str, body: bytes) -> Res
                            "this Idempotency-Key was used for a different request")
         return Response(kept[2], status_code=kept[1], media_type=_media_type(kept[1]),
                         headers={"Idempotent-Replay": "true"})
-    response = await call_next(request)
-    answer = b"".join([chunk async for chunk in response.body_iterator])
-    if response.status_code < 500 and len(answer) <= IDEMPOTENT_BODY_BYTES_MAX:
-        await asyncio.wrap_future(
-            runner.remember(bic, key, digest, response.status_code, answer))
+    done = asyncio.get_running_loop().create_future()
+    in_flight[(bic, key)] = done
+    try:
+        response = await call_next(request)
+        answer = b"".join([chunk async for chunk in response.body_iterator])
+        if response.status_code < 500 and len(answer) <= IDEMPOTENT_BODY_BYTES_MAX:
+            await asyncio.wrap_future(
+                runner.remember(bic, key, digest, response.status_code, answer))
+    finally:
+        del in_flight[(bic, key)]
+        done.set_result(None)
     return Response(answer, status_code=response.status_code,
                     headers=dict(response.headers))
 
