@@ -1,0 +1,265 @@
+"""Gridlock resolution against the HiGHS LP bound and a plain FIFO RTGS, in the same run.
+
+    .venv/bin/python bench/gridlock.py            # full run: 50 x 2,000 and 100 x 20,000
+    .venv/bin/python bench/gridlock.py --quick    # 30 banks x 500 payments, one seed
+    .venv/bin/python bench/gridlock.py --mip-s 30 # also HiGHS's MIP (<= 2,000 payments)
+
+Instances are seeded: Zipf-weighted banks (a few large banks send and receive most payments),
+lognormal amounts, liquidity (room above the floors, part of it credit lines) of 5%, 20% and
+50% of the gross queued value, shared by the banks in proportion to their outgoing value times
+a random factor; `--seeds` instances per size and liquidity. Per instance:
+- LP bound: HiGHS on the relaxation (x_p in [0, 1], maximise value, one row per account:
+  net outflow <= balance - floor); its time is passModel + run, the matrix built beforehand.
+  The bound `resolve_gridlock` computes itself must equal it (checked);
+- ours: `resolve_gridlock`, timed on the same snapshot; also with respect_priority=True;
+- FIFO: the queue in sequence order, a payment settles when its debtor covers it, passes
+  repeated until nothing more settles (an RTGS without liquidity saving);
+- MIP (optional): HiGHS's integer optimum within a time limit: the LP bound is not reachable
+  when the integrality gap is wide (few payments per bank, heavy tails, little liquidity).
+Times are the best of `--repeat` runs. Liquidity efficiency = value settled / liquidity
+provided; the liquidity is the same for both, so the efficiency ratio is a value ratio.
+The last line is one JSON object with the worst ratios and the per-instance figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import highspy
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from scopay.domain.gridlock import QueuedPayment, resolve_gridlock
+
+SEED = 20261129
+AMOUNT_MEDIAN_MINOR = 2_500_000  # 25,000.00
+AMOUNT_SIGMA = 1.5  # lognormal shape: the largest of 20,000 is about 300x the median
+ZIPF_EXPONENT = 1.1  # bank size ~ 1 / rank^1.1: the top 5 of 100 banks carry about half
+PRIORITY_WEIGHTS = (0.05, 0.15, 0.80)  # urgent, high, normal
+CREDIT_LINE_SHARE_MAX = 0.5  # up to half of a bank's room may be an intraday credit line
+LIQUIDITY_SHARES = (0.05, 0.20, 0.50)
+FULL_SIZES = ((50, 2_000), (100, 20_000))
+QUICK_SIZES = ((30, 500),)
+MIP_PAYMENTS_MAX = 2_000  # larger MIPs do not get near optimal within a bench's patience
+console = Console(stderr=True, width=150)
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    name: str
+    balances: dict[int, int]
+    floors: dict[int, int]
+    queue: list[QueuedPayment]
+    liquidity_minor: int
+
+
+def build_instance(banks: int, payments: int, liquidity_share: float, seed: int) -> Instance:
+    rng = random.Random(seed)
+    accounts = list(range(1, banks + 1))
+    weights = [1 / rank**ZIPF_EXPONENT for rank in range(1, banks + 1)]
+    queue = [_draw_payment(rng, accounts, weights, sequence) for sequence in range(payments)]
+    gross = sum(p.amount_minor for p in queue)
+    sent = dict.fromkeys(accounts, 0)
+    for p in queue:
+        sent[p.debtor] += p.amount_minor
+    shares = {a: sent[a] * rng.uniform(0.5, 1.5) for a in accounts}
+    scale = liquidity_share * gross / sum(shares.values())
+    balances, floors = {}, {}
+    for a in accounts:
+        room = int(shares[a] * scale)
+        credit_line = int(room * rng.uniform(0, CREDIT_LINE_SHARE_MAX))
+        floors[a] = -credit_line
+        balances[a] = room - credit_line
+    liquidity = sum(balances[a] - floors[a] for a in accounts)
+    name = f"{banks}x{payments} @{liquidity_share:.0%}"
+    return Instance(name, balances, floors, queue, liquidity)
+
+
+def _draw_payment(
+    rng: random.Random, accounts: list[int], weights: list[float], sequence: int
+) -> QueuedPayment:
+    debtor, creditor = rng.choices(accounts, weights, k=2)
+    while creditor == debtor:
+        creditor = rng.choices(accounts, weights)[0]
+    amount = max(1, round(AMOUNT_MEDIAN_MINOR * math.exp(rng.gauss(0, AMOUNT_SIGMA))))
+    priority = rng.choices((0, 1, 2), PRIORITY_WEIGHTS)[0]
+    return QueuedPayment(f"P{sequence}", debtor, creditor, amount, priority, sequence)
+
+
+def build_lp(instance: Instance) -> highspy.HighsLp:
+    accounts = sorted(instance.balances)
+    row = {a: r for r, a in enumerate(accounts)}
+    queue = instance.queue
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = len(queue), len(accounts)
+    lp.sense_ = highspy.ObjSense.kMaximize
+    lp.col_cost_ = np.array([p.amount_minor for p in queue], dtype=np.float64)
+    lp.col_lower_ = np.zeros(len(queue))
+    lp.col_upper_ = np.ones(len(queue))
+    lp.row_lower_ = np.full(len(accounts), -highspy.kHighsInf)
+    lp.row_upper_ = np.array(
+        [max(instance.balances[a] - instance.floors[a], 0) for a in accounts], dtype=np.float64
+    )
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.arange(0, 2 * len(queue) + 1, 2, dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(
+        [r for p in queue for r in (row[p.debtor], row[p.creditor])], dtype=np.int32
+    )
+    lp.a_matrix_.value_ = np.array(
+        [v for p in queue for v in (p.amount_minor, -p.amount_minor)], dtype=np.float64
+    )
+    return lp
+
+
+def solve_lp(lp: highspy.HighsLp) -> float:
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.passModel(lp)
+    highs.run()
+    assert highs.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    return highs.getInfo().objective_function_value
+
+
+def solve_mip(lp: highspy.HighsLp, time_limit_s: float) -> tuple[float, float]:
+    """HiGHS's best integer value and its proven upper bound within the time limit."""
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * lp.num_col_
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("time_limit", time_limit_s)
+    highs.passModel(lp)
+    highs.run()
+    info = highs.getInfo()
+    return info.objective_function_value, info.mip_dual_bound
+
+
+def settle_fifo(instance: Instance) -> int:
+    """Value an RTGS without liquidity saving settles: FIFO passes until nothing moves."""
+    room = {a: instance.balances[a] - instance.floors[a] for a in instance.balances}
+    waiting = sorted(instance.queue, key=lambda p: p.sequence)
+    value = 0
+    while True:
+        left = []
+        for p in waiting:
+            if room[p.debtor] >= p.amount_minor:
+                room[p.debtor] -= p.amount_minor
+                room[p.creditor] += p.amount_minor
+                value += p.amount_minor
+            else:
+                left.append(p)
+        if len(left) == len(waiting):
+            return value
+        waiting = left
+
+
+def time_best(run: Callable[[], object], repeat: int) -> tuple[object, float]:
+    best, result = math.inf, None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = run()
+        best = min(best, time.perf_counter() - started)
+    return result, best
+
+
+def measure(instance: Instance, repeat: int, mip_s: float) -> dict[str, object]:
+    lp = build_lp(instance)
+    bound, highs_s = time_best(lambda: solve_lp(lp), repeat)
+    resolution, ours_s = time_best(
+        lambda: resolve_gridlock(instance.balances, instance.floors, instance.queue), repeat
+    )
+    assert resolution.bound_minor is not None
+    assert abs(resolution.bound_minor - bound) <= 1e-9 * bound + 1, "LP bounds differ"
+    with_priority = resolve_gridlock(
+        instance.balances, instance.floors, instance.queue, respect_priority=True
+    )
+    fifo_value = settle_fifo(instance)
+    gross = sum(p.amount_minor for p in instance.queue)
+    row = {
+        "instance": instance.name,
+        "payments": len(instance.queue),
+        "gross_minor": gross,
+        "lp_bound_minor": round(bound),
+        "ours_minor": resolution.value_minor,
+        "fifo_minor": fifo_value,
+        "quality": resolution.value_minor / bound if bound > 0 else 1.0,
+        "quality_with_priority": with_priority.value_minor / bound if bound > 0 else 1.0,
+        "ours_s": ours_s,
+        "highs_s": highs_s,
+        "runtime_ratio": ours_s / highs_s,
+        "efficiency_vs_fifo": resolution.value_minor / fifo_value if fifo_value else math.inf,
+        "iterations": resolution.iterations,
+    }
+    if mip_s > 0 and len(instance.queue) <= MIP_PAYMENTS_MAX:
+        incumbent, mip_bound = solve_mip(lp, mip_s)
+        row["mip_incumbent_vs_lp"] = incumbent / bound
+        row["mip_bound_vs_lp"] = mip_bound / bound
+        row["quality_vs_mip"] = resolution.value_minor / incumbent
+    return row
+
+
+def print_table(rows: Sequence[dict[str, object]]) -> None:
+    table = Table(title="Gridlock resolution vs HiGHS LP bound and FIFO RTGS")
+    columns = ("instance", "ours/LP", "ours/MIP", "MIP/LP", "with prio/LP", "ours s",
+               "HiGHS s", "time ratio", "eff. vs FIFO", "iters")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(
+            str(r["instance"]), f"{r['quality']:.4f}", _format(r.get("quality_vs_mip")),
+            _format(r.get("mip_incumbent_vs_lp")), f"{r['quality_with_priority']:.4f}",
+            f"{r['ours_s']:.4f}", f"{r['highs_s']:.4f}", f"{r['runtime_ratio']:.2f}",
+            f"{r['efficiency_vs_fifo']:.2f}", str(r["iterations"]),
+        )
+    console.print(table)
+
+
+def _format(ratio: object) -> str:
+    return "-" if ratio is None else f"{ratio:.4f}"
+
+
+def summarise(rows: Sequence[dict[str, object]]) -> dict[str, object]:
+    """The worst ratios first, then (with --mip-s) ours against the integer optimum."""
+    summary: dict[str, object] = {
+        "quality_min": min(r["quality"] for r in rows),
+        "runtime_ratio_max": max(r["runtime_ratio"] for r in rows),
+        "efficiency_vs_fifo": min(r["efficiency_vs_fifo"] for r in rows),
+        "quality_mean": sum(r["quality"] for r in rows) / len(rows),
+    }
+    with_mip = [r for r in rows if "quality_vs_mip" in r]
+    if with_mip:
+        summary["quality_vs_mip_min"] = min(r["quality_vs_mip"] for r in with_mip)
+        summary["mip_vs_lp_min"] = min(r["mip_incumbent_vs_lp"] for r in with_mip)
+    summary["instances"] = rows
+    return summary
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one small size, one seed")
+    parser.add_argument("--seeds", type=int, default=3, help="instances per size and liquidity")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per solver (best)")
+    parser.add_argument("--mip-s", type=float, default=0.0,
+                        help="also solve the MIP, this many seconds each (0: no)")
+    args = parser.parse_args(argv)
+    sizes, seeds = (QUICK_SIZES, 1) if args.quick else (FULL_SIZES, args.seeds)
+    rows = []
+    for n, (banks, payments) in enumerate(sizes):
+        for m, share in enumerate(LIQUIDITY_SHARES):
+            for seed in range(seeds):
+                instance = build_instance(banks, payments, share, SEED + 100 * seed + 10 * n + m)
+                instance = replace(instance, name=f"{instance.name} #{seed}")
+                rows.append(measure(instance, args.repeat, args.mip_s))
+                console.log(f"{instance.name}: done")
+    print_table(rows)
+    print(json.dumps(summarise(rows)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
