@@ -9,10 +9,10 @@ import httpx
 import pytest
 import uvicorn
 
-from scopay.api.app import create_app
 from scopay.api import signing
-from scopay.client import KeyFile, ScopayClient, new_private_key
+from scopay.api.app import create_app
 from scopay.cli.main import seed_reference_network
+from scopay.client import KeyFile, ScopayClient, new_private_key
 from scopay.engine.engine import Engine
 from scopay.engine.runner import EngineRunner
 from scopay.store.sqlite import SQLiteStore

@@ -47,7 +47,8 @@ def test_participant_sees_only_its_own_accounts(live_server):
         missing = client.get("/v1/accounts/999999")
     assert owners == {BANK_A}
     assert foreign.status_code == missing.status_code == 404
-    assert foreign.json()["detail"].startswith("no account") and "visible" in foreign.json()["detail"]
+    detail = foreign.json()["detail"]
+    assert detail.startswith("no account") and "visible" in detail
 
 
 def test_settlement_agent_sees_its_currency_and_operator_sees_all(live_server):
