@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +122,25 @@ def build_network(engine: Engine, network: Network) -> None:
 def engine(open_engine, network: Network) -> Engine:
     """An engine over a SQLite file in tmp_path with the network built and funded."""
     return open_engine(with_network=network)
+
+
+SHARED_DATA = Path(os.environ.get(
+    "SCOPAY_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """shared_data(*parts) -> a path in the reference data kept beside the repository
+    (../shared/data: facts with sources, official ISO 20022 schemas). Without that folder the
+    test is skipped with the reason, except in CI (CI=true), where it must run."""
+
+    def locate(*parts: str) -> Path:
+        path = SHARED_DATA.joinpath(*parts)
+        if path.exists():
+            return path
+        reason = f"reference data {path} not found (it lies beside the repository)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must run this test")
+        pytest.skip(reason)
+
+    return locate

@@ -3,7 +3,6 @@ every message scopay answers with is valid against the official schema."""
 
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -19,19 +18,17 @@ from scopay.iso20022.model import (
 from scopay.iso20022.pacs008 import PACS008_V08, build_pacs008
 
 BANK_A, BANK_B = "DEMACNX0", "DEMBCNX0"
-SCHEMAS = Path(__file__).parents[2].parent / "shared" / "data" / "iso20022"
 XML = {"content-type": "application/xml"}
 
 
 @pytest.fixture(scope="module")
-def xsd():
-    if not SCHEMAS.is_dir():
-        pytest.fail(f"official ISO 20022 schemas missing at {SCHEMAS}")
+def xsd(shared_data):
+    schemas = shared_data("iso20022")
     cache = {}
 
     def load(message_type):
         if message_type not in cache:
-            cache[message_type] = etree.XMLSchema(etree.parse(str(SCHEMAS / f"{message_type}.xsd")))
+            cache[message_type] = etree.XMLSchema(etree.parse(str(schemas / f"{message_type}.xsd")))
         return cache[message_type]
 
     return load

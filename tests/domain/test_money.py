@@ -18,16 +18,14 @@ from scopay.domain.money import (
     parse_amount,
 )
 
-SCO_COUNTRIES_CSV = Path("/work/shared/data/sco_countries.csv")
 
-
-def sco_currency_rows() -> list[dict[str, str]]:
-    with SCO_COUNTRIES_CSV.open(encoding="utf-8", newline="") as f:
+def sco_currency_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
 
 
-def test_currency_table_covers_every_sco_currency_with_its_minor_units():
-    rows = sco_currency_rows()
+def test_currency_table_covers_every_sco_currency_with_its_minor_units(shared_data):
+    rows = sco_currency_rows(shared_data("sco_countries.csv"))
     assert len(rows) >= 27
     for row in rows:
         currency = currency_of(row["currency"])

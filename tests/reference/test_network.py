@@ -1,7 +1,6 @@
 """The SCO reference network is seeded from the facts, with nothing real-looking invented."""
 
 import csv
-from pathlib import Path
 
 from scopay.cli.main import seed_reference_network
 from scopay.domain.account import AccountKind
@@ -10,11 +9,10 @@ from scopay.engine.engine import Engine
 from scopay.reference.network import load_countries, plan_reference_network
 from scopay.store.sqlite import SQLiteStore
 
-SHARED_COUNTRIES = Path(__file__).resolve().parents[3] / "shared" / "data" / "sco_countries.csv"
 
-
-def test_packaged_facts_match_the_shared_reference_data():
-    shared = list(csv.DictReader(SHARED_COUNTRIES.read_text(encoding="utf-8").splitlines()))
+def test_packaged_facts_match_the_shared_reference_data(shared_data):
+    countries = shared_data("sco_countries.csv")
+    shared = list(csv.DictReader(countries.read_text(encoding="utf-8").splitlines()))
     packaged = load_countries()
     assert [c.code for c in packaged] == [row["code"] for row in shared]
     for country, row in zip(packaged, shared, strict=True):
