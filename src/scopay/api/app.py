@@ -30,7 +30,7 @@ from scopay.api.schemas import (
     TransferIn,
     TransferOut,
 )
-from scopay.api.security import Caller, RateLimiter, ReplayGuard, guard
+from scopay.api.security import Caller, Guard, RateLimiter, ReplayGuard
 from scopay.api.views import balance_out, participant_out
 from scopay.domain.ledger import Transfer, TransferKind, TransferOutcome
 from scopay.domain.money import AmountError, CurrencyError, parse_amount
@@ -220,14 +220,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
         return problem(422, "Invalid request", f"{where or 'body'}: {first.get('msg')}")
 
-    app.middleware("http")(guard)
-
-    @app.middleware("http")
-    async def limit_size(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > REQUEST_BYTES_MAX):
-            return problem(413, "Too large", f"request body over {REQUEST_BYTES_MAX} bytes")
-        return await call_next(request)
+    app.add_middleware(Guard)
 
 
 def _authorised_transfer(engine, caller: auth.Caller, body: TransferIn) -> Transfer:

@@ -111,20 +111,30 @@ async def authenticate(request: Request, body: bytes) -> auth.Caller:
     return auth.Caller(participant, key_id)
 
 
-async def _read_body(request: Request) -> bytes | None:
+def _declared_length(scope) -> int:
+    """The Content-Length the client declared (0 if none; too large if unreadable)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() and len(value) < 20 else REQUEST_BYTES_MAX + 1
+    return 0
+
+
+async def _read_body(scope, receive) -> bytes | None:
     """The body, read at most REQUEST_BYTES_MAX bytes far; None when it is longer."""
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > REQUEST_BYTES_MAX):
+    if _declared_length(scope) > REQUEST_BYTES_MAX:
         return None
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)  # the client went away; the route will see that too
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > REQUEST_BYTES_MAX:
             return None
         chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body  # noqa: SLF001 — so that the route reads the same bytes again
-    return body
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _is_unix_seconds(text: str) -> bool:
@@ -143,36 +153,80 @@ def request_digest(request: Request, body: bytes) -> str:
         b"\n".join((request.method.encode(), request.url.path.encode(), body))).hexdigest()
 
 
-async def guard(request: Request, call_next) -> Response:
-    """Middleware for /v1: authenticate, rate-limit, and honour idempotency keys."""
-    if not request.url.path.startswith("/v1/"):
-        return await call_next(request)
-    body = await _read_body(request)
-    if body is None:
-        return problem(413, "Too large", f"request body over {REQUEST_BYTES_MAX} bytes")
+class Guard:
+    """ASGI middleware for /v1: read the body (at most REQUEST_BYTES_MAX), authenticate,
+    rate-limit, and honour idempotency keys. Plain ASGI, not BaseHTTPMiddleware: it runs on
+    every request and the extra task and stream layers of the latter cost real throughput."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not scope["path"].startswith("/v1/"):
+            if _declared_length(scope) > REQUEST_BYTES_MAX:
+                answer = problem(413, "Too large", f"request body over {REQUEST_BYTES_MAX} bytes")
+                await answer(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        body = await _read_body(scope, receive)
+        if body is None:
+            answer = problem(413, "Too large", f"request body over {REQUEST_BYTES_MAX} bytes")
+            await answer(scope, receive, send)
+            return
+        refusal, caller = await _admit(request, body)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        replay = _replaying(body, receive)
+        if scope["method"] not in signing.STATE_CHANGING_METHODS:
+            await self.app(scope, replay, send)
+            return
+        await _idempotent(self.app, request, scope, replay, send, caller.participant.bic, body)
+
+
+async def _admit(request: Request, body: bytes) -> tuple[Response | None, auth.Caller | None]:
     try:
         caller = await authenticate(request, body)
     except ApiError as error:
-        return problem(error.status, error.title, error.detail)
-    bic = caller.participant.bic
+        return problem(error.status, error.title, error.detail), None
     limiter = request.app.state.rate_limiter
-    wait_s = limiter.allow(bic, time.monotonic())
+    wait_s = limiter.allow(caller.participant.bic, time.monotonic())
     if wait_s:
         answer = problem(429, "Too many requests",
                          f"over {limiter.rate_per_s:g} requests a second")
         answer.headers["Retry-After"] = str(max(1, round(wait_s)))
-        return answer
-    request.state.caller = caller
-    if request.method not in signing.STATE_CHANGING_METHODS:
-        return await call_next(request)
-    return await _idempotent(request, call_next, bic, body)
+        return answer, None
+    return None, caller
 
 
-async def _idempotent(request: Request, call_next, bic: str, body: bytes) -> Response:
+def _replaying(body: bytes, receive):
+    """A receive that hands the already-read body to the route, then waits as usual."""
+    delivered = False
+
+    async def replay():
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _idempotent(app, request: Request, scope, receive, send, bic: str,
+                      body: bytes) -> None:
     key = request.headers.get(signing.IDEMPOTENCY_HEADER, "")
     if not signing.IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
-        return problem(400, "Idempotency key needed",
-                       "state-changing calls carry Idempotency-Key: 1-64 of A-Z a-z 0-9 . _ : -")
+        answer = problem(400, "Idempotency key needed",
+                         "state-changing calls carry Idempotency-Key: 1-64 of A-Z a-z 0-9 . _ : -")
+        await answer(scope, receive, send)
+        return
     runner: EngineRunner = request.app.state.runner
     digest = request_digest(request, body)
     in_flight: dict = request.app.state.idempotency_in_flight
@@ -181,23 +235,31 @@ async def _idempotent(request: Request, call_next, bic: str, body: bytes) -> Res
     kept = runner.engine.idempotency.get((bic, key))
     if kept is not None:
         if kept[0] != digest:
-            return problem(422, "Idempotency key reused",
-                           "this Idempotency-Key was used for a different request")
-        return Response(kept[2], status_code=kept[1], media_type=_media_type(kept[1]),
-                        headers={"Idempotent-Replay": "true"})
+            answer = problem(422, "Idempotency key reused",
+                             "this Idempotency-Key was used for a different request")
+        else:
+            answer = Response(kept[2], status_code=kept[1], media_type=_media_type(kept[1]),
+                              headers={"Idempotent-Replay": "true"})
+        await answer(scope, receive, send)
+        return
     done = asyncio.get_running_loop().create_future()
     in_flight[(bic, key)] = done
+    messages: list[dict] = []
+
+    async def keep(message: dict) -> None:
+        messages.append(message)
+
     try:
-        response = await call_next(request)
-        answer = b"".join([chunk async for chunk in response.body_iterator])
-        if response.status_code < 500 and len(answer) <= IDEMPOTENT_BODY_BYTES_MAX:
-            await asyncio.wrap_future(
-                runner.remember(bic, key, digest, response.status_code, answer))
+        await app(scope, receive, keep)
+        status = messages[0]["status"]
+        answer = b"".join(m.get("body", b"") for m in messages[1:])
+        if status < 500 and len(answer) <= IDEMPOTENT_BODY_BYTES_MAX:
+            await asyncio.wrap_future(runner.remember(bic, key, digest, status, answer))
     finally:
         del in_flight[(bic, key)]
         done.set_result(None)
-    return Response(answer, status_code=response.status_code,
-                    headers=dict(response.headers))
+    for message in messages:
+        await send(message)
 
 
 def _media_type(status_code: int) -> str:
