@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.participant import Participant, Role, Status
-from scopay.domain.payment import PaymentRecord
+from scopay.domain.payment import Payment, PaymentRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +53,25 @@ def may_send_payment(caller: Caller, debtor_agent: Participant | None) -> bool:
     return debtor_agent.bic == p.bic or debtor_agent.sponsor_bic == p.bic
 
 
-def may_see_payment(caller: Caller, record: PaymentRecord) -> bool:
+def may_see(caller: Caller, payment: Payment, sender_bic: str) -> bool:
     """The payment's sender and agents, its currency's settlement agent, the operator."""
     p = caller.participant
-    payment = record.payment
     if p.role == Role.OPERATOR:
         return True
     if p.role == Role.SETTLEMENT_AGENT and p.settlement_currency == payment.settlement_currency:
         return True
-    return p.bic in (record.sender_bic, payment.debtor_agent, payment.creditor_agent)
+    return p.bic in (sender_bic, payment.debtor_agent, payment.creditor_agent)
+
+
+def may_see_payment(caller: Caller, record: PaymentRecord) -> bool:
+    return may_see(caller, record.payment, record.sender_bic)
+
+
+def may_manage(caller: Caller, sender_bic: str) -> bool:
+    """Queue management (cancel, priority, order): the sender, or the operator."""
+    p = caller.participant
+    return p.role == Role.OPERATOR or (p.status == Status.ACTIVE and p.bic == sender_bic)
 
 
 def may_manage_payment(caller: Caller, record: PaymentRecord) -> bool:
-    """Queue management (cancel, priority, order): the sender, or the operator."""
-    p = caller.participant
-    return p.role == Role.OPERATOR or (p.status == Status.ACTIVE and p.bic == record.sender_bic)
+    return may_manage(caller, record.sender_bic)

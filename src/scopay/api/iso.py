@@ -154,7 +154,7 @@ async def _credit_transfers(request: Request, caller: auth.Caller, message_type:
                                f"you may not send payments for {payment.debtor_agent}")
         payments.append(replace(payment, sender_bic=bic, message_id=message.message_id))
     results = await asyncio.wrap_future(runner.submit_payments(bic, payments))
-    stamps = [r.history[-1].at_us for p in payments if (r := runner.engine.payment(p.uetr))]
+    stamps = [result.history[-1].at_us for result in results if result.history]
     transactions = [_transaction_status(message.message_id, message_type, payment, result)
                     for payment, result in zip(payments, results, strict=True)]
     report = StatusReport(f"SCOPAY{message.message_id}"[:35], max(stamps, default=0),
@@ -168,15 +168,17 @@ async def _cancellations(request: Request, caller: auth.Caller,
     runner = _runner(request)
     statuses = []
     for item in cancellation.transactions:
-        record = runner.engine.payment(item.original_uetr or "")
+        uetr = item.original_uetr or ""
+        payment = runner.engine.payment_identity(uetr)
+        sender = runner.engine.payment_sender(uetr)
         outcome, reason = CancellationStatus.REJECTED, "NOOR"  # no original transaction
-        if record is not None and auth.may_manage_payment(caller, record):
+        if payment is not None and auth.may_manage(caller, sender):
             try:
                 await asyncio.wrap_future(runner.call(
-                    lambda e, now, uetr=record.payment.uetr: e.cancel_payment(uetr, now)))
+                    lambda e, now, uetr=uetr: e.cancel_payment(uetr, now)))
                 outcome, reason = CancellationStatus.ACCEPTED, None
-            except PaymentRefused:
-                reason = "ARDT" if record.status == PaymentStatus.SETTLED else "NOAS"
+            except PaymentRefused as refusal:
+                reason = "ARDT" if PaymentStatus.SETTLED.value in str(refusal) else "NOAS"
         statuses.append(TransactionCancellationStatus(
             item.original_message_id, item.original_message_type, outcome,
             original_uetr=item.original_uetr, original_end_to_end_id=item.original_end_to_end_id,

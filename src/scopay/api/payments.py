@@ -64,7 +64,7 @@ async def send_payment(body: PaymentIn, caller: Caller, request: Request) -> Pay
     if result.status == PaymentStatus.REJECTED and result.reason is not None:
         raise ApiError(REJECTION_STATUS.get(result.reason, 422), "Rejected",
                        REJECTION_TEXT[result.reason], result.reason)
-    return _payment_out(runner, result)
+    return _payment_out(result, payment)
 
 
 @router.post("/v1/payments/bulk", response_model=list[PaymentOut], tags=["payments"],
@@ -74,15 +74,17 @@ async def send_payments(body: PaymentBulkIn, caller: Caller,
     """Send up to 8,190 payments in one request; one answer each, in order."""
     runner = _runner(request)
     payments = [_payment_from(item, runner, caller) for item in body.payments]
-    return [_payment_out(runner, r) for r in await _submit(runner, caller, payments)]
+    results = await _submit(runner, caller, payments)
+    return [_payment_out(r, p) for r, p in zip(results, payments, strict=True)]
 
 
 @router.get("/v1/payments/{uetr}", response_model=PaymentOut, tags=["payments"],
             responses=_ANSWERS)
 def track_payment(uetr: str, caller: Caller, request: Request) -> PaymentOut:
     """Where is my payment? Its status and full history, for its sender and agents."""
-    record = _visible_record(_runner(request), caller, uetr)
-    return _record_out(record)
+    runner = _runner(request)
+    _visible_payment(runner, caller, uetr)
+    return _record_out(runner.engine.payment(uetr))
 
 
 @router.post("/v1/payments/{uetr}/cancel", response_model=PaymentOut, tags=["payments"],
@@ -222,44 +224,52 @@ async def _submit(runner: EngineRunner, caller: auth.Caller,
 
 async def _manage(request: Request, caller: auth.Caller, uetr: str, command) -> PaymentOut:
     runner = _runner(request)
-    record = _visible_record(runner, caller, uetr)
-    if not auth.may_manage_payment(caller, record):
+    payment, sender = _visible_payment(runner, caller, uetr)
+    if not auth.may_manage(caller, sender):
         raise ApiError(403, "Forbidden", "only the sender or the operator manages a payment")
     try:
         result = await asyncio.wrap_future(runner.call(command))
     except PaymentRefused as error:
         raise ApiError(409, "Conflict", str(error)) from None
-    return _payment_out(runner, result)
+    return _payment_out(result, payment)
 
 
-def _visible_record(runner: EngineRunner, caller: auth.Caller, uetr: str) -> PaymentRecord:
-    record = runner.engine.payment(uetr)
-    if record is None or not auth.may_see_payment(caller, record):
+def _visible_payment(runner: EngineRunner, caller: auth.Caller,
+                     uetr: str) -> tuple[Payment, str]:
+    """The payment and its sender, if the caller may see it (no engine lock needed)."""
+    payment = runner.engine.payment_identity(uetr)
+    sender = runner.engine.payment_sender(uetr)
+    if payment is None or not auth.may_see(caller, payment, sender):
         raise ApiError(404, "Not found", f"no payment {uetr} visible to you")
-    return record
+    return payment, sender
 
 
-def _payment_out(runner: EngineRunner, result: PaymentResult) -> PaymentOut:
-    record = runner.engine.payment(result.uetr)
-    if record is None or record.status != result.status:  # refused before it was recorded
-        return PaymentOut(uetr=result.uetr, status=result.status.value,
-                          reason=result.reason.value if result.reason else result.detail,
+def _payment_out(result: PaymentResult, payment: Payment | None) -> PaymentOut:
+    """The answer from the decided outcome's snapshot; a payment refused before it was
+    recorded (a clash with another one's id) has no history."""
+    reason = result.reason.value if result.reason else result.detail
+    if payment is None or not result.history:
+        return PaymentOut(uetr=result.uetr, status=result.status.value, reason=reason,
                           iso_status=_iso(result.status))
-    return _record_out(record)
+    return _shape(payment, result.history, result.priority or payment.priority)
 
 
 def _record_out(record: PaymentRecord) -> PaymentOut:
-    payment, last = record.payment, record.history[-1]
+    return _shape(record.payment, tuple(record.history), record.priority)
+
+
+def _shape(payment: Payment, history, priority: Priority) -> PaymentOut:
+    last = history[-1]
     return PaymentOut(
         uetr=payment.uetr, status=last.status.value,
         reason=last.reason.value if last.reason else last.detail,
         iso_status=_iso(last.status), debtor_agent=payment.debtor_agent,
         creditor_agent=payment.creditor_agent,
         amount=format_amount(payment.settlement_amount_minor, payment.settlement_currency),
-        currency=payment.settlement_currency, priority=record.priority.value,
+        currency=payment.settlement_currency, priority=priority.value,
         history=[StatusChangeOut(status=c.status.value, at=_time(c.at_us),
                                  reason=c.reason.value if c.reason else None, detail=c.detail)
-                 for c in record.history],
+                 for c in history],
     )
 
 

@@ -37,10 +37,15 @@ class PaymentRefused(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PaymentResult:
+    """A payment's outcome as decided, with a snapshot of its history: callers shape their
+    answers from it without touching the engine's live state."""
+
     uetr: str
     status: PaymentStatus
     reason: Rejection | None = None
     detail: str | None = None
+    history: tuple[StatusChange, ...] = ()
+    priority: Priority | None = None
 
 
 @dataclass
@@ -160,8 +165,19 @@ class PaymentOperations:
     # -- reading ------------------------------------------------------------------------------
 
     def payment(self, uetr: str) -> PaymentRecord | None:
+        """The payment's record, read under the engine's lock (committed state only)."""
         with self._lock:
             return self.payments.get(uetr)
+
+    def payment_identity(self, uetr: str) -> Payment | None:
+        """The payment as sent (immutable), without waiting for the engine's lock: enough to
+        decide who may see or manage it. Its status comes from a PaymentResult or payment()."""
+        record = self.payments.get(uetr)
+        return None if record is None else record.payment
+
+    def payment_sender(self, uetr: str) -> str | None:
+        record = self.payments.get(uetr)
+        return None if record is None else record.sender_bic
 
     def queued_payments(self) -> list[PaymentRecord]:
         with self._lock:
@@ -307,4 +323,5 @@ def _order_of(record: PaymentRecord) -> Order:
 
 def _result_of(record: PaymentRecord) -> PaymentResult:
     last = record.history[-1]
-    return PaymentResult(record.payment.uetr, last.status, last.reason, last.detail)
+    return PaymentResult(record.payment.uetr, last.status, last.reason, last.detail,
+                         tuple(record.history), record.priority)

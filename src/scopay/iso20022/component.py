@@ -35,6 +35,7 @@ from scopay.iso20022.datatype import (
     text_reader,
 )
 from scopay.iso20022.model import Case
+from scopay.iso20022.pattern import text_rule
 from scopay.iso20022.shape import Fields, Shape, add, refuse_at
 
 ACCOUNT_ID_LENGTH_MAX = 34  # Max34Text of GenericAccountIdentification1
@@ -106,6 +107,9 @@ def read_country(element: etree._Element) -> str:
     return country
 
 
+text_rule(read_country, _COUNTRY.pattern)
+
+
 def address_shape(name: str, children: str, lengths: dict[str, int]) -> Shape:
     readers = {iso: text_reader(lengths[iso]) for iso, _ in _ADDRESS_FIELDS}
     return Shape(name, children, finish=postal_address, Ctry=read_country,
@@ -133,6 +137,9 @@ def read_iban(element: etree._Element) -> str:
     if iban is None or not _IBAN.fullmatch(iban) or len(element):
         refuse_at(element, ReasonCode.INCORRECT_ACCOUNT_NUMBER, f"{iban!r} is not an IBAN")
     return iban
+
+
+text_rule(read_iban, _IBAN.pattern)
 
 
 def account_id(fields: Fields, element: etree._Element) -> str:

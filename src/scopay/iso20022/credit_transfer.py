@@ -19,6 +19,8 @@ PmtTpInf and IntrBkSttlmDt in the group header apply to every transaction that l
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -26,6 +28,7 @@ from decimal import Decimal
 
 from lxml import etree
 
+from scopay.domain.money import CURRENCIES
 from scopay.domain.payment import Payment, Priority
 from scopay.domain.payment import SettlementMethod as ClearingChannel
 from scopay.iso20022.codes import ReasonCode, SettlementMethod
@@ -41,6 +44,7 @@ from scopay.iso20022.datatype import (
     add_uetr,
     code_reader,
     date_of_us,
+    decimal_rule,
     format_datetime_us,
     format_time_us,
     instant_us,
@@ -62,6 +66,15 @@ from scopay.iso20022.document import (
     serialize,
 )
 from scopay.iso20022.model import CreditTransferMessage, control_sum
+from scopay.iso20022.pattern import (
+    PROLOGUE,
+    WHITE,
+    Unreadable,
+    code_rule,
+    compile_element,
+    compile_skipped,
+    text_rule,
+)
 from scopay.iso20022.shape import (
     Fields,
     Shape,
@@ -76,6 +89,7 @@ TRANSACTIONS_MAX = 10_000  # transactions in one pacs.008/pacs.009 message
 INTERMEDIARY_AGENTS_MAX = 3  # IntrmyAgt1..3
 
 _PRIORITY = {"URGT": Priority.URGENT, "HIGH": Priority.HIGH, "NORM": Priority.NORMAL}
+_INSTRUCTION_PRIORITY = {"HIGH": Priority.HIGH, "NORM": Priority.NORMAL}
 _SETTLEMENT_PRIORITY = {priority: code for code, priority in _PRIORITY.items()}
 _CHANNEL = {"RTGS": ClearingChannel.GROSS, "MPNS": ClearingChannel.NET,
             "RTNS": ClearingChannel.NET}
@@ -110,6 +124,12 @@ def read_settlement_priority(element: etree._Element) -> Priority:
 
 def read_control_sum(element: etree._Element) -> Decimal:
     return read_decimal(element, CONTROL_SUM_DIGITS_MAX)
+
+
+text_rule(read_channel, *code_rule(_CHANNEL))
+text_rule(read_instruction_priority, *code_rule(_INSTRUCTION_PRIORITY))
+text_rule(read_settlement_priority, *code_rule(_PRIORITY))
+decimal_rule(read_control_sum, CONTROL_SUM_DIGITS_MAX)
 
 
 def remittance_shape(name: str, children: str) -> Shape:
@@ -306,6 +326,162 @@ def sender(fields: Fields, header: Fields, debtor_agent: str) -> str | None:
     when it is not the debtor agent itself."""
     instructing = fields.get("InstgAgt") or header.get("InstgAgt")
     return None if instructing == debtor_agent else instructing
+
+
+# Reading from the text (pattern.py) ---------------------------------------------------------
+
+def agent_paths(*path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The paths of an agent (AGENT): its presence, and its BICFI."""
+    return path, (*path, "FinInstnId", "BICFI")
+
+
+PREFIXES_MAX = 8  # tag prefixes per version with compiled expressions (most messages use none)
+
+
+class TextReading:
+    """A credit transfer version's expressions for messages whose tags carry one prefix, and
+    where the values the mapping needs sit in what they read."""
+
+    # The transaction values every credit transfer maps, in the order `fields` gives them;
+    # an agent gives two values, presence and BICFI.
+    BASICS = (
+        ("PmtId", "InstrId"), ("PmtId", "EndToEndId"), ("PmtId", "UETR"), ("IntrBkSttlmAmt",),
+        ("PmtTpInf", "InstrPrty"), ("PmtTpInf", "ClrChanl"), ("IntrBkSttlmDt",),
+        ("SttlmPrty",), ("SttlmTmReq",), ("Purp", "Cd"), *agent_paths("InstgAgt"),
+        *agent_paths("InstdAgt"), *agent_paths("IntrmyAgt1"), *agent_paths("IntrmyAgt2"),
+        *agent_paths("IntrmyAgt3"), *agent_paths("DbtrAgt"), *agent_paths("CdtrAgt"))
+    MAPPED: tuple = ()  # what a message type maps besides, after BASICS
+
+    def __init__(self, version: CreditTransferVersion, prefix: str) -> None:
+        message_tag = re.escape(prefix + version.message_name)
+        self.head = compile_element("GrpHdr", version.message.readers["GrpHdr"], prefix, 3,
+                                    before=f"{PROLOGUE}<{message_tag}>{WHITE}<")
+        self.transaction = compile_element("CdtTrfTxInf", version.transaction, prefix, 3)
+        self.tail = re.compile(
+            f"(?:{compile_skipped('SplmtryData', prefix, 3)})*+/{message_tag}>")
+        self._header = self.head.getter(
+            ("MsgId",), ("CreDtTm",), ("NbOfTxs",), ("CtrlSum",), ("TtlIntrBkSttlmAmt",),
+            ("IntrBkSttlmDt",), ("SttlmInf", "SttlmMtd"), ("PmtTpInf", "InstrPrty"),
+            ("PmtTpInf", "ClrChanl"), *agent_paths("InstgAgt"), *agent_paths("InstdAgt"))
+        self.fields = self.transaction.getter(*self.BASICS, *self.MAPPED)
+        self.settlement_times = self.transaction.getter(
+            ("SttlmTmReq", "FrTm"), ("SttlmTmReq", "TillTm"), ("SttlmTmReq", "RjctTm"))
+
+    def read_header(self, groups: tuple, escaped: bool) -> tuple:
+        """(MsgId, CreDtTm, NbOfTxs, CtrlSum, TtlIntrBkSttlmAmt, IntrBkSttlmDt, SttlmMtd,
+        InstrPrty, ClrChanl, InstgAgt) of the group header, checked."""
+        (message_id, created_at_us, count, control, total, day, method, priority, channel,
+         instructing, instructing_bic, instructed, instructed_bic
+         ) = self._header(self.head.values_of(groups, escaped))
+        agent_text(instructed, instructed_bic)
+        return (message_id, created_at_us, count, control, total, day, method, priority,
+                channel, agent_text(instructing, instructing_bic))
+
+
+def agent_text(present: bool | None, bic: str | None) -> str | None:
+    """agent_bic's rule: a present agent must be identified by BICFI."""
+    if present is None:
+        return None
+    if bic is None:
+        raise Unreadable
+    return bic
+
+
+_readings: dict[tuple[str, str], TextReading] = {}
+_readings_lock = threading.Lock()
+
+
+def text_reading(version: CreditTransferVersion, prefix: str | None,
+                 reading: type[TextReading] = TextReading) -> TextReading | None:
+    """The expressions of a version for a tag prefix, compiled on first use; None beyond
+    PREFIXES_MAX prefixes (such messages are read from the tree)."""
+    prefix = "" if prefix is None else prefix + ":"
+    key = (version.message_type, prefix)
+    compiled = _readings.get(key)
+    if compiled is None:
+        with _readings_lock:
+            compiled = _readings.get(key)
+            if compiled is None:
+                if sum(known == version.message_type for known, _ in _readings) >= PREFIXES_MAX:
+                    return None
+                compiled = _readings[key] = reading(version, prefix)
+    return compiled
+
+
+TextTransactionReader = Callable[[list, TextReading, tuple], Payment]
+
+
+def read_credit_transfer_text(data: bytes, document: etree._Element,
+                              version: CreditTransferVersion, reading_type: type[TextReading],
+                              read_transaction: TextTransactionReader
+                              ) -> CreditTransferMessage | None:
+    """The message read from its text by the version's expressions (pattern.py), or None when
+    they do not take it all and it is to be read from its tree."""
+    root = message_element(document, version.message_name, version.ns)
+    reading = text_reading(version, root.prefix, reading_type)
+    if reading is None:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    head = reading.head.pattern.match(text)
+    if head is None:
+        return None
+    escaped = "&" in text
+    match = reading.transaction.pattern.match
+    values_of = reading.transaction.values_of
+    position = head.end()
+    payments = []
+    try:
+        header = reading.read_header(head.groups(), escaped)
+        while (transaction := match(text, position)) is not None:
+            payments.append(read_transaction(values_of(transaction.groups(), escaped), reading,
+                                             header))
+            position = transaction.end()
+        if (reading.tail.match(text, position) is None or header[2] != len(payments)
+                or not 0 < len(payments) <= TRANSACTIONS_MAX
+                or not sums_agree(header[3], header[4], payments)):
+            return None
+    except Unreadable:
+        return None
+    return CreditTransferMessage(message_id=header[0], created_at_us=header[1],
+                                 payments=tuple(payments), settlement_method=header[6])
+
+
+def sums_agree(declared: Decimal | None, total: tuple[int, str] | None,
+               payments: list[Payment]) -> bool:
+    """check_sums's rules, on sums per currency (exact, as control_sum is)."""
+    minors: dict[str, int] = {}
+    for payment in payments:
+        currency = payment.settlement_currency
+        minors[currency] = minors.get(currency, 0) + payment.settlement_amount_minor
+    if declared is not None and declared != sum(
+            (Decimal(minor).scaleb(-CURRENCIES[currency].minor_units)
+             for currency, minor in minors.items()), Decimal(0)):
+        return False
+    return total is None or (len(minors) == 1 and minors.get(total[1]) == total[0])
+
+
+def settlement_times_text(values: list, reading: TextReading, day: date | None,
+                         header: tuple) -> tuple[int | None, int | None, int | None]:
+    """settlement_times from checked texts, for a transaction with SttlmTmReq."""
+    day = day or header[5]
+    if day is None:
+        raise Unreadable
+    return tuple(None if clock is None else instant_us(day, clock)
+                 for clock in reading.settlement_times(values))
+
+
+def intermediaries_text(agent1: str | None, bic1: str | None, agent2: str | None,
+                        bic2: str | None, agent3: str | None, bic3: str | None
+                        ) -> tuple[str, ...]:
+    """intermediaries' rule: IntrmyAgt1..3 numbered without gaps, each with its BICFI."""
+    agents = [agent_text(agent1, bic1), agent_text(agent2, bic2), agent_text(agent3, bic3)]
+    present = [agent for agent in agents if agent is not None]
+    if agents[:len(present)] != present:
+        raise Unreadable
+    return tuple(present)
 
 
 # Writing ---------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from lxml import etree
 
 from scopay.domain.money import CURRENCIES, AmountError, format_amount, parse_amount
 from scopay.domain.participant import is_valid_bic
-from scopay.domain.payment import is_valid_uetr
+from scopay.domain.payment import UETR_PATTERN, is_valid_uetr
 from scopay.iso20022.codes import ReasonCode
+from scopay.iso20022.pattern import Unreadable, code_rule, non_capturing, text_rule
 from scopay.iso20022.shape import TextReader, add, refuse_at
 
 ID_LENGTH_MAX = 35  # Max35Text: message, instruction, end-to-end and case ids
@@ -73,11 +74,29 @@ def read_bic(element: etree._Element) -> str:
     return bic
 
 
+def bic_text(text: str) -> str:
+    """is_valid_bic's rule, remembering the BICs it took (a batch names the same few)."""
+    if text not in _VALID_BICS:
+        if not is_valid_bic(text):
+            raise Unreadable
+        if len(_VALID_BICS) < _VALID_BICS_MAX:
+            _VALID_BICS.add(text)
+    return text
+
+
+_VALID_BICS: set[str] = set()
+_VALID_BICS_MAX = 10_000
+text_rule(read_bic, "[A-Z0-9]{8}(?:[A-Z0-9]{3})?", bic_text)
+
+
 def read_uetr(element: etree._Element) -> str:
     uetr = element.text
     if uetr is None or not is_valid_uetr(uetr) or len(element):
         refuse_at(element, _FORMAT, f"{uetr!r} is not a UETR (lower-case UUID version 4)")
     return uetr
+
+
+text_rule(read_uetr, UETR_PATTERN.pattern)  # is_valid_uetr's rule
 
 
 def code_reader(codes: type[Code]) -> Callable[[etree._Element], Code]:
@@ -91,6 +110,7 @@ def code_reader(codes: type[Code]) -> Callable[[etree._Element], Code]:
             refuse_at(element, _FORMAT, f"{element.text!r} is not one of {allowed}")
         return code
 
+    text_rule(read_code, *code_rule(by_value))
     return read_code
 
 
@@ -100,6 +120,9 @@ def read_external_code(element: etree._Element) -> str:
     if code is None or not _EXTERNAL_CODE.fullmatch(code) or len(element):
         refuse_at(element, _FORMAT, f"{code!r} is not an ISO external code (4 characters)")
     return code
+
+
+text_rule(read_external_code, _EXTERNAL_CODE.pattern)
 
 
 def read_currency(element: etree._Element, code: str | None) -> str:
@@ -133,6 +156,30 @@ def read_amount(element: etree._Element) -> tuple[int, str]:
     return minor, currency
 
 
+def amount_text(text: str) -> tuple[int, str]:
+    """read_amount's rule on `XXX">1234.56` (Ccy, then a text of _AMOUNT_TEXT): a currency
+    scopay knows, parse_amount's exact reading (no more decimals than the currency has) and at
+    most AMOUNT_DIGITS_MAX digits, which also keeps within parse_amount's text length and
+    AMOUNT_MINOR_MAX."""
+    currency, digits = text[:3], text[5:]
+    scale = _SCALES.get(currency)
+    if scale is None or len(digits) - ("." in digits) > AMOUNT_DIGITS_MAX:
+        raise Unreadable
+    whole, _, fraction = digits.partition(".")
+    units, unit = scale
+    if len(fraction) > units:
+        raise Unreadable
+    minor = int(whole) * unit
+    return (minor + int(fraction) * 10 ** (units - len(fraction)) if fraction else minor), currency
+
+
+# Minor units and their scale per currency; the decimal text parse_amount reads.
+_SCALES = {code: (currency.minor_units, 10**currency.minor_units)
+           for code, currency in CURRENCIES.items()}
+_AMOUNT_TEXT = r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
+text_rule(read_amount, f'[A-Z]{{3}}">{_AMOUNT_TEXT}', amount_text, attribute="Ccy")
+
+
 def read_decimal(element: etree._Element, digits_max: int,
                  fraction_digits_max: int | None = None) -> Decimal:
     """A non-negative plain decimal (rates, control sums) within its ISO digit limits."""
@@ -148,11 +195,27 @@ def read_decimal(element: etree._Element, digits_max: int,
     return Decimal(text)
 
 
+def decimal_rule(reader: Callable[[etree._Element], Decimal], digits_max: int,
+                 fraction_digits_max: int | None = None) -> None:
+    """Register the text rule of a reader calling read_decimal with these limits."""
+    def convert(text: str) -> Decimal:
+        whole, _, fraction = text.partition(".")
+        if ((fraction_digits_max is not None and len(fraction) > fraction_digits_max)
+                or len(whole) + len(fraction) > digits_max):
+            raise Unreadable
+        return Decimal(text)
+
+    text_rule(reader, non_capturing(_DECIMAL.pattern), convert)
+
+
 def read_count(element: etree._Element) -> int:
     text = element.text
     if text is None or not _COUNT.fullmatch(text) or len(element):
         refuse_at(element, _FORMAT, f"{text!r} is not a count of 1 to 15 digits")
     return int(text)
+
+
+text_rule(read_count, _COUNT.pattern, int)
 
 
 def read_boolean(element: etree._Element) -> bool:
@@ -175,6 +238,17 @@ def read_datetime_us(element: etree._Element) -> int:
     return (moment - EPOCH) // ONE_MICROSECOND
 
 
+def datetime_us_text(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise Unreadable from None
+    return (moment - EPOCH) // ONE_MICROSECOND
+
+
+text_rule(read_datetime_us, non_capturing(_DATE_TIME.pattern), datetime_us_text)
+
+
 def read_date(element: etree._Element) -> date:
     text = element.text or ""
     if not _DATE.fullmatch(text) or len(element):
@@ -183,6 +257,16 @@ def read_date(element: etree._Element) -> date:
         return date.fromisoformat(text)
     except ValueError as error:
         refuse_at(element, _FORMAT, f"{text!r} is not a date: {error}")
+
+
+def date_text(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Unreadable from None
+
+
+text_rule(read_date, _DATE.pattern, date_text)
 
 
 def read_time(element: etree._Element) -> time:
@@ -194,6 +278,16 @@ def read_time(element: etree._Element) -> time:
         return time.fromisoformat(text)
     except ValueError as error:
         refuse_at(element, _FORMAT, f"{text!r} is not a time: {error}")
+
+
+def time_text(text: str) -> time:
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        raise Unreadable from None
+
+
+text_rule(read_time, non_capturing(_TIME.pattern), time_text)
 
 
 def instant_us(day: date, clock: time) -> int:

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from lxml import etree
 
-from scopay.domain.payment import ChargeBearer, Party, Payment
+from scopay.domain.payment import (
+    ChargeBearer,
+    Party,
+    Payment,
+    PostalAddress,
+    Priority,
+    SettlementMethod,
+)
 from scopay.iso20022.component import (
     AGENT,
     COMPONENTS_2019,
@@ -28,27 +35,35 @@ from scopay.iso20022.credit_transfer import (
     GROUP_HEADER_2024,
     TRANSACTION_READERS,
     CreditTransferVersion,
+    TextReading,
     add_purpose_and_remittance,
     add_route,
     add_transaction_head,
+    agent_paths,
+    agent_text,
     build_credit_transfer,
     credit_transfer_version,
+    intermediaries_text,
     read_credit_transfer,
+    read_credit_transfer_text,
     read_transaction_basics,
     remittance_shape,
     sender,
+    settlement_times_text,
 )
 from scopay.iso20022.datatype import (
     RATE_DIGITS_MAX,
     RATE_FRACTION_DIGITS_MAX,
     add_amount,
     code_reader,
+    decimal_rule,
     format_decimal,
     read_amount,
     read_decimal,
 )
 from scopay.iso20022.document import open_document
 from scopay.iso20022.model import CreditTransferMessage
+from scopay.iso20022.pattern import Unreadable
 from scopay.iso20022.shape import Fields, Shape, add, read_shape
 
 PACS008_V08 = "pacs.008.001.08"
@@ -66,6 +81,9 @@ _UNCARRIED_PARTIES = ("UltmtDbtr", "InitgPty", "UltmtCdtr")
 
 def read_rate(element: etree._Element) -> object:
     return read_decimal(element, RATE_DIGITS_MAX, RATE_FRACTION_DIGITS_MAX)
+
+
+decimal_rule(read_rate, RATE_DIGITS_MAX, RATE_FRACTION_DIGITS_MAX)
 
 
 def charge(fields: Fields, element: etree._Element) -> tuple[int, str, str]:
@@ -108,11 +126,20 @@ MESSAGE_TYPES = tuple(VERSIONS)
 
 def parse_pacs008(data: bytes) -> CreditTransferMessage:
     document, message_type = open_document(data, MESSAGE_TYPES)
-    return read_pacs008(document, message_type)
+    return read_pacs008(document, message_type, data)
 
 
-def read_pacs008(document: etree._Element, message_type: str) -> CreditTransferMessage:
-    return read_credit_transfer(document, VERSIONS[message_type], read_transaction)
+def read_pacs008(document: etree._Element, message_type: str,
+                 data: bytes | None = None) -> CreditTransferMessage:
+    """Read from the text when `data` (the bytes `document` was parsed from, a bare Document)
+    is given and the expressions take it all, else from the tree."""
+    version = VERSIONS[message_type]
+    if data is not None:
+        message = read_credit_transfer_text(data, document, version, TransactionText,
+                                            read_transaction_text)
+        if message is not None:
+            return message
+    return read_credit_transfer(document, version, read_transaction)
 
 
 def build_pacs008(message: CreditTransferMessage, message_type: str = PACS008_V08) -> bytes:
@@ -140,6 +167,121 @@ def read_transaction(tx: etree._Element, version: CreditTransferVersion,
         remittance=fields.get("RmtInf"),
         sender_bic=sender(fields, header, debtor_agent),
         **basics,
+    )
+
+
+def party_paths(name: str) -> tuple[tuple[str, ...], ...]:
+    """Nm, PstlAdr (presence), StrtNm, BldgNb, PstCd, TwnNm, Ctry and AdrLine of a party."""
+    return ((name, "Nm"), (name, "PstlAdr"),
+            *((name, "PstlAdr", part)
+              for part in ("StrtNm", "BldgNb", "PstCd", "TwnNm", "Ctry", "AdrLine")))
+
+
+def account_paths(name: str) -> tuple[tuple[str, ...], ...]:
+    """Presence, Id presence, IBAN and Othr/Id of an account."""
+    return (name,), (name, "Id"), (name, "Id", "IBAN"), (name, "Id", "Othr", "Id")
+
+
+class TransactionText(TextReading):
+    """Where the values pacs.008 maps beyond the shared ones sit in a transaction's groups."""
+
+    MAPPED = (*party_paths("Dbtr"), *account_paths("DbtrAcct"), *party_paths("Cdtr"),
+              *account_paths("CdtrAcct"), ("InstdAmt",), ("XchgRate",), ("ChrgBr",),
+              ("ChrgsInf",), ("RmtInf", "Ustrd"))
+
+    def __init__(self, version: CreditTransferVersion, prefix: str) -> None:
+        super().__init__(version, prefix)
+        charge = self.transaction.converts[self.transaction.index("ChrgsInf")].item
+        self.charge = charge.getter(("ChrgsInf", "Amt"), *agent_paths("ChrgsInf", "Agt"))
+
+
+def address_text(street: str | None, building: str | None, post_code: str | None,
+                 town: str | None, country: str | None, lines: tuple | str) -> PostalAddress:
+    """postal_address's rule on checked texts."""
+    return PostalAddress(country=country, town=town, post_code=post_code, street=street,
+                         building_number=building,
+                         address_lines=tuple([line for line, in lines]) if lines else ())
+
+
+def account_text(identified: str | None, iban: str | None, other: str | None) -> str:
+    """account_id's rule, for a present account: it must have an Id (IBAN or Othr/Id)."""
+    if identified is None:
+        raise Unreadable
+    return iban or other
+
+
+def read_transaction_text(values: list, reading: TransactionText, header: tuple) -> Payment:
+    """read_transaction (with read_transaction_basics) from a transaction's checked texts."""
+    (instruction_id, end_to_end_id, uetr, amount, instruction_priority, channel, day,
+     settlement_priority, times, purpose, instructing, instructing_bic, instructed,
+     instructed_bic, agent1, bic1, agent2, bic2, agent3, bic3, debtor_agent, debtor_bic,
+     creditor_agent, creditor_bic,
+     debtor_name, debtor_address, debtor_street, debtor_building, debtor_post_code,
+     debtor_town, debtor_country, debtor_lines, debtor_account, debtor_account_id,
+     debtor_iban, debtor_other,
+     creditor_name, creditor_address, creditor_street, creditor_building, creditor_post_code,
+     creditor_town, creditor_country, creditor_lines, creditor_account, creditor_account_id,
+     creditor_iban, creditor_other,
+     instructed_amount, rate, charge_bearer, charges, remittance) = reading.fields(values)
+    if (instruction_id is None or uetr is None or amount[0] == 0 or debtor_bic is None
+            or creditor_bic is None or debtor_name is None or creditor_name is None):
+        raise Unreadable
+    if instructed is not None and instructed_bic is None:
+        raise Unreadable
+    intermediaries = () if agent1 is agent2 is agent3 is None else intermediaries_text(
+        agent1, bic1, agent2, bic2, agent3, bic3)
+    earliest = latest = reject_by = None
+    if times is not None:
+        earliest, latest, reject_by = settlement_times_text(values, reading, day, header)
+    if instructing is None:
+        instructing = header[9]
+    elif instructing_bic is None:
+        raise Unreadable
+    else:
+        instructing = instructing_bic
+    if instructed_amount is None:
+        instructed_amount = (None, None)
+    if charges:
+        charge = reading.charge
+        charges = tuple([(charged[0], charged[1], agent_text(agent, bic))
+                         for charged, agent, bic in map(charge, charges)])
+    return Payment(
+        uetr=uetr,
+        instruction_id=instruction_id,
+        end_to_end_id=end_to_end_id,
+        debtor_agent=debtor_bic,
+        creditor_agent=creditor_bic,
+        debtor=Party(
+            debtor_name,
+            None if debtor_account is None else account_text(
+                debtor_account_id, debtor_iban, debtor_other),
+            None if debtor_address is None else address_text(
+                debtor_street, debtor_building, debtor_post_code, debtor_town, debtor_country,
+                debtor_lines)),
+        creditor=Party(
+            creditor_name,
+            None if creditor_account is None else account_text(
+                creditor_account_id, creditor_iban, creditor_other),
+            None if creditor_address is None else address_text(
+                creditor_street, creditor_building, creditor_post_code, creditor_town,
+                creditor_country, creditor_lines)),
+        settlement_amount_minor=amount[0],
+        settlement_currency=amount[1],
+        instructed_amount_minor=instructed_amount[0],
+        instructed_currency=instructed_amount[1],
+        exchange_rate=rate,
+        charge_bearer=charge_bearer,
+        remittance=remittance,
+        purpose=purpose,
+        priority=settlement_priority or instruction_priority or header[7] or Priority.NORMAL,
+        settlement_method=channel or header[8] or SettlementMethod.GROSS,
+        earliest_us=earliest,
+        latest_us=latest,
+        reject_by_us=reject_by,
+        message_id=header[0],
+        sender_bic=None if instructing == debtor_bic else instructing,
+        intermediary_agents=intermediaries,
+        charges=charges or (),
     )
 
 

@@ -1,0 +1,308 @@
+"""Reading a message straight from its text, with regular expressions compiled from its Shapes.
+
+Walking an lxml tree from Python costs a proxy object per element, more than lxml takes to
+parse and validate the element. For the messages that come in bulk (pacs.008), scopay therefore
+reads the carried values from the message's text, with one regular expression per component
+compiled from the same Shape tables the tree reader uses, and falls back to the tree reader for
+anything that expression does not take.
+
+This reading always comes after the hardened parse (and the XSD, when configured) accepted the
+bytes: the text is well-formed XML that lxml has already read into a tree. The expressions take
+only a plain form of it, whose meaning is therefore plain too:
+
+- every element scopay reads is written `<Name>` / `</Name>` (with the one prefix its message
+  element has in the tree, or none), with no attributes, hence no namespace declarations: each
+  is in the namespace lxml found for the message element. Amounts alone carry `Ccy="XXX"`;
+- between elements only XML white space; leaf texts hold no markup and no raw carriage return
+  (the parser turns line ends into line feeds); the five predefined entities and character
+  references are expanded as the parser does;
+- no comments, processing instructions or CDATA inside the message element;
+- children come in ISO order with the cardinality the Shape gives; a refused child (AG03) or an
+  unknown one is not in the expression at all. Children scopay skips may hold any elements down
+  to SKIPPED_LEVELS levels (within DEPTH_MAX), since the parse proved them well-formed.
+
+Each leaf reader has a text rule, registered next to it: a pattern its text must match, which
+the expression embeds (Max lengths, code lists, UETRs, dates ...), and a conversion applying
+the rest of the reader's rule (the value of a code, an amount in minor units ...). Patterns see
+the text as written: a text holding a reference (`&amp;`) fails every pattern but the MaxNText
+ones, where the written text is never shorter than the read one.
+
+So whatever an expression and the conversions take, the tree reader takes too, with the same
+values; the converse need not hold. What they do not take (another layout, any refusal) raises
+Unreadable and is read from the tree, which gives every refusal its reason code, text and place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Any
+
+from scopay.iso20022.parsing import DEPTH_MAX
+from scopay.iso20022.shape import Shape, TextReader
+
+SKIPPED_LEVELS = 6  # element levels the expressions take below a child scopay skips
+
+WHITE = "[ \t\r\n]*+"
+_NAME = r"""[^\s<>/=!?"']++"""
+_ATTRIBUTES = (r"""(?:[ \t\r\n]++[^\s<>/="']++[ \t\r\n]*+=[ \t\r\n]*+(?:"[^"<]*+"|'[^'<]*+'))*+"""
+               + WHITE)
+# Everything before the root's start tag: declaration, comments and white space.
+PROLOGUE = (r"\A\ufeff?(?:<\?xml[ \t\r\n][^?]*+\?>)?(?:[ \t\r\n]++|<!--(?:[^-]++|-(?!-))*+-->)*+"
+            f"<{_NAME}{_ATTRIBUTES}>{WHITE}")
+
+Path = tuple[str, ...]
+Convert = Callable[[str], Any]
+
+
+class Unreadable(Exception):
+    """A text the expressions cannot vouch for: read the message from its tree instead."""
+
+
+# Text rules --------------------------------------------------------------------------------
+
+class TextRule:
+    """A leaf reader's rule on texts: `pattern` (no groups) the whole text must match, and
+    `convert` (None: the text itself) giving the value or raising Unreadable."""
+
+    __slots__ = ("pattern", "convert", "attribute")
+
+    def __init__(self, pattern: str, convert: Convert | None = None,
+                 attribute: str | None = None) -> None:
+        assert re.compile(pattern).groups == 0, f"{pattern!r} has groups"
+        self.pattern = pattern
+        self.convert = convert
+        # An attribute read with the text, written first in the group: `XXX">text` for Ccy.
+        self.attribute = attribute
+
+
+_text_rules: dict[Any, TextRule] = {}
+
+
+def text_rule(reader: Any, pattern: str, convert: Convert | None = None,
+              attribute: str | None = None) -> None:
+    """Register a leaf reader's text rule (see TextRule)."""
+    _text_rules[reader] = TextRule(pattern, convert, attribute)
+
+
+def rule_of(reader: Any) -> TextRule:
+    rule = _text_rules.get(reader)
+    if rule is None and isinstance(reader, TextReader):
+        # A written text is never shorter than the text it reads as.
+        rule = _text_rules[reader] = TextRule(f"[^<\r]{{1,{reader.length_max}}}+")
+    if rule is None:
+        raise LookupError(f"no text rule for {reader!r}")
+    return rule
+
+
+def non_capturing(pattern: str) -> str:
+    """`pattern` with its groups made non-capturing (for embedding a reader's own pattern)."""
+    result = re.sub(r"(?<!\\)\((?!\?)", "(?:", pattern)
+    result = re.sub(r"\(\?P<\w+>", "(?:", result)
+    assert re.compile(result).groups == 0, f"cannot embed {pattern!r}"
+    return result
+
+
+def code_rule(by_value: dict[str, Any]) -> tuple[str, Convert]:
+    """Pattern and conversion of a code list: one of its codes, and the value it stands for."""
+    pattern = "|".join(re.escape(code) for code in sorted(by_value, key=len, reverse=True))
+    return f"(?:{pattern})", by_value.__getitem__
+
+
+_REFERENCE = re.compile(r"&(?:#([0-9]+);|#x([0-9a-fA-F]+);|(amp|lt|gt|quot|apos);)")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+
+
+def _expand(match: re.Match) -> str:
+    decimal, hexadecimal, name = match.groups()
+    if name is not None:
+        return _ENTITIES[name]
+    return chr(int(decimal) if decimal is not None else int(hexadecimal, 16))
+
+
+def unescape(text: str) -> str:
+    """A leaf's text as the parser reads it: predefined entities and character references
+    expanded (the parse refused any other entity, and any reference to a non-XML character)."""
+    if "&" not in text:
+        return text
+    return _REFERENCE.sub(_expand, text)
+
+
+# Compiling ---------------------------------------------------------------------------------
+
+_any_elements: dict[int, str] = {}
+
+
+def any_element(levels: int) -> str:
+    """An element of at most `levels` levels, any names, attributes or text (well-formed)."""
+    pattern = _any_elements.get(levels)
+    if pattern is None:
+        content = "[^<]++" if levels <= 1 else f"[^<]++|{any_element(levels - 1)}"
+        pattern = _any_elements[levels] = (
+            f"<{_NAME}{_ATTRIBUTES}(?:/>|>(?:{content})*+</{_NAME}[ \t\r\n]*+>)")
+    return pattern
+
+
+_LEAF, _MARKER, _REPEATED = 0, 1, 2
+
+
+class Compiled:
+    """One element's expression: its groups in order with the path (names below the element)
+    of each, how each group's text becomes a value, and for repeated carried children the
+    expression of one repetition (Repeated)."""
+
+    __slots__ = ("pattern", "paths", "kinds", "converts", "_plain", "_escaped")
+
+    def __init__(self, pattern: str, captures: list[tuple[Path, int, Any]]) -> None:
+        self.pattern = re.compile(pattern)
+        assert self.pattern.groups == len(captures)
+        self.paths = tuple(path for path, _, _ in captures)
+        self.kinds = tuple(kind for _, kind, _ in captures)
+        self.converts = tuple(convert for _, _, convert in captures)
+        self._plain = tuple((i, convert) for i, (_, kind, convert) in enumerate(captures)
+                            if convert is not None)
+        self._escaped = tuple(
+            (i, _escaping(kind, convert)) for i, (_, kind, convert) in enumerate(captures)
+            if kind != _MARKER)
+
+    def index(self, *path: str) -> int:
+        """Where the value of `path` is in values_of's list (ValueError if nowhere)."""
+        return self.paths.index(path)
+
+    def getter(self, *paths: Path) -> Callable[[list], tuple]:
+        """The values of `paths` (two or more), in that order, from values_of's list."""
+        return itemgetter(*(self.index(*path) for path in paths))
+
+    def values_of(self, groups: tuple, escaped: bool) -> list:
+        """The groups of a match as values: converted, and expanded when the text has
+        references (`escaped`). Absent elements are None; a marker group (element present) is
+        '', and so is a repeated child's group without repetitions (leaf texts never are)."""
+        values = list(groups)
+        for index, convert in self._escaped if escaped else self._plain:
+            text = values[index]
+            if text:
+                values[index] = convert(text)
+        return values
+
+
+def _escaping(kind: int, convert: Any) -> Convert:
+    if kind == _REPEATED:
+        return convert.escaped
+    if convert is None:
+        return unescape
+    return lambda text: convert(unescape(text))
+
+
+class Repeated:
+    """Conversion of a repeated carried child's group: the values of each repetition."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: Compiled) -> None:
+        self.item = item
+
+    def read(self, text: str, escaped: bool) -> tuple[list, ...]:
+        items = []
+        pattern, position, end = self.item.pattern, 0, len(text)
+        while position < end:
+            match = pattern.match(text, position)
+            if match is None:
+                raise Unreadable
+            items.append(self.item.values_of(match.groups(), escaped))
+            position = match.end()
+        return tuple(items)
+
+    def __call__(self, text: str) -> tuple[list, ...]:
+        return self.read(text, False)
+
+    def escaped(self, text: str) -> tuple[list, ...]:
+        return self.read(text, True)
+
+
+class _Compiler:
+    """Element expressions start after their `<` and end past the `<` that follows them, so
+    that each optional child's alternative starts with its name: sre's branch skips it at once
+    when the next element's name starts with another letter."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix  # "" or "p:"
+        self.captures: list[tuple[Path, int, Any]] = []
+
+    def element(self, name: str, reader: Any, path: Path, depth: int, capture: bool) -> str:
+        """`name>...</name>` at `depth`, the white space after it and the next `<`."""
+        tag = re.escape(self.prefix + name)
+        if reader is None:  # skipped: any content within the depth limit
+            levels = min(SKIPPED_LEVELS, DEPTH_MAX - depth)
+            content = f"(?:[^<]++|{any_element(levels)})*+" if levels > 0 else "[^<]*+"
+            return f"{tag}(?:/>|>{content}</{tag}>){WHITE}<"
+        if isinstance(reader, Shape):
+            marker = ""
+            if capture:
+                marker = "()"
+                self.captures.append(((*path, name), _MARKER, None))
+            inner = self.children(reader, (*path, name), depth, capture)
+            return f"{tag}>{marker}{WHITE}<{inner}/{tag}>{WHITE}<"
+        rule = rule_of(reader)
+        text = rule.pattern
+        if capture:
+            text = f"({text})"
+            self.captures.append(((*path, name), _LEAF, rule.convert))
+        start = f'{tag} {rule.attribute}="' if rule.attribute else f"{tag}>"
+        return f"{start}{text}</{tag}>{WHITE}<"
+
+    def children(self, shape: Shape, path: Path, depth: int, capture: bool) -> str:
+        """The children of a shape, as one atomic group: once they matched, a failure further
+        on never tries them another way (the grammar is deterministic: no other way matches)."""
+        limits = dict(shape.limited)
+        parts = []
+        for name, many in shape.children:
+            if name in shape.refused:
+                continue
+            reader = shape.readers.get(name)
+            required = name in shape.required
+            limit = limits.get(name)
+            if many and reader is not None and limit != 1:
+                element = self.repeated(name, reader, path, depth + 1, capture, required, limit)
+            elif many:
+                element = self.element(name, reader, path, depth + 1, capture)
+                low, high = int(required), "" if limit is None else limit
+                element = f"(?:{element}){{{low},{high}}}+"
+            else:
+                element = self.element(name, reader, path, depth + 1, capture)
+                if not required and not shape.choice:
+                    element = f"(?:{element}|)"
+            parts.append(element)
+        if shape.choice:
+            return "(?>" + "|".join(parts or ["(?!)"]) + ")"
+        return "(?>" + "".join(parts) + ")"
+
+    def repeated(self, name: str, reader: Any, path: Path, depth: int, capture: bool,
+                 required: bool, limit: int | None) -> str:
+        """A repeated carried child: one group holding all repetitions, read by Repeated."""
+        item = self.element(name, reader, path, depth, capture=False)
+        low, high = int(required), "" if limit is None else limit
+        repetitions = f"(?:{item}){{{low},{high}}}+"
+        if not capture:
+            return repetitions
+        inner = _Compiler(self.prefix)
+        item_pattern = inner.element(name, reader, (), depth, capture=True)
+        self.captures.append(
+            ((*path, name), _REPEATED, Repeated(Compiled(item_pattern, inner.captures))))
+        return f"({repetitions})"
+
+
+def compile_element(name: str, shape: Shape, prefix: str, depth: int, before: str = "") -> Compiled:
+    """The expression of element `name` read by `shape` at `depth` (the root is at 1), after
+    `before`, which ends with the element's `<`; values are keyed by paths below the element.
+    The expression ends past the `<` that follows the element."""
+    compiler = _Compiler(prefix)
+    tag = re.escape(prefix + name)
+    inner = compiler.children(shape, (), depth, capture=True)
+    return Compiled(f"{before}{tag}>{WHITE}<{inner}/{tag}>{WHITE}<", compiler.captures)
+
+
+def compile_skipped(name: str, prefix: str, depth: int) -> str:
+    """The expression of a child scopay skips, named `name`, at `depth` (from after its `<`
+    to past the next `<`)."""
+    return _Compiler(prefix).element(name, None, (), depth, capture=False)
