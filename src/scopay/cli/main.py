@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -59,6 +60,20 @@ def open_engine(db: Path, **settings: bool) -> Engine:
     except StoreLockedError as error:
         err.print(f"[red]{error}[/red]: stop `scopay serve` first, or use the HTTP API.")
         raise typer.Exit(2) from None
+
+
+@contextmanager
+def writing(db: Path):
+    """The engine for one writing command: a refused command exits 1 with its reason, and
+    the database is released whatever happens."""
+    engine = open_engine(db)
+    try:
+        yield engine
+    except CommandRefused as error:
+        err.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        engine.close()
 
 
 def seed_reference_network(engine: Engine, at_us: int) -> tuple[int, int, int]:
@@ -146,13 +161,10 @@ def transfer(
     except (AmountError, CurrencyError) as error:
         err.print(f"[red]refused:[/red] {error}")
         raise typer.Exit(2) from None
-    engine = open_engine(db)
-    try:
+    with writing(db) as engine:
         chosen = transfer_id or f"cli-{now_us()}"
         (outcome,) = engine.submit([Transfer(chosen, debit_account, credit_account, amount_minor,
                                              currency)], now_us())
-    finally:
-        engine.close()
     if outcome.rejection is not None:
         err.print(f"[red]rejected[/red] {outcome.rejection.value}: "
                   f"{REJECTION_TEXT[outcome.rejection]}")
@@ -218,14 +230,8 @@ def keys_issue(
 ) -> None:
     """Make a signing key pair for a participant, register its public half, write the
     private key to --out. (A bank that makes its own key uses `keys register`.)"""
-    engine = open_engine(db)
-    try:
+    with writing(db) as engine:
         key_id = issue_key_file(engine, bic, out, now_us())
-    except CommandRefused as error:
-        err.print(f"[red]refused:[/red] {error}")
-        raise typer.Exit(1) from None
-    finally:
-        engine.close()
     console.print(f"key {key_id} for {bic}: private key in {out}")
 
 
@@ -239,15 +245,9 @@ def keys_register(
     if not signing.is_public_key(public_key):
         err.print("[red]refused:[/red] not an Ed25519 public key (32 bytes, base64url)")
         raise typer.Exit(2)
-    engine = open_engine(db)
-    try:
+    with writing(db) as engine:
         key_id = signing.new_key_id()
         engine.register_key(key_id, bic, public_key, now_us())
-    except CommandRefused as error:
-        err.print(f"[red]refused:[/red] {error}")
-        raise typer.Exit(1) from None
-    finally:
-        engine.close()
     console.print(key_id)
 
 
@@ -255,14 +255,8 @@ def keys_register(
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id to revoke.")],
                 db: DbOption = DEFAULT_DB) -> None:
     """Revoke a signing key at once."""
-    engine = open_engine(db)
-    try:
+    with writing(db) as engine:
         engine.revoke_key(key_id, now_us())
-    except CommandRefused as error:
-        err.print(f"[red]refused:[/red] {error}")
-        raise typer.Exit(1) from None
-    finally:
-        engine.close()
     console.print(f"revoked {key_id}")
 
 
