@@ -4,7 +4,7 @@ as integers), stable (sorted keys), and complete (decoding gives an equal Paymen
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import fields
 from decimal import Decimal
 
 from scopay.domain.payment import (
@@ -17,11 +17,29 @@ from scopay.domain.payment import (
 )
 
 
+_FIELDS = tuple(f.name for f in fields(Payment))
+_ADDRESS_FIELDS = tuple(f.name for f in fields(PostalAddress))
+
+
 def encode_payment(payment: Payment) -> str:
-    data = asdict(payment)
+    """JSON of every field. Built by hand: dataclasses.asdict deep-copies recursively and
+    cost a fifth of the engine's time on bulk payments."""
+    data = {name: getattr(payment, name) for name in _FIELDS}
+    data["debtor"] = _party_data(payment.debtor)
+    data["creditor"] = _party_data(payment.creditor)
+    data["intermediary_agents"] = list(payment.intermediary_agents)
+    data["charges"] = [list(charge) for charge in payment.charges]
     if payment.exchange_rate is not None:
         data["exchange_rate"] = str(payment.exchange_rate)
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _party_data(party: Party) -> dict:
+    address = party.address
+    return {"name": party.name, "account": party.account,
+            "address": None if address is None else {
+                **{name: getattr(address, name) for name in _ADDRESS_FIELDS},
+                "address_lines": list(address.address_lines)}}
 
 
 def decode_payment(text: str) -> Payment:
