@@ -16,7 +16,6 @@ from scopay.domain.payment import (
     SettlementMethod,
 )
 
-
 _FIELDS = tuple(f.name for f in fields(Payment))
 _ADDRESS_FIELDS = tuple(f.name for f in fields(PostalAddress))
 
