@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -351,21 +351,26 @@ class TextReading:
         *agent_paths("InstdAgt"), *agent_paths("IntrmyAgt1"), *agent_paths("IntrmyAgt2"),
         *agent_paths("IntrmyAgt3"), *agent_paths("DbtrAgt"), *agent_paths("CdtrAgt"))
     MAPPED: tuple = ()  # what a message type maps besides, after BASICS
+    MARKED: tuple = ()  # components whose presence it reads elsewhere (repetitions)
+
+    HEADER = (("MsgId",), ("CreDtTm",), ("NbOfTxs",), ("CtrlSum",), ("TtlIntrBkSttlmAmt",),
+              ("IntrBkSttlmDt",), ("SttlmInf", "SttlmMtd"), ("PmtTpInf", "InstrPrty"),
+              ("PmtTpInf", "ClrChanl"), *agent_paths("InstgAgt"), *agent_paths("InstdAgt"))
+    TIMES = (("SttlmTmReq", "FrTm"), ("SttlmTmReq", "TillTm"), ("SttlmTmReq", "RjctTm"))  # last
 
     def __init__(self, version: CreditTransferVersion, prefix: str) -> None:
         message_tag = re.escape(prefix + version.message_name)
         self.head = compile_element("GrpHdr", version.message.readers["GrpHdr"], prefix, 3,
-                                    before=f"{PROLOGUE}<{message_tag}>{WHITE}<")
-        self.transaction = compile_element("CdtTrfTxInf", version.transaction, prefix, 3)
+                                    before=f"{PROLOGUE}<{message_tag}>{WHITE}<",
+                                    markers=self.HEADER)
+        fields = (*self.BASICS, *self.MAPPED)
+        self.transaction = compile_element("CdtTrfTxInf", version.transaction, prefix, 3,
+                                           markers=(*fields, *self.MARKED))
         self.tail = re.compile(
             f"(?:{compile_skipped('SplmtryData', prefix, 3)})*+/{message_tag}>")
-        self._header = self.head.getter(
-            ("MsgId",), ("CreDtTm",), ("NbOfTxs",), ("CtrlSum",), ("TtlIntrBkSttlmAmt",),
-            ("IntrBkSttlmDt",), ("SttlmInf", "SttlmMtd"), ("PmtTpInf", "InstrPrty"),
-            ("PmtTpInf", "ClrChanl"), *agent_paths("InstgAgt"), *agent_paths("InstdAgt"))
-        self.fields = self.transaction.getter(*self.BASICS, *self.MAPPED)
-        self.settlement_times = self.transaction.getter(
-            ("SttlmTmReq", "FrTm"), ("SttlmTmReq", "TillTm"), ("SttlmTmReq", "RjctTm"))
+        self._header = self.head.getter(*self.HEADER)
+        # What read_transaction gets, in this order.
+        self.fields = self.transaction.indexes(*fields, *self.TIMES)
 
     def read_header(self, groups: tuple, escaped: bool) -> tuple:
         """(MsgId, CreDtTm, NbOfTxs, CtrlSum, TtlIntrBkSttlmAmt, IntrBkSttlmDt, SttlmMtd,
@@ -408,7 +413,7 @@ def text_reading(version: CreditTransferVersion, prefix: str | None,
     return compiled
 
 
-TextTransactionReader = Callable[[list, TextReading, tuple], Payment]
+TextTransactionReader = Callable[[tuple, TextReading, tuple], Payment]
 
 
 def read_credit_transfer_text(data: bytes, document: etree._Element,
@@ -430,18 +435,20 @@ def read_credit_transfer_text(data: bytes, document: etree._Element,
         return None
     escaped = "&" in text
     match = reading.transaction.pattern.match
-    values_of = reading.transaction.values_of
     position = head.end()
-    payments = []
+    found = []  # each transaction's groups: matched first, converted and mapped next
+    while (transaction := match(text, position)) is not None:
+        found.append(transaction.groups())
+        position = transaction.end()
+    if reading.tail.match(text, position) is None:
+        return None
     try:
         header = reading.read_header(head.groups(), escaped)
-        while (transaction := match(text, position)) is not None:
-            payments.append(read_transaction(values_of(transaction.groups(), escaped), reading,
-                                             header))
-            position = transaction.end()
-        if (reading.tail.match(text, position) is None or header[2] != len(payments)
-                or not 0 < len(payments) <= TRANSACTIONS_MAX
-                or not sums_agree(header[3], header[4], payments)):
+        if header[2] != len(found) or not 0 < len(found) <= TRANSACTIONS_MAX:
+            return None
+        payments = [read_transaction(values, reading, header)
+                    for values in reading.transaction.rows_of(found, escaped, reading.fields)]
+        if not sums_agree(header[3], header[4], payments):
             return None
     except Unreadable:
         return None
@@ -463,14 +470,14 @@ def sums_agree(declared: Decimal | None, total: tuple[int, str] | None,
     return total is None or (len(minors) == 1 and minors.get(total[1]) == total[0])
 
 
-def settlement_times_text(values: list, reading: TextReading, day: date | None,
-                         header: tuple) -> tuple[int | None, int | None, int | None]:
-    """settlement_times from checked texts, for a transaction with SttlmTmReq."""
+def settlement_times_text(times: Sequence, day: date | None, header: tuple
+                         ) -> tuple[int | None, int | None, int | None]:
+    """settlement_times from the checked FrTm, TillTm and RjctTm of a transaction with
+    SttlmTmReq."""
     day = day or header[5]
     if day is None:
         raise Unreadable
-    return tuple(None if clock is None else instant_us(day, clock)
-                 for clock in reading.settlement_times(values))
+    return tuple(None if clock is None else instant_us(day, clock) for clock in times)
 
 
 def intermediaries_text(agent1: str | None, bic1: str | None, agent2: str | None,

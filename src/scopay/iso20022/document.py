@@ -39,6 +39,8 @@ def check_message_type(element: etree._Element, expected: tuple[str, ...]) -> st
     """The message type an element's namespace names, refused unless one of `expected`."""
     namespace = namespace_of(element)
     message_type = message_type_of(namespace)
+    if message_type in expected:
+        return message_type
     readable = ", ".join(expected)
     if message_type is None:
         raise MessageRefused(
@@ -64,7 +66,7 @@ def open_document(data: bytes, expected: tuple[str, ...]) -> tuple[etree._Elemen
 def check_document(document: etree._Element, expected: tuple[str, ...]) -> str:
     """The message type of a Document element, refused unless expected and schema-valid."""
     message_type = check_message_type(document, expected)
-    if etree.QName(document).localname != "Document":
+    if not document.tag.endswith("}Document"):  # the namespace is an ISO one
         refuse_at(document, ReasonCode.INVALID_FILE_FORMAT,
                   f"element is {etree.QName(document).localname}; expected Document")
     validate_against_schema(document, message_type)

@@ -48,6 +48,11 @@ READERS: dict[str, Callable[[etree._Element, str], object]] = {
     CAMT054_V08: read_camt054,
 }
 MESSAGE_TYPES = tuple(READERS)
+# Readers that can read a bare Document from its bytes (falling back to the tree).
+TEXT_READERS: dict[str, Callable[[etree._Element, str, bytes], object]] = {
+    PACS008_V08: read_pacs008,
+    PACS008_V13: read_pacs008,
+}
 
 
 def parse_message(data: bytes) -> tuple[str, object]:
@@ -59,9 +64,13 @@ def parse_message(data: bytes) -> tuple[str, object]:
         return message_type, BusinessMessage(header, message_type, value)
     if root.tag == HEAD_NS + "AppHdr":
         return HEAD001_V02, read_app_header(root)
-    return read_document(root)
+    return read_document(root, data)
 
 
-def read_document(document: etree._Element) -> tuple[str, object]:
+def read_document(document: etree._Element, data: bytes | None = None) -> tuple[str, object]:
+    """The type and value of a Document; `data`, the bytes of a bare Document, lets the
+    pacs.008 reader read from the text (pattern.py)."""
     message_type = check_document(document, MESSAGE_TYPES)
+    if data is not None and message_type in TEXT_READERS:
+        return message_type, TEXT_READERS[message_type](document, message_type, data)
     return message_type, READERS[message_type](document, message_type)

@@ -1,0 +1,280 @@
+"""pacs.008 is read from its text by expressions compiled from the Shapes (pattern.py), and from
+its tree for whatever they do not take. Both readers give the same value, or the same refusal
+with the same reason code and text: over generated messages, over layouts real senders use,
+and over random breakage of a sample."""
+
+from __future__ import annotations
+
+import copy
+import re
+import string
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from iso_support import SAMPLES_DIR, credit_transfers
+from lxml import etree
+
+from scopay.iso20022 import credit_transfer, pattern
+from scopay.iso20022.credit_transfer import (
+    PREFIXES_MAX,
+    read_credit_transfer,
+    read_credit_transfer_text,
+)
+from scopay.iso20022.document import open_document
+from scopay.iso20022.message import parse_message
+from scopay.iso20022.pacs008 import (
+    MESSAGE_TYPES,
+    VERSIONS,
+    TransactionText,
+    build_pacs008,
+    parse_pacs008,
+    read_transaction,
+    read_transaction_text,
+)
+from scopay.iso20022.parsing import DEPTH_MAX, MessageRefused
+
+CUSTOMER_TRANSFER = (SAMPLES_DIR / "pacs008_cbpr_customer_transfer.xml").read_bytes()
+CURRENT_VERSION = (SAMPLES_DIR / "pacs008_v13_customer_transfer.xml").read_bytes()
+NS08 = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
+
+EXAMPLES = settings(max_examples=40, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def from_text(data: bytes):
+    """The text reader alone: the message, or None where it leaves the message to the tree."""
+    document, message_type = open_document(data, MESSAGE_TYPES)
+    return read_credit_transfer_text(data, document, VERSIONS[message_type], TransactionText,
+                                     read_transaction_text)
+
+
+def from_tree(data: bytes):
+    """The tree reader alone (how pacs.008 was read before the text reader)."""
+    document, message_type = open_document(data, MESSAGE_TYPES)
+    return read_credit_transfer(document, VERSIONS[message_type], read_transaction)
+
+
+def outcome(read, data: bytes):
+    try:
+        return read(data)
+    except MessageRefused as refused:
+        return refused.reason_code, refused.text
+
+
+def altered(data: bytes, old: str, new: str) -> bytes:
+    assert old.encode() in data, f"sample lacks {old!r}"
+    return data.replace(old.encode(), new.encode())
+
+
+def compact(data: bytes) -> bytes:
+    return re.sub(rb">\s+<", b"><", data)
+
+
+# Messages scopay writes ----------------------------------------------------------------------
+
+@EXAMPLES
+@given(message=credit_transfers(), version=st.sampled_from(MESSAGE_TYPES))
+def test_generated_messages_are_read_from_their_text(message, version):
+    data = build_pacs008(message, version)
+    assert from_text(data) == message == from_tree(data)
+
+
+def test_samples_are_read_from_their_text():
+    for data in (CUSTOMER_TRANSFER, CURRENT_VERSION):
+        message = from_text(data)
+        assert message is not None
+        assert message == from_tree(data) == parse_pacs008(data) == parse_message(data)[1]
+
+
+# Layouts ---------------------------------------------------------------------------------------
+
+PREFIXED = altered(
+    re.sub(rb"<(/?)(?=[A-Z])", rb"<\1doc:", CUSTOMER_TRANSFER),
+    f'<doc:Document xmlns="{NS08}">', f'<doc:Document xmlns:doc="{NS08}">')
+READ_FROM_TEXT = {
+    "compact": compact(CUSTOMER_TRANSFER),
+    "CRLF and tabs between elements": CUSTOMER_TRANSFER.replace(b"\n", b"\r\n")
+    .replace(b"  ", b"\t"),
+    "no declaration": CUSTOMER_TRANSFER.split(b"\n", 1)[1],
+    "byte order mark": b"\xef\xbb\xbf" + CUSTOMER_TRANSFER,
+    "single-quoted declaration": altered(CUSTOMER_TRANSFER, '<?xml version="1.0" '
+                                         'encoding="UTF-8"?>',
+                                         "<?xml version='1.0' encoding='utf-8'?>"),
+    "prefixed tags": PREFIXED,
+    "Document attributes": altered(
+        CUSTOMER_TRANSFER, f'<Document xmlns="{NS08}">',
+        f'<Document xmlns="{NS08}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        f"xsi:schemaLocation='{NS08} pacs.008.001.08.xsd'>"),
+    "entities in a name": altered(CUSTOMER_TRANSFER, "<Nm>ООО «Северный Шёлк»</Nm>",
+                                  "<Nm>Ivanov &amp; Sons &lt;Shёlk&gt; &quot;A&apos;</Nm>"),
+    "character references": altered(CUSTOMER_TRANSFER, "<TwnNm>上海</TwnNm>",
+                                    "<TwnNm>&#x4E0A;&#28023;</TwnNm>"),
+    "reference in an id": altered(CUSTOMER_TRANSFER, "<InstrId>ICBK-INS-0001</InstrId>",
+                                  "<InstrId>ICBK&#45;INS-0001</InstrId>"),
+    "unstructured address lines": altered(
+        CUSTOMER_TRANSFER, "<Ctry>RU</Ctry>",
+        "<Ctry>RU</Ctry><AdrLine>Tverskaya 7</AdrLine><AdrLine>Moscow &amp; region</AdrLine>"),
+    "skipped content nested deep": altered(
+        CUSTOMER_TRANSFER, "</FIToFICstmrCdtTrf>",
+        "<SplmtryData><Envlp><a x='1' y=\"2\"><b><c/><c>t</c></b></a></Envlp></SplmtryData>"
+        "</FIToFICstmrCdtTrf>"),
+    "empty skipped elements": altered(CUSTOMER_TRANSFER, "<TxId>ICBK-TX-0001</TxId>",
+                                      "<TxId/>"),
+    "current version": CURRENT_VERSION,
+    "current version, compact": compact(CURRENT_VERSION),
+}
+
+
+@pytest.mark.parametrize("data", READ_FROM_TEXT.values(), ids=READ_FROM_TEXT.keys())
+def test_layouts_senders_use_are_read_from_the_text(schemas_unconfigured, data):
+    message = from_text(data)
+    assert message is not None
+    assert message == from_tree(data)
+
+
+READ_FROM_TREE = {
+    "comment inside": altered(CUSTOMER_TRANSFER, "<ChrgBr>", "<!-- shared --><ChrgBr>"),
+    "comment in a text": altered(CUSTOMER_TRANSFER, "<TwnNm>上海</TwnNm>",
+                                 "<TwnNm>上<!-- x -->海</TwnNm>"),
+    "CDATA": altered(CUSTOMER_TRANSFER, "<TwnNm>上海</TwnNm>", "<TwnNm><![CDATA[上海]]></TwnNm>"),
+    "processing instruction": altered(CUSTOMER_TRANSFER, "<ChrgBr>", "<?note x?><ChrgBr>"),
+    "attribute on a read element": altered(CUSTOMER_TRANSFER, "<TwnNm>",
+                                           '<TwnNm xml:lang="zh">'),
+    "namespace declared again": altered(CUSTOMER_TRANSFER, "<Dbtr>", f'<Dbtr xmlns="{NS08}">'),
+    "carriage return in a text": altered(CUSTOMER_TRANSFER, "<Ustrd>Invoice 2026-11-0042,",
+                                         "<Ustrd>Invoice\r\n2026-11-0042,"),
+    "space in an end tag": altered(CUSTOMER_TRANSFER, "</ChrgBr>", "</ChrgBr >"),
+    "text between elements": altered(CUSTOMER_TRANSFER, "<ChrgBr>", "x<ChrgBr>"),
+    "skipped content beyond the expressions' depth": altered(
+        CUSTOMER_TRANSFER, "</FIToFICstmrCdtTrf>",
+        "<SplmtryData><Envlp>" + "<x>" * (pattern.SKIPPED_LEVELS + 1)
+        + "</x>" * (pattern.SKIPPED_LEVELS + 1) + "</Envlp></SplmtryData></FIToFICstmrCdtTrf>"),
+    "comment before the message element": altered(
+        CUSTOMER_TRANSFER, f'<Document xmlns="{NS08}">',
+        f'<Document xmlns="{NS08}"><!-- -->'),
+}
+
+
+@pytest.mark.parametrize("data", READ_FROM_TREE.values(), ids=READ_FROM_TREE.keys())
+def test_other_layouts_are_read_from_the_tree(schemas_unconfigured, data):
+    assert from_text(data) is None
+    assert parse_pacs008(data) == from_tree(data)
+
+
+def test_a_prefix_the_document_does_not_share_is_read_from_the_tree(schemas_unconfigured):
+    # The message element is unprefixed, but its default namespace is not the ISO one.
+    data = altered(PREFIXED, f'<doc:Document xmlns:doc="{NS08}">',
+                   f'<doc:Document xmlns:doc="{NS08}" xmlns="urn:example">')
+    data = data.replace(b"doc:FIToFICstmrCdtTrf", b"FIToFICstmrCdtTrf")
+    assert outcome(parse_pacs008, data) == outcome(from_tree, data)
+    assert outcome(parse_pacs008, data)[0] == "FF01"
+
+
+def test_a_limited_number_of_prefixes_is_compiled(schemas_unconfigured, monkeypatch):
+    monkeypatch.setattr(credit_transfer, "_readings", {})
+    for number in range(PREFIXES_MAX + 2):
+        data = PREFIXED.replace(b"doc:", f"p{number}:".encode()).replace(
+            b"xmlns:doc=", f"xmlns:p{number}=".encode())
+        message = from_text(data)
+        assert (message is not None) == (number < PREFIXES_MAX - 1)  # "" is compiled too
+        assert parse_pacs008(data) == from_tree(data)
+        if number == 0:
+            from_text(CUSTOMER_TRANSFER)
+
+
+def test_deep_nesting_is_refused_alike():
+    deep = "<Envlp>" + "<x>" * DEPTH_MAX + "</x>" * DEPTH_MAX + "</Envlp>"
+    data = altered(CUSTOMER_TRANSFER, "</FIToFICstmrCdtTrf>",
+                   f"<SplmtryData>{deep}</SplmtryData></FIToFICstmrCdtTrf>")
+    assert outcome(parse_pacs008, data) == outcome(from_tree, data)
+    assert "nest deeper" in outcome(parse_pacs008, data)[1]
+
+
+# Breakage --------------------------------------------------------------------------------------
+
+TEXTS = st.one_of(
+    st.text(string.ascii_letters + string.digits + " .-:+&;<>\"'#x", max_size=40),
+    st.sampled_from(["0", "0.00", "1.001", "12345678901234567.89", "2026-02-30", "25:00:00Z",
+                     "RTGS", "MPNS", "HIGH", "URGT", "NORM", "SHAR", "XXXX", "RUB", "EUR",
+                     "BOGUS", "ICBKCNBJ", "icbkcnbj", "SABRRUMMXXX", "CN", "cn",
+                     "8a562c67-ca16-48ba-b074-65581be6f011", "GB82WEST12345698765432",
+                     "2026-11-29T09:30:00Z", "2026-11-29T09:30:00", "1", "2", "&#x4E0A;",
+                     "&amp;", " ", "x" * 141]),
+)
+
+
+def mutate(data: bytes, draw) -> bytes:
+    """One random change to one random element: its text, its Ccy, its place, its presence,
+    a repetition, a stranger beside it, or an element inside it."""
+    root = etree.fromstring(data)
+    elements = [element for element in root.iter() if element is not root
+                and element.getparent() is not root]
+    element = draw(st.sampled_from(elements))
+    parent = element.getparent()
+    change = draw(st.sampled_from(["text", "ccy", "drop", "repeat", "swap", "stranger",
+                                   "child", "empty"]))
+    if change == "text" and not len(element):
+        element.text = draw(TEXTS)
+    elif change == "ccy" and element.get("Ccy") is not None:
+        element.set("Ccy", draw(st.sampled_from(["EUR", "JPY", "KWD", "XXX", "rub", ""])))
+    elif change == "drop":
+        parent.remove(element)
+    elif change == "repeat":
+        element.addnext(copy.deepcopy(element))
+    elif change == "swap" and element.getnext() is not None:
+        element.getnext().addnext(element)
+    elif change == "stranger":
+        name = draw(st.sampled_from(["Tip", "UltmtCdtr", "Strd", "Prtry", "CLSTm", "TxId",
+                                     "IntrmyAgt2", "InstrPrty", "SttlmTmReq", "BICFI"]))
+        stranger = etree.Element(f"{{{NS08}}}{name}")
+        stranger.text = draw(TEXTS)
+        element.addnext(stranger)
+    elif change == "child":
+        etree.SubElement(element, f"{{{NS08}}}{draw(st.sampled_from(['Cd', 'Id', 'x']))}")
+    elif change == "empty":
+        for child in list(element):
+            element.remove(child)
+        element.text = None
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+BREAKAGE = [HealthCheck.too_slow, HealthCheck.data_too_large,
+            HealthCheck.function_scoped_fixture]  # the schema fixtures hold for every example
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=BREAKAGE)
+@given(data=st.data(), sample=st.sampled_from([CUSTOMER_TRANSFER, CURRENT_VERSION]),
+       layout=st.sampled_from([bytes, compact]))
+def test_broken_messages_are_refused_as_the_tree_reader_refuses_them(schemas_unconfigured,
+                                                                      data, sample, layout):
+    message = layout(mutate(sample, data.draw))
+    assert outcome(parse_pacs008, message) == outcome(from_tree, message)
+    assert outcome(parse_message, message) == outcome(
+        lambda raw: (open_document(raw, MESSAGE_TYPES)[1], from_tree(raw)), message)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=BREAKAGE)
+@given(data=st.data())
+def test_broken_messages_are_refused_alike_with_the_schema(schemas_configured, data):
+    message = mutate(CUSTOMER_TRANSFER, data.draw)
+    assert outcome(parse_pacs008, message) == outcome(from_tree, message)
+
+
+# Pieces ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("written", "read"), [
+    ("a &amp; b", "a & b"), ("&lt;&gt;&quot;&apos;", "<>\"'"), ("&#65;&#x42;&#x4e0a;", "AB上"),
+    ("&amp;amp;", "&amp;"), ("plain", "plain"),
+])
+def test_references_expand_as_the_parser_expands_them(written, read):
+    assert pattern.unescape(written) == read
+    document = etree.fromstring(f"<a>{written}</a>".encode())
+    assert document.text == read
+
+
+def test_embedded_patterns_lose_their_groups_only():
+    embedded = pattern.non_capturing(r"(0|[1-9][0-9]*)(\.[0-9]+)?(?P<x>a)\(")
+    assert re.compile(embedded).groups == 0
+    assert re.fullmatch(embedded, "10.5a(")
+    assert not re.fullmatch(embedded, "01a(")
