@@ -1,7 +1,8 @@
 """pacs.008 is read from its text by expressions compiled from the Shapes (pattern.py), and from
 its tree for whatever they do not take. Both readers give the same value, or the same refusal
 with the same reason code and text: over generated messages, over layouts real senders use,
-and over random breakage of a sample."""
+and over random breakage of the samples; and each leaf reader's text rule takes only what the
+reader takes, with the same value."""
 
 from __future__ import annotations
 
@@ -33,9 +34,15 @@ from scopay.iso20022.pacs008 import (
     read_transaction_text,
 )
 from scopay.iso20022.parsing import DEPTH_MAX, MessageRefused
+from scopay.iso20022.shape import Shape, keep_element
 
 CUSTOMER_TRANSFER = (SAMPLES_DIR / "pacs008_cbpr_customer_transfer.xml").read_bytes()
 CURRENT_VERSION = (SAMPLES_DIR / "pacs008_v13_customer_transfer.xml").read_bytes()
+# The T2 batch's Document alone (its sample is in an envelope): group-level settlement date,
+# clearing channel and instructing agent, control sum and total, a settlement time window.
+BATCH = etree.tostring(
+    etree.fromstring((SAMPLES_DIR / "pacs008_t2_batch_envelope.xml").read_bytes())[1],
+    xml_declaration=True, encoding="UTF-8")
 NS08 = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
 
 EXAMPLES = settings(max_examples=40, deadline=None,
@@ -81,7 +88,7 @@ def test_generated_messages_are_read_from_their_text(message, version):
 
 
 def test_samples_are_read_from_their_text():
-    for data in (CUSTOMER_TRANSFER, CURRENT_VERSION):
+    for data in (CUSTOMER_TRANSFER, CURRENT_VERSION, BATCH):
         message = from_text(data)
         assert message is not None
         assert message == from_tree(data) == parse_pacs008(data) == parse_message(data)[1]
@@ -122,6 +129,8 @@ READ_FROM_TEXT = {
     "empty skipped elements": altered(CUSTOMER_TRANSFER, "<TxId>ICBK-TX-0001</TxId>",
                                       "<TxId/>"),
     "current version": CURRENT_VERSION,
+    "batch": BATCH,
+    "batch, compact": compact(BATCH),
     "current version, compact": compact(CURRENT_VERSION),
 }
 
@@ -195,7 +204,8 @@ def test_deep_nesting_is_refused_alike():
 
 TEXTS = st.one_of(
     st.text(string.ascii_letters + string.digits + " .-:+&;<>\"'#x", max_size=40),
-    st.sampled_from(["0", "0.00", "1.001", "12345678901234567.89", "2026-02-30", "25:00:00Z",
+    st.sampled_from(["0", "0.00", "1.001", "12345678901234567.89", "999999999999999999",
+                     "92233720368547758.08", "2026-02-30", "25:00:00Z",
                      "RTGS", "MPNS", "HIGH", "URGT", "NORM", "SHAR", "XXXX", "RUB", "EUR",
                      "BOGUS", "ICBKCNBJ", "icbkcnbj", "SABRRUMMXXX", "CN", "cn",
                      "8a562c67-ca16-48ba-b074-65581be6f011", "GB82WEST12345698765432",
@@ -244,7 +254,7 @@ BREAKAGE = [HealthCheck.too_slow, HealthCheck.data_too_large,
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=BREAKAGE)
-@given(data=st.data(), sample=st.sampled_from([CUSTOMER_TRANSFER, CURRENT_VERSION]),
+@given(data=st.data(), sample=st.sampled_from([CUSTOMER_TRANSFER, CURRENT_VERSION, BATCH]),
        layout=st.sampled_from([bytes, compact]))
 def test_broken_messages_are_refused_as_the_tree_reader_refuses_them(schemas_unconfigured,
                                                                       data, sample, layout):
@@ -278,3 +288,86 @@ def test_embedded_patterns_lose_their_groups_only():
     assert re.compile(embedded).groups == 0
     assert re.fullmatch(embedded, "10.5a(")
     assert not re.fullmatch(embedded, "01a(")
+
+
+def test_parse_message_reads_bare_documents_from_their_text(monkeypatch):
+    def no_tree(*_):
+        raise AssertionError("read from the tree")
+
+    monkeypatch.setattr("scopay.iso20022.pacs008.read_credit_transfer", no_tree)
+    assert parse_message(CUSTOMER_TRANSFER)[1] == parse_pacs008(CUSTOMER_TRANSFER)
+
+
+# Text rules against their readers ---------------------------------------------------------
+
+def leaf_readers(shape, seen=None) -> dict:
+    """Every leaf reader reachable from a shape, by identity, with a name it reads."""
+    seen = {} if seen is None else seen
+    for name, reader in shape.readers.items():
+        if isinstance(reader, Shape):
+            leaf_readers(reader, seen)
+        elif name not in shape.refused and reader is not keep_element:
+            seen.setdefault(id(reader), (name, reader))
+    return seen
+
+
+READERS = {}
+for _version in VERSIONS.values():
+    leaf_readers(_version.message, READERS)
+    leaf_readers(_version.transaction, READERS)
+READER_CASES = sorted(READERS.values(), key=lambda entry: (entry[0], repr(entry[1])))
+EDGES = [
+    "2026-11-29", "2026-02-30", "2026-11-29T09:30:00+08:00", "2026-11-29T09:30:00.123456Z",
+    "2026-11-29T24:00:00Z", "2026-11-29T09:30:00", "09:30:00Z", "23:59:59.999999+05:30",
+    "25:00:00Z", "09:30:00", "0", "00", "0.00", "01", "1250000.00", "999999999999999999",
+    "99999999999999999.9", "92233720368547758.07", "92233720368547758.08", "1.5", "12.5",
+    ".5", "5.", "0.0000000001", "0.00000000001", "123456789012", "123456789012345",
+    "1234567890123456", "RTGS", "MPNS", "RTNS", "HIGH", "NORM", "URGT", "SHAR", "DEBT", "CRED",
+    "SLEV", "CLRG", "INGA", "COVE", "INDA", "GDDS", "G001", "gdds", "ICBKCNBJ", "ICBKCNBJXXX",
+    "1CBKCNBJ", "ICBKCNB", "CN", "cn", "CNN", "GB82WEST12345698765432", "GB82",
+    "8a562c67-ca16-48ba-b074-65581be6f011", "8a562c67-ca16-48ba-7074-65581be6f011",
+    "8A562C67-CA16-48BA-B074-65581BE6F011", "x" * 16, "x" * 17, "x" * 34, "x" * 35, "x" * 36,
+    "x" * 70, "x" * 71, "x" * 140, "x" * 141, "上" * 35, "上" * 36, "&amp;" * 35, "&#65;" * 36,
+    " ", " x ", "a&amp;b", "&lt;x&gt;", "x\ty", "x\ny", "x\ry", "&#13;", "R&#85;B",
+]
+WRITTEN = st.lists(st.one_of(
+    st.sampled_from(list("0123456789.-:+ZT ")), st.sampled_from(list("ABCXYZabcxyz")),
+    st.sampled_from(["&amp;", "&lt;", "&#65;", "&#x4E0A;", "上", "Ё", "\t", "\n", "\r", ">"]),
+), max_size=40).map("".join)
+CURRENCIES = ["RUB", "JPY", "KWD", "XXX", "rub"]
+
+
+def agree(reader, written: str, currency: str) -> None:
+    """What a text rule takes, its reader takes with the same value."""
+    name, read = reader
+    rule = pattern.rule_of(read)
+    group = f'{currency}">{written}' if rule.attribute else written
+    attribute = f' {rule.attribute}="{currency}"' if rule.attribute else ""
+    element = etree.fromstring(f"<{name}{attribute}>{written}</{name}>".encode())
+    try:
+        expected = read(element)
+    except MessageRefused:
+        expected = MessageRefused
+    try:
+        if not re.fullmatch(rule.pattern, group):
+            raise pattern.Unreadable
+        value = pattern.unescape(group)
+        if rule.convert is not None:
+            value = rule.convert(value)
+    except pattern.Unreadable:
+        return
+    assert value == expected, (name, written, currency)
+
+
+@pytest.mark.parametrize("reader", READER_CASES, ids=lambda entry: entry[0])
+def test_text_rules_take_only_what_their_readers_take(reader):
+    for written in EDGES:
+        for currency in CURRENCIES if pattern.rule_of(reader[1]).attribute else CURRENCIES[:1]:
+            agree(reader, written, currency)
+
+
+@settings(max_examples=500, deadline=None)
+@given(reader=st.sampled_from(READER_CASES), written=WRITTEN | st.sampled_from(EDGES),
+       currency=st.sampled_from(CURRENCIES))
+def test_text_rules_take_only_what_their_readers_take_on_any_text(reader, written, currency):
+    agree(reader, written, currency)

@@ -335,7 +335,7 @@ def agent_paths(*path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return path, (*path, "FinInstnId", "BICFI")
 
 
-PREFIXES_MAX = 8  # tag prefixes per version with compiled expressions (most messages use none)
+PREFIXES_MAX = 4  # tag prefixes per version with compiled expressions (most messages use none)
 
 
 class TextReading:

@@ -17,7 +17,13 @@ from typing import TypeVar
 
 from lxml import etree
 
-from scopay.domain.money import CURRENCIES, AmountError, format_amount, parse_amount
+from scopay.domain.money import (
+    AMOUNT_MINOR_MAX,
+    CURRENCIES,
+    AmountError,
+    format_amount,
+    parse_amount,
+)
 from scopay.domain.participant import is_valid_bic
 from scopay.domain.payment import UETR_PATTERN, is_valid_uetr
 from scopay.iso20022.codes import ReasonCode
@@ -158,24 +164,25 @@ def read_amount(element: etree._Element) -> tuple[int, str]:
 
 def amount_text(text: str) -> tuple[int, str]:
     """read_amount's rule on `XXX">1234.56` (Ccy, then a text of _AMOUNT_TEXT): a currency
-    scopay knows, parse_amount's exact reading (no more decimals than the currency has) and at
-    most AMOUNT_DIGITS_MAX digits, which also keeps within parse_amount's text length and
-    AMOUNT_MINOR_MAX."""
+    scopay knows, parse_amount's exact reading (no more decimals than the currency has, at most
+    AMOUNT_MINOR_MAX minor units) and at most AMOUNT_DIGITS_MAX digits, which also keeps within
+    parse_amount's text length."""
     currency, digits = text[:3], text[5:]
-    scale = _SCALES.get(currency)
-    if scale is None or len(digits) - ("." in digits) > AMOUNT_DIGITS_MAX:
+    units = _MINOR_UNITS.get(currency)
+    if units is None or len(digits) - ("." in digits) > AMOUNT_DIGITS_MAX:
         raise Unreadable
     whole, _, fraction = digits.partition(".")
-    units, unit = scale
-    if len(fraction) > units:
+    missing = units - len(fraction)
+    if missing < 0:
         raise Unreadable
-    minor = int(whole) * unit
-    return (minor + int(fraction) * 10 ** (units - len(fraction)) if fraction else minor), currency
+    minor = int(whole + fraction + "0" * missing)
+    if minor > AMOUNT_MINOR_MAX:
+        raise Unreadable
+    return minor, currency
 
 
-# Minor units and their scale per currency; the decimal text parse_amount reads.
-_SCALES = {code: (currency.minor_units, 10**currency.minor_units)
-           for code, currency in CURRENCIES.items()}
+# Minor units per currency; the decimal text parse_amount reads.
+_MINOR_UNITS = {code: currency.minor_units for code, currency in CURRENCIES.items()}
 _AMOUNT_TEXT = r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
 text_rule(read_amount, f'[A-Z]{{3}}">{_AMOUNT_TEXT}', amount_text, attribute="Ccy")
 

@@ -70,7 +70,8 @@ class TextRule:
 
     def __init__(self, pattern: str, convert: Convert | None = None,
                  attribute: str | None = None) -> None:
-        assert re.compile(pattern).groups == 0, f"{pattern!r} has groups"
+        if re.compile(pattern).groups:
+            raise ValueError(f"text rule pattern {pattern!r} has groups")
         self.pattern = pattern
         self.convert = convert
         # An attribute read with the text, written first in the group: `XXX">text` for Ccy.
@@ -97,10 +98,12 @@ def rule_of(reader: Any) -> TextRule:
 
 
 def non_capturing(pattern: str) -> str:
-    """`pattern` with its groups made non-capturing (for embedding a reader's own pattern)."""
+    """`pattern` with its groups made non-capturing, to embed a reader's own pattern (one
+    without parentheses in character classes, as scopay's are)."""
     result = re.sub(r"(?<!\\)\((?!\?)", "(?:", pattern)
     result = re.sub(r"\(\?P<\w+>", "(?:", result)
-    assert re.compile(result).groups == 0, f"cannot embed {pattern!r}"
+    if re.compile(result).groups:
+        raise ValueError(f"cannot embed {pattern!r}")
     return result
 
 
@@ -153,13 +156,13 @@ class Compiled:
     of each, how each group's text becomes a value, and for repeated carried children the
     expression of one repetition (Repeated)."""
 
-    __slots__ = ("pattern", "paths", "kinds", "converts", "_plain", "_escaped")
+    __slots__ = ("pattern", "paths", "converts", "_plain", "_escaped")
 
     def __init__(self, pattern: str, captures: list[tuple[Path, int, Any]]) -> None:
         self.pattern = re.compile(pattern)
-        assert self.pattern.groups == len(captures)
+        if self.pattern.groups != len(captures):
+            raise ValueError("an embedded pattern has groups of its own")
         self.paths = tuple(path for path, _, _ in captures)
-        self.kinds = tuple(kind for _, kind, _ in captures)
         self.converts = tuple(convert for _, _, convert in captures)
         self._plain = tuple((i, convert) for i, (_, kind, convert) in enumerate(captures)
                             if convert is not None)
@@ -176,6 +179,9 @@ class Compiled:
         return itemgetter(*self.indexes(*paths))
 
     def indexes(self, *paths: Path) -> tuple[int, ...]:
+        """Where the values of `paths` (each once) are in values_of's list."""
+        if len(set(paths)) != len(paths):
+            raise ValueError("a path is given twice")
         return tuple(self.index(*path) for path in paths)
 
     def values_of(self, groups: tuple, escaped: bool) -> list:
@@ -197,7 +203,8 @@ class Compiled:
         if len(found) < _BY_GROUP_FROM:
             pick = itemgetter(*indexes)
             return [pick(self.values_of(groups, escaped)) for groups in found]
-        columns = list(zip(*found, strict=True))
+        # Columns are read once each: converted ones into lists, the others by zip below.
+        columns: list[Iterable] = [map(itemgetter(index), found) for index in range(len(found[0]))]
         for index, convert in self._escaped if escaped else self._plain:
             columns[index] = [convert(text) if text else text for text in columns[index]]
         return zip(*[columns[index] for index in indexes], strict=True)
