@@ -43,6 +43,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_serving(app) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Serve the app on a free loopback port in a thread; return the server, thread and URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_S_MAX
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.01)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+def stop_serving(server: uvicorn.Server, thread: threading.Thread) -> None:
+    server.should_exit = True
+    thread.join()
+
+
+@pytest.fixture
+def serve_app():
+    """serve_app(app) -> URL of the app served on loopback until the test ends."""
+    served = []
+
+    def serve(app) -> str:
+        server, thread, url = start_serving(app)
+        served.append((server, thread))
+        return url
+
+    yield serve
+    for server, thread in served:
+        stop_serving(server, thread)
+
+
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory):
     """One server per test module: tests use their own transfer ids and compare balances
@@ -55,17 +89,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory):
         engine.register_key(keys[bic].key_id, bic, keys[bic].public_key, 2)
     runner = EngineRunner(engine, lambda: time.time_ns() // 1000)
     runner.start()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(runner), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_S_MAX
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    yield LiveServer(f"http://127.0.0.1:{port}", engine, keys)
-    server.should_exit = True
-    thread.join()
+    server, thread, url = start_serving(create_app(runner))
+    yield LiveServer(url, engine, keys)
+    stop_serving(server, thread)
     runner.stop()
     engine.close()

@@ -11,15 +11,12 @@ import base64
 import contextlib
 import json
 import math
-import socket
 import sqlite3
-import threading
 import time
 import uuid
 
 import httpx
 import pytest
-import uvicorn
 
 from scopay.api import signing
 from scopay.api.app import create_app
@@ -407,11 +404,10 @@ RATE_PER_S, BURST = 5, 5
 REQUESTS_TRIED = 20
 
 
-STARTUP_S_MAX = 20
 
 
 @pytest.fixture
-def limited_app(engine):
+def limited_app(engine, serve_app):
     """A fresh app over the small network of tests/conftest.py, limited to 5/s, burst 5,
     served on loopback."""
     keys = {}
@@ -421,21 +417,8 @@ def limited_app(engine):
     runner = EngineRunner(engine, lambda: time.time_ns() // 1000).start()
     app = create_app(runner)
     app.state.rate_limiter = RateLimiter(rate_per_s=RATE_PER_S, burst=BURST)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_S_MAX
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    with httpx.Client(base_url=serve_app(app), timeout=30) as client:
         yield client, keys
-    server.should_exit = True
-    thread.join()
     runner.stop()
 
 

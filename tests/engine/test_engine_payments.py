@@ -98,3 +98,26 @@ def test_indirect_participant_settles_through_its_sponsor(engine, network):
     (result,) = engine.submit_payments(ICBK, [payment("KASPKZKA", ABOC, 500)], t + 1)
     assert result.status == PaymentStatus.SETTLED
     assert engine.balance(11).posted_minor == 100_000 - 500  # ICBK's account paid
+
+
+def test_an_answer_under_an_idempotency_key_is_committed_with_its_payments(engine, network,
+                                                                          open_engine):
+    from scopay.engine.payments import Receipt
+
+    rendered = []
+
+    def render(results):
+        rendered.append(results)
+        return 201, f"{results[0].uetr} {results[0].status.value}".encode()
+
+    paid = payment(ICBK, ABOC, 10_000)
+    receipt = Receipt("retry-me", "f" * 64, render)
+    (results,) = engine.submit_payment_requests([(ICBK, [paid], receipt)],
+                                                network.funded_at_us + 1)
+    assert receipt.answer == (201, f"{paid.uetr} settled".encode())
+    assert rendered == [results]
+    engine.close()
+
+    reopened = open_engine()
+    assert reopened.idempotency[(ICBK, "retry-me")] == ("f" * 64, *receipt.answer)
+    assert reopened.payment(paid.uetr).status == PaymentStatus.SETTLED

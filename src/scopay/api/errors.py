@@ -3,7 +3,7 @@ rejection reason to an HTTP status."""
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from scopay.api.schemas import Problem
 from scopay.domain.rejection import Rejection
@@ -30,9 +30,22 @@ class ApiError(Exception):
         self.status, self.title, self.detail, self.rejection = status, title, detail, rejection
 
 
-def problem(status: int, title: str, detail: str, rejection: str | None = None) -> JSONResponse:
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, rejection: str | None = None) -> Response:
+    return Response(problem_body(status, title, detail, rejection), status_code=status,
+                    media_type=PROBLEM_MEDIA_TYPE)
+
+
+def problem_body(status: int, title: str, detail: str, rejection: str | None = None) -> bytes:
     slug = title.lower().replace(" ", "-")
-    body = Problem(type=f"/problems/{slug}", title=title, status=status, detail=detail,
-                   rejection=rejection)
-    return JSONResponse(body.model_dump(), status_code=status,
-                        media_type="application/problem+json")
+    return Problem(type=f"/problems/{slug}", title=title, status=status, detail=detail,
+                   rejection=rejection).model_dump_json().encode()
+
+
+def invalid_input_detail(errors: list) -> str:
+    """The first of pydantic's complaints about a request, in one line."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid"}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    return f"{where or 'body'}: {first.get('msg')}"

@@ -11,13 +11,14 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from scopay.api import auth, signing
-from scopay.api.errors import ApiError, problem
+from scopay.api.errors import PROBLEM_MEDIA_TYPE, ApiError, problem, problem_body
 from scopay.engine.runner import EngineRunner
 
 NONCES_REMEMBERED_MAX = 1_000_000  # seen nonces kept (each only for the time window)
@@ -25,6 +26,8 @@ RATE_PER_S = 10_000  # sustained requests per second per participant
 RATE_BURST = 20_000
 IDEMPOTENT_BODY_BYTES_MAX = 1024 * 1024
 REQUEST_BYTES_MAX = 4 * 1024 * 1024  # answers larger than this are not kept for replay
+IDEMPOTENCY_STATE = "idempotency"  # scope state: (key, request digest) of this request
+ANSWER_KEPT_STATE = "answer_kept"  # scope state: the route committed its answer itself
 
 
 class ReplayGuard:
@@ -77,9 +80,8 @@ async def current_caller(request: Request) -> auth.Caller:
 Caller = Annotated[auth.Caller, Depends(current_caller)]
 
 
-async def authenticate(request: Request, body: bytes) -> auth.Caller:
+def authenticate(scope, headers: dict[str, str], body: bytes) -> auth.Caller:
     """Check the request's signature; refuse stale, replayed, unknown or forged requests."""
-    headers = request.headers
     key_id = headers.get(signing.KEY_ID_HEADER, "")
     timestamp = headers.get(signing.TIMESTAMP_HEADER, "")
     nonce = headers.get(signing.NONCE_HEADER, "")
@@ -94,21 +96,26 @@ async def authenticate(request: Request, body: bytes) -> auth.Caller:
                        f"timestamp more than {signing.SKEW_S_MAX} s away from scopay's clock")
     if not signing.NONCE_PATTERN.fullmatch(nonce):
         raise ApiError(401, "Unauthenticated", "nonce must be 16-64 of A-Z a-z 0-9 _ -")
-    runner: EngineRunner = request.app.state.runner
-    engine = runner.engine
+    state = scope["app"].state
+    engine = state.runner.engine
     found = engine.keys.get(key_id)
-    path = _raw_target(request)
-    message = signing.canonical_request(request.method, path, timestamp, nonce,
+    message = signing.canonical_request(scope["method"], _raw_target(scope), timestamp, nonce,
                                         idempotency_key, body)
     if found is None or found[2] is not None or not signing.verify(found[1], signature,
                                                                      message):
         raise ApiError(401, "Unauthenticated", "unknown or revoked key, or a wrong signature")
-    if not request.app.state.replay_guard.first_use(key_id, nonce, now_s):
+    if not state.replay_guard.first_use(key_id, nonce, now_s):
         raise ApiError(401, "Unauthenticated", "this nonce was used already (replay)")
     participant = engine.participants.get(found[0])
     if participant is None:
         raise ApiError(401, "Unauthenticated", "key of an unknown participant")
     return auth.Caller(participant, key_id)
+
+
+def _headers(scope) -> dict[str, str]:
+    """The request's headers by lower-case name; of a repeated header, the first counts."""
+    return {name.decode("latin-1"): value.decode("latin-1")
+            for name, value in reversed(scope["headers"])}
 
 
 def _declared_length(scope) -> int:
@@ -141,25 +148,33 @@ def _is_unix_seconds(text: str) -> bool:
     return 0 < len(text) <= 12 and text.isascii() and text.isdigit()
 
 
-def _raw_target(request: Request) -> str:
+def _raw_target(scope) -> str:
     """The path and query exactly as sent (percent-encoding kept): what the client signed."""
-    raw_path = request.scope.get("raw_path") or request.url.path.encode()
-    query = request.scope.get("query_string", b"")
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"")
     return (raw_path + (b"?" + query if query else b"")).decode("latin-1")
 
 
-def request_digest(request: Request, body: bytes) -> str:
+def request_digest(scope, body: bytes) -> str:
     return hashlib.sha256(
-        b"\n".join((request.method.encode(), request.url.path.encode(), body))).hexdigest()
+        b"\n".join((scope["method"].encode(), scope["path"].encode(), body))).hexdigest()
+
+
+DirectRoute = Callable[[dict, bytes, auth.Caller], Awaitable[tuple[int, bytes]]]
 
 
 class Guard:
     """ASGI middleware for /v1: read the body (at most REQUEST_BYTES_MAX), authenticate,
     rate-limit, and honour idempotency keys. Plain ASGI, not BaseHTTPMiddleware: it runs on
-    every request and the extra task and stream layers of the latter cost real throughput."""
+    every request and the extra task and stream layers of the latter cost real throughput.
 
-    def __init__(self, app) -> None:
+    `direct` routes, keyed by (method, path), are answered here once the request is admitted,
+    past FastAPI's routing, dependency and serialisation layers; they are declared to FastAPI
+    too (same models), which documents them in OpenAPI and runs the same code."""
+
+    def __init__(self, app, direct: dict[tuple[str, str], DirectRoute] | None = None) -> None:
         self.app = app
+        self.direct = dict(direct or {})
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -172,30 +187,33 @@ class Guard:
                 return
             await self.app(scope, receive, send)
             return
-        request = Request(scope, receive)
         body = await _read_body(scope, receive)
         if body is None:
             answer = problem(413, "Too large", f"request body over {REQUEST_BYTES_MAX} bytes")
             await answer(scope, receive, send)
             return
-        refusal, caller = await _admit(request, body)
+        headers = _headers(scope)
+        refusal, caller = _admit(scope, headers, body)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = caller
         replay = _replaying(body, receive)
+        route = self.direct.get((scope["method"], scope["path"]))
+        app = self.app if route is None else _answering(route, body, caller)
         if scope["method"] not in signing.STATE_CHANGING_METHODS:
-            await self.app(scope, replay, send)
+            await app(scope, replay, send)
             return
-        await _idempotent(self.app, request, scope, replay, send, caller.participant.bic, body)
+        await _idempotent(app, scope, headers, replay, send, caller.participant.bic, body)
 
 
-async def _admit(request: Request, body: bytes) -> tuple[Response | None, auth.Caller | None]:
+def _admit(scope, headers: dict[str, str],
+           body: bytes) -> tuple[Response | None, auth.Caller | None]:
     try:
-        caller = await authenticate(request, body)
+        caller = authenticate(scope, headers, body)
     except ApiError as error:
         return problem(error.status, error.title, error.detail), None
-    limiter = request.app.state.rate_limiter
+    limiter = scope["app"].state.rate_limiter
     wait_s = limiter.allow(caller.participant.bic, time.monotonic())
     if wait_s:
         answer = problem(429, "Too many requests",
@@ -203,6 +221,25 @@ async def _admit(request: Request, body: bytes) -> tuple[Response | None, auth.C
         answer.headers["Retry-After"] = str(max(1, round(wait_s)))
         return answer, None
     return None, caller
+
+
+def _answering(route: DirectRoute, body: bytes, caller: auth.Caller):
+    """An ASGI app that answers with a direct route; an ApiError becomes a problem answer."""
+
+    async def answer(scope, _receive, send) -> None:
+        try:
+            status, content = await route(scope, body, caller)
+        except ApiError as error:
+            status = error.status
+            content = problem_body(status, error.title, error.detail,
+                                   error.rejection.value if error.rejection else None)
+        media_type = PROBLEM_MEDIA_TYPE if status >= 400 else "application/json"
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", media_type.encode()),
+                                (b"content-length", str(len(content)).encode())]})
+        await send({"type": "http.response.body", "body": content})
+
+    return answer
 
 
 def _replaying(body: bytes, receive):
@@ -219,17 +256,18 @@ def _replaying(body: bytes, receive):
     return replay
 
 
-async def _idempotent(app, request: Request, scope, receive, send, bic: str,
+async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: str,
                       body: bytes) -> None:
-    key = request.headers.get(signing.IDEMPOTENCY_HEADER, "")
+    key = headers.get(signing.IDEMPOTENCY_HEADER, "")
     if not signing.IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
         answer = problem(400, "Idempotency key needed",
                          "state-changing calls carry Idempotency-Key: 1-64 of A-Z a-z 0-9 . _ : -")
         await answer(scope, receive, send)
         return
-    runner: EngineRunner = request.app.state.runner
-    digest = request_digest(request, body)
-    in_flight: dict = request.app.state.idempotency_in_flight
+    state = scope["app"].state
+    runner: EngineRunner = state.runner
+    digest = request_digest(scope, body)
+    in_flight: dict = state.idempotency_in_flight
     while (earlier := in_flight.get((bic, key))) is not None:
         await asyncio.shield(earlier)  # the same key is being answered: wait, then look
     kept = runner.engine.idempotency.get((bic, key))
@@ -249,11 +287,15 @@ async def _idempotent(app, request: Request, scope, receive, send, bic: str,
     async def keep(message: dict) -> None:
         messages.append(message)
 
+    request_state = scope["state"]
+    request_state[IDEMPOTENCY_STATE] = (key, digest)
     try:
         await app(scope, receive, keep)
         status = messages[0]["status"]
         answer = b"".join(m.get("body", b"") for m in messages[1:])
-        if status < 500 and len(answer) <= IDEMPOTENT_BODY_BYTES_MAX:
+        if request_state.get(ANSWER_KEPT_STATE):
+            pass  # committed with the change it answers
+        elif status < 500 and len(answer) <= IDEMPOTENT_BODY_BYTES_MAX:
             await asyncio.wrap_future(runner.remember(bic, key, digest, status, answer))
     finally:
         del in_flight[(bic, key)]

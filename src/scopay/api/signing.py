@@ -17,6 +17,7 @@ canonical_request from this module, so they cannot disagree on what is signed.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import secrets
@@ -54,11 +55,16 @@ def sign(private_key: Ed25519PrivateKey, message: bytes) -> str:
 
 def verify(public_key_b64: str, signature_b64: str, message: bytes) -> bool:
     try:
-        public_key = Ed25519PublicKey.from_public_bytes(_unb64(public_key_b64))
-        public_key.verify(_unb64(signature_b64), message)
+        _public_key(public_key_b64).verify(_unb64(signature_b64), message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key(public_key_b64: str) -> Ed25519PublicKey:
+    """Registered keys are few and used often: decode each once (public, so safe to keep)."""
+    return Ed25519PublicKey.from_public_bytes(_unb64(public_key_b64))
 
 
 def new_nonce() -> str:

@@ -9,7 +9,7 @@ the same step, in one transaction, before anyone is answered.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from scopay.domain.account import AccountKind
@@ -48,6 +48,21 @@ class PaymentResult:
     priority: Priority | None = None
 
 
+@dataclass(slots=True)
+class Receipt:
+    """The answer to a request sent under an idempotency key, rendered from the decided
+    outcome and committed in the same transaction as the payments: a retry after any crash
+    gets this answer again, never a second settlement nor a different answer."""
+
+    key: str
+    request_sha256: str
+    render: Callable[[list[PaymentResult]], tuple[int, bytes]]  # -> (HTTP status, body)
+    answer: tuple[int, bytes] | None = None  # filled in before the commit
+
+
+PaymentRequest = tuple[str, Sequence[Payment]] | tuple[str, Sequence[Payment], Receipt | None]
+
+
 @dataclass
 class _Changes:
     """Everything one engine step makes durable, gathered in order."""
@@ -57,6 +72,7 @@ class _Changes:
     events: list[tuple[str, StatusChange]] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     policies: list[tuple[int, AccountPolicy]] = field(default_factory=list)
+    idempotency: list[tuple[str, str, str, int, bytes, int]] = field(default_factory=list)
 
 
 class PaymentOperations:
@@ -68,16 +84,22 @@ class PaymentOperations:
                         now_us: int) -> list[PaymentResult]:
         return self.submit_payment_requests([(sender_bic, payments)], now_us)[0]
 
-    def submit_payment_requests(self, requests: Sequence[tuple[str, Sequence[Payment]]],
+    def submit_payment_requests(self, requests: Sequence[PaymentRequest],
                                 now_us: int) -> list[list[PaymentResult]]:
-        """Enter the payments of several senders' requests; one commit for all of them."""
+        """Enter the payments of several senders' requests; one commit for all of them.
+        A request may carry a Receipt: its answer is rendered and committed with them."""
         with self._lock:
             changes, at = self._begin(now_us)
             answers = []
-            for sender_bic, payments in requests:
+            for sender_bic, payments, *receipt in requests:
                 assert len(payments) <= PAYMENTS_PER_REQUEST_MAX, "too many in one request"
-                answers.append([self._enter(sender_bic, p, at, changes) for p in payments])
+                results = [self._enter(sender_bic, p, at, changes) for p in payments]
+                answers.append(results)
+                if receipt and receipt[0] is not None:
+                    self._keep_answer(sender_bic, receipt[0], results, at, changes)
             self._commit_changes(changes)
+            for bic, key, digest, status_code, body, _ in changes.idempotency:
+                self.idempotency[(bic, key)] = (digest, status_code, body)
             return answers
 
     def cancel_payment(self, uetr: str, now_us: int) -> PaymentResult:
@@ -293,6 +315,13 @@ class PaymentOperations:
                                           NoticeKind.INCOMING_PAYMENT, uetr, status.value,
                                           None, at))
 
+    def _keep_answer(self, bic: str, receipt: Receipt, results: list[PaymentResult], at: int,
+                     changes: _Changes) -> None:
+        receipt.answer = receipt.render(results)
+        if (bic, receipt.key) not in self.idempotency:
+            changes.idempotency.append((bic, receipt.key, receipt.request_sha256,
+                                        *receipt.answer, at))
+
     def _queued_record(self, uetr: str) -> PaymentRecord:
         record = self.payments.get(uetr)
         if record is None:
@@ -302,12 +331,14 @@ class PaymentOperations:
         return record
 
     def _commit_changes(self, changes: _Changes) -> None:
-        if not (changes.journal or changes.records or changes.notices or changes.policies):
+        if not (changes.journal or changes.records or changes.notices or changes.policies
+                or changes.idempotency):
             return
         try:
             self.store.commit(changes.journal, (), payments=list(changes.records.values()),
                               payment_events=changes.events, policies=changes.policies,
-                              notices=changes.notices, at_us=self._last_timestamp_us)
+                              notices=changes.notices, idempotency=changes.idempotency,
+                              at_us=self._last_timestamp_us)
         except BaseException:
             self._recover()
             raise

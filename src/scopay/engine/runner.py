@@ -18,7 +18,7 @@ from typing import Any
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX, Transfer, TransferOutcome
 from scopay.domain.payment import Payment
 from scopay.engine.engine import Engine
-from scopay.engine.payments import PaymentResult
+from scopay.engine.payments import PaymentResult, Receipt
 
 QUEUE_REQUESTS_MAX = 100_000  # requests waiting before callers are refused (back-pressure)
 
@@ -68,12 +68,13 @@ class EngineRunner:
             raise ValueError(f"at most {BATCH_TRANSFERS_MAX} transfers in one request")
         return self._put(("transfers", list(transfers)))
 
-    def submit_payments(self, sender_bic: str,
-                        payments: Sequence[Payment]) -> Future[list[PaymentResult]]:
-        """Queue one sender's payments; the future resolves once their outcome is durable."""
+    def submit_payments(self, sender_bic: str, payments: Sequence[Payment],
+                        receipt: Receipt | None = None) -> Future[list[PaymentResult]]:
+        """Queue one sender's payments; the future resolves once their outcome is durable
+        (with `receipt`, once the answer rendered from it is durable too)."""
         if len(payments) > BATCH_TRANSFERS_MAX:
             raise ValueError(f"at most {BATCH_TRANSFERS_MAX} payments in one request")
-        return self._put(("payments", (sender_bic, list(payments))))
+        return self._put(("payments", (sender_bic, list(payments), receipt)))
 
     def remember(self, bic: str, key: str, request_sha256: str, status_code: int,
                  body: bytes) -> Future[None]:

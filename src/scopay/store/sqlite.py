@@ -13,7 +13,7 @@ import operator
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -84,6 +84,37 @@ def _transfer_from_row(row: tuple) -> Transfer:
                     bool(row[8]))
 
 
+_ROWS_PER_STATEMENT_MAX = 256
+_multi_row_sql: dict[tuple[str, int], str] = {}
+
+
+def insert_rows(db: sqlite3.Connection, sql: str, rows: Sequence[tuple]) -> None:
+    """Insert rows with a few multi-row statements rather than one step per row.
+
+    The sqlite3 module lets go of the GIL around every step; with executemany, every row is
+    a step, and under load each one waits for the event loop's thread to give the GIL back.
+    Chunks are powers of two, so a handful of statement texts serve every batch size and stay
+    in the connection's statement cache. `sql` is a one-row INSERT whose first parenthesised
+    group after VALUES is the row's placeholders (an ON CONFLICT tail may follow).
+    """
+    start = 0
+    while start < len(rows):
+        size = min(_ROWS_PER_STATEMENT_MAX, 1 << ((len(rows) - start).bit_length() - 1))
+        chunk = rows[start:start + size]
+        db.execute(_multi_row(sql, size), [value for row in chunk for value in row])
+        start += size
+
+
+def _multi_row(sql: str, size: int) -> str:
+    text = _multi_row_sql.get((sql, size))
+    if text is None:
+        head, _, rest = sql.partition(" VALUES (")
+        group, _, tail = rest.partition(")")
+        text = f"{head} VALUES " + ",".join([f"({group})"] * size) + tail
+        _multi_row_sql[(sql, size)] = text
+    return text
+
+
 class SQLiteStore:
     """SQLite implementation of the engine's store port."""
 
@@ -99,7 +130,8 @@ class SQLiteStore:
                 raise StoreLockedError(
                     f"{self.path} is open for writing by another scopay process"
                 ) from None
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   cached_statements=512)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -187,7 +219,7 @@ class SQLiteStore:
         if not rows:
             return
         first = db.execute(LAST_ROW[table]).fetchone()[0] + 1
-        db.executemany(sql, rows)
+        insert_rows(db, sql, rows)
         last = db.execute(LAST_ROW[table]).fetchone()[0]
         if last - first + 1 != len(rows):  # some were ignored (a known id): hash what landed
             read, shape = COVERED_TABLES[table]
@@ -241,7 +273,7 @@ class SQLiteStore:
             payload["acknowledged"] = rows
         rows = list(idempotency)
         if rows:
-            db.executemany("INSERT INTO idempotency_record VALUES (?,?,?,?,?,?)", rows)
+            insert_rows(db, "INSERT INTO idempotency_record VALUES (?,?,?,?,?,?)", rows)
             payload["idempotency"] = [(bic, key, digest, status)
                                       for bic, key, digest, status, _, _ in rows]
 
@@ -251,8 +283,8 @@ class SQLiteStore:
                  r.creditor_account, r.sequence, r.priority.value, r.latest_us, r.reject_by_us)
                 for r in payments]
         if rows:
-            db.executemany(
-                "INSERT INTO payment VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (uetr) DO "
+            insert_rows(
+                db, "INSERT INTO payment VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (uetr) DO "
                 "UPDATE SET status = excluded.status, sequence = excluded.sequence, "
                 "priority = excluded.priority, latest_us = excluded.latest_us, "
                 "reject_by_us = excluded.reject_by_us", rows)

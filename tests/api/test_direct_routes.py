@@ -1,0 +1,109 @@
+"""The guard answers POST /v1/payments and /v1/payments/bulk itself, past FastAPI's layers.
+The same requests through FastAPI's routing (direct_routes=False) must get the same answers:
+status, content type and body, for settled, queued, refused and malformed payments."""
+
+import time
+import uuid
+
+import httpx
+import pytest
+
+from scopay.api import signing
+from scopay.api.app import create_app
+from scopay.client import KeyFile, SignedAuth, new_private_key
+from scopay.engine.runner import EngineRunner
+
+ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"  # tests/conftest.py: ICBK holds 1000.00 CNY
+VARIABLE_FIELDS = ("uetr", "at")
+
+
+@pytest.fixture
+def both_doors(engine, serve_app):
+    """Two servers over one engine: one with direct routes, one through FastAPI only."""
+    key = KeyFile(signing.new_key_id(), ICBK, new_private_key())
+    engine.register_key(key.key_id, ICBK, key.public_key, 2_000_000)
+    runner = EngineRunner(engine, lambda: time.time_ns() // 1000).start()
+    clients = [httpx.Client(base_url=serve_app(create_app(runner, direct_routes=flag)),
+                            auth=SignedAuth(key), timeout=30) for flag in (True, False)]
+    yield clients
+    for client in clients:
+        client.close()
+    runner.stop()
+
+
+def payment(amount: str, creditor: str = ABOC, **extra) -> dict:
+    return {"uetr": str(uuid.uuid4()), "instruction_id": uuid.uuid4().hex[:16],
+            "end_to_end_id": "E2E", "debtor_agent": ICBK, "creditor_agent": creditor,
+            "debtor": {"name": "Ли Вэй"}, "creditor": {"name": "张伟"},
+            "amount": amount, "currency": "CNY", **extra}
+
+
+def _comparable(answer: httpx.Response):
+    """The answer with what differs between two distinct payments (ids, times) blanked."""
+
+    def blank(value):
+        if isinstance(value, dict):
+            return {k: "*" if k in VARIABLE_FIELDS else blank(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [blank(v) for v in value]
+        return value
+
+    return answer.status_code, answer.headers["content-type"], blank(answer.json())
+
+
+CASES = {
+    "settles": lambda: ("/v1/payments", payment("1.00")),
+    "queues": lambda: ("/v1/payments", payment("900000.00")),
+    "unknown creditor agent": lambda: ("/v1/payments", payment("1.00", creditor="NOPECNX0")),
+    "too many decimals": lambda: ("/v1/payments", payment("1.001")),
+    "unknown field": lambda: ("/v1/payments", payment("1.00", colour="red")),
+    "missing field": lambda: ("/v1/payments", {"uetr": str(uuid.uuid4())}),
+    "not an object": lambda: ("/v1/payments", [1, 2]),
+    "bulk": lambda: ("/v1/payments/bulk", {"payments": [payment("1.00"), payment("2.00")]}),
+    "empty bulk": lambda: ("/v1/payments/bulk", {"payments": []}),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_direct_and_fastapi_routes_answer_alike(both_doors, case):
+    answers = []
+    for client in both_doors:
+        path, body = CASES[case]()
+        answers.append(client.post(path, json=body,
+                                   headers={"Idempotency-Key": uuid.uuid4().hex}))
+    assert _comparable(answers[0]) == _comparable(answers[1])
+
+
+@pytest.mark.parametrize(("content", "content_type"), [
+    (b'{"uetr": ', "application/json"),  # cut short
+    (b'{"uetr": "\xff"}', "application/json"),  # not UTF-8
+    (b"", "application/json"),  # empty
+    (b'{"uetr": "x"}', None),  # no content type
+    (b'{"uetr": "x"}', "text/plain"),
+    (b'{"uetr": "x"}', "application/problem+json; charset=utf-8"),
+])
+def test_bodies_that_are_not_payments_are_refused_alike(both_doors, content, content_type):
+    headers = {"Idempotency-Key": ""}
+    if content_type is not None:
+        headers["content-type"] = content_type
+    answers = []
+    for client in both_doors:
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+        answers.append(client.post("/v1/payments", content=content, headers=headers))
+    assert [a.status_code for a in answers] == [422, 422]
+    assert answers[0].json() == answers[1].json()
+    assert {a.headers["content-type"] for a in answers} == {"application/problem+json"}
+
+
+def test_the_answer_is_kept_with_the_payment_and_replayed(both_doors, engine):
+    """Under an idempotency key the answer is committed with the payment: the record is there
+    once the answer is, and a retry gets the same bytes without a second payment."""
+    direct = both_doors[0]
+    body, key = payment("3.00"), uuid.uuid4().hex
+    first = direct.post("/v1/payments", json=body, headers={"Idempotency-Key": key})
+    kept = engine.idempotency[(ICBK, key)]
+    assert (kept[1], kept[2]) == (first.status_code, first.content)
+    journal_before = engine.journal_count
+    again = direct.post("/v1/payments", json=body, headers={"Idempotency-Key": key})
+    assert again.headers.get("Idempotent-Replay") == "true"
+    assert again.content == first.content and engine.journal_count == journal_before
