@@ -404,8 +404,6 @@ RATE_PER_S, BURST = 5, 5
 REQUESTS_TRIED = 20
 
 
-
-
 @pytest.fixture
 def limited_app(engine, serve_app):
     """A fresh app over the small network of tests/conftest.py, limited to 5/s, burst 5,
