@@ -107,3 +107,15 @@ def test_the_answer_is_kept_with_the_payment_and_replayed(both_doors, engine):
     again = direct.post("/v1/payments", json=body, headers={"Idempotency-Key": key})
     assert again.headers.get("Idempotent-Replay") == "true"
     assert again.content == first.content and engine.journal_count == journal_before
+
+
+def test_a_posted_answer_equals_the_payment_tracked_afterwards(both_doors):
+    """The posted answer is serialised without building PaymentOut; it must read exactly as
+    the tracker's answer, which FastAPI checks against PaymentOut."""
+    direct = both_doors[0]
+    body = payment("4.00")
+    sent = direct.post("/v1/payments", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+    tracked = direct.get(f"/v1/payments/{body['uetr']}")
+    assert sent.status_code == 201 and tracked.status_code == 200
+    assert sent.json() == tracked.json()
+    assert sent.json()["history"][-1]["at"].endswith("Z")

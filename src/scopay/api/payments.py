@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_json
 
 from scopay.api import auth
 from scopay.api.errors import (
@@ -32,7 +33,6 @@ from scopay.api.schemas import (
     PaymentOut,
     PolicyIn,
     PriorityIn,
-    StatusChangeOut,
 )
 from scopay.api.security import ANSWER_KEPT_STATE, IDEMPOTENCY_STATE, Caller
 from scopay.domain.mailbox import MAILBOX_PAGE_MAX
@@ -58,8 +58,6 @@ _MICROSECOND = timedelta(microseconds=1)
 _ANSWERS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 _PAYMENT_IN = TypeAdapter(PaymentIn)
 _PAYMENT_BULK_IN = TypeAdapter(PaymentBulkIn)
-_PAYMENT_OUT = TypeAdapter(PaymentOut)
-_PAYMENTS_OUT = TypeAdapter(list[PaymentOut])
 
 
 def _runner(request: Request) -> EngineRunner:
@@ -123,14 +121,14 @@ async def accept_payments(scope, caller: auth.Caller, items: list[PaymentIn],
 def _render(payments: list[Payment], results: list[PaymentResult],
             single: bool) -> tuple[int, bytes]:
     if not single:
-        return 200, _PAYMENTS_OUT.dump_json(
+        return 200, to_json(
             [_payment_out(r, p) for r, p in zip(results, payments, strict=True)])
     (result,) = results
     if result.status == PaymentStatus.REJECTED and result.reason is not None:
         status = REJECTION_STATUS.get(result.reason, 422)
         return status, problem_body(status, "Rejected", REJECTION_TEXT[result.reason],
                                     result.reason.value)
-    return 201, _PAYMENT_OUT.dump_json(_payment_out(result, payments[0]))
+    return 201, to_json(_payment_out(result, payments[0]))
 
 
 def _parsed(adapter: TypeAdapter, scope, body: bytes):
@@ -164,7 +162,7 @@ def _response(status: int, content: bytes) -> Response:
 
 @router.get("/v1/payments/{uetr}", response_model=PaymentOut, tags=["payments"],
             responses=_ANSWERS)
-def track_payment(uetr: str, caller: Caller, request: Request) -> PaymentOut:
+def track_payment(uetr: str, caller: Caller, request: Request) -> dict:
     """Where is my payment? Its status and full history, for its sender and agents."""
     runner = _runner(request)
     _visible_payment(runner, caller, uetr)
@@ -173,14 +171,14 @@ def track_payment(uetr: str, caller: Caller, request: Request) -> PaymentOut:
 
 @router.post("/v1/payments/{uetr}/cancel", response_model=PaymentOut, tags=["payments"],
              responses=_ANSWERS)
-async def cancel_payment(uetr: str, caller: Caller, request: Request) -> PaymentOut:
+async def cancel_payment(uetr: str, caller: Caller, request: Request) -> dict:
     return await _manage(request, caller, uetr, lambda e, now: e.cancel_payment(uetr, now))
 
 
 @router.post("/v1/payments/{uetr}/priority", response_model=PaymentOut, tags=["payments"],
              responses=_ANSWERS)
 async def change_priority(uetr: str, body: PriorityIn, caller: Caller,
-                          request: Request) -> PaymentOut:
+                          request: Request) -> dict:
     priority = Priority(body.priority)
     return await _manage(request, caller, uetr,
                          lambda e, now: e.change_payment_priority(uetr, priority, now))
@@ -188,7 +186,7 @@ async def change_priority(uetr: str, body: PriorityIn, caller: Caller,
 
 @router.post("/v1/payments/{uetr}/move", response_model=PaymentOut, tags=["payments"],
              responses=_ANSWERS)
-async def move_payment(uetr: str, body: MoveIn, caller: Caller, request: Request) -> PaymentOut:
+async def move_payment(uetr: str, body: MoveIn, caller: Caller, request: Request) -> dict:
     """Reorder the queue: put the payment first or last among its debtor's of its priority."""
     to_front = body.to == "front"
     return await _manage(request, caller, uetr,
@@ -197,7 +195,7 @@ async def move_payment(uetr: str, body: MoveIn, caller: Caller, request: Request
 
 @router.get("/v1/queue", response_model=list[PaymentOut], tags=["payments"],
             responses=_ANSWERS)
-def list_queue(caller: Caller, request: Request) -> list[PaymentOut]:
+def list_queue(caller: Caller, request: Request) -> list[dict]:
     """Queued payments the caller may see, in settlement order per debtor."""
     engine = _runner(request).engine
     return [_record_out(r) for r in engine.queued_payments() if auth.may_see_payment(caller, r)]
@@ -306,7 +304,7 @@ async def _submit(runner: EngineRunner, caller: auth.Caller, payments: list[Paym
     return await asyncio.wrap_future(future)
 
 
-async def _manage(request: Request, caller: auth.Caller, uetr: str, command) -> PaymentOut:
+async def _manage(request: Request, caller: auth.Caller, uetr: str, command) -> dict:
     runner = _runner(request)
     payment, sender = _visible_payment(runner, caller, uetr)
     if not auth.may_manage(caller, sender):
@@ -328,33 +326,41 @@ def _visible_payment(runner: EngineRunner, caller: auth.Caller,
     return payment, sender
 
 
-def _payment_out(result: PaymentResult, payment: Payment | None) -> PaymentOut:
+def _payment_out(result: PaymentResult, payment: Payment | None) -> dict:
     """The answer from the decided outcome's snapshot; a payment refused before it was
     recorded (a clash with another one's id) has no history."""
     reason = result.reason.value if result.reason else result.detail
     if payment is None or not result.history:
-        return PaymentOut(uetr=result.uetr, status=result.status.value, reason=reason,
-                          iso_status=_iso(result.status))
+        return _answer(result.uetr, result.status.value, reason, _iso(result.status),
+                       None, None, None, None, None, [])
     return _shape(payment, result.history, result.priority or payment.priority)
 
 
-def _record_out(record: PaymentRecord) -> PaymentOut:
+def _record_out(record: PaymentRecord) -> dict:
     return _shape(record.payment, tuple(record.history), record.priority)
 
 
-def _shape(payment: Payment, history, priority: Priority) -> PaymentOut:
+def _shape(payment: Payment, history, priority: Priority) -> dict:
+    """A payment as the API shows it: a PaymentOut as a plain dict, which FastAPI checks
+    against the response model, and which the payment posts serialise with pydantic-core
+    directly (building the models costs more than settling the payment)."""
     last = history[-1]
-    return PaymentOut(
-        uetr=payment.uetr, status=last.status.value,
-        reason=last.reason.value if last.reason else last.detail,
-        iso_status=_iso(last.status), debtor_agent=payment.debtor_agent,
-        creditor_agent=payment.creditor_agent,
-        amount=format_amount(payment.settlement_amount_minor, payment.settlement_currency),
-        currency=payment.settlement_currency, priority=priority.value,
-        history=[StatusChangeOut(status=c.status.value, at=_time(c.at_us),
-                                 reason=c.reason.value if c.reason else None, detail=c.detail)
-                 for c in history],
-    )
+    return _answer(
+        payment.uetr, last.status.value, last.reason.value if last.reason else last.detail,
+        _iso(last.status), payment.debtor_agent, payment.creditor_agent,
+        format_amount(payment.settlement_amount_minor, payment.settlement_currency),
+        payment.settlement_currency, priority.value,
+        [{"status": c.status.value, "at": _time(c.at_us),
+          "reason": c.reason.value if c.reason else None, "detail": c.detail}
+         for c in history])
+
+
+def _answer(uetr, status, reason, iso_status, debtor_agent, creditor_agent, amount, currency,
+            priority, history: list[dict]) -> dict:
+    """PaymentOut's fields in PaymentOut's order, so both ways of serialising agree."""
+    return {"uetr": uetr, "status": status, "reason": reason, "iso_status": iso_status,
+            "debtor_agent": debtor_agent, "creditor_agent": creditor_agent, "amount": amount,
+            "currency": currency, "priority": priority, "history": history}
 
 
 def _iso(status: PaymentStatus) -> str | None:
