@@ -121,3 +121,48 @@ def test_an_answer_under_an_idempotency_key_is_committed_with_its_payments(engin
     reopened = open_engine()
     assert reopened.idempotency[(ICBK, "retry-me")] == ("f" * 64, *receipt.answer)
     assert reopened.payment(paid.uetr).status == PaymentStatus.SETTLED
+
+
+def test_limit_positions_survive_a_restart_within_the_day_and_reset_the_next(engine, network,
+                                                                           open_engine):
+    from scopay.domain.rtgs import BUSINESS_DAY_US, AccountPolicy
+
+    day_start = (network.funded_at_us // BUSINESS_DAY_US + 1) * BUSINESS_DAY_US
+    icbk = engine._settlement_account(ICBK, "CNY")
+    aboc = engine._settlement_account(ABOC, "CNY")
+    engine.set_account_policy(icbk, AccountPolicy(bilateral_limits={aboc: 10_000}), day_start)
+    engine.submit_payments(ICBK, [payment(ICBK, ABOC, 8_000)], day_start + 1)
+    engine.close()
+
+    reopened = open_engine()  # the day's 80.00 sent still counts against the 100.00 limit
+    held = payment(ICBK, ABOC, 3_000)
+    (result,) = reopened.submit_payments(ICBK, [held], day_start + 2)
+    assert (result.status, result.detail) == (PaymentStatus.QUEUED, "bilateral_limit")
+    reopened.tick(day_start + BUSINESS_DAY_US)  # the next business day
+    assert reopened.payment(held.uetr).status == PaymentStatus.SETTLED
+    reopened.close()
+
+    again = open_engine()  # recovery counts only the latest day: 30.00 of 100.00 used
+    (result,) = again.submit_payments(ICBK, [payment(ICBK, ABOC, 7_000)],
+                                      day_start + BUSINESS_DAY_US + 1)
+    assert result.status == PaymentStatus.SETTLED
+
+
+def test_reordered_and_reprioritised_queue_survives_a_restart(engine, network, open_engine):
+    t = network.funded_at_us
+    first, second, third = (payment(ICBK, ABOC, 150_000) for _ in range(3))
+    engine.submit_payments(ICBK, [first, second, third], t + 1)
+    engine.move_payment(third.uetr, True, t + 2)
+    engine.change_payment_priority(second.uetr, Priority.HIGH, t + 3)
+
+    def queue_of(e):
+        account = e._settlement_account(ICBK, "CNY")
+        return [(o.uetr, o.priority) for o in e.rtgs.queues[account]]
+
+    expected = [(second.uetr, Priority.HIGH), (third.uetr, Priority.NORMAL),
+                (first.uetr, Priority.NORMAL)]
+    assert queue_of(engine) == expected
+    engine.close()
+    reopened = open_engine()
+    assert queue_of(reopened) == expected
+    assert reopened.payment(second.uetr).priority == Priority.HIGH

@@ -14,7 +14,9 @@ Liquidity saving:
 
 Limits and reservations apply to what a payment may use: urgent payments use all available
 liquidity; high payments leave the urgent reservation alone; normal payments leave both
-reservations alone and stay within the debtor's bilateral and multilateral limits.
+reservations alone and stay within the debtor's bilateral and multilateral limits. Limits
+bound the net sent within one business day (a UTC day): positions start from zero each day,
+and payments a limit held back are tried again.
 
 Everything here is pure: balances come from the Ledger, settlement goes through it, time is an
 argument, and each step returns what happened for the engine to make durable.
@@ -26,6 +28,7 @@ from bisect import insort
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from heapq import heapify, heappop, heappush
 
 from scopay.domain.gridlock import QueuedPayment, resolve_gridlock
 from scopay.domain.ledger import ExecuteResult, Ledger, Transfer
@@ -36,6 +39,8 @@ PAYMENT_TRANSFER_PREFIX = "pay/"  # ledger ids of settled payments: "pay/<uetr>"
 QUEUE_ORDERS_MAX = 1_000_000
 OFFSET_CANDIDATES_MAX = 64  # queued counter-payments weighed when offsetting one payment
 RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}
+BUSINESS_DAY_US = 86_400_000_000  # limit positions count one UTC day
+_REJECT_BY, _EARLIEST = 0, 1  # kinds of timed events
 _NO_FLOOR = -(2**63)  # an issuance account, for the resolution's arithmetic
 
 
@@ -109,6 +114,11 @@ class Rtgs:
         self.policies: dict[int, AccountPolicy] = {}
         self.positions: dict[tuple[int, int], int] = {}  # (debtor, creditor) -> net sent
         self.multilateral_positions: dict[int, int] = {}
+        self.business_day: int | None = None  # the day the positions count, in whole days
+        # (due time, kind, UETR) of queued orders' reject-by and earliest times, soonest
+        # first: time passing costs the orders that fall due, not the whole queue. Entries
+        # of orders that left or whose times changed are skipped when they come up.
+        self._timed: list[tuple[int, int, str]] = []
         self._next_sequence = 1
         self._front_sequence = 0
 
@@ -166,6 +176,7 @@ class Rtgs:
     def set_times(self, uetr: str, latest_us: int | None, reject_by_us: int | None) -> None:
         order = self.orders[uetr]
         order.latest_us, order.reject_by_us = latest_us, reject_by_us
+        self._schedule(order)
 
     def set_policy(self, account_id: int, policy: AccountPolicy, now_us: int) -> Step:
         self.policies[account_id] = policy
@@ -174,15 +185,24 @@ class Rtgs:
     # -- time and liquidity ---------------------------------------------------------------
 
     def tick(self, now_us: int) -> Step:
-        """Reject what passed its reject-by time; try what reached its earliest time."""
+        """Reject what passed its reject-by time; try what reached its earliest time; on a
+        new business day, start the limits' positions afresh and try every queue."""
         step = Step()
-        for order in [o for o in self.orders.values()
-                      if o.reject_by_us is not None and now_us >= o.reject_by_us]:
-            self.cancel(order.uetr)
-            step.rejected.append((order, Rejection.REJECT_TIME_PASSED))
-        due = {o.debtor_account for o in self.orders.values()
-               if o.earliest_us is not None and o.earliest_us <= now_us}
-        self._release(due, now_us, step)
+        due: set[int] = set()
+        if self._start_day(now_us // BUSINESS_DAY_US):
+            due.update(self.queues)
+        timed = self._timed
+        while timed and timed[0][0] <= now_us:
+            at_us, kind, uetr = heappop(timed)
+            order = self.orders.get(uetr)
+            if order is None:
+                continue
+            if kind == _REJECT_BY and order.reject_by_us == at_us:
+                self.cancel(uetr)
+                step.rejected.append((order, Rejection.REJECT_TIME_PASSED))
+            elif kind == _EARLIEST and order.earliest_us == at_us:
+                due.add(order.debtor_account)
+        self._release({a for a in due if a in self.queues}, now_us, step)
         return step
 
     def release(self, accounts: Iterable[int], now_us: int) -> Step:
@@ -365,6 +385,26 @@ class Rtgs:
         self.orders[order.uetr] = order
         insort(self.queues.setdefault(order.debtor_account, []), order,
                key=lambda o: (o.rank, o.sequence))
+        self._schedule(order)
+
+    def _schedule(self, order: Order) -> None:
+        if order.reject_by_us is not None:
+            heappush(self._timed, (order.reject_by_us, _REJECT_BY, order.uetr))
+        if order.earliest_us is not None:
+            heappush(self._timed, (order.earliest_us, _EARLIEST, order.uetr))
+        if len(self._timed) > 2 * len(self.orders) + 1024:  # mostly orders gone: rebuild
+            self._timed = [entry for entry in self._timed if entry[2] in self.orders]
+            heapify(self._timed)
+
+    def _start_day(self, day: int) -> bool:
+        """Count positions for `day` from now on; True when that cleared an earlier day."""
+        if self.business_day is None or day <= self.business_day:
+            self.business_day = day if self.business_day is None else self.business_day
+            return False
+        self.business_day = day
+        self.positions.clear()
+        self.multilateral_positions.clear()
+        return True
 
     def _take_sequence(self) -> int:
         sequence = self._next_sequence
@@ -377,6 +417,10 @@ class Rtgs:
         self._front_sequence = min(self._front_sequence, order.sequence)
         self._enqueue(order)
 
-    def restore_settled(self, order: Order) -> None:
-        """Count a payment settled earlier in the limits' positions (recovery)."""
-        self._track_positions(order)
+    def restore_settled(self, order: Order, settled_us: int) -> None:
+        """Count a payment settled earlier in the limits' positions, if it settled on the
+        latest business day seen so far (recovery; any order of payments)."""
+        day = settled_us // BUSINESS_DAY_US
+        self._start_day(day)
+        if day == self.business_day:
+            self._track_positions(order)

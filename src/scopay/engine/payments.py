@@ -119,6 +119,7 @@ class PaymentOperations:
             if uetr in self.rtgs.orders:
                 self._apply_step(self.rtgs.change_priority(uetr, priority, at), at, changes)
             record.priority = priority
+            self._follow_queue(record)
             changes.records[uetr] = record
             self._commit_changes(changes)
             return _result_of(record)
@@ -129,6 +130,7 @@ class PaymentOperations:
             changes, at = self._begin(now_us)
             if uetr in self.rtgs.orders:
                 self._apply_step(self.rtgs.move(uetr, to_front, at), at, changes)
+            self._follow_queue(record)
             changes.records[uetr] = record
             self._commit_changes(changes)
             return _result_of(record)
@@ -223,7 +225,7 @@ class PaymentOperations:
             if record.status == PaymentStatus.QUEUED:
                 self.rtgs.restore(_order_of(record))
             elif record.status == PaymentStatus.SETTLED:
-                self.rtgs.restore_settled(_order_of(record))
+                self.rtgs.restore_settled(_order_of(record), record.history[-1].at_us)
 
     def _begin(self, now_us: int) -> tuple[_Changes, int]:
         """Start a step: time moves on, so reservations and queues react to it first."""
@@ -292,11 +294,6 @@ class PaymentOperations:
         for order, rejection in step.rejected:
             self._transition(self.payments[order.uetr], PaymentStatus.REJECTED, at, changes,
                              rejection)
-        for order in list(self.rtgs.orders.values()):
-            record = self.payments[order.uetr]
-            if (record.sequence, record.priority) != (order.sequence, order.priority):
-                record.sequence, record.priority = order.sequence, order.priority
-                changes.records[order.uetr] = record
 
     def _transition(self, record: PaymentRecord, status: PaymentStatus, at: int,
                     changes: _Changes, reason: Rejection | None = None,
@@ -314,6 +311,12 @@ class PaymentOperations:
             changes.notices.append(Notice(record.payment.creditor_agent,
                                           NoticeKind.INCOMING_PAYMENT, uetr, status.value,
                                           None, at))
+
+    def _follow_queue(self, record: PaymentRecord) -> None:
+        """A queued payment's place (sequence, priority) as the RTGS now has it."""
+        order = self.rtgs.orders.get(record.payment.uetr)
+        if order is not None:
+            record.sequence, record.priority = order.sequence, order.priority
 
     def _keep_answer(self, bic: str, receipt: Receipt, results: list[PaymentResult], at: int,
                      changes: _Changes) -> None:
