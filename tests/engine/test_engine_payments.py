@@ -166,3 +166,28 @@ def test_reordered_and_reprioritised_queue_survives_a_restart(engine, network, o
     reopened = open_engine()
     assert queue_of(reopened) == expected
     assert reopened.payment(second.uetr).priority == Priority.HIGH
+
+
+def test_answers_are_forgotten_a_day_after_they_were_kept(engine, network, open_engine):
+    from scopay.engine.answers import ANSWER_RETENTION_US
+    from scopay.engine.payments import Receipt
+
+    t = network.funded_at_us
+    old, young = payment(ICBK, ABOC, 100), payment(ICBK, ABOC, 200)
+    engine.submit_payment_requests(
+        [(ICBK, [old], Receipt("old", "a" * 64, lambda r: (201, b"old answer")))], t + 1)
+    engine.submit_payment_requests(
+        [(ICBK, [young], Receipt("young", "b" * 64, lambda r: (201, b"young answer")))],
+        t + 1 + ANSWER_RETENTION_US // 2)
+    engine.heartbeat(t + 1 + ANSWER_RETENTION_US)  # not yet more than a day: both stay
+    assert (ICBK, "old") in engine.idempotency and (ICBK, "young") in engine.idempotency
+    engine.heartbeat(t + 2 + ANSWER_RETENTION_US)
+    assert (ICBK, "old") not in engine.idempotency
+    assert engine.idempotency[(ICBK, "young")] == ("b" * 64, 201, b"young answer")
+    engine.close()
+
+    reopened = open_engine()
+    assert (ICBK, "old") not in reopened.idempotency
+    assert reopened.idempotency.get((ICBK, "young")) == ("b" * 64, 201, b"young answer")
+    assert reopened.payment(old.uetr).status == PaymentStatus.SETTLED  # the payment stays
+    assert reopened.store.verify_audit().ok

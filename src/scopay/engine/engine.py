@@ -27,6 +27,7 @@ from scopay.domain.ledger import (
 from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
 from scopay.domain.participant import Participant, Status, check_participant
 from scopay.domain.rtgs import Rtgs
+from scopay.engine.answers import AnswerIndex
 from scopay.engine.payments import PaymentOperations, _Changes
 from scopay.engine.port import Store
 
@@ -135,7 +136,8 @@ class Engine(PaymentOperations):
             self._last_timestamp_us = max(self._last_timestamp_us, record.timestamp_us)
         self._account_index = {account_key(a): a.id for a in self.accounts.values()}
         self.keys = self.store.keys()
-        self.idempotency = self.store.idempotency_records()
+        self.idempotency = AnswerIndex(self.store.idempotency_records(),
+                                       self.store.idempotency_body)
         self.rtgs = Rtgs(self.ledger, **self._rtgs_settings)
         self._recover_payments()
 
@@ -314,8 +316,8 @@ class Engine(PaymentOperations):
                 fresh[(bic, key)] = (bic, key, digest, status_code, body, at)
         if fresh:
             self.store.commit(idempotency=list(fresh.values()), at_us=at)
-            for (bic, key), row in fresh.items():
-                self.idempotency[(bic, key)] = row[2:5]
+            for bic, key, digest, status_code, _, kept_at in fresh.values():
+                self.idempotency.add(bic, key, digest, status_code, kept_at)
         return [None] * len(answers)
 
     # -- reading (committed state only) --------------------------------------------------

@@ -29,6 +29,7 @@ from scopay.domain.rtgs import AccountPolicy, Order, Step
 
 PAYMENTS_PER_REQUEST_MAX = 8190
 GRIDLOCK_INTERVAL_US = 10_000_000  # multilateral resolution at most this often on heartbeat
+ANSWERS_FORGOTTEN_PER_BEAT_MAX = 100_000  # keeps one heartbeat's commit short
 
 
 class PaymentRefused(ValueError):
@@ -98,8 +99,8 @@ class PaymentOperations:
                 if receipt and receipt[0] is not None:
                     self._keep_answer(sender_bic, receipt[0], results, at, changes)
             self._commit_changes(changes)
-            for bic, key, digest, status_code, body, _ in changes.idempotency:
-                self.idempotency[(bic, key)] = (digest, status_code, body)
+            for bic, key, digest, status_code, _, kept_at in changes.idempotency:
+                self.idempotency.add(bic, key, digest, status_code, kept_at)
             return answers
 
     def cancel_payment(self, uetr: str, now_us: int) -> PaymentResult:
@@ -173,13 +174,18 @@ class PaymentOperations:
             self._commit_changes(changes)
 
     def heartbeat(self, now_us: int) -> None:
-        """Called at intervals: time passes, and a gridlocked queue gets a resolution."""
+        """Called at intervals: time passes, a gridlocked queue gets a resolution, and
+        answers kept under idempotency keys past their retention are forgotten."""
         with self._lock:
             changes, at = self._begin(now_us)
             if self.rtgs.orders and at - self._resolved_at_us >= GRIDLOCK_INTERVAL_US:
                 self._resolved_at_us = at
                 self._apply_step(self.rtgs.resolve(at), at, changes)
             self._commit_changes(changes)
+            due = self.idempotency.due(at)[:ANSWERS_FORGOTTEN_PER_BEAT_MAX]
+            if due:
+                self.store.commit(forgotten_answers=due, at_us=at)
+                self.idempotency.forget(due)
 
     def acknowledge(self, bic: str, seqs: Sequence[int], now_us: int) -> None:
         with self._lock:

@@ -189,6 +189,7 @@ class SQLiteStore:
         notices: Iterable[Notice] = (),
         acknowledged: Iterable[tuple[int, str, int]] = (),
         idempotency: Iterable[tuple[str, str, str, int, bytes, int]] = (),
+        forgotten_answers: Iterable[tuple[str, str]] = (),
         at_us: int = 0,
     ) -> None:
         """Write one batch, and its audit entry, in one durable transaction, or nothing."""
@@ -202,7 +203,7 @@ class SQLiteStore:
                          [(*journal_row(JournalEntry(r.transfer, r.timestamp_us)),
                            r.rejection.value) for r in rejections])
             self._write_admin(db, payload, participants, accounts, blocked, keys, revoked_keys,
-                              policies, acknowledged, idempotency)
+                              policies, acknowledged, idempotency, forgotten_answers)
             self._write_payments(db, payload, payments, payment_events, notices)
             if payload:
                 self._audit_sha256 = append_entry(db, self._audit_sha256, at_us, payload)
@@ -229,7 +230,7 @@ class SQLiteStore:
 
     @staticmethod
     def _write_admin(db, payload, participants, accounts, blocked, keys, revoked_keys,
-                     policies, acknowledged, idempotency) -> None:
+                     policies, acknowledged, idempotency, forgotten_answers) -> None:
         rows = [(p.bic, p.name, p.role.value, p.country, p.tier.value, p.sponsor_bic,
                  p.settlement_currency, p.status.value) for p in participants]
         if rows:
@@ -276,6 +277,11 @@ class SQLiteStore:
             insert_rows(db, "INSERT INTO idempotency_record VALUES (?,?,?,?,?,?)", rows)
             payload["idempotency"] = [(bic, key, digest, status)
                                       for bic, key, digest, status, _, _ in rows]
+        rows = list(forgotten_answers)
+        if rows:
+            db.executemany("DELETE FROM idempotency_record WHERE participant_bic = ? AND "
+                           "idempotency_key = ?", rows)
+            payload["forgotten_answers"] = rows
 
     def _write_payments(self, db, payload, payments, payment_events, notices) -> None:
         rows = [(r.payment.uetr, r.sender_bic, r.payment.instruction_id,
@@ -374,9 +380,17 @@ class SQLiteStore:
         return {r[0]: (r[1], r[2], r[4]) for r in self._reader().execute(
             "SELECT * FROM participant_key ORDER BY created_us")}
 
-    def idempotency_records(self) -> dict[tuple[str, str], tuple[str, int, bytes]]:
-        return {(r[0], r[1]): (r[2], r[3], r[4]) for r in self._reader().execute(
-            "SELECT * FROM idempotency_record")}
+    def idempotency_records(self) -> list[tuple[str, str, str, int, int]]:
+        """(bic, key, request digest, status, kept at) of every kept answer, bodies aside."""
+        return self._reader().execute(
+            "SELECT participant_bic, idempotency_key, request_sha256, status_code, created_us "
+            "FROM idempotency_record").fetchall()
+
+    def idempotency_body(self, bic: str, key: str) -> bytes | None:
+        row = self._reader().execute(
+            "SELECT response_body FROM idempotency_record WHERE participant_bic = ? AND "
+            "idempotency_key = ?", (bic, key)).fetchone()
+        return None if row is None else row[0]
 
     def verify_audit(self) -> AuditReport:
         return verify_audit(self._reader())
