@@ -134,3 +134,54 @@ def test_statement_is_a_valid_camt053_that_adds_up(live_server, xsd):
     assert statement.opening_balance_minor + sum(e.amount_minor for e in statement.entries) == (
         statement.closing_balance_minor)
     assert statement.closing_balance_minor == live_server.engine.balance(account).posted_minor
+
+
+def test_statements_of_successive_days_chain_and_match_the_journal(engine, network, serve_app):
+    """Statements are computed back from the balance now over the entries since the day
+    began; checked here against a fold of the whole journal, day by day."""
+    import time
+    from datetime import timedelta
+
+    import httpx
+
+    from scopay.api import signing
+    from scopay.api.app import create_app
+    from scopay.client import KeyFile, SignedAuth, new_private_key
+    from scopay.domain.ledger import Transfer
+    from scopay.engine.runner import EngineRunner
+
+    icbk, aboc = "ICBKCNBJ", "ABOCCNBJ"
+    account = next(a.id for a in network.accounts if a.owner_bic == icbk and a.currency == "CNY")
+    other = next(a.id for a in network.accounts if a.owner_bic == aboc and a.currency == "CNY")
+    day_us = 86_400_000_000
+    first_day = network.funded_at_us // day_us + 1
+    for n, (day, amount) in enumerate([(0, 1_000), (0, 2_500), (1, 700), (3, 4_000), (3, 1)]):
+        at = (first_day + day) * day_us + 1 + n
+        debit, credit = (account, other) if n % 2 == 0 else (other, account)
+        (outcome,) = engine.submit([Transfer(f"st-{n}", debit, credit, amount, "CNY")], at)
+        assert outcome.rejection is None
+    key = KeyFile(signing.new_key_id(), icbk, new_private_key())
+    engine.register_key(key.key_id, icbk, key.public_key, (first_day + 4) * day_us)
+    runner = EngineRunner(engine, lambda: time.time_ns() // 1000).start()
+    url = serve_app(create_app(runner))
+
+    def posted_before(us):
+        total = 0
+        for _, entry in engine.store.journal():
+            t = entry.transfer
+            if entry.timestamp_us < us and account in (t.debit_account_id, t.credit_account_id):
+                total += -t.amount_minor if t.debit_account_id == account else t.amount_minor
+        return total
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    with httpx.Client(base_url=url, auth=SignedAuth(key)) as client:
+        for day in range(first_day - 1, first_day + 5):
+            date_text = (epoch + timedelta(days=day)).date().isoformat()
+            answer = client.get(f"/v1/accounts/{account}/statement", params={"day": date_text})
+            assert answer.status_code == 200, answer.text
+            _, statement = parse_message(answer.content)
+            assert statement.opening_balance_minor == posted_before(day * day_us)
+            assert statement.closing_balance_minor == posted_before((day + 1) * day_us)
+            assert statement.opening_balance_minor + sum(
+                e.amount_minor for e in statement.entries) == statement.closing_balance_minor
+    runner.stop()

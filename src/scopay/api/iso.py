@@ -122,18 +122,23 @@ def statement(account_id: AccountIdPath, caller: Caller, request: Request,
     start_us = (datetime(day.year, day.month, day.day, tzinfo=UTC) - _EPOCH) // timedelta(
         microseconds=1)
     end_us = start_us + 86_400_000_000
-    opening, closing, entries = 0, 0, []
-    for _, entry in engine.store.journal():
+    # Back from the balance now, not forward from the first entry: only the entries since
+    # the day began are read (journal times never go backwards, so they are a seq range).
+    posted_now, last_seq = engine.posted_as_of(account_id)
+    first_seq = engine.store.first_journal_seq_from(start_us, last_seq)
+    since_start, during_day, entries = 0, 0, []
+    for _, entry in engine.store.journal(after_seq=first_seq - 1, until_seq=last_seq):
         t = entry.transfer
         if account_id not in (t.debit_account_id, t.credit_account_id):
             continue
         change = _posted_change(t, account_id)
-        if entry.timestamp_us < start_us:
-            opening += change
-        elif entry.timestamp_us < end_us and change:
-            entries.append(_entry(engine, t, change, day))
+        since_start += change
         if entry.timestamp_us < end_us:
-            closing += change
+            during_day += change
+            if change:
+                entries.append(_entry(engine, t, change, day))
+    opening = posted_now - since_start
+    closing = opening + during_day
     report = Statement(f"STMT{account_id}{day:%Y%m%d}", end_us, f"{account_id}-{day:%Y%m%d}",
                        str(account_id), account.currency, opening, day, closing, day,
                        tuple(entries), account_servicer=account.owner_bic)
@@ -221,8 +226,7 @@ def _posted_change(t, account_id: int) -> int:
 def _entry(engine, t, change: int, day: date) -> Entry:
     uetr = t.id[len(PAYMENT_TRANSFER_PREFIX):] if t.id.startswith(
         PAYMENT_TRANSFER_PREFIX) else None
-    record = engine.payment(uetr) if uetr else None
-    payment = record.payment if record else None
+    payment = engine.payment_identity(uetr) if uetr else None
     return Entry(change, t.currency, EntryStatus.BOOKED, _TRANSFER_CODE, booking_date=day,
                  value_date=day, entry_reference=t.id[:35],
                  uetr=uetr, end_to_end_id=payment.end_to_end_id if payment else None,

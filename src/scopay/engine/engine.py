@@ -330,6 +330,11 @@ class Engine(PaymentOperations):
         with self._lock:
             return self._balance_view(account_id) if account_id in self.accounts else None
 
+    def posted_as_of(self, account_id: int) -> tuple[int, int]:
+        """(posted balance, seq of the last journal entry it reflects), read together."""
+        with self._lock:
+            return self.ledger.balances[account_id].posted_minor, self._journal_count
+
     @property
     def journal_count(self) -> int:
         return self._journal_count

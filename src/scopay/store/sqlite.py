@@ -350,6 +350,21 @@ class SQLiteStore:
             for row in rows:
                 yield row[0], JournalEntry(_transfer_from_row(row[1:]), row[10])
 
+    def first_journal_seq_from(self, timestamp_us: int, last_seq: int) -> int:
+        """The first seq (up to last_seq + 1) whose entry is at or after timestamp_us: a
+        binary search by seq, as journal times never go backwards."""
+        db = self._reader()
+        low, high = 1, last_seq + 1
+        while low < high:
+            middle = (low + high) // 2
+            row = db.execute("SELECT timestamp_us FROM journal WHERE seq = ?",
+                             (middle,)).fetchone()
+            if row is not None and row[0] >= timestamp_us:
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
     def journal_entry(self, transfer_id: str) -> tuple[int, JournalEntry] | None:
         row = self._reader().execute(
             f"SELECT seq, {_JOURNAL_COLUMNS} FROM journal WHERE id = ?", (transfer_id,)
