@@ -126,3 +126,20 @@ def test_operator_resolves_a_gridlock(live_server):
         assert operator.post("/v1/gridlock/resolve").status_code == 200
         assert a.post("/v1/gridlock/resolve").status_code == 403
         a.post(f"/v1/payments/{first['uetr']}/cancel")
+
+
+def test_a_sponsor_tracks_the_payments_of_the_indirect_participant_it_settles_for(live_server):
+    from scopay.domain.participant import Role
+
+    indirect = next(p.bic for p in live_server.engine.participants.values()
+                    if p.role == Role.INDIRECT and p.sponsor_bic == BANK_A)
+    body = payment("12.00", debtor=BANK_B, creditor=indirect)
+    with live_server.client(BANK_B) as b, live_server.client(BANK_A) as sponsor, \
+            live_server.client(OTHER) as other:
+        sent = b.post("/v1/payments", json=body)
+        seen_by_sponsor = sponsor.get(f"/v1/payments/{body['uetr']}")
+        seen_by_other = other.get(f"/v1/payments/{body['uetr']}")
+    assert sent.status_code == 201 and sent.json()["status"] == "settled", sent.text
+    assert seen_by_sponsor.status_code == 200
+    assert seen_by_sponsor.json()["history"] == sent.json()["history"]
+    assert seen_by_other.status_code == 404

@@ -6,6 +6,7 @@ rules here say what the participant behind the key may see and do, in one place.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scopay.domain.account import Account, AccountKind
@@ -53,18 +54,25 @@ def may_send_payment(caller: Caller, debtor_agent: Participant | None) -> bool:
     return debtor_agent.bic == p.bic or debtor_agent.sponsor_bic == p.bic
 
 
-def may_see(caller: Caller, payment: Payment, sender_bic: str) -> bool:
-    """The payment's sender and agents, its currency's settlement agent, the operator."""
+def may_see(caller: Caller, payment: Payment, sender_bic: str,
+            participants: Mapping[str, Participant]) -> bool:
+    """The payment's sender and agents, the sponsor of an indirect agent (the payment settles
+    on the sponsor's account), its currency's settlement agent, the operator."""
     p = caller.participant
     if p.role == Role.OPERATOR:
         return True
     if p.role == Role.SETTLEMENT_AGENT and p.settlement_currency == payment.settlement_currency:
         return True
-    return p.bic in (sender_bic, payment.debtor_agent, payment.creditor_agent)
+    if p.bic in (sender_bic, payment.debtor_agent, payment.creditor_agent):
+        return True
+    return any(agent is not None and agent.sponsor_bic == p.bic
+               for agent in (participants.get(payment.debtor_agent),
+                             participants.get(payment.creditor_agent)))
 
 
-def may_see_payment(caller: Caller, record: PaymentRecord) -> bool:
-    return may_see(caller, record.payment, record.sender_bic)
+def may_see_payment(caller: Caller, record: PaymentRecord,
+                    participants: Mapping[str, Participant]) -> bool:
+    return may_see(caller, record.payment, record.sender_bic, participants)
 
 
 def may_manage(caller: Caller, sender_bic: str) -> bool:

@@ -198,7 +198,8 @@ async def move_payment(uetr: str, body: MoveIn, caller: Caller, request: Request
 def list_queue(caller: Caller, request: Request) -> list[dict]:
     """Queued payments the caller may see, in settlement order per debtor."""
     engine = _runner(request).engine
-    return [_record_out(r) for r in engine.queued_payments() if auth.may_see_payment(caller, r)]
+    return [_record_out(r) for r in engine.queued_payments()
+            if auth.may_see_payment(caller, r, engine.participants)]
 
 
 @router.post("/v1/gridlock/resolve", tags=["operator"], responses=_ANSWERS)
@@ -321,7 +322,8 @@ def _visible_payment(runner: EngineRunner, caller: auth.Caller,
     """The payment and its sender, if the caller may see it (no engine lock needed)."""
     payment = runner.engine.payment_identity(uetr)
     sender = runner.engine.payment_sender(uetr)
-    if payment is None or not auth.may_see(caller, payment, sender):
+    if payment is None or not auth.may_see(caller, payment, sender,
+                                           runner.engine.participants):
         raise ApiError(404, "Not found", f"no payment {uetr} visible to you")
     return payment, sender
 
