@@ -73,6 +73,7 @@ from scopay.iso20022.pattern import (
     code_rule,
     compile_element,
     compile_skipped,
+    read_line_ends,
     text_rule,
 )
 from scopay.iso20022.shape import (
@@ -189,17 +190,17 @@ class CreditTransferVersion:
     components: Components
     message: Shape  # group header and transactions, the latter handed on unread
     transaction: Shape
-
-    @property
-    def ns(self) -> str:
-        return qualified_namespace(self.message_type)
+    ns: str  # qualified_namespace(message_type)
+    message_tag: str  # the message element's qualified tag
 
 
 def credit_transfer_version(message_type: str, message_name: str, components: Components,
                             group_header: Shape, transaction: Shape) -> CreditTransferVersion:
     message = Shape("CreditTransfer", "GrpHdr CdtTrfTxInf+ SplmtryData*",
                     GrpHdr=group_header, CdtTrfTxInf=keep_element)
-    return CreditTransferVersion(message_type, message_name, components, message, transaction)
+    ns = qualified_namespace(message_type)
+    return CreditTransferVersion(message_type, message_name, components, message, transaction,
+                                 ns, ns + message_name)
 
 
 TransactionReader = Callable[[etree._Element, CreditTransferVersion, Fields], Payment]
@@ -422,12 +423,13 @@ def read_credit_transfer_text(data: bytes, document: etree._Element,
                               ) -> CreditTransferMessage | None:
     """The message read from its text by the version's expressions (pattern.py), or None when
     they do not take it all and it is to be read from its tree."""
-    root = message_element(document, version.message_name, version.ns)
+    if len(document) != 1 or (root := document[0]).tag != version.message_tag:
+        return None  # the tree reader refuses it
     reading = text_reading(version, root.prefix, reading_type)
     if reading is None:
         return None
     try:
-        text = data.decode("utf-8")
+        text = read_line_ends(data.decode("utf-8"))
     except UnicodeDecodeError:
         return None
     head = reading.head.pattern.match(text)

@@ -184,7 +184,8 @@ def amount_text(text: str) -> tuple[int, str]:
 # Minor units per currency; the decimal text parse_amount reads.
 _MINOR_UNITS = {code: currency.minor_units for code, currency in CURRENCIES.items()}
 _AMOUNT_TEXT = r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
-text_rule(read_amount, f'[A-Z]{{3}}">{_AMOUNT_TEXT}', amount_text, attribute="Ccy")
+text_rule(read_amount, f'[A-Z]{{3}}">{_AMOUNT_TEXT}', amount_text, attribute="Ccy",
+          distinct=True)
 
 
 def read_decimal(element: etree._Element, digits_max: int,

@@ -8,6 +8,8 @@ declaration.
 
 from __future__ import annotations
 
+from functools import cache
+
 from lxml import etree
 
 from scopay.iso20022.codes import ReasonCode
@@ -65,12 +67,21 @@ def open_document(data: bytes, expected: tuple[str, ...]) -> tuple[etree._Elemen
 
 def check_document(document: etree._Element, expected: tuple[str, ...]) -> str:
     """The message type of a Document element, refused unless expected and schema-valid."""
-    message_type = check_message_type(document, expected)
-    if not document.tag.endswith("}Document"):  # the namespace is an ISO one
-        refuse_at(document, ReasonCode.INVALID_FILE_FORMAT,
-                  f"element is {etree.QName(document).localname}; expected Document")
+    message_type = document_types(expected).get(document.tag)
+    if message_type is None:  # refused below, with the reason
+        message_type = check_message_type(document, expected)
+        if not document.tag.endswith("}Document"):  # the namespace is an ISO one
+            refuse_at(document, ReasonCode.INVALID_FILE_FORMAT,
+                      f"element is {etree.QName(document).localname}; expected Document")
     validate_against_schema(document, message_type)
     return message_type
+
+
+@cache
+def document_types(expected: tuple[str, ...]) -> dict[str, str]:
+    """The message type of each Document tag check_message_type accepts, by the tag."""
+    return {f"{{{iso_namespace(message_type)}}}Document": message_type
+            for message_type in expected}
 
 
 def message_element(document: etree._Element, name: str, ns: str) -> etree._Element:

@@ -22,6 +22,9 @@ from scopay.domain.payment import (
     PostalAddress,
     Priority,
     SettlementMethod,
+    new_party,
+    new_payment,
+    new_postal_address,
 )
 from scopay.iso20022.component import (
     AGENT,
@@ -198,8 +201,9 @@ class TransactionText(TextReading):
         self.charge = charge.getter(("ChrgsInf", "Amt"), *agent_paths("ChrgsInf", "Agt"))
 
 
-# read_transaction_text builds Payments and PostalAddresses with positional arguments, a quarter
-# faster than keywords; it gives them in this order, checked against the classes at import.
+# read_transaction_text builds Payments, Parties and PostalAddresses with the domain's
+# positional constructors (payment.positional_constructor); it gives the fields in this order,
+# checked against the classes at import.
 _POSITIONAL = {
     Payment: ("uetr", "instruction_id", "end_to_end_id", "debtor_agent", "creditor_agent",
               "debtor", "creditor", "settlement_amount_minor", "settlement_currency",
@@ -220,8 +224,8 @@ for _type, _names in _POSITIONAL.items():
 def address_text(street: str | None, building: str | None, post_code: str | None,
                  town: str | None, country: str | None, lines: tuple | str) -> PostalAddress:
     """postal_address's rule on checked texts."""
-    return PostalAddress(country, town, post_code, street, building,
-                         tuple([line for line, in lines]) if lines else ())
+    return new_postal_address(country, town, post_code, street, building,
+                              tuple([line for line, in lines]) if lines else ())
 
 
 def account_text(identified: str | None, iban: str | None, other: str | None) -> str:
@@ -269,24 +273,24 @@ def read_transaction_text(values: tuple, reading: TransactionText, header: tuple
         charge = reading.charge
         charges = tuple([(charged[0], charged[1], agent_text(agent, bic))
                          for charged, agent, bic in map(charge, charges)])
-    return Payment(
+    return new_payment(  # in _POSITIONAL's order
         uetr,
         instruction_id,
         end_to_end_id,
         debtor_bic,
         creditor_bic,
-        Party(debtor_name,
-              None if debtor_account is None else account_text(
-                  debtor_account_id, debtor_iban, debtor_other),
-              None if debtor_address is None else address_text(
-                  debtor_street, debtor_building, debtor_post_code, debtor_town,
-                  debtor_country, debtor_lines)),
-        Party(creditor_name,
-              None if creditor_account is None else account_text(
-                  creditor_account_id, creditor_iban, creditor_other),
-              None if creditor_address is None else address_text(
-                  creditor_street, creditor_building, creditor_post_code, creditor_town,
-                  creditor_country, creditor_lines)),
+        new_party(debtor_name,
+                  None if debtor_account is None else account_text(
+                      debtor_account_id, debtor_iban, debtor_other),
+                  None if debtor_address is None else address_text(
+                      debtor_street, debtor_building, debtor_post_code, debtor_town,
+                      debtor_country, debtor_lines)),
+        new_party(creditor_name,
+                  None if creditor_account is None else account_text(
+                      creditor_account_id, creditor_iban, creditor_other),
+                  None if creditor_address is None else address_text(
+                      creditor_street, creditor_building, creditor_post_code, creditor_town,
+                      creditor_country, creditor_lines)),
         amount[0],
         amount[1],
         instructed_amount[0],

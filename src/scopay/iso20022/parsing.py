@@ -24,6 +24,7 @@ from scopay.iso20022.codes import ReasonCode
 MESSAGE_BYTES_MAX = 10 * 1024 * 1024  # 10 MiB: a 1,000-transaction pacs.008 is about 2.5 MiB
 DEPTH_MAX = 64  # element nesting; the deepest ISO path scopay reads is about 12
 ELEMENTS_MAX = 500_000  # elements per document, far above what MESSAGE_BYTES_MAX holds in ISO
+ELEMENT_BYTES_MIN = 4  # `<a/>`: no element takes fewer bytes
 PROLOGUE_BYTES_MAX = 200  # where an XML declaration naming its encoding must stand
 
 REFUSED_FORMAT = ReasonCode.INVALID_FILE_FORMAT
@@ -33,6 +34,10 @@ _FOREIGN_BYTE_ORDER_MARKS = (
     b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\xfe\xff", b"\xff\xfe", b"\x00<", b"<\x00",
 )
 _DECLARED_ENCODING = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+# The declarations most messages start with (lxml's and the usual senders'), all UTF-8.
+_UTF8_DECLARATIONS = tuple(
+    f"<?xml version={quote}1.0{quote} encoding={quote}{name}{quote}".encode("ascii")
+    for quote in "\"'" for name in ("UTF-8", "utf-8"))
 
 
 class MessageRefused(Exception):
@@ -82,7 +87,9 @@ def check_message_bytes(data: bytes) -> None:
         raise MessageRefused(REFUSED_FORMAT, "message is empty")
     if data.startswith(_FOREIGN_BYTE_ORDER_MARKS):
         raise MessageRefused(REFUSED_FORMAT, "message is not UTF-8 (UTF-16/32 byte order)")
-    declared = _DECLARED_ENCODING.search(data, 0, PROLOGUE_BYTES_MAX)
+    declared = None
+    if not data.startswith(_UTF8_DECLARATIONS):  # where the search would find UTF-8 first
+        declared = _DECLARED_ENCODING.search(data, 0, PROLOGUE_BYTES_MAX)
     if declared is not None and declared.group(1).lower() not in (b"utf-8", b"utf8"):
         raise MessageRefused(
             REFUSED_FORMAT,
@@ -109,8 +116,9 @@ def parse_document(data: bytes) -> etree._Element:
 
 
 def check_tree_limits(root: etree._Element, data: bytes) -> None:
-    # Every element has a '<'; counting them in C keeps the exact count off the common path.
-    if data.count(b"<") > ELEMENTS_MAX:
+    # An element takes at least 4 bytes (`<a/>`) and has a '<': the bytes bound the count
+    # first, the '<'s (counted in C) next, and only beyond both is the tree counted.
+    if len(data) > ELEMENT_BYTES_MIN * ELEMENTS_MAX and data.count(b"<") > ELEMENTS_MAX:
         elements = int(_xpath("count(//*)")(root))
         if elements > ELEMENTS_MAX:
             raise MessageRefused(

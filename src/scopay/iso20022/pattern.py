@@ -13,9 +13,9 @@ only a plain form of it, whose meaning is therefore plain too:
 - every element scopay reads is written `<Name>` / `</Name>` (with the one prefix its message
   element has in the tree, or none), with no attributes, hence no namespace declarations: each
   is in the namespace lxml found for the message element. Amounts alone carry `Ccy="XXX"`;
-- between elements only XML white space; leaf texts hold no markup and no raw carriage return
-  (the parser turns line ends into line feeds); the five predefined entities and character
-  references are expanded as the parser does;
+- between elements only XML white space; leaf texts hold no markup; line ends are read as the
+  parser reads them (CR LF and a lone CR as LF, read_line_ends), and the five predefined
+  entities and character references are expanded as the parser does;
 - no comments, processing instructions or CDATA inside the message element;
 - children come in ISO order with the cardinality the Shape gives; a refused child (AG03) or an
   unknown one is not in the expression at all. Children scopay skips may hold any elements down
@@ -64,34 +64,38 @@ class Unreadable(Exception):
 
 class TextRule:
     """A leaf reader's rule on texts: `pattern` (no groups) the whole text must match, and
-    `convert` (None: the text itself) giving the value or raising Unreadable."""
+    `convert` (None: the text itself) giving the value or raising Unreadable. A conversion
+    depends on its text alone, so a batch's transactions repeating a text (agents' BICs,
+    dates, codes, rates) have it converted once, unless the rule's texts are `distinct`
+    (amounts), where looking for repeats would cost more than it saves."""
 
-    __slots__ = ("pattern", "convert", "attribute")
+    __slots__ = ("pattern", "convert", "attribute", "distinct")
 
     def __init__(self, pattern: str, convert: Convert | None = None,
-                 attribute: str | None = None) -> None:
+                 attribute: str | None = None, distinct: bool = False) -> None:
         if re.compile(pattern).groups:
             raise ValueError(f"text rule pattern {pattern!r} has groups")
         self.pattern = pattern
         self.convert = convert
         # An attribute read with the text, written first in the group: `XXX">text` for Ccy.
         self.attribute = attribute
+        self.distinct = distinct
 
 
 _text_rules: dict[Any, TextRule] = {}
 
 
 def text_rule(reader: Any, pattern: str, convert: Convert | None = None,
-              attribute: str | None = None) -> None:
+              attribute: str | None = None, distinct: bool = False) -> None:
     """Register a leaf reader's text rule (see TextRule)."""
-    _text_rules[reader] = TextRule(pattern, convert, attribute)
+    _text_rules[reader] = TextRule(pattern, convert, attribute, distinct)
 
 
 def rule_of(reader: Any) -> TextRule:
     rule = _text_rules.get(reader)
     if rule is None and isinstance(reader, TextReader):
-        # A written text is never shorter than the text it reads as.
-        rule = _text_rules[reader] = TextRule(f"[^<\r]{{1,{reader.length_max}}}+")
+        # A written text (line ends read) is never shorter than the text it reads as.
+        rule = _text_rules[reader] = TextRule(f"[^<]{{1,{reader.length_max}}}+")
     if rule is None:
         raise LookupError(f"no text rule for {reader!r}")
     return rule
@@ -111,6 +115,15 @@ def code_rule(by_value: dict[str, Any]) -> tuple[str, Convert]:
     """Pattern and conversion of a code list: one of its codes, and the value it stands for."""
     pattern = "|".join(re.escape(code) for code in sorted(by_value, key=len, reverse=True))
     return f"(?:{pattern})", by_value.__getitem__
+
+
+def read_line_ends(text: str) -> str:
+    """`text` with its line ends as the parser reads them (XML 1.0, 2.11): CR LF and a lone CR
+    become LF. The expressions match the text after this; character references (`&#13;`) stay
+    references until unescape."""
+    if "\r" not in text:
+        return text
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 _REFERENCE = re.compile(r"&(?:#([0-9]+);|#x([0-9a-fA-F]+);|(amp|lt|gt|quot|apos);)")
@@ -147,7 +160,7 @@ def any_element(levels: int) -> str:
     return pattern
 
 
-_LEAF, _MARKER, _REPEATED = 0, 1, 2
+_LEAF, _MARKER, _REPEATED, _DISTINCT = 0, 1, 2, 3  # _DISTINCT: a leaf of distinct texts
 _BY_GROUP_FROM = 8  # matches from which rows_of converts group by group
 
 
@@ -156,7 +169,7 @@ class Compiled:
     of each, how each group's text becomes a value, and for repeated carried children the
     expression of one repetition (Repeated)."""
 
-    __slots__ = ("pattern", "paths", "converts", "_plain", "_escaped")
+    __slots__ = ("pattern", "paths", "converts", "_plain", "_escaped", "_repeating")
 
     def __init__(self, pattern: str, captures: list[tuple[Path, int, Any]]) -> None:
         self.pattern = re.compile(pattern)
@@ -169,6 +182,8 @@ class Compiled:
         self._escaped = tuple(
             (i, _escaping(kind, convert)) for i, (_, kind, convert) in enumerate(captures)
             if kind != _MARKER)
+        self._repeating = frozenset(
+            i for i, (_, kind, _) in enumerate(captures) if kind == _LEAF)
 
     def index(self, *path: str) -> int:
         """Where the value of `path` is in values_of's list (ValueError if nowhere)."""
@@ -203,10 +218,17 @@ class Compiled:
         if len(found) < _BY_GROUP_FROM:
             pick = itemgetter(*indexes)
             return [pick(self.values_of(groups, escaped)) for groups in found]
-        # Columns are read once each: converted ones into lists, the others by zip below.
-        columns: list[Iterable] = [map(itemgetter(index), found) for index in range(len(found[0]))]
+        columns: list[Iterable] = list(zip(*found, strict=True))  # one tuple per group
+        repeating = self._repeating
         for index, convert in self._escaped if escaped else self._plain:
-            columns[index] = [convert(text) if text else text for text in columns[index]]
+            column = columns[index]
+            if not any(column):  # in no transaction: nothing to convert
+                continue
+            if index in repeating:  # each distinct text converted once (TextRule)
+                values = {text: convert(text) if text else text for text in set(column)}
+                columns[index] = map(values.__getitem__, column)
+            else:
+                columns[index] = [convert(text) if text else text for text in column]
         return zip(*[columns[index] for index in indexes], strict=True)
 
 
@@ -275,7 +297,8 @@ class _Compiler:
         text = rule.pattern
         if capture:
             text = f"({text})"
-            self.captures.append(((*path, name), _LEAF, rule.convert))
+            self.captures.append(((*path, name), _DISTINCT if rule.distinct else _LEAF,
+                                  rule.convert))
         start = f'{tag} {rule.attribute}="' if rule.attribute else f"{tag}>"
         return f"{start}{text}</{tag}>{WHITE}<"
 
