@@ -28,6 +28,10 @@ def encode_payment(payment: Payment) -> str:
     data["creditor"] = _party_data(payment.creditor)
     data["intermediary_agents"] = list(payment.intermediary_agents)
     data["charges"] = [list(charge) for charge in payment.charges]
+    # the enums' plain values: json's encoder takes a slow path for str subclasses
+    data["charge_bearer"] = payment.charge_bearer.value
+    data["priority"] = payment.priority.value
+    data["settlement_method"] = payment.settlement_method.value
     if payment.exchange_rate is not None:
         data["exchange_rate"] = str(payment.exchange_rate)
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
