@@ -40,6 +40,7 @@ _JOURNAL_COLUMNS = (
     "timeout_s, linked, timestamp_us"
 )
 JOURNAL_INSERT = f"INSERT INTO journal ({_JOURNAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+_IGNORING_TABLES = frozenset({"rejections"})  # INSERT OR IGNORE: not every row may land
 _REJECTION_INSERT = (
     f"INSERT OR IGNORE INTO transfer_rejection ({_JOURNAL_COLUMNS}, rejection) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?)"
@@ -139,6 +140,9 @@ class SQLiteStore:
         self._reader_connections: list[sqlite3.Connection] = []
         self.migrate()
         self._audit_sha256 = last_sha256(self._db)
+        # The last row of each append-only table, known after each commit (this is the only
+        # writer): a commit then needs no query to learn where its rows start.
+        self._last_rows: dict[str, int] = {}
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection: it sees committed batches only."""
@@ -195,36 +199,47 @@ class SQLiteStore:
         """Write one batch, and its audit entry, in one durable transaction, or nothing."""
         db = self._db
         payload: dict = {}
+        last_rows: dict[str, int] = {}
         db.execute("BEGIN IMMEDIATE")
         try:
-            self._append(db, payload, "journal", JOURNAL_INSERT,
+            self._append(db, payload, last_rows, "journal", JOURNAL_INSERT,
                          [journal_row(entry) for entry in journal])
-            self._append(db, payload, "rejections", _REJECTION_INSERT,
+            self._append(db, payload, last_rows, "rejections", _REJECTION_INSERT,
                          [(*journal_row(JournalEntry(r.transfer, r.timestamp_us)),
                            r.rejection.value) for r in rejections])
             self._write_admin(db, payload, participants, accounts, blocked, keys, revoked_keys,
                               policies, acknowledged, idempotency, forgotten_answers)
-            self._write_payments(db, payload, payments, payment_events, notices)
+            self._write_payments(db, payload, last_rows, payments, payment_events, notices)
             if payload:
                 self._audit_sha256 = append_entry(db, self._audit_sha256, at_us, payload)
         except BaseException:
             db.execute("ROLLBACK")
             self._audit_sha256 = last_sha256(db)
+            self._last_rows.clear()
             raise
-        db.execute("COMMIT")
+        try:
+            db.execute("COMMIT")
+        except BaseException:
+            self._last_rows.clear()
+            raise
+        self._last_rows.update(last_rows)
 
-    @staticmethod
-    def _append(db: sqlite3.Connection, payload: dict, table: str, sql: str,
-                rows: list[tuple]) -> None:
+    def _append(self, db: sqlite3.Connection, payload: dict, last_rows: dict[str, int],
+                table: str, sql: str, rows: list[tuple]) -> None:
         """Append rows to an append-only table and note their range and digest for audit."""
         if not rows:
             return
-        first = db.execute(LAST_ROW[table]).fetchone()[0] + 1
+        known = self._last_rows.get(table)
+        first = (db.execute(LAST_ROW[table]).fetchone()[0] if known is None else known) + 1
         insert_rows(db, sql, rows)
-        last = db.execute(LAST_ROW[table]).fetchone()[0]
-        if last - first + 1 != len(rows):  # some were ignored (a known id): hash what landed
-            read, shape = COVERED_TABLES[table]
-            rows = [shape(row) for row in db.execute(read, (first, last))]
+        if table in _IGNORING_TABLES:  # some rows may have been ignored (a known id)
+            last = db.execute(LAST_ROW[table]).fetchone()[0]
+            if last - first + 1 != len(rows):  # hash what landed
+                read, shape = COVERED_TABLES[table]
+                rows = [shape(row) for row in db.execute(read, (first, last))]
+        else:  # every row lands, numbered on from the last, or the insert raises
+            last = first + len(rows) - 1
+        last_rows[table] = last
         if rows:
             payload[table] = [first, last, digest_rows(rows)]
 
@@ -283,7 +298,8 @@ class SQLiteStore:
                            "idempotency_key = ?", rows)
             payload["forgotten_answers"] = rows
 
-    def _write_payments(self, db, payload, payments, payment_events, notices) -> None:
+    def _write_payments(self, db, payload, last_rows, payments, payment_events,
+                        notices) -> None:
         rows = [(r.payment.uetr, r.sender_bic, r.payment.instruction_id,
                  encode_payment(r.payment), r.status.value, r.debtor_account,
                  r.creditor_account, r.sequence, r.priority.value, r.latest_us, r.reject_by_us)
@@ -295,12 +311,12 @@ class SQLiteStore:
                 "priority = excluded.priority, latest_us = excluded.latest_us, "
                 "reject_by_us = excluded.reject_by_us", rows)
             payload["payments"] = [len(rows), digest_rows([row[:4] for row in rows])]
-        self._append(db, payload, "payment_events",
+        self._append(db, payload, last_rows, "payment_events",
                      "INSERT INTO payment_event (uetr, status, at_us, reason, detail) "
                      "VALUES (?,?,?,?,?)",
                      [(uetr, c.status.value, c.at_us, c.reason.value if c.reason else None,
                        c.detail) for uetr, c in payment_events])
-        self._append(db, payload, "mailbox",
+        self._append(db, payload, last_rows, "mailbox",
                      "INSERT INTO mailbox (participant_bic, kind, uetr, status, reason, "
                      "created_us) VALUES (?,?,?,?,?,?)",
                      [(n.participant_bic, n.kind.value, n.uetr, n.status, n.reason,
