@@ -220,6 +220,45 @@ def assert_result_keeps_the_rules(balances, floors, queue, resolution: Resolutio
         assert resolution.value_minor <= resolution.bound_minor
 
 
+@st.composite
+def long_queues_of_few_amounts(draw: st.DrawFn):
+    """Longer than the greedy cross-check covers, and amounts drawn from a handful of values,
+    so many payments tie on amount (the sorted per-account lists must keep them apart)."""
+    accounts = ACCOUNT_IDS[: draw(st.integers(3, len(ACCOUNT_IDS)))]
+    balances = {a: draw(st.integers(-100, 2_000)) for a in accounts}
+    floors = {a: draw(st.integers(-1_000, 100)) for a in accounts}
+    amounts = draw(st.lists(st.integers(1, 400), min_size=1, max_size=4))
+    queue = []
+    for n in range(draw(st.integers(260, 400))):
+        debtor, creditor = draw(st.lists(st.sampled_from(accounts), min_size=2, max_size=2,
+                                         unique=True))
+        queue.append(QueuedPayment(f"P{n}", debtor, creditor, draw(st.sampled_from(amounts)),
+                                   draw(st.sampled_from((URGENT, HIGH, NORMAL))), 10 * n))
+    return balances, floors, queue
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.data_too_large])
+@given(long_queues_of_few_amounts(), st.booleans(), st.integers(0, 40))
+def test_long_queues_with_tied_amounts_keep_the_rules(instance, respect_priority, budget) -> None:
+    balances, floors, queue = instance
+
+    resolution = resolve_gridlock(balances, floors, queue, iterations_max=budget,
+                                  respect_priority=respect_priority)
+
+    assert resolution.iterations <= budget
+    assert_result_keeps_the_rules(balances, floors, queue, resolution)
+
+
+def test_result_lists_ids_in_sequence_order_whatever_the_order_of_the_queue() -> None:
+    balances, floors = {A: 0, B: 0, C: 0}, {A: 0, B: 0, C: 0}
+    queue = [pay("P3", C, A, 500_00), pay("P2", B, C, 500_00), pay("P1", A, B, 500_00)]
+
+    resolution = resolve_gridlock(balances, floors, queue)
+
+    assert resolution.settle == ("P1", "P2", "P3")
+
+
 RATIOS: list[float] = []
 
 

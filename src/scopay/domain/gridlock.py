@@ -22,7 +22,8 @@ How (docs/settlement.md, "Gridlock resolution", has the long version):
 3. Fill: accounts with room settle waiting payments, largest that fits first.
 4. Repair: a short account is paid a waiting payment if its debtor can make room for it
    cheaply; else it takes back the least value owed to creditors who can lose it; failing
-   that, one payment (which may make its creditor short in turn).
+   that, what costs least counting OVERDRAFT_WEIGHT per unit it overdraws a creditor: one
+   payment, or those safe ones and one more (the creditor may become short in turn).
 5. Fill again, then exchange: a waiting payment enters when taking back smaller settled
    payments of the same debtor, whose creditors have the room, frees enough room for it.
 6. A queue of at most SHORT_QUEUE_PAYMENTS_MAX payments is also settled greedily (largest
@@ -37,17 +38,21 @@ already below its floor (a reduced credit line) may not go further below: net ou
 
 from __future__ import annotations
 
-import heapq
-from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from operator import add, attrgetter, eq, lt, mul
+from itertools import compress, repeat
+from operator import add, eq, itemgetter, lt, mul, ne
 
 ITERATIONS_MAX = 10_000  # flow phases + exchange rounds; each costs O(pairs) or O(payments)
 QUEUE_PAYMENTS_MAX = 1_000_000
 REPAIR_CANDIDATES_MAX = 16  # outgoing payments weighed per one-payment repair step
 EXCHANGE_SCAN_MAX = 64  # smallest settled payments an account may give up in one exchange
+# Cost of overdrawing a creditor in repair, per unit, on top of the value taken back: it must
+# take back at least as much in turn, whole payments overshoot, and it may cascade further.
+# Chosen by measurement (bench/gridlock.py and other seeds): 2 and 3 do as well without
+# priority, 3 better in priority mode; 1 loses most.
+OVERDRAFT_WEIGHT = 3
 SHORT_QUEUE_PAYMENTS_MAX = 256  # queues this short are also settled greedily; the best wins
 PRIORITY_LEVELS = (0, 1, 2)  # urgent, high, normal
 _UNREACHED = 1 << 62
@@ -95,7 +100,7 @@ def resolve_gridlock(
     if respect_priority:
         assert_priority_kept(queue, payments)
     return Resolution(
-        settle=tuple(map(attrgetter("id"), payments)),
+        settle=tuple([p.id for p in payments]),
         value_minor=sum(map(problem.amount.__getitem__, chosen)),
         iterations=budget.spent,
         bound_minor=bound_minor,
@@ -104,18 +109,18 @@ def resolve_gridlock(
 
 def choose_settled(problem: _Problem, budget: _Budget) -> tuple[list[int], int | None]:
     """Indexes of the payments to settle, and the LP bound (None if not reached)."""
-    settled, bound_minor = settle_by_lp_duals(problem, budget)
-    state = _State(problem, settled)
+    settled, room, bound_minor = settle_by_lp_duals(problem, budget)
+    state = _State(problem, settled, room)
     state.close_priority()
     state.fill()  # first: short accounts get paid what others can now pay them
     state.repair()
     state.fill()
     exchange_payments(state, budget)
-    chosen = [k for k, flag in enumerate(state.settled) if flag]
+    chosen = list(compress(range(len(settled)), state.settled))
     if len(problem.amount) <= SHORT_QUEUE_PAYMENTS_MAX:
         # Integrality dominates short queues, where rounding the LP can lose to the plain
         # greedy; checking costs little there. Longer ones rely on the LP (bench/gridlock.py).
-        greedy = [k for k, flag in enumerate(settle_greedily(problem)) if flag]
+        greedy = list(compress(range(len(settled)), settle_greedily(problem)))
         value_of = problem.amount.__getitem__
         if sum(map(value_of, greedy)) > sum(map(value_of, chosen)):
             chosen = greedy
@@ -150,7 +155,7 @@ def assert_priority_kept(queue: Sequence[QueuedPayment], settled: Sequence[Queue
 @dataclass(frozen=True, slots=True)
 class _Problem:
     liquidity: list[int]  # per account index: room above the floor, >= 0
-    debtor: list[int]  # per payment index: account index
+    debtor: list[int]  # per payment index (its place in the queue): account index
     creditor: list[int]
     amount: list[int]
     level: list[int]  # priority when it is respected, else 0 for all
@@ -171,21 +176,24 @@ def _index_problem(
     index = {account: i for i, account in enumerate(accounts)}
     # Below the floor already: it may not pay out net, so its room is 0, not negative.
     liquidity = [max(balances[a] - floors[a], 0) for a in accounts]
-    # map/attrgetter keep the checks at C speed: they run on every call, on the whole queue.
-    debtors = list(map(attrgetter("debtor"), queue))
-    creditors = list(map(attrgetter("creditor"), queue))
-    amounts = list(map(attrgetter("amount_minor"), queue))
-    priorities = list(map(attrgetter("priority"), queue))
-    sequences = list(map(attrgetter("sequence"), queue))
-    assert len(set(map(attrgetter("id"), queue))) == len(queue), "payment ids are not unique"
-    assert len(set(sequences)) == len(queue), "sequences are not unique"
+    # This runs on every call over the whole queue: comprehensions (whose attribute reads
+    # the interpreter specialises) and map over C functions keep it cheap.
+    debtors = [p.debtor for p in queue]
+    creditors = [p.creditor for p in queue]
+    amounts = [p.amount_minor for p in queue]
+    priorities = [p.priority for p in queue]
+    sequences = [p.sequence for p in queue]
+    assert len({p.id for p in queue}) == len(queue), "payment ids are not unique"
+    assert all(map(lt, sequences, sequences[1:])) or len(set(sequences)) == len(queue), (
+        "sequences are not unique"
+    )
     assert min(amounts) > 0, "a queued amount is not positive"
-    assert not any(map(eq, debtors, creditors)), "a payment to its own account"
     assert index.keys() >= set(debtors) | set(creditors), "an account without a balance"
     assert set(priorities) <= set(PRIORITY_LEVELS), "an unknown priority"
     debtor = list(map(index.__getitem__, debtors))
     creditor = list(map(index.__getitem__, creditors))
     pairs, pair_total, pair_members = _group_pairs(debtor, creditor, amounts, len(accounts))
+    assert not any(map(eq, *zip(*pairs, strict=True))), "a payment to its own account"
     return _Problem(
         liquidity=liquidity,
         debtor=debtor,
@@ -234,15 +242,18 @@ class _Budget:
 # --- 1. The LP relaxation as a min-cost flow ---------------------------------------------------
 
 
-def settle_by_lp_duals(problem: _Problem, budget: _Budget) -> tuple[list[bool], int | None]:
-    """Per payment: settled or not (some accounts may still be short: repair follows), and
-    the LP bound (None if the budget ran out before the LP was solved)."""
+def settle_by_lp_duals(
+    problem: _Problem, budget: _Budget
+) -> tuple[list[bool], list[int], int | None]:
+    """Per payment: settled or not; per account: the room left (some may be short: repair
+    follows); and the LP bound (None if the budget ran out before the LP was solved)."""
     room = compute_rooms(problem)
     if min(room) >= 0:
-        return [True] * len(problem.amount), sum(problem.pair_total)
+        return [True] * len(problem.amount), room, sum(problem.pair_total)
     lp_cut, potential, solved = solve_lp_flow(problem, room, budget)
     bound = sum(problem.pair_total) - sum(lp_cut) if solved else None
-    return round_by_potential(problem, lp_cut, potential), bound
+    settled, room = round_by_potential(problem, lp_cut, potential)
+    return settled, room, bound
 
 
 def compute_rooms(problem: _Problem) -> list[int]:
@@ -263,8 +274,8 @@ def solve_lp_flow(
     accounts_count = len(room)
     source, sink = accounts_count, accounts_count + 1
     graph = _FlowGraph(accounts_count + 2)
-    pair_arcs = [graph.add_arc(i, j, total, 1) for (i, j), total in
-                 zip(problem.pairs, problem.pair_total, strict=True)]
+    first = graph.add_arcs(problem.pairs, problem.pair_total, 1)
+    pair_arcs = range(first, first + 2 * len(problem.pairs), 2)
     source_arcs = []
     for i, r in enumerate(room):
         if r < 0:
@@ -272,7 +283,7 @@ def solve_lp_flow(
         elif r > 0:
             graph.add_arc(i, sink, r, 0)
     potential = [0] * (accounts_count + 2)
-    graph.push_min_cost(source, sink, potential, budget)
+    graph.push_min_cost(source, sink, -sum(r for r in room if r < 0), potential, budget)
     solved = all(graph.capacity[arc] == 0 for arc in source_arcs)
     return [graph.capacity[arc ^ 1] for arc in pair_arcs], potential[:accounts_count], solved
 
@@ -280,10 +291,13 @@ def solve_lp_flow(
 # --- 2. Rounding by the LP's duals --------------------------------------------------------------
 
 
-def round_by_potential(problem: _Problem, lp_cut: list[int], potential: list[int]) -> list[bool]:
-    """Settled flags: pairs the duals condemn are cut, the others kept, and the tied ones cut
-    in whole payments, account by account in rising potential. A tied cut burdens only its
-    creditor, one potential further downstream, visited later. Accounts may be left short."""
+def round_by_potential(
+    problem: _Problem, lp_cut: list[int], potential: list[int]
+) -> tuple[list[bool], list[int]]:
+    """Settled flags and the rooms left: pairs the duals condemn are cut, the others kept, and
+    the tied ones cut in whole payments, account by account in rising potential. A tied cut
+    burdens only its creditor, one potential further downstream, visited later. Accounts may
+    be left short."""
     amount, creditor = problem.amount, problem.creditor
     settled = [True] * len(amount)
     room = list(problem.liquidity)
@@ -292,8 +306,7 @@ def round_by_potential(problem: _Problem, lp_cut: list[int], potential: list[int
     for p, (i, j) in enumerate(problem.pairs):
         gap = potential[j] - potential[i]
         if gap > 1:
-            for k in problem.pair_members[p]:
-                settled[k] = False
+            _set_each(settled, problem.pair_members[p], False)
             continue
         room[i] -= problem.pair_total[p]
         room[j] += problem.pair_total[p]
@@ -311,7 +324,12 @@ def round_by_potential(problem: _Problem, lp_cut: list[int], potential: list[int
             settled[k] = False
             room[i] += amount[k]
             room[creditor[k]] -= amount[k]
-    return settled
+    return settled, room
+
+
+def _set_each(flags: list[bool], indexes: list[int], value: bool) -> None:
+    """flags[k] = value for each k, the loop in C (setitem returns None, so `any` runs on)."""
+    any(map(flags.__setitem__, indexes, repeat(value)))
 
 
 def choose_tied_cut(
@@ -326,14 +344,21 @@ def choose_tied_cut(
     chosen: list[int] = []
     rest: list[int] = []
     for p in pairs:
-        members = sorted(problem.pair_members[p], key=amount.__getitem__, reverse=True)
-        cut = fit_largest_first(amount, members, min(lp_cut[p], need))
-        need -= sum(map(amount.__getitem__, cut))
+        members, limit = problem.pair_members[p], min(lp_cut[p], need)
+        if limit <= 0:
+            rest += members
+            continue
+        if limit >= problem.pair_total[p]:
+            cut = members  # all of them fit
+        else:
+            members = sorted(members, key=amount.__getitem__, reverse=True)
+            cut = fit_largest_first(amount, members, limit)
+            taken = set(cut)
+            rest += [k for k in members if k not in taken]
+        value = sum(map(amount.__getitem__, cut))
+        need -= value
         chosen += cut
-        for k in cut:
-            spare[creditor[k]] -= amount[k]
-        taken = set(cut)
-        rest += [k for k in members if k not in taken]
+        spare[problem.pairs[p][1]] -= value
     if need > 0:
         rest.sort(key=amount.__getitem__, reverse=True)
         roomy = [k for k in rest if spare[creditor[k]] >= amount[k] or passes_on[creditor[k]]]
@@ -412,83 +437,127 @@ class _FlowGraph:
         self.cost += [cost, -cost]
         return arc
 
+    def add_arcs(self, ends: list[tuple[int, int]], capacities: list[int], cost: int) -> int:
+        """Arcs (tail, head) of one cost in bulk; returns the first one's number (they are
+        numbered first, first + 2, ...)."""
+        first, count = len(self.head), len(ends)
+        heads = [0] * (2 * count)
+        heads[0::2] = map(itemgetter(1), ends)
+        heads[1::2] = map(itemgetter(0), ends)
+        self.head += heads
+        room = [0] * (2 * count)
+        room[0::2] = capacities
+        self.capacity += room
+        self.cost += [cost, -cost] * count
+        arcs_of = self.arcs_of
+        for arc, (tail, head) in zip(range(first, first + 2 * count, 2), ends, strict=True):
+            arcs_of[tail].append(arc)
+            arcs_of[head].append(arc + 1)
+        return first
+
     def push_min_cost(
-        self, source: int, sink: int, potential: list[int], budget: _Budget
+        self, source: int, sink: int, demand: int, potential: list[int], budget: _Budget
     ) -> None:
-        """Primal-dual: shortest distances under potentials, then a max flow on the arcs
-        of reduced cost 0, until the sink is out of reach (every excess has moved).
-        `potential` must make every reduced cost >= 0; it is updated in place."""
-        while budget.spend():
-            distance = self._find_distances(source, potential)
+        """Primal-dual: shortest distances under potentials, then a blocking flow on the
+        arcs of reduced cost 0, until `demand` (what the source's arcs carry) has moved or
+        the sink is out of reach. The next search for distances also tells whether paths of
+        reduced cost 0 are left (distance 0), so no pass over the graph is spent only to
+        find none. `potential` must make every reduced cost >= 0; it is updated in place."""
+        while demand > 0 and budget.spend():
+            distance = self._find_distances(source, sink, potential)
             reach = distance[sink]
             if reach == _UNREACHED:
                 return
             for node, d in enumerate(distance):
                 potential[node] += min(d, reach)  # keeps every reduced cost >= 0
-            while budget.spend() and self._push_blocking_flow(source, sink, potential):
-                pass
+            if not budget.spend():
+                return
+            demand -= self._push_blocking_flow(source, sink, potential)
 
-    def _find_distances(self, source: int, potential: list[int]) -> list[int]:
-        """Dijkstra on reduced costs (all >= 0 thanks to the potentials)."""
+    def _find_distances(self, source: int, sink: int, potential: list[int]) -> list[int]:
+        """Dijkstra on reduced costs (integers >= 0 thanks to the potentials) with a bucket
+        per distance, stopped once the sink is settled: nodes not settled by then are at
+        least as far, and are reported at the sink's distance, which is all the potential
+        update needs."""
         distance = [_UNREACHED] * len(self.arcs_of)
         distance[source] = 0
-        frontier = [(0, source)]
+        buckets: list[list[int]] = [[source]]
         head, capacity, cost = self.head, self.capacity, self.cost
-        while frontier:
-            d, node = heapq.heappop(frontier)
-            if d > distance[node]:
-                continue
-            base = d + potential[node]
-            for arc in self.arcs_of[node]:
-                if capacity[arc] > 0:
-                    nxt = head[arc]
-                    candidate = base + cost[arc] - potential[nxt]
-                    if candidate < distance[nxt]:
-                        distance[nxt] = candidate
-                        heapq.heappush(frontier, (candidate, nxt))
+        d = 0
+        while d < len(buckets):
+            for node in buckets[d]:
+                if distance[node] != d:
+                    continue  # settled nearer already
+                if node == sink:
+                    return [min(x, d) for x in distance]
+                base = d + potential[node]
+                for arc in self.arcs_of[node]:
+                    if capacity[arc] > 0:
+                        nxt = head[arc]
+                        candidate = base + cost[arc] - potential[nxt]
+                        if candidate < distance[nxt]:
+                            distance[nxt] = candidate
+                            while len(buckets) <= candidate:
+                                buckets.append([])
+                            buckets[candidate].append(nxt)
+            d += 1
         return distance
 
-    def _admissible_levels(self, source: int, potential: list[int]) -> list[int]:
-        """BFS depth over arcs with room and reduced cost 0; -1 where unreachable."""
+    def _list_admissible_arcs(
+        self, source: int, sink: int, potential: list[int]
+    ) -> list[list[int]]:
+        """Per node: its arcs with room and reduced cost 0 that lead one BFS level down from
+        the source, in one pass; an empty list when the sink is out of reach. Levels past the
+        sink's are not explored: no shortest augmenting path goes there."""
         level = [-1] * len(self.arcs_of)
+        forward: list[list[int]] = [[] for _ in self.arcs_of]
         level[source] = 0
         layer = [source]
         head, capacity, cost = self.head, self.capacity, self.cost
-        while layer:
+        depth = 0
+        while layer and level[sink] < 0:
             following = []
+            depth += 1
             for node in layer:
+                height = potential[node]
+                admissible = forward[node]
                 for arc in self.arcs_of[node]:
-                    nxt = head[arc]
-                    if (
-                        level[nxt] < 0
-                        and capacity[arc] > 0
-                        and cost[arc] + potential[node] == potential[nxt]
-                    ):
-                        level[nxt] = level[node] + 1
-                        following.append(nxt)
+                    if capacity[arc] > 0:
+                        nxt = head[arc]
+                        if cost[arc] + height == potential[nxt]:
+                            if level[nxt] < 0:
+                                level[nxt] = depth
+                                following.append(nxt)
+                                admissible.append(arc)
+                            elif level[nxt] == depth:
+                                admissible.append(arc)
             layer = following
-        return level
+        if level[sink] < 0:
+            return []
+        return forward
 
     def _push_blocking_flow(self, source: int, sink: int, potential: list[int]) -> int:
         """One Dinic round on the admissible graph; returns the value pushed (0: none left).
         Depth-first with an explicit stack; each node's arc list is consumed from its end,
-        so an arc found saturated or leading to a dead end is never looked at again."""
-        level = self._admissible_levels(source, potential)
-        if level[sink] < 0:
+        so an arc found saturated or leading to a dead end is never looked at again; after
+        each augmentation the search resumes where the path was cut, not at the source."""
+        forward = self._list_admissible_arcs(source, sink, potential)
+        if not forward:
             return 0
-        forward = self._list_level_arcs(level, potential)
         head, capacity = self.head, self.capacity
         pushed_total = 0
         nodes, path = [source], []
         while True:
             node = nodes[-1]
             if node == sink:
-                pushed = min(capacity[arc] for arc in path)
+                pushed = min(map(capacity.__getitem__, path))
                 for arc in path:
                     capacity[arc] -= pushed
                     capacity[arc ^ 1] += pushed
                 pushed_total += pushed
-                nodes, path = [source], []
+                # Back to the tail of the first arc it saturated; the rest stays usable.
+                first_full = list(map(capacity.__getitem__, path)).index(0)
+                del nodes[first_full + 1 :], path[first_full:]
                 continue
             arcs = forward[node]
             while arcs and capacity[arcs[-1]] == 0:
@@ -503,85 +572,63 @@ class _FlowGraph:
                 path.pop()
                 forward[nodes[-1]].pop()
 
-    def _list_level_arcs(self, level: list[int], potential: list[int]) -> list[list[int]]:
-        """Per node: its admissible arcs one level down, for the blocking flow."""
-        head, capacity, cost = self.head, self.capacity, self.cost
-        forward: list[list[int]] = []
-        for node, arcs in enumerate(self.arcs_of):
-            if level[node] < 0:
-                forward.append([])
-                continue
-            below, height = level[node] + 1, potential[node]
-            forward.append([
-                arc for arc in arcs
-                if capacity[arc] > 0 and level[head[arc]] == below
-                and cost[arc] + height == potential[head[arc]]
-            ])
-        return forward
-
 
 # --- 3-4. Fill and repair, with incremental net positions --------------------------------------
 
 
 class _State:
     """The settled set, each account's room left (liquidity - net outflow), and per account and
-    priority level the settled and unsettled outgoing payments as sorted keys
-    amount * payments_count + index, so a bisect finds the smallest or largest by amount."""
+    priority level its settled and waiting outgoing payments, as lists of payment indexes
+    sorted by amount (ties in any order), so a bisect keyed by amount finds the largest that
+    fits or the smallest that clears a shortfall."""
 
-    def __init__(self, problem: _Problem, settled: list[bool]) -> None:
+    def __init__(self, problem: _Problem, settled: list[bool], room: list[int]) -> None:
         self.problem = problem
-        self.width = len(problem.amount)
+        self.amount = problem.amount
+        self.amount_of = problem.amount.__getitem__  # the key of every sorted list here
         self.levels_count = max(problem.level) + 1
-        accounts_count = len(problem.liquidity)
-        self.room = list(problem.liquidity)
+        self.room = room
         self.settled = settled
-        self.sent_keys = [[[] for _ in range(self.levels_count)] for _ in range(accounts_count)]
-        self.waiting_keys = [[[] for _ in range(self.levels_count)] for _ in range(accounts_count)]
-        # Keys sort as amounts do (ties by index), so each list below is born sorted.
-        keys = sorted(map(add, map(mul, problem.amount, repeat(self.width)), range(self.width)))
+        levels = range(self.levels_count)
+        self.sent_keys: list[list[list[int]]] = [[[] for _ in levels] for _ in room]
+        self.waiting_keys: list[list[list[int]]] = [[[] for _ in levels] for _ in room]
+        sent, waiting = self.sent_keys, self.waiting_keys
         debtor, level = problem.debtor, problem.level
-        for key in keys:
-            k = key % self.width
-            if settled[k]:
-                self.sent_keys[debtor[k]][level[k]].append(key)
-            else:
-                self.waiting_keys[debtor[k]][level[k]].append(key)
-        room = self.room
-        creditor, amounts = problem.creditor, problem.amount
-        for i, j, amount, flag in zip(debtor, creditor, amounts, settled, strict=True):
-            if flag:
-                room[i] -= amount
-                room[j] += amount
+        for k in sorted(range(len(settled)), key=self.amount_of):  # so each list is born sorted
+            (sent if settled[k] else waiting)[debtor[k]][level[k]].append(k)
 
-    def unsettle(self, key: int) -> None:
-        k = key % self.width
-        i, level, amount = self.problem.debtor[k], self.problem.level[k], key // self.width
-        keys = self.sent_keys[i][level]
-        del keys[bisect_left(keys, key)]
-        waiting = self.waiting_keys[i][level]
-        waiting.insert(bisect_left(waiting, key), key)
+    def _move(self, k: int, source: list[int], target: list[int]) -> None:
+        """Payment k out of one sorted list into another."""
+        amount_of = self.amount_of
+        position = bisect_left(source, amount_of(k), key=amount_of)
+        while source[position] != k:  # past the others of the same amount
+            position += 1
+        del source[position]
+        insort(target, k, key=amount_of)
+
+    def unsettle(self, k: int) -> None:
+        i, level, amount = self.problem.debtor[k], self.problem.level[k], self.amount[k]
+        self._move(k, self.sent_keys[i][level], self.waiting_keys[i][level])
         self.settled[k] = False
         self.room[i] += amount
         self.room[self.problem.creditor[k]] -= amount
 
-    def settle(self, key: int) -> None:
-        k = key % self.width
-        i, level, amount = self.problem.debtor[k], self.problem.level[k], key // self.width
-        keys = self.waiting_keys[i][level]
-        del keys[bisect_left(keys, key)]
-        sent = self.sent_keys[i][level]
-        sent.insert(bisect_left(sent, key), key)
+    def settle(self, k: int) -> None:
+        i, level, amount = self.problem.debtor[k], self.problem.level[k], self.amount[k]
+        self._move(k, self.waiting_keys[i][level], self.sent_keys[i][level])
         self.settled[k] = True
         self.room[i] -= amount
         self.room[self.problem.creditor[k]] += amount
 
     def close_priority(self) -> None:
         """Take back every settled payment above an account's most urgent waiting level."""
+        if self.levels_count == 1:
+            return
         for i in range(len(self.room)):
             open_level = self.open_level(i)
             for level in range(open_level + 1, self.levels_count):
-                for key in list(self.sent_keys[i][level]):
-                    self.unsettle(key)
+                for k in list(self.sent_keys[i][level]):
+                    self.unsettle(k)
 
     def open_level(self, i: int) -> int:
         """The most urgent level of account i that still has waiting payments."""
@@ -606,22 +653,22 @@ class _State:
             while self.room[i] < 0 and self.pull_in(i, waiting_in[i]):
                 pass
             while self.room[i] < 0:
-                for key in self.choose_take_back(i):
-                    creditor = self.problem.creditor[key % self.width]
-                    self.unsettle(key)
+                for k in self.choose_take_back(i):
+                    creditor = self.problem.creditor[k]
+                    self.unsettle(k)
                     if self.room[creditor] < 0:
                         short.append(creditor)
 
     def list_waiting_incoming(self) -> list[list[int]]:
-        """Per account: keys of the waiting payments owed to it, largest first."""
+        """Per account: the waiting payments owed to it, largest first."""
         waiting_in: list[list[int]] = [[] for _ in self.room]
-        creditor, width = self.problem.creditor, self.width
+        creditor = self.problem.creditor
         for keys_by_level in self.waiting_keys:
             for keys in keys_by_level:
-                for key in keys:
-                    waiting_in[creditor[key % width]].append(key)
+                for k in keys:
+                    waiting_in[creditor[k]].append(k)
         for keys in waiting_in:
-            keys.sort(reverse=True)
+            keys.sort(key=self.amount_of, reverse=True)
         return waiting_in
 
     def pull_in(self, i: int, waiting_in: list[int]) -> bool:
@@ -629,24 +676,28 @@ class _State:
         by giving up smaller payments to creditors who have the room; done only when the
         value given up, net of the payment, is less than the relief (taking back costs about
         the relief). Returns whether it did."""
-        width, debtor_of, need = self.width, self.problem.debtor, -self.room[i]
+        debtor_of, need = self.problem.debtor, -self.room[i]
         best, best_score, tried = None, 0, 0
         freeable_of: dict[int, tuple[list[int], list[int]]] = {}  # rooms hold still here
-        for key in waiting_in:
-            k = key % width
+        for k in waiting_in:
             if tried == REPAIR_CANDIDATES_MAX:
                 break
             if self.settled[k]:
                 continue
-            debtor, level, amount = debtor_of[k], self.problem.level[k], key // width
-            if level != self.open_level(debtor) or self.top_sent_level(debtor) not in (level, -1):
+            debtor, level, amount = debtor_of[k], self.problem.level[k], self.amount[k]
+            if self.levels_count > 1 and (
+                level != self.open_level(debtor) or self.top_sent_level(debtor) not in (level, -1)
+            ):
                 continue  # in priority mode it could not settle without breaking the closure
             tried += 1
-            if debtor not in freeable_of:
-                freeable_of[debtor] = list_freeable(self, debtor, level)
+            shortfall = amount - self.room[debtor]  # what the debtor must give up at least
+            if max(shortfall, 0) - amount - min(amount, need) >= best_score:
+                continue  # cannot beat the best so far, whatever it gives up
+            if debtor not in freeable_of:  # later candidates of it are smaller: the limit
+                freeable_of[debtor] = list_freeable(self, debtor, level, amount)
             freeable, freed = freeable_of[debtor]
-            position = bisect_left(freed, amount - self.room[debtor])
-            if amount <= self.room[debtor]:
+            position = bisect_left(freed, shortfall)
+            if shortfall <= 0:
                 given, value_given = [], 0
             elif position < len(freed):
                 given, value_given = freeable[: position + 1], freed[position]
@@ -654,7 +705,7 @@ class _State:
                 continue
             score = value_given - amount - min(amount, need)
             if score < best_score:
-                best, best_score = (key, given), score
+                best, best_score = (k, given), score
         if best is None:
             return False
         for small in best[1]:
@@ -663,51 +714,55 @@ class _State:
         return True
 
     def choose_take_back(self, i: int) -> list[int]:
-        """Payments to take back from short account i, from its least urgent settled level:
-        if it can, the least value that clears it owed to creditors with the room to lose
-        it (nothing cascades); else one payment, among the smallest that clear the
-        shortfall the one that least overdraws its creditor (what the creditor then takes
-        back is value lost too), or the largest when none clears it."""
+        """Payments to take back from short account i, from its least urgent settled level.
+        If it can: the least value that clears it owed to creditors with the room to lose it
+        (nothing cascades). Else the cheapest of: one payment among the smallest that clear
+        the shortfall, or all those safe ones and one more for the rest; the cost is the
+        value taken back plus OVERDRAFT_WEIGHT times what the last one overdraws its
+        creditor, who must take back in turn. The largest, when nothing clears it."""
         keys = self.sent_keys[i][self.top_sent_level(i)]
         assert keys, "a short account always has a settled outgoing payment"
-        width, creditor, room = self.width, self.problem.creditor, self.room
-        amount, need = self.problem.amount, -room[i]
-        safe = [key % width for key in reversed(keys)
-                if room[creditor[key % width]] >= key // width]
-        if sum(map(amount.__getitem__, safe)) >= need:
-            return [amount[k] * width + k for k in cut_at_least(amount, safe, need)]
-        if safe:  # all of them: relief at no more than its value, before any cascade
-            return [amount[k] * width + k for k in safe]
-        start = bisect_left(keys, need * width)
-        if start == len(keys):
-            return [keys[-1]]
-        best_key, best_cost = keys[start], None
-        for key in keys[start : start + REPAIR_CANDIDATES_MAX]:
-            value = key // width
-            cost = value + max(0, value - room[creditor[key % width]])
-            if best_cost is None or cost < best_cost:
-                best_key, best_cost = key, cost
-        return [best_key]
+        creditor, room, amount = self.problem.creditor, self.room, self.amount
+        need = -room[i]
+        safe = [k for k in reversed(keys) if room[creditor[k]] >= amount[k]]
+        safe_total = sum(map(amount.__getitem__, safe))
+        if safe_total >= need:
+            return cut_at_least(amount, safe, need)
+        best, best_cost = [keys[-1]], None
+        options: list[tuple[list[int], int]] = [([], 0)]
+        if safe:
+            options.append((safe, safe_total))  # all the safe ones, and one more for the rest
+        for base, base_value in options:
+            start = bisect_left(keys, need - base_value, key=amount.__getitem__)
+            for k in keys[start : start + REPAIR_CANDIDATES_MAX]:
+                overdraft = amount[k] - room[creditor[k]]
+                if overdraft <= 0 and base:
+                    continue  # one of the safe ones already
+                cost = base_value + amount[k] + OVERDRAFT_WEIGHT * max(0, overdraft)
+                if best_cost is None or cost < best_cost:
+                    best, best_cost = [*base, k], cost
+        return best
 
     def fill(self, accounts: list[int] | None = None) -> None:
         """Accounts with room settle their waiting payments, largest that fits first; a
         creditor's room grows, so it is looked at again."""
         pending = list(range(len(self.room))) if accounts is None else accounts
+        creditor = self.problem.creditor
         while pending:
             i = pending.pop()
             while True:
-                key = self.find_largest_fitting(i)
-                if key is None:
+                k = self.find_largest_fitting(i)
+                if k is None:
                     break
-                self.settle(key)
-                pending.append(self.problem.creditor[key % self.width])
+                self.settle(k)
+                pending.append(creditor[k])
 
     def find_largest_fitting(self, i: int) -> int | None:
         level = self.open_level(i)
         if level == self.levels_count:
             return None
         keys = self.waiting_keys[i][level]
-        position = bisect_right(keys, self.room[i] * self.width + self.width - 1)
+        position = bisect_right(keys, self.room[i], key=self.amount.__getitem__)
         return keys[position - 1] if position > 0 else None
 
 
@@ -717,14 +772,26 @@ class _State:
 def exchange_payments(state: _State, budget: _Budget) -> None:
     """Rounds over the accounts: a waiting payment enters when taking back smaller settled
     payments of the same debtor, whose creditors have the room to lose them, frees enough
-    room; each such swap gains value. A round that gains nothing ends the phase."""
+    room; each such swap gains value. A round that gains nothing ends the phase. What an
+    account can swap depends only on its own payments and room and on its creditors' rooms,
+    so after the first round only the accounts whose room changed, and the debtors of those
+    whose room grew (a creditor with less room can only lose fewer payments), are looked at
+    again."""
+    debtors_of: list[set[int]] = [set() for _ in state.room]
+    for i, j in state.problem.pairs:
+        debtors_of[j].add(i)
+    accounts: Iterable[int] = range(len(state.room))
     while budget.spend():
+        before = list(state.room)
         touched: list[int] = []
-        for i in range(len(state.room)):
+        for i in accounts:
             touched += exchange_at(state, i)
         if not touched:
             return
         state.fill(touched)
+        changed = compress(range(len(before)), map(ne, before, state.room))
+        richer = compress(range(len(before)), map(lt, before, state.room))
+        accounts = sorted(set(changed).union(*map(debtors_of.__getitem__, richer)))
 
 
 def exchange_at(state: _State, i: int) -> list[int]:
@@ -733,36 +800,46 @@ def exchange_at(state: _State, i: int) -> list[int]:
     level = state.open_level(i)
     if level == state.levels_count or level != state.top_sent_level(i):
         return []  # in priority mode only the open level may trade, so the closure holds
+    amount, waiting, sent = state.amount, state.waiting_keys[i][level], state.sent_keys[i][level]
+    if amount[sent[0]] >= amount[waiting[-1]]:
+        return []  # giving up even its smallest payment frees as much as it would gain
     touched: list[int] = []
-    width = state.width
-    freeable, freed = list_freeable(state, i, level)
-    for key in reversed(list(state.waiting_keys[i][level])):
+    freeable, freed = list_freeable(state, i, level, amount[waiting[-1]])
+    for k in reversed(list(waiting)):
         if not freed:
             break  # nothing i could give up
-        amount = key // width
-        need = amount - state.room[i]
+        need = amount[k] - state.room[i]
         position = bisect_left(freed, need)
-        if need <= 0 or position == len(freed) or freed[position] >= amount:
+        if need <= 0 or position == len(freed) or freed[position] >= amount[k]:
             continue
         for small in freeable[: position + 1]:
             state.unsettle(small)
-        state.settle(key)
-        touched += (state.problem.creditor[key % width], i)
-        freeable, freed = list_freeable(state, i, level)
+        state.settle(k)
+        touched += (state.problem.creditor[k], i)
+        freeable, freed = list_freeable(state, i, level, amount[k])
     return touched
 
 
-def list_freeable(state: _State, i: int, level: int) -> tuple[list[int], list[int]]:
+def list_freeable(
+    state: _State, i: int, level: int, limit: int
+) -> tuple[list[int], list[int]]:
     """The smallest settled payments of i whose creditors can lose them all, with the
-    running total of their values."""
-    width, creditor_of, room = state.width, state.problem.creditor, state.room
+    running total of their values, up to the first total of at least `limit` (giving up
+    more would not pay for what is gained)."""
+    creditor_of, room, amount = state.problem.creditor, state.room, state.amount
     lost: dict[int, int] = {}
-    freeable, freed, total = [], [], 0
+    lost_get = lost.get
+    freeable: list[int] = []
+    freed: list[int] = []
+    total = 0
     for small in state.sent_keys[i][level][:EXCHANGE_SCAN_MAX]:
-        value, creditor = small // width, creditor_of[small % width]
-        if room[creditor] - lost.get(creditor, 0) >= value:
-            lost[creditor] = lost.get(creditor, 0) + value
+        value, creditor = amount[small], creditor_of[small]
+        after = lost_get(creditor, 0) + value
+        if room[creditor] >= after:
+            lost[creditor] = after
             total += value
             freeable.append(small)
             freed.append(total)
+            if total >= limit:
+                break
     return freeable, freed
