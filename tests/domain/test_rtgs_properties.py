@@ -72,3 +72,41 @@ def test_resolution_settles_a_pure_cycle_without_any_liquidity(rows):
     rtgs.resolve(len(rows))
     assert rtgs.orders == {}
     assert all(ledger.balances[bank].posted_minor == 0 for bank in range(1, BANKS + 1))
+
+
+limits = st.dictionaries(
+    st.integers(1, BANKS),
+    st.tuples(st.dictionaries(st.integers(1, BANKS), st.integers(0, 4_000), max_size=3),
+              st.one_of(st.none(), st.integers(0, 6_000))),
+    max_size=BANKS,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(payments, st.lists(st.integers(0, 3_000), min_size=BANKS, max_size=BANKS), limits)
+def test_resolution_ends_no_debtor_over_a_limit(rows, funding, limits_by_bank):
+    """Whatever the limits, a resolution leaves every position within its limit, or no
+    higher than it stood (positions over a limit that was lowered may only come down)."""
+    from scopay.domain.rtgs import AccountPolicy
+
+    ledger = network(funding, [0] * BANKS)
+    rtgs = Rtgs(ledger)
+    for bank, (bilateral, multilateral) in limits_by_bank.items():
+        rtgs.set_policy(bank, AccountPolicy(
+            bilateral_limits={c: v for c, v in bilateral.items() if c != bank},
+            multilateral_limit_minor=multilateral), 0)
+    for n, (debtor, creditor, amount, priority) in enumerate(rows):
+        rtgs.submit(Order(f"u{n}", debtor, creditor, amount, "CNY", priority), n)
+    bilateral_before = dict(rtgs.positions)
+    multilateral_before = dict(rtgs.multilateral_positions)
+    rtgs.resolve(len(rows))
+
+    assert invariant_violations(ledger) == []
+    for debtor, policy in rtgs.policies.items():
+        for creditor, limit in policy.bilateral_limits.items():
+            after = rtgs.positions.get((debtor, creditor), 0)
+            assert after <= max(limit, bilateral_before.get((debtor, creditor), 0))
+        if policy.multilateral_limit_minor is not None:
+            after = rtgs.multilateral_positions.get(debtor, 0)
+            assert after <= max(policy.multilateral_limit_minor,
+                                multilateral_before.get(debtor, 0))

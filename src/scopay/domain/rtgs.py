@@ -10,7 +10,9 @@ Liquidity saving:
 - bilateral offsetting: a payment that is not covered alone settles together with queued
   payments coming the other way, when the pair (or more) is covered on the net;
 - receipt-reactive release: when money arrives on an account, its queue is tried again;
-- multilateral gridlock resolution (domain/gridlock.py), on demand and at intervals.
+- multilateral gridlock resolution (domain/gridlock.py), on demand and at intervals; it
+  keeps the limits too: payments that would end a debtor over a limit are left out and the
+  resolution chooses again (a few rounds at most; failing that, nothing settles).
 
 Limits and reservations apply to what a payment may use: urgent payments use all available
 liquidity; high payments leave the urgent reservation alone; normal payments leave both
@@ -40,6 +42,7 @@ QUEUE_ORDERS_MAX = 1_000_000
 OFFSET_CANDIDATES_MAX = 64  # queued counter-payments weighed when offsetting one payment
 RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}
 BUSINESS_DAY_US = 86_400_000_000  # limit positions count one UTC day
+LIMIT_ROUNDS_MAX = 16  # resolutions tried, each leaving out payments over a limit
 _REJECT_BY, _EARLIEST = 0, 1  # kinds of timed events
 _NO_FLOOR = -(2**63)  # an issuance account, for the resolution's arithmetic
 
@@ -299,18 +302,21 @@ class Rtgs:
         return False
 
     def _track_positions(self, order: Order) -> None:
+        self._track(order, self.positions, self.multilateral_positions)
+
+    def _track(self, order: Order, positions: dict[tuple[int, int], int],
+               multilateral: dict[int, int]) -> None:
+        """Count a settled payment in the limits' net positions given."""
         debtor, creditor, amount = order.debtor_account, order.creditor_account, order.amount_minor
         if order.rank == 2:
-            self.positions[(debtor, creditor)] = self.positions.get((debtor, creditor), 0) + amount
+            positions[(debtor, creditor)] = positions.get((debtor, creditor), 0) + amount
             policy = self.policies.get(debtor)
             if policy is None or creditor not in policy.bilateral_limits:
-                self.multilateral_positions[debtor] = (
-                    self.multilateral_positions.get(debtor, 0) + amount)
-        self.positions[(creditor, debtor)] = self.positions.get((creditor, debtor), 0) - amount
+                multilateral[debtor] = multilateral.get(debtor, 0) + amount
+        positions[(creditor, debtor)] = positions.get((creditor, debtor), 0) - amount
         policy = self.policies.get(creditor)
         if policy is None or debtor not in policy.bilateral_limits:
-            self.multilateral_positions[creditor] = (
-                self.multilateral_positions.get(creditor, 0) - amount)
+            multilateral[creditor] = multilateral.get(creditor, 0) - amount
 
     def _offset(self, order: Order, now_us: int, step: Step) -> bool:
         """Settle the order with queued payments the other way when the net is covered."""
@@ -364,13 +370,50 @@ class Rtgs:
             reserved = self._reserved_for_normal(account)
             balances[account] = balance.available_minor - reserved
             floors[account] = _NO_FLOOR if balance.floor_minor is None else balance.floor_minor
-        queue = [QueuedPayment(o.uetr, o.debtor_account, o.creditor_account, o.amount_minor,
-                               o.rank, o.sequence) for o in active]
-        resolution = resolve_gridlock(balances, floors, queue,
-                                      respect_priority=self.respect_priority_in_resolution)
-        if resolution.settle:
-            chosen = [self.orders[uetr] for uetr in resolution.settle]
-            self._settle_together(chosen, now_us, step)
+        candidates = {o.uetr: o for o in active}
+        for _ in range(LIMIT_ROUNDS_MAX):
+            queue = [QueuedPayment(o.uetr, o.debtor_account, o.creditor_account,
+                                   o.amount_minor, o.rank, o.sequence)
+                     for o in candidates.values()]
+            resolution = resolve_gridlock(balances, floors, queue,
+                                          respect_priority=self.respect_priority_in_resolution)
+            chosen = [candidates[uetr] for uetr in resolution.settle]
+            over = self._over_limits(chosen)
+            if not over:
+                if chosen:
+                    self._settle_together(chosen, now_us, step)
+                return
+            for order in over:  # leave out, and choose again without them
+                del candidates[order.uetr]
+
+    def _over_limits(self, chosen: list[Order]) -> list[Order]:
+        """Of normal payments settled together, for each debtor whose bilateral or
+        multilateral position would end above its limit (and above where it stands), the
+        largest payment that pushed it there; none when every limit holds."""
+        positions = dict(self.positions)
+        multilateral = dict(self.multilateral_positions)
+        for order in chosen:
+            self._track(order, positions, multilateral)
+        largest: dict[tuple[int, int | None], Order] = {}
+        for order in chosen:
+            policy = self.policies.get(order.debtor_account)
+            if order.rank != 2 or policy is None:
+                continue
+            debtor, creditor = order.debtor_account, order.creditor_account
+            limit = policy.bilateral_limits.get(creditor)
+            if limit is not None:
+                key: tuple[int, int | None] = (debtor, creditor)
+                after, before = positions[key], self.positions.get(key, 0)
+            elif policy.multilateral_limit_minor is not None:
+                key, limit = (debtor, None), policy.multilateral_limit_minor
+                after, before = multilateral[debtor], self.multilateral_positions.get(debtor, 0)
+            else:
+                continue
+            if after > limit and after > before and (
+                key not in largest or order.amount_minor > largest[key].amount_minor
+            ):
+                largest[key] = order
+        return list(largest.values())
 
     def _reserved_for_normal(self, account: int) -> int:
         """Resolution treats every payment as normal: both reservations stay untouched."""
