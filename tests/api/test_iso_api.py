@@ -123,6 +123,25 @@ def test_camt056_cancels_a_queued_payment_and_answers_camt029(live_server, xsd):
     assert CAMT056_V09 == "camt.056.001.09"
 
 
+def test_camt056_for_a_settled_or_unknown_payment_is_refused_with_its_reason(live_server, xsd):
+    settled = payment(1_000)
+    request = CancellationRequest(
+        "CXL" + uuid.uuid4().hex[:12], BANK_A, BANK_B,
+        int(datetime.now(UTC).timestamp()) * 1_000_000,
+        (TransactionCancellation("M1", PACS008_V08, "DUPL", original_uetr=settled.uetr),
+         TransactionCancellation("M1", PACS008_V08, "DUPL", original_uetr=str(uuid.uuid4()))))
+    with live_server.client(BANK_A) as a:
+        a.post("/v1/iso20022", content=build_pacs008(message(settled), PACS008_V08), headers=XML)
+        answer = a.post("/v1/iso20022", content=build_camt056(request), headers=XML)
+        tracked = a.get(f"/v1/payments/{settled.uetr}").json()
+    assert answer.status_code == 200, answer.text
+    assert valid(xsd, "camt.029.001.10", answer.content)
+    assert tracked["status"] == "settled"
+    _, resolution = parse_message(answer.content)
+    assert [(t.status.value, t.reason_code) for t in resolution.transactions] == [
+        ("RJCR", "ARDT"), ("RJCR", "NOOR")]
+
+
 def test_statement_is_a_valid_camt053_that_adds_up(live_server, xsd):
     account = live_server.account_of(BANK_A, "CNY")
     today = datetime.now(UTC).date().isoformat()

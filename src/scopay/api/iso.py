@@ -183,7 +183,7 @@ async def _cancellations(request: Request, caller: auth.Caller,
                     lambda e, now, uetr=uetr: e.cancel_payment(uetr, now)))
                 outcome, reason = CancellationStatus.ACCEPTED, None
             except PaymentRefused as refusal:
-                reason = "ARDT" if PaymentStatus.SETTLED.value in str(refusal) else "NOAS"
+                reason = "ARDT" if refusal.status == PaymentStatus.SETTLED else "NOAS"
         statuses.append(TransactionCancellationStatus(
             item.original_message_id, item.original_message_type, outcome,
             original_uetr=item.original_uetr, original_end_to_end_id=item.original_end_to_end_id,

@@ -35,6 +35,10 @@ ANSWERS_FORGOTTEN_PER_BEAT_MAX = 100_000  # keeps one heartbeat's commit short
 class PaymentRefused(ValueError):
     """A queue-management command that does not apply to the payment as it stands."""
 
+    def __init__(self, message: str, status: PaymentStatus | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the payment's status, when there is such a payment
+
 
 @dataclass(frozen=True, slots=True)
 class PaymentResult:
@@ -336,7 +340,7 @@ class PaymentOperations:
         if record is None:
             raise PaymentRefused(f"no payment {uetr}")
         if record.status != PaymentStatus.QUEUED:
-            raise PaymentRefused(f"payment {uetr} is {record.status}, not queued")
+            raise PaymentRefused(f"payment {uetr} is {record.status}, not queued", record.status)
         return record
 
     def _commit_changes(self, changes: _Changes) -> None:
