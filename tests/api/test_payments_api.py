@@ -143,3 +143,11 @@ def test_a_sponsor_tracks_the_payments_of_the_indirect_participant_it_settles_fo
     assert seen_by_sponsor.status_code == 200
     assert seen_by_sponsor.json()["history"] == sent.json()["history"]
     assert seen_by_other.status_code == 404
+    # the money landed on the sponsor's account: its mailbox has the incoming payment too,
+    # and the message for it is a pacs.008 it may fetch
+    with live_server.client(BANK_A) as sponsor:
+        notices = [n for n in sponsor.get("/v1/mailbox", params={"limit": 500}).json()
+                   if n["uetr"] == body["uetr"]]
+        assert [n["kind"] for n in notices] == ["incoming_payment"]
+        message = sponsor.get(f"/v1/mailbox/{notices[0]['seq']}/message")
+    assert message.status_code == 200 and b"pacs.008" in message.content

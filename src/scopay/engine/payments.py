@@ -318,9 +318,19 @@ class PaymentOperations:
         changes.notices.append(Notice(record.sender_bic, NoticeKind.STATUS_REPORT, uetr,
                                       status.value, reason_text, at))
         if status == PaymentStatus.SETTLED:
-            changes.notices.append(Notice(record.payment.creditor_agent,
-                                          NoticeKind.INCOMING_PAYMENT, uetr, status.value,
-                                          None, at))
+            creditor_agent = record.payment.creditor_agent
+            changes.notices.append(Notice(creditor_agent, NoticeKind.INCOMING_PAYMENT, uetr,
+                                          status.value, None, at))
+            sponsor = self._sponsor_of(creditor_agent)
+            if sponsor is not None:  # the money landed on the sponsor's account: tell it
+                changes.notices.append(Notice(sponsor, NoticeKind.INCOMING_PAYMENT, uetr,
+                                              status.value, None, at))
+
+    def _sponsor_of(self, bic: str) -> str | None:
+        participant = self.participants.get(bic)
+        if participant is None or participant.role != Role.INDIRECT:
+            return None
+        return participant.sponsor_bic
 
     def _follow_queue(self, record: PaymentRecord) -> None:
         """A queued payment's place (sequence, priority) as the RTGS now has it."""
