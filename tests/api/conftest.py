@@ -14,7 +14,7 @@ from scopay.api.app import create_app
 from scopay.cli.main import seed_reference_network
 from scopay.client import KeyFile, ScopayClient, new_private_key
 from scopay.engine.engine import Engine
-from scopay.engine.runner import EngineRunner
+from scopay.engine.runner import LoopRunner
 from scopay.store.sqlite import SQLiteStore
 
 STARTUP_S_MAX = 20
@@ -87,7 +87,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory):
     for bic in ("SCOPCNX0", "DEMACNX0", "DEMBCNX0", "DEMARUX0", "DEMBRUX0", "PBOCCNBJ"):
         keys[bic] = KeyFile(signing.new_key_id(), bic, new_private_key())
         engine.register_key(keys[bic].key_id, bic, keys[bic].public_key, 2)
-    runner = EngineRunner(engine, lambda: time.time_ns() // 1000)
+    runner = LoopRunner(engine, lambda: time.time_ns() // 1000)
     runner.start()
     server, thread, url = start_serving(create_app(runner))
     yield LiveServer(url, engine, keys)

