@@ -26,13 +26,13 @@ from scopay.domain.money import AmountError, CurrencyError, parse_amount
 from scopay.domain.participant import Participant, Role, Status, Tier
 from scopay.domain.rejection import REJECTION_TEXT
 from scopay.engine.engine import CommandRefused
-from scopay.engine.runner import EngineRunner
+from scopay.engine.runner import Runner
 
 router = APIRouter()
 _ANSWERS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 
 
-def _runner(request: Request) -> EngineRunner:
+def _runner(request: Request) -> Runner:
     return request.app.state.runner
 
 

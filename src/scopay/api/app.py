@@ -44,13 +44,13 @@ from scopay.domain.ledger import Transfer, TransferKind, TransferOutcome
 from scopay.domain.money import AmountError, CurrencyError, parse_amount
 from scopay.domain.participant import Role
 from scopay.domain.rejection import REJECTION_TEXT
-from scopay.engine.runner import EngineRunner, LoopRunner, RunnerBusyError
+from scopay.engine.runner import LoopRunner, Runner, RunnerBusyError
 
 REQUEST_BYTES_MAX = 4 * 1024 * 1024
 _RESOLUTIONS = (TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
 
 
-def create_app(runner: EngineRunner, direct_routes: bool = True) -> FastAPI:
+def create_app(runner: Runner, direct_routes: bool = True) -> FastAPI:
     """The API over the runner. With `direct_routes` the guard answers the hottest routes
     itself (api/payments.py DIRECT_ROUTES); without, they go through FastAPI like the rest."""
     @asynccontextmanager
@@ -270,7 +270,7 @@ def _transfer_from(body: TransferIn) -> Transfer:
                     body.currency, body.kind, body.pending_id, body.timeout_s, body.linked)
 
 
-async def _submit(runner: EngineRunner, transfers: list[Transfer]) -> list[TransferOutcome]:
+async def _submit(runner: Runner, transfers: list[Transfer]) -> list[TransferOutcome]:
     try:
         future = runner.submit(transfers)
     except RunnerBusyError as error:

@@ -26,7 +26,7 @@ from scopay.api.security import Caller
 from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
 from scopay.engine.payments import PaymentRefused, PaymentResult
-from scopay.engine.runner import EngineRunner
+from scopay.engine.runner import Runner
 from scopay.iso20022.camt029 import build_camt029
 from scopay.iso20022.camt053 import build_camt053
 from scopay.iso20022.codes import (
@@ -60,7 +60,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TRANSFER_CODE = ("PMNT", "RCDT", "XBCT")  # payments, received credit transfers, cross-border
 
 
-def _runner(request: Request) -> EngineRunner:
+def _runner(request: Request) -> Runner:
     return request.app.state.runner
 
 

@@ -49,7 +49,7 @@ from scopay.domain.payment import (
 from scopay.domain.rejection import REJECTION_TEXT
 from scopay.domain.rtgs import AccountPolicy
 from scopay.engine.payments import PaymentRefused, PaymentResult, Receipt
-from scopay.engine.runner import EngineRunner, RunnerBusyError
+from scopay.engine.runner import Runner, RunnerBusyError
 from scopay.iso20022.codes import PAYMENT_STATUS_CODE
 
 router = APIRouter()
@@ -60,7 +60,7 @@ _PAYMENT_IN = TypeAdapter(PaymentIn)
 _PAYMENT_BULK_IN = TypeAdapter(PaymentBulkIn)
 
 
-def _runner(request: Request) -> EngineRunner:
+def _runner(request: Request) -> Runner:
     return request.app.state.runner
 
 
@@ -102,7 +102,7 @@ async def accept_payments(scope, caller: auth.Caller, items: list[PaymentIn],
                           single: bool) -> tuple[int, bytes]:
     """Check and submit the payments; the answer (HTTP status, JSON) is rendered from the
     decided outcome and, under an idempotency key, committed with the payments."""
-    runner: EngineRunner = scope["app"].state.runner
+    runner: Runner = scope["app"].state.runner
     payments = [_payment_from(item, runner, caller) for item in items]
 
     def render(results: list[PaymentResult]) -> tuple[int, bytes]:
@@ -250,7 +250,7 @@ async def acknowledge(body: AckIn, caller: Caller, request: Request) -> None:
 # -- shaping -----------------------------------------------------------------------------------
 
 
-def _payment_from(body: PaymentIn, runner: EngineRunner, caller: auth.Caller) -> Payment:
+def _payment_from(body: PaymentIn, runner: Runner, caller: auth.Caller) -> Payment:
     debtor_agent = runner.engine.participants.get(body.debtor_agent)
     if not auth.may_send_payment(caller, debtor_agent):
         raise ApiError(403, "Forbidden",
@@ -296,7 +296,7 @@ def _policy_from(body: PolicyIn, currency: str) -> AccountPolicy:
         raise ApiError(422, "Invalid amount", str(error)) from None
 
 
-async def _submit(runner: EngineRunner, caller: auth.Caller, payments: list[Payment],
+async def _submit(runner: Runner, caller: auth.Caller, payments: list[Payment],
                   receipt: Receipt | None = None) -> list[PaymentResult]:
     try:
         future = runner.submit_payments(caller.participant.bic, payments, receipt)
@@ -317,7 +317,7 @@ async def _manage(request: Request, caller: auth.Caller, uetr: str, command) -> 
     return _payment_out(result, payment)
 
 
-def _visible_payment(runner: EngineRunner, caller: auth.Caller,
+def _visible_payment(runner: Runner, caller: auth.Caller,
                      uetr: str) -> tuple[Payment, str]:
     """The payment and its sender, if the caller may see it (no engine lock needed)."""
     payment = runner.engine.payment_identity(uetr)

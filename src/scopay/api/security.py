@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from scopay.api import auth, signing
 from scopay.api.errors import PROBLEM_MEDIA_TYPE, ApiError, problem, problem_body
-from scopay.engine.runner import EngineRunner
+from scopay.engine.runner import Runner
 
 NONCES_REMEMBERED_MAX = 1_000_000  # seen nonces kept (each only for the time window)
 RATE_PER_S = 10_000  # sustained requests per second per participant
@@ -265,7 +265,7 @@ async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: s
         await answer(scope, receive, send)
         return
     state = scope["app"].state
-    runner: EngineRunner = state.runner
+    runner: Runner = state.runner
     digest = request_digest(scope, body)
     in_flight: dict = state.idempotency_in_flight
     while (earlier := in_flight.get((bic, key))) is not None:

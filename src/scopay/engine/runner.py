@@ -1,7 +1,7 @@
-"""Group commit: one thread owns the engine and turns many callers into few commits.
+"""Group commit: the engine runs on one thread at a time, and many callers become few commits.
 
-EngineRunner gives the engine a thread of its own; LoopRunner (below) runs it on the event
-loop's thread, which is what the HTTP server uses.
+EngineRunner gives the engine a thread of its own; LoopRunner runs it on the event loop's
+thread, which is what the HTTP server uses.
 
 Callers from any thread (HTTP handlers, CLI, simulator) hand in requests and get a future.
 The runner takes every request waiting, up to BATCH_TRANSFERS_MAX transfers, executes each
@@ -41,23 +41,21 @@ class RunnerBusyError(RuntimeError):
     """The runner's queue is full: the caller should retry later (HTTP 503)."""
 
 
-class EngineRunner:
+class Runner:
+    """What callers see of a runner: requests in, futures out. The two kinds below differ in
+    where the engine's batches run."""
+
     def __init__(self, engine: Engine, clock_us: Callable[[], int]) -> None:
         self.engine = engine
         self._clock_us = clock_us
-        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_REQUESTS_MAX)
-        self._thread = threading.Thread(target=self._run, name="scopay-engine", daemon=True)
         self._stopped = threading.Event()
-        self._held: Any = _EMPTY
 
-    def start(self, heartbeat_s: float | None = None) -> EngineRunner:
-        """Start the engine thread, and with `heartbeat_s` a clock that lets time pass in the
-        engine (expiries, reject-by times, gridlock resolution) even when nobody calls."""
-        self._thread.start()
+    def _start_heartbeat(self, heartbeat_s: float | None) -> None:
+        """With `heartbeat_s`, a clock that lets time pass in the engine (expiries, reject-by
+        times, gridlock resolution) even when nobody calls."""
         if heartbeat_s is not None:
             threading.Thread(target=self._beat, args=(heartbeat_s,), name="scopay-heartbeat",
                              daemon=True).start()
-        return self
 
     def _beat(self, interval_s: float) -> None:
         while not self._stopped.wait(interval_s):
@@ -86,8 +84,52 @@ class EngineRunner:
         return self._put(("remember", (bic, key, request_sha256, status_code, body)))
 
     def call(self, command: Callable[[Engine, int], Any]) -> Future[Any]:
-        """Run an administrative command on the engine thread with the current time."""
+        """Run an administrative command on the engine's thread with the current time."""
         return self._put(("call", command))
+
+    def _put(self, item: tuple) -> Any:
+        raise NotImplementedError
+
+    def _execute(self, kind: str) -> Callable:
+        return {"transfers": self.engine.submit_many,
+                "remember": self.engine.remember_responses,
+                "payments": self.engine.submit_payment_requests}[kind]
+
+    def _run_batch(self, execute: Callable, requests: list) -> None:
+        try:
+            answers = execute([r for r, _ in requests], self._clock_us())
+        except BaseException as error:  # the engine rebuilt itself; every caller must know
+            for _, future in requests:
+                _resolve(future, error=error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        for (_, future), outcomes in zip(requests, answers, strict=True):
+            _resolve(future, outcomes)
+
+    def _run_call(self, command: Callable[[Engine, int], Any], future: Any) -> None:
+        try:
+            result = command(self.engine, self._clock_us())
+        except BaseException as error:  # noqa: BLE001 — the caller gets it and decides
+            _resolve(future, error=error)
+        else:
+            _resolve(future, result)
+
+
+class EngineRunner(Runner):
+    """The engine on a thread of its own, fed by a queue: for callers without an event loop."""
+
+    def __init__(self, engine: Engine, clock_us: Callable[[], int]) -> None:
+        super().__init__(engine, clock_us)
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_REQUESTS_MAX)
+        self._thread = threading.Thread(target=self._run, name="scopay-engine", daemon=True)
+        self._held: Any = _EMPTY
+
+    def start(self, heartbeat_s: float | None = None) -> EngineRunner:
+        """Start the engine thread (and the heartbeat, every `heartbeat_s`)."""
+        self._thread.start()
+        self._start_heartbeat(heartbeat_s)
+        return self
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -113,15 +155,9 @@ class EngineRunner:
             (kind, payload), future = item
             if kind == "call":
                 self._run_call(payload, future)
-            elif kind == "transfers":
-                requests = self._gather(kind, [(payload, future)], len(payload))
-                self._run_batch(self.engine.submit_many, requests)
-            elif kind == "remember":
-                requests = self._gather(kind, [(payload, future)], 1)
-                self._run_batch(self.engine.remember_responses, requests)
             else:
-                requests = self._gather(kind, [(payload, future)], len(payload[1]))
-                self._run_batch(self.engine.submit_payment_requests, requests)
+                requests = self._gather(kind, [(payload, future)], _size_of(item[0]))
+                self._run_batch(self._execute(kind), requests)
 
     def _gather(self, kind: str, requests: list, size: int) -> list:
         """Add every waiting request of the same kind that fits into the same commit."""
@@ -149,26 +185,6 @@ class EngineRunner:
         except queue.Empty:
             return _EMPTY
 
-    def _run_batch(self, execute: Callable, requests: list) -> None:
-        try:
-            answers = execute([r for r, _ in requests], self._clock_us())
-        except BaseException as error:  # the engine rebuilt itself; every caller must know
-            for _, future in requests:
-                _resolve(future, error=error)
-            if not isinstance(error, Exception):
-                raise
-            return
-        for (_, future), outcomes in zip(requests, answers, strict=True):
-            _resolve(future, outcomes)
-
-    def _run_call(self, command: Callable[[Engine, int], Any], future: Future) -> None:
-        try:
-            result = command(self.engine, self._clock_us())
-        except BaseException as error:  # noqa: BLE001 — the caller gets it and decides
-            _resolve(future, error=error)
-        else:
-            _resolve(future, result)
-
 
 def _resolve(future: Any, result: Any = None, error: BaseException | None = None) -> None:
     """Answer a caller, unless it stopped waiting (its future was cancelled): what was done
@@ -181,7 +197,7 @@ def _resolve(future: Any, result: Any = None, error: BaseException | None = None
         future.set_result(result)
 
 
-class LoopRunner(EngineRunner):
+class LoopRunner(Runner):
     """The engine on the event loop's own thread: what `scopay serve` runs.
 
     Requests made on the loop join a batch that runs once the loop has handled what is ready
@@ -204,9 +220,8 @@ class LoopRunner(EngineRunner):
         self._loop = loop
 
     def start(self, heartbeat_s: float | None = None) -> LoopRunner:
-        if heartbeat_s is not None:
-            threading.Thread(target=self._beat, args=(heartbeat_s,), name="scopay-heartbeat",
-                             daemon=True).start()
+        """Start the heartbeat, every `heartbeat_s`; batches run once attached to a loop."""
+        self._start_heartbeat(heartbeat_s)
         return self
 
     def stop(self) -> None:
@@ -260,8 +275,5 @@ class LoopRunner(EngineRunner):
                 size += item_size
                 end += 1
             requests = [(payload, future) for (_, payload), future in waiting[start:end]]
-            execute = {"transfers": self.engine.submit_many,
-                       "remember": self.engine.remember_responses,
-                       "payments": self.engine.submit_payment_requests}[kind]
-            self._run_batch(execute, requests)
+            self._run_batch(self._execute(kind), requests)
             start = end
