@@ -27,9 +27,6 @@ from scopay.engine.payments import PaymentResult, Receipt
 QUEUE_REQUESTS_MAX = 100_000  # requests waiting before callers are refused (back-pressure)
 
 
-_EMPTY = object()  # nothing waiting
-
-
 def _size_of(item: tuple) -> int:
     kind, payload = item
     if kind == "remember":
@@ -90,6 +87,27 @@ class Runner:
     def _put(self, item: tuple) -> Any:
         raise NotImplementedError
 
+    def _run_waiting(self, waiting: list[tuple[tuple, Any]]) -> None:
+        """Run requests in the order they came: a command alone, and each run of requests of
+        one kind together, in commits of at most BATCH_TRANSFERS_MAX transfers or payments."""
+        start = 0
+        while start < len(waiting):
+            (kind, payload), future = waiting[start]
+            if kind == "call":
+                self._run_call(payload, future)
+                start += 1
+                continue
+            end, size = start, 0
+            while end < len(waiting) and waiting[end][0][0] == kind:
+                item_size = _size_of(waiting[end][0])
+                if end > start and size + item_size > BATCH_TRANSFERS_MAX:
+                    break
+                size += item_size
+                end += 1
+            requests = [(payload, future) for (_, payload), future in waiting[start:end]]
+            self._run_batch(self._execute(kind), requests)
+            start = end
+
     def _execute(self, kind: str) -> Callable:
         return {"transfers": self.engine.submit_many,
                 "remember": self.engine.remember_responses,
@@ -123,7 +141,6 @@ class EngineRunner(Runner):
         super().__init__(engine, clock_us)
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_REQUESTS_MAX)
         self._thread = threading.Thread(target=self._run, name="scopay-engine", daemon=True)
-        self._held: Any = _EMPTY
 
     def start(self, heartbeat_s: float | None = None) -> EngineRunner:
         """Start the engine thread (and the heartbeat, every `heartbeat_s`)."""
@@ -148,42 +165,19 @@ class EngineRunner(Runner):
 
     def _run(self) -> None:
         while True:
-            item = self._next(block=True)
-            if item is None:
+            waiting = [self._queue.get()]  # wait for one, then take all that wait with it
+            while True:
+                try:
+                    waiting.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in waiting
+            if stop:
+                waiting = waiting[:waiting.index(None)]
+            self._run_waiting(waiting)
+            if stop:
                 self._stopped.set()
                 return
-            (kind, payload), future = item
-            if kind == "call":
-                self._run_call(payload, future)
-            else:
-                requests = self._gather(kind, [(payload, future)], _size_of(item[0]))
-                self._run_batch(self._execute(kind), requests)
-
-    def _gather(self, kind: str, requests: list, size: int) -> list:
-        """Add every waiting request of the same kind that fits into the same commit."""
-        while size < BATCH_TRANSFERS_MAX:
-            item = self._next(block=False)
-            if item is _EMPTY:
-                break
-            if item is None or item[0][0] != kind or (
-                size + _size_of(item[0]) > BATCH_TRANSFERS_MAX
-            ):
-                self._held = item  # handled next, in order
-                break
-            requests.append((item[0][1], item[1]))
-            size += _size_of(item[0])
-        return requests
-
-    def _next(self, block: bool) -> Any:
-        if self._held is not _EMPTY:
-            item, self._held = self._held, _EMPTY
-            return item
-        if block:
-            return self._queue.get()
-        try:
-            return self._queue.get_nowait()
-        except queue.Empty:
-            return _EMPTY
 
 
 def _resolve(future: Any, result: Any = None, error: BaseException | None = None) -> None:
@@ -260,20 +254,4 @@ class LoopRunner(Runner):
     def _drain(self) -> None:
         self._scheduled = False
         waiting, self._waiting = self._waiting, []
-        start = 0
-        while start < len(waiting):
-            (kind, payload), future = waiting[start]
-            if kind == "call":
-                self._run_call(payload, future)
-                start += 1
-                continue
-            end, size = start, 0
-            while end < len(waiting) and waiting[end][0][0] == kind:
-                item_size = _size_of(waiting[end][0])
-                if end > start and size + item_size > BATCH_TRANSFERS_MAX:
-                    break
-                size += item_size
-                end += 1
-            requests = [(payload, future) for (_, payload), future in waiting[start:end]]
-            self._run_batch(self._execute(kind), requests)
-            start = end
+        self._run_waiting(waiting)
