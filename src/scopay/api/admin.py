@@ -7,7 +7,7 @@ import asyncio
 
 from fastapi import APIRouter, Request
 
-from scopay.api.errors import PROBLEM, REJECTION_STATUS, ApiError
+from scopay.api.errors import PROBLEM, ApiError, rejected
 from scopay.api.schemas import (
     AccountIdPath,
     AccountIn,
@@ -24,7 +24,6 @@ from scopay.domain.account import Account, AccountKind
 from scopay.domain.ledger import Transfer
 from scopay.domain.money import AmountError, CurrencyError, parse_amount
 from scopay.domain.participant import Participant, Role, Status, Tier
-from scopay.domain.rejection import REJECTION_TEXT
 from scopay.engine.engine import CommandRefused
 from scopay.engine.runner import Runner
 
@@ -145,6 +144,5 @@ async def _move_central_bank_money(body: FundsIn, caller, request: Request,
                                                account.currency)])
     (outcome,) = await asyncio.wrap_future(future)
     if outcome.rejection is not None:
-        raise ApiError(REJECTION_STATUS.get(outcome.rejection, 422), "Rejected",
-                       REJECTION_TEXT[outcome.rejection], outcome.rejection)
+        raise rejected(outcome.rejection)
     return TransferOut(id=outcome.id, status="accepted", timestamp_us=outcome.timestamp_us)

@@ -20,10 +20,11 @@ from scopay.api import auth, signing
 from scopay.api.admin import router as admin_router
 from scopay.api.errors import (
     PROBLEM,
-    REJECTION_STATUS,
+    PROBLEM_MEDIA_TYPE,
     ApiError,
     invalid_input_detail,
     problem,
+    rejected,
 )
 from scopay.api.iso import router as iso_router
 from scopay.api.payments import DIRECT_ROUTES
@@ -120,9 +121,7 @@ def create_app(runner: Runner, direct_routes: bool = True) -> FastAPI:
         transfer = _authorised_transfer(engine, caller, body)
         (outcome,) = await _submit(runner, [transfer])
         if outcome.rejection is not None:
-            rejection = outcome.rejection
-            raise ApiError(REJECTION_STATUS.get(rejection, 422), "Rejected",
-                           REJECTION_TEXT[rejection], rejection)
+            raise rejected(outcome.rejection)
         return _transfer_out(outcome)
 
     @app.post("/v1/transfers/batch", response_model=list[TransferOut], tags=["transfers"],
@@ -223,8 +222,8 @@ def _openapi(app: FastAPI) -> dict:
 def _install_error_handlers(app: FastAPI, direct: dict) -> None:
     @app.exception_handler(ApiError)
     async def on_api_error(_request: Request, error: ApiError) -> Response:
-        return problem(error.status, error.title, error.detail,
-                       error.rejection.value if error.rejection else None)
+        return Response(error.problem_body(), status_code=error.status,
+                        media_type=PROBLEM_MEDIA_TYPE)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(_request: Request, error: StarletteHTTPException) -> Response:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi.responses import Response
 
 from scopay.api.schemas import Problem
-from scopay.domain.rejection import Rejection
+from scopay.domain.rejection import REJECTION_TEXT, Rejection
 
 PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 
@@ -29,8 +29,23 @@ class ApiError(Exception):
         super().__init__(detail)
         self.status, self.title, self.detail, self.rejection = status, title, detail, rejection
 
+    def problem_body(self) -> bytes:
+        return problem_body(self.status, self.title, self.detail,
+                            self.rejection.value if self.rejection else None)
+
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def media_type_for(status: int) -> str:
+    """JSON for an answer, problem details for a refusal."""
+    return PROBLEM_MEDIA_TYPE if status >= 400 else "application/json"
+
+
+def rejected(rejection: Rejection) -> ApiError:
+    """The refusal of a command the ledger or the RTGS rejected, in the one table's status."""
+    return ApiError(REJECTION_STATUS.get(rejection, 422), "Rejected", REJECTION_TEXT[rejection],
+                    rejection)
 
 
 def problem(status: int, title: str, detail: str, rejection: str | None = None) -> Response:

@@ -17,11 +17,10 @@ from pydantic_core import to_json
 from scopay.api import auth
 from scopay.api.errors import (
     PROBLEM,
-    PROBLEM_MEDIA_TYPE,
-    REJECTION_STATUS,
     ApiError,
     invalid_input_detail,
-    problem_body,
+    media_type_for,
+    rejected,
 )
 from scopay.api.schemas import (
     AccountIdPath,
@@ -46,7 +45,6 @@ from scopay.domain.payment import (
     PostalAddress,
     Priority,
 )
-from scopay.domain.rejection import REJECTION_TEXT
 from scopay.domain.rtgs import AccountPolicy
 from scopay.engine.payments import PaymentRefused, PaymentResult, Receipt
 from scopay.engine.runner import Runner, RunnerBusyError
@@ -125,9 +123,8 @@ def _render(payments: list[Payment], results: list[PaymentResult],
             [_payment_out(r, p) for r, p in zip(results, payments, strict=True)])
     (result,) = results
     if result.status == PaymentStatus.REJECTED and result.reason is not None:
-        status = REJECTION_STATUS.get(result.reason, 422)
-        return status, problem_body(status, "Rejected", REJECTION_TEXT[result.reason],
-                                    result.reason.value)
+        refusal = rejected(result.reason)
+        return refusal.status, refusal.problem_body()
     return 201, to_json(_payment_out(result, payments[0]))
 
 
@@ -156,8 +153,7 @@ def _parsed(adapter: TypeAdapter, scope, body: bytes):
 
 
 def _response(status: int, content: bytes) -> Response:
-    return Response(content, status_code=status,
-                    media_type=PROBLEM_MEDIA_TYPE if status >= 400 else "application/json")
+    return Response(content, status_code=status, media_type=media_type_for(status))
 
 
 @router.get("/v1/payments/{uetr}", response_model=PaymentOut, tags=["payments"],

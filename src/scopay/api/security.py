@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from scopay.api import auth, signing
-from scopay.api.errors import PROBLEM_MEDIA_TYPE, ApiError, problem, problem_body
+from scopay.api.errors import ApiError, media_type_for, problem
 from scopay.engine.runner import Runner
 
 NONCES_REMEMBERED_MAX = 1_000_000  # seen nonces kept (each only for the time window)
@@ -230,12 +230,9 @@ def _answering(route: DirectRoute, body: bytes, caller: auth.Caller):
         try:
             status, content = await route(scope, body, caller)
         except ApiError as error:
-            status = error.status
-            content = problem_body(status, error.title, error.detail,
-                                   error.rejection.value if error.rejection else None)
-        media_type = PROBLEM_MEDIA_TYPE if status >= 400 else "application/json"
+            status, content = error.status, error.problem_body()
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", media_type.encode()),
+                    "headers": [(b"content-type", media_type_for(status).encode()),
                                 (b"content-length", str(len(content)).encode())]})
         await send({"type": "http.response.body", "body": content})
 
@@ -276,7 +273,7 @@ async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: s
             answer = problem(422, "Idempotency key reused",
                              "this Idempotency-Key was used for a different request")
         else:
-            answer = Response(kept[2], status_code=kept[1], media_type=_media_type(kept[1]),
+            answer = Response(kept[2], status_code=kept[1], media_type=media_type_for(kept[1]),
                               headers={"Idempotent-Replay": "true"})
         await answer(scope, receive, send)
         return
@@ -303,6 +300,3 @@ async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: s
     for message in messages:
         await send(message)
 
-
-def _media_type(status_code: int) -> str:
-    return "application/json" if status_code < 400 else "application/problem+json"
