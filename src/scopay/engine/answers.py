@@ -53,6 +53,12 @@ class AnswerIndex:
         self._kept[(bic, key)] = (digest, status)
         self._order.append((at_us, bic, key))
 
+    def add_rows(self, rows: Iterable[tuple[str, str, str, int, bytes, int]]) -> None:
+        """Note answers as the store keeps them (bic, key, digest, status, body, kept at),
+        once their commit is durable; the bodies stay in the store."""
+        for bic, key, digest, status, _, at_us in rows:
+            self.add(bic, key, digest, status, at_us)
+
     def due(self, now_us: int) -> list[Key]:
         """Keys kept longer than the retention, oldest first (still kept until forget)."""
         cutoff = now_us - ANSWER_RETENTION_US

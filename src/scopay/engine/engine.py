@@ -316,8 +316,7 @@ class Engine(PaymentOperations):
                 fresh[(bic, key)] = (bic, key, digest, status_code, body, at)
         if fresh:
             self.store.commit(idempotency=list(fresh.values()), at_us=at)
-            for bic, key, digest, status_code, _, kept_at in fresh.values():
-                self.idempotency.add(bic, key, digest, status_code, kept_at)
+            self.idempotency.add_rows(fresh.values())
         return [None] * len(answers)
 
     # -- reading (committed state only) --------------------------------------------------

@@ -65,7 +65,7 @@ class Receipt:
     answer: tuple[int, bytes] | None = None  # filled in before the commit
 
 
-PaymentRequest = tuple[str, Sequence[Payment]] | tuple[str, Sequence[Payment], Receipt | None]
+PaymentRequest = tuple[str, Sequence[Payment], Receipt | None]  # (sender BIC, payments, ...)
 
 
 @dataclass
@@ -87,7 +87,7 @@ class PaymentOperations:
 
     def submit_payments(self, sender_bic: str, payments: Sequence[Payment],
                         now_us: int) -> list[PaymentResult]:
-        return self.submit_payment_requests([(sender_bic, payments)], now_us)[0]
+        return self.submit_payment_requests([(sender_bic, payments, None)], now_us)[0]
 
     def submit_payment_requests(self, requests: Sequence[PaymentRequest],
                                 now_us: int) -> list[list[PaymentResult]]:
@@ -96,15 +96,14 @@ class PaymentOperations:
         with self._lock:
             changes, at = self._begin(now_us)
             answers = []
-            for sender_bic, payments, *receipt in requests:
+            for sender_bic, payments, receipt in requests:
                 assert len(payments) <= PAYMENTS_PER_REQUEST_MAX, "too many in one request"
                 results = [self._enter(sender_bic, p, at, changes) for p in payments]
                 answers.append(results)
-                if receipt and receipt[0] is not None:
-                    self._keep_answer(sender_bic, receipt[0], results, at, changes)
+                if receipt is not None:
+                    self._keep_answer(sender_bic, receipt, results, at, changes)
             self._commit_changes(changes)
-            for bic, key, digest, status_code, _, kept_at in changes.idempotency:
-                self.idempotency.add(bic, key, digest, status_code, kept_at)
+            self.idempotency.add_rows(changes.idempotency)
             return answers
 
     def cancel_payment(self, uetr: str, now_us: int) -> PaymentResult:
