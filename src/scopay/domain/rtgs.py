@@ -390,10 +390,10 @@ class Rtgs:
         """Of normal payments settled together, for each debtor whose bilateral or
         multilateral position would end above its limit (and above where it stands), the
         largest payment that pushed it there; none when every limit holds."""
-        positions = dict(self.positions)
-        multilateral = dict(self.multilateral_positions)
+        moved: dict[tuple[int, int], int] = {}  # what settling `chosen` adds to each position
+        moved_multilateral: dict[int, int] = {}
         for order in chosen:
-            self._track(order, positions, multilateral)
+            self._track(order, moved, moved_multilateral)
         largest: dict[tuple[int, int | None], Order] = {}
         for order in chosen:
             policy = self.policies.get(order.debtor_account)
@@ -403,10 +403,12 @@ class Rtgs:
             limit = policy.bilateral_limits.get(creditor)
             if limit is not None:
                 key: tuple[int, int | None] = (debtor, creditor)
-                after, before = positions[key], self.positions.get(key, 0)
+                before = self.positions.get((debtor, creditor), 0)
+                after = before + moved[(debtor, creditor)]
             elif policy.multilateral_limit_minor is not None:
                 key, limit = (debtor, None), policy.multilateral_limit_minor
-                after, before = multilateral[debtor], self.multilateral_positions.get(debtor, 0)
+                before = self.multilateral_positions.get(debtor, 0)
+                after = before + moved_multilateral[debtor]
             else:
                 continue
             if after > limit and after > before and (
@@ -441,10 +443,12 @@ class Rtgs:
 
     def _start_day(self, day: int) -> bool:
         """Count positions for `day` from now on; True when that cleared an earlier day."""
-        if self.business_day is None or day <= self.business_day:
-            self.business_day = day if self.business_day is None else self.business_day
-            return False
+        if self.business_day is not None and day <= self.business_day:
+            return False  # the same day (or a clock that went back): positions stand
+        first = self.business_day is None
         self.business_day = day
+        if first:
+            return False  # nothing counted yet belongs to an earlier day
         self.positions.clear()
         self.multilateral_positions.clear()
         return True
