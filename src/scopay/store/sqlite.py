@@ -40,7 +40,6 @@ _JOURNAL_COLUMNS = (
     "timeout_s, linked, timestamp_us"
 )
 JOURNAL_INSERT = f"INSERT INTO journal ({_JOURNAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
-_IGNORING_TABLES = frozenset({"rejections"})  # INSERT OR IGNORE: not every row may land
 _REJECTION_INSERT = (
     f"INSERT OR IGNORE INTO transfer_rejection ({_JOURNAL_COLUMNS}, rejection) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?)"
@@ -232,7 +231,7 @@ class SQLiteStore:
         known = self._last_rows.get(table)
         first = (db.execute(LAST_ROW[table]).fetchone()[0] if known is None else known) + 1
         insert_rows(db, sql, rows)
-        if table in _IGNORING_TABLES:  # some rows may have been ignored (a known id)
+        if " OR IGNORE " in sql:  # some rows may have been ignored (a known id)
             last = db.execute(LAST_ROW[table]).fetchone()[0]
             if last - first + 1 != len(rows):  # hash what landed
                 read, shape = COVERED_TABLES[table]
