@@ -122,23 +122,9 @@ def statement(account_id: AccountIdPath, caller: Caller, request: Request,
     start_us = (datetime(day.year, day.month, day.day, tzinfo=UTC) - _EPOCH) // timedelta(
         microseconds=1)
     end_us = start_us + 86_400_000_000
-    # Back from the balance now, not forward from the first entry: only the entries since
-    # the day began are read (journal times never go backwards, so they are a seq range).
-    posted_now, last_seq = engine.posted_as_of(account_id)
-    first_seq = engine.store.first_journal_seq_from(start_us, last_seq)
-    since_start, during_day, entries = 0, 0, []
-    for _, entry in engine.store.journal(after_seq=first_seq - 1, until_seq=last_seq):
-        t = entry.transfer
-        if account_id not in (t.debit_account_id, t.credit_account_id):
-            continue
-        change = _posted_change(t, account_id)
-        since_start += change
-        if entry.timestamp_us < end_us:
-            during_day += change
-            if change:
-                entries.append(_entry(engine, t, change, day))
-    opening = posted_now - since_start
-    closing = opening + during_day
+    activity = engine.account_activity(account_id, start_us, end_us)
+    entries = [_entry(engine, t, change, day) for t, change in activity.postings]
+    opening, closing = activity.opening_minor, activity.closing_minor
     report = Statement(f"STMT{account_id}{day:%Y%m%d}", end_us, f"{account_id}-{day:%Y%m%d}",
                        str(account_id), account.currency, opening, day, closing, day,
                        tuple(entries), account_servicer=account.owner_bic)
@@ -215,12 +201,6 @@ def _status_report(message_id: str, at_us: int, record: PaymentRecord,
     transaction = _transaction_status(payment.message_id or payment.instruction_id,
                                       PACS008_V08, payment, result)
     return StatusReport(message_id, at_us, (transaction,))
-
-
-def _posted_change(t, account_id: int) -> int:
-    if t.kind.value not in ("posted", "post_pending"):
-        return 0
-    return -t.amount_minor if t.debit_account_id == account_id else t.amount_minor
 
 
 def _entry(engine, t, change: int, day: date) -> Entry:

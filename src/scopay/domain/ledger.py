@@ -603,6 +603,15 @@ def _first_difference(new: Transfer, first: Transfer) -> Rejection | None:
 # -- invariants: functions the tests call after every step --------------------------------
 
 
+def posted_change(transfer: Transfer, account_id: int) -> int:
+    """What a journal entry moves in an account's posted balance (a reservation moves none)."""
+    if transfer.kind not in (TransferKind.POSTED, TransferKind.POST_PENDING):
+        return 0
+    if transfer.debit_account_id == account_id:
+        return -transfer.amount_minor
+    return transfer.amount_minor if transfer.credit_account_id == account_id else 0
+
+
 def fold_journal(accounts: Iterable[Account],
                  entries: Iterable[JournalEntry]) -> dict[int, tuple[int, int, int]]:
     """Balances (posted, debits pending, credits pending) computed from the journal alone."""

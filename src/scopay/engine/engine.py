@@ -15,6 +15,7 @@ import gc
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from scopay.domain.account import Account, AccountKind, account_key, check_account
 from scopay.domain.ledger import (
@@ -23,6 +24,7 @@ from scopay.domain.ledger import (
     TransferOutcome,
     fold_journal,
     invariant_violations,
+    posted_change,
 )
 from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
 from scopay.domain.participant import Participant, Status, check_participant
@@ -63,6 +65,12 @@ def _tune_garbage_collector() -> None:
 
 class CommandRefused(ValueError):
     """An administrative command broke a rule; nothing was changed."""
+
+
+class AccountActivity(NamedTuple):
+    opening_minor: int
+    closing_minor: int
+    postings: list[tuple[Transfer, int]]  # (journal entry's transfer, change to the account)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,10 +337,24 @@ class Engine(PaymentOperations):
         with self._lock:
             return self._balance_view(account_id) if account_id in self.accounts else None
 
-    def posted_as_of(self, account_id: int) -> tuple[int, int]:
-        """(posted balance, seq of the last journal entry it reflects), read together."""
+    def account_activity(self, account_id: int, start_us: int,
+                         end_us: int) -> AccountActivity:
+        """An account's posted balance at start_us and end_us and the postings between, for
+        a statement. Worked back from the balance now over the entries since start_us only
+        (journal times never go backwards, so those entries are a range of seqs)."""
         with self._lock:
-            return self.ledger.balances[account_id].posted_minor, self._journal_count
+            posted_now = self.ledger.balances[account_id].posted_minor
+            last_seq = self._journal_count
+        first_seq = self.store.first_journal_seq_from(start_us, last_seq)
+        since_start, during, postings = 0, 0, []
+        for _, entry in self.store.journal(after_seq=first_seq - 1, until_seq=last_seq):
+            change = posted_change(entry.transfer, account_id)
+            since_start += change
+            if change and entry.timestamp_us < end_us:
+                during += change
+                postings.append((entry.transfer, change))
+        opening = posted_now - since_start
+        return AccountActivity(opening, opening + during, postings)
 
     @property
     def journal_count(self) -> int:
