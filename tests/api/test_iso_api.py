@@ -1,13 +1,20 @@
 """ISO 20022 over real HTTP: post pacs.008 / camt.056, fetch mailbox messages and statements;
 every message scopay answers with is valid against the official schema."""
 
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from lxml import etree
 
+from scopay.api import signing
+from scopay.api.app import create_app
+from scopay.client import KeyFile, SignedAuth, new_private_key
+from scopay.domain.ledger import Transfer
 from scopay.domain.payment import Party, Payment, PostalAddress
+from scopay.engine.runner import EngineRunner
 from scopay.iso20022.camt056 import CAMT056_V09, build_camt056
 from scopay.iso20022.message import parse_message
 from scopay.iso20022.model import (
@@ -105,16 +112,24 @@ def test_creditor_fetches_the_incoming_payment_as_a_pacs008(live_server, xsd):
     assert foreign.status_code == 404
 
 
-def test_camt056_cancels_a_queued_payment_and_answers_camt029(live_server, xsd):
-    waits = payment(98_000_000_000)
+def send_then_cancel(live_server, sent: Payment, *uetrs: str):
+    """BANK_A sends the payment in a pacs.008, then asks in a camt.056 to cancel the payments
+    of `uetrs`; the answer to the camt.056, and the sent payment as tracked afterwards."""
     request = CancellationRequest(
         "CXL" + uuid.uuid4().hex[:12], BANK_A, BANK_B,
         int(datetime.now(UTC).timestamp()) * 1_000_000,
-        (TransactionCancellation("M1", PACS008_V08, "DUPL", original_uetr=waits.uetr),))
+        tuple(TransactionCancellation("M1", PACS008_V08, "DUPL", original_uetr=uetr)
+              for uetr in uetrs))
     with live_server.client(BANK_A) as a:
-        a.post("/v1/iso20022", content=build_pacs008(message(waits), PACS008_V08), headers=XML)
+        a.post("/v1/iso20022", content=build_pacs008(message(sent), PACS008_V08), headers=XML)
         answer = a.post("/v1/iso20022", content=build_camt056(request), headers=XML)
-        tracked = a.get(f"/v1/payments/{waits.uetr}").json()
+        tracked = a.get(f"/v1/payments/{sent.uetr}").json()
+    return answer, tracked
+
+
+def test_camt056_cancels_a_queued_payment_and_answers_camt029(live_server, xsd):
+    waits = payment(98_000_000_000)
+    answer, tracked = send_then_cancel(live_server, waits, waits.uetr)
     assert answer.status_code == 200, answer.text
     assert valid(xsd, "camt.029.001.10", answer.content)
     assert tracked["status"] == "cancelled"
@@ -125,15 +140,7 @@ def test_camt056_cancels_a_queued_payment_and_answers_camt029(live_server, xsd):
 
 def test_camt056_for_a_settled_or_unknown_payment_is_refused_with_its_reason(live_server, xsd):
     settled = payment(1_000)
-    request = CancellationRequest(
-        "CXL" + uuid.uuid4().hex[:12], BANK_A, BANK_B,
-        int(datetime.now(UTC).timestamp()) * 1_000_000,
-        (TransactionCancellation("M1", PACS008_V08, "DUPL", original_uetr=settled.uetr),
-         TransactionCancellation("M1", PACS008_V08, "DUPL", original_uetr=str(uuid.uuid4()))))
-    with live_server.client(BANK_A) as a:
-        a.post("/v1/iso20022", content=build_pacs008(message(settled), PACS008_V08), headers=XML)
-        answer = a.post("/v1/iso20022", content=build_camt056(request), headers=XML)
-        tracked = a.get(f"/v1/payments/{settled.uetr}").json()
+    answer, tracked = send_then_cancel(live_server, settled, settled.uetr, str(uuid.uuid4()))
     assert answer.status_code == 200, answer.text
     assert valid(xsd, "camt.029.001.10", answer.content)
     assert tracked["status"] == "settled"
@@ -158,17 +165,6 @@ def test_statement_is_a_valid_camt053_that_adds_up(live_server, xsd):
 def test_statements_of_successive_days_chain_and_match_the_journal(engine, network, serve_app):
     """Statements are computed back from the balance now over the entries since the day
     began; checked here against a fold of the whole journal, day by day."""
-    import time
-    from datetime import timedelta
-
-    import httpx
-
-    from scopay.api import signing
-    from scopay.api.app import create_app
-    from scopay.client import KeyFile, SignedAuth, new_private_key
-    from scopay.domain.ledger import Transfer
-    from scopay.engine.runner import EngineRunner
-
     icbk, aboc = "ICBKCNBJ", "ABOCCNBJ"
     account = next(a.id for a in network.accounts if a.owner_bic == icbk and a.currency == "CNY")
     other = next(a.id for a in network.accounts if a.owner_bic == aboc and a.currency == "CNY")
