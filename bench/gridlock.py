@@ -296,19 +296,13 @@ def _format(ratio: object) -> str:
 
 def summarise(rows: Sequence[dict[str, object]]) -> dict[str, object]:
     """The worst ratios first, then (with --mip-s) ours against the integer optimum."""
-    summary: dict[str, object] = {
-        "quality_min": min(r["quality"] for r in rows),
-        "runtime_ratio_max": max(r["runtime_ratio"] for r in rows),
-        "efficiency_vs_fifo": min(r["efficiency_vs_fifo"] for r in rows),
-        "quality_mean": sum(r["quality"] for r in rows) / len(rows),
-        "quality_with_priority_vs_its_bound_min": min(
-            r["quality_with_priority_vs_its_bound"] for r in rows),
-    }
+    summary: dict[str, object] = _worst(
+        rows, ("quality", "quality_with_priority_vs_its_bound", "quality_vs_mip",
+               "quality_with_priority_vs_mip"), ("runtime_ratio",))
+    summary["efficiency_vs_fifo"] = min(r["efficiency_vs_fifo"] for r in rows)
+    summary["quality_mean"] = sum(r["quality"] for r in rows) / len(rows)
     with_mip = [r for r in rows if "quality_vs_mip" in r]
     if with_mip:
-        summary["quality_vs_mip_min"] = min(r["quality_vs_mip"] for r in with_mip)
-        summary["quality_with_priority_vs_mip_min"] = min(
-            r["quality_with_priority_vs_mip"] for r in with_mip)
         summary["mip_vs_lp_min"] = min(r["mip_incumbent_vs_lp"] for r in with_mip)
         # How far HiGHS's incumbent may be from the integer optimum (0: proven optimal).
         summary["mip_gap_max"] = max(
@@ -324,20 +318,23 @@ def summarise_by_size(rows: Sequence[dict[str, object]]) -> dict[str, dict[str, 
     sizes: dict[str, dict[str, float]] = {}
     for size in dict.fromkeys(str(r["instance"]).split(" @")[0] for r in rows):
         of_size = [r for r in rows if str(r["instance"]).startswith(size + " @")]
-        worst = {
-            "quality_min": min(r["quality"] for r in of_size),
-            "runtime_ratio_max": max(r["runtime_ratio"] for r in of_size),
-            "quality_with_priority_min": min(r["quality_with_priority"] for r in of_size),
-            "quality_with_priority_vs_its_bound_min": min(
-                r["quality_with_priority_vs_its_bound"] for r in of_size),
-        }
-        with_mip = [r for r in of_size if "quality_vs_mip" in r]
-        if with_mip:
-            worst["quality_vs_mip_min"] = min(r["quality_vs_mip"] for r in with_mip)
-            worst["quality_with_priority_vs_mip_min"] = min(
-                r["quality_with_priority_vs_mip"] for r in with_mip)
-        sizes[size] = worst
+        sizes[size] = _worst(
+            of_size, ("quality", "quality_with_priority", "quality_with_priority_vs_its_bound",
+                      "quality_vs_mip", "quality_with_priority_vs_mip"), ("runtime_ratio",))
     return sizes
+
+
+def _worst(rows: Sequence[dict[str, object]], lowest: Sequence[str],
+           highest: Sequence[str]) -> dict[str, float]:
+    """`name_min` of each figure where low is bad and `name_max` where high is bad, over the
+    rows that have the figure (the MIP ones only with --mip-s)."""
+    worst: dict[str, float] = {}
+    for names, pick, suffix in ((lowest, min, "_min"), (highest, max, "_max")):
+        for name in names:
+            values = [r[name] for r in rows if name in r]
+            if values:
+                worst[name + suffix] = pick(values)
+    return worst
 
 
 def main(argv: Sequence[str]) -> None:
