@@ -279,18 +279,12 @@ def read_transaction_text(values: tuple, reading: TransactionText, header: tuple
         end_to_end_id,
         debtor_bic,
         creditor_bic,
-        new_party(debtor_name,
-                  None if debtor_account is None else account_text(
-                      debtor_account_id, debtor_iban, debtor_other),
-                  None if debtor_address is None else address_text(
-                      debtor_street, debtor_building, debtor_post_code, debtor_town,
-                      debtor_country, debtor_lines)),
-        new_party(creditor_name,
-                  None if creditor_account is None else account_text(
-                      creditor_account_id, creditor_iban, creditor_other),
-                  None if creditor_address is None else address_text(
-                      creditor_street, creditor_building, creditor_post_code, creditor_town,
-                      creditor_country, creditor_lines)),
+        _party_text(debtor_name, debtor_account, debtor_account_id, debtor_iban, debtor_other,
+                    debtor_address, debtor_street, debtor_building, debtor_post_code,
+                    debtor_town, debtor_country, debtor_lines),
+        _party_text(creditor_name, creditor_account, creditor_account_id, creditor_iban,
+                    creditor_other, creditor_address, creditor_street, creditor_building,
+                    creditor_post_code, creditor_town, creditor_country, creditor_lines),
         amount[0],
         amount[1],
         instructed_amount[0],
@@ -309,6 +303,16 @@ def read_transaction_text(values: tuple, reading: TransactionText, header: tuple
         intermediaries,
         charges or (),
     )
+
+
+def _party_text(name, account, account_id, iban, other, address, street, building,
+                post_code, town, country, lines) -> Party:
+    """A debtor or creditor from the groups its expression captured (None: absent)."""
+    return new_party(
+        name,
+        None if account is None else account_text(account_id, iban, other),
+        None if address is None else address_text(street, building, post_code, town, country,
+                                                  lines))
 
 
 def add_transaction(tx: etree._Element, payment: Payment, message: CreditTransferMessage,
