@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.ledger import Ledger, Transfer
@@ -144,3 +145,18 @@ def shared_data():
         pytest.skip(reason)
 
     return locate
+
+
+@pytest.fixture(scope="session")
+def xsd(shared_data):
+    """xsd(message_type) -> the official XMLSchema, loaded from the shared folder once."""
+    directory = shared_data("iso20022")
+    loaded: dict[str, etree.XMLSchema] = {}
+
+    def load(message_type: str) -> etree.XMLSchema:
+        if message_type not in loaded:
+            loaded[message_type] = etree.XMLSchema(
+                etree.parse(str(directory / f"{message_type}.xsd")))
+        return loaded[message_type]
+
+    return load

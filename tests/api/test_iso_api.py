@@ -6,7 +6,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from lxml import etree
 
 from scopay.api import signing
@@ -26,19 +25,6 @@ from scopay.iso20022.pacs008 import PACS008_V08, build_pacs008
 
 BANK_A, BANK_B = "DEMACNX0", "DEMBCNX0"
 XML = {"content-type": "application/xml"}
-
-
-@pytest.fixture(scope="module")
-def xsd(shared_data):
-    schemas = shared_data("iso20022")
-    cache = {}
-
-    def load(message_type):
-        if message_type not in cache:
-            cache[message_type] = etree.XMLSchema(etree.parse(str(schemas / f"{message_type}.xsd")))
-        return cache[message_type]
-
-    return load
 
 
 def valid(xsd, message_type, data: bytes) -> bool:
