@@ -280,7 +280,7 @@ class PaymentOperations:
             participant = self.participants.get(bic)
             if participant is None or participant.status != Status.ACTIVE:
                 return unknown
-            holder = participant.sponsor_bic if participant.role == Role.INDIRECT else bic
+            holder = self._sponsor_of(bic) or bic  # an indirect settles on its sponsor's
             account = self._settlement_account(holder, payment.settlement_currency)
             if account is None:
                 return Rejection.NO_SETTLEMENT_ACCOUNT
@@ -326,6 +326,7 @@ class PaymentOperations:
                                               status.value, None, at))
 
     def _sponsor_of(self, bic: str) -> str | None:
+        """The sponsor of an indirect participant, whose accounts it settles on."""
         participant = self.participants.get(bic)
         if participant is None or participant.role != Role.INDIRECT:
             return None
