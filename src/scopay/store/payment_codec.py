@@ -7,6 +7,8 @@ import json
 from dataclasses import fields
 from decimal import Decimal
 
+from pydantic_core import to_json
+
 from scopay.domain.payment import (
     ChargeBearer,
     Party,
@@ -16,33 +18,35 @@ from scopay.domain.payment import (
     SettlementMethod,
 )
 
-_FIELDS = tuple(f.name for f in fields(Payment))
-_ADDRESS_FIELDS = tuple(f.name for f in fields(PostalAddress))
+# Keys in the order json.dumps(sort_keys=True) wrote them: the text stays byte for byte what
+# earlier versions stored (the audit log hashes it), and the reader is unchanged.
+_SORTED_FIELDS = tuple(sorted(f.name for f in fields(Payment)))
 
 
 def encode_payment(payment: Payment) -> str:
-    """JSON of every field. Built by hand: dataclasses.asdict deep-copies recursively and
-    cost a fifth of the engine's time on bulk payments."""
-    data = {name: getattr(payment, name) for name in _FIELDS}
-    data["debtor"] = _party_data(payment.debtor)
-    data["creditor"] = _party_data(payment.creditor)
-    data["intermediary_agents"] = list(payment.intermediary_agents)
-    data["charges"] = [list(charge) for charge in payment.charges]
-    # the enums' plain values: json's encoder takes a slow path for str subclasses
+    """JSON of every field, keys sorted. Built by hand and written by pydantic-core, which
+    takes a third of the time json.dumps does: on bulk payments that was a fifth of the
+    engine's work (dataclasses.asdict, before that, deep-copied and cost more still)."""
+    data = {name: getattr(payment, name) for name in _SORTED_FIELDS}
     data["charge_bearer"] = payment.charge_bearer.value
-    data["priority"] = payment.priority.value
-    data["settlement_method"] = payment.settlement_method.value
+    data["charges"] = [list(charge) for charge in payment.charges]
+    data["creditor"] = _party_data(payment.creditor)
+    data["debtor"] = _party_data(payment.debtor)
     if payment.exchange_rate is not None:
         data["exchange_rate"] = str(payment.exchange_rate)
-    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    data["intermediary_agents"] = list(payment.intermediary_agents)
+    data["priority"] = payment.priority.value
+    data["settlement_method"] = payment.settlement_method.value
+    return to_json(data).decode()
 
 
 def _party_data(party: Party) -> dict:
     address = party.address
-    return {"name": party.name, "account": party.account,
-            "address": None if address is None else {
-                **{name: getattr(address, name) for name in _ADDRESS_FIELDS},
-                "address_lines": list(address.address_lines)}}
+    return {"account": party.account, "address": None if address is None else {
+        "address_lines": list(address.address_lines),
+        "building_number": address.building_number, "country": address.country,
+        "post_code": address.post_code, "street": address.street, "town": address.town,
+    }, "name": party.name}
 
 
 def decode_payment(text: str) -> Payment:
