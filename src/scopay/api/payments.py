@@ -42,8 +42,11 @@ from scopay.domain.payment import (
     Payment,
     PaymentRecord,
     PaymentStatus,
-    PostalAddress,
     Priority,
+    SettlementMethod,
+    new_party,
+    new_payment,
+    new_postal_address,
 )
 from scopay.domain.rtgs import AccountPolicy
 from scopay.engine.payments import PaymentRefused, PaymentResult, Receipt
@@ -257,15 +260,18 @@ def _payment_from(body: PaymentIn, runner: Runner, caller: auth.Caller) -> Payme
         raise ApiError(422, "Invalid amount", str(error)) from None
     if amount_minor == 0:
         raise ApiError(422, "Invalid amount", "a payment amount must be positive")
-    return Payment(
+    # new_payment: Payment's fields set without a frozen __init__'s cost, every one named
+    return new_payment(
         uetr=body.uetr, instruction_id=body.instruction_id, end_to_end_id=body.end_to_end_id,
         debtor_agent=body.debtor_agent, creditor_agent=body.creditor_agent,
         debtor=_party(body.debtor), creditor=_party(body.creditor),
         settlement_amount_minor=amount_minor, settlement_currency=body.currency,
+        instructed_amount_minor=None, instructed_currency=None, exchange_rate=None,
         charge_bearer=ChargeBearer(body.charge_bearer), remittance=body.remittance,
         purpose=body.purpose, priority=Priority(body.priority),
-        earliest_us=_micros(body.earliest), latest_us=_micros(body.latest),
-        reject_by_us=_micros(body.reject_by), sender_bic=caller.participant.bic,
+        settlement_method=SettlementMethod.GROSS, earliest_us=_micros(body.earliest),
+        latest_us=_micros(body.latest), reject_by_us=_micros(body.reject_by), message_id=None,
+        sender_bic=caller.participant.bic, intermediary_agents=(), charges=(),
     )
 
 
@@ -273,9 +279,9 @@ def _party(body) -> Party:
     address = None
     if body.address is not None:
         a = body.address
-        address = PostalAddress(a.country, a.town, a.post_code, a.street, a.building_number,
-                                tuple(a.address_lines))
-    return Party(body.name, body.account, address)
+        address = new_postal_address(a.country, a.town, a.post_code, a.street,
+                                     a.building_number, tuple(a.address_lines))
+    return new_party(body.name, body.account, address)
 
 
 def _policy_from(body: PolicyIn, currency: str) -> AccountPolicy:
