@@ -61,13 +61,21 @@ def settle_greedily(balances: Mapping[int, int], floors: Mapping[int, int],
     return value
 
 
+def keeps_priority(queue: Sequence[QueuedPayment], settled: set[str]) -> bool:
+    """No settled payment has a more urgent payment of its debtor waiting."""
+    return not any(p.id in settled and q.id not in settled and q.debtor == p.debtor
+                   and q.priority < p.priority for p in queue for q in queue)
+
+
 def find_optimum(balances: Mapping[int, int], floors: Mapping[int, int],
-                 queue: Sequence[QueuedPayment]) -> int:
+                 queue: Sequence[QueuedPayment], respect_priority: bool = False) -> int:
     best = 0
     for size in range(1, len(queue) + 1):
         for subset in combinations(queue, size):
             value = sum(p.amount_minor for p in subset)
-            if value > best and is_feasible(balances, floors, queue, {p.id for p in subset}):
+            settled = {p.id for p in subset}
+            if (value > best and is_feasible(balances, floors, queue, settled)
+                    and (not respect_priority or keeps_priority(queue, settled))):
                 best = value
     return best
 
@@ -145,6 +153,29 @@ def test_normal_payment_settles_once_its_debtors_urgent_ones_do() -> None:
     resolution = resolve_gridlock(balances, floors, queue, respect_priority=True)
 
     assert resolution.settle == ("P1", "P2", "P3")
+
+
+def test_debtor_settles_its_urgent_payment_rather_than_give_up_the_normal_ones_that_pay_back(
+) -> None:
+    # A's normal 50 and 30 to C let C pay A 60. Keeping them and settling A's urgent 20 too
+    # (160 in all) beats giving them up for the larger normal 79 to D, which C's 60 would
+    # not follow.
+    balances, floors = {A: 100, B: 0, C: 0, D: 0}, {A: 0, B: 0, C: 0, D: 0}
+    queue = [pay("P1", A, B, 20, URGENT), pay("P2", A, C, 50), pay("P3", A, C, 30),
+             pay("P4", A, D, 79), pay("P5", C, A, 60)]
+
+    resolution = resolve_gridlock(balances, floors, queue, respect_priority=True)
+
+    assert resolution.settle == ("P1", "P2", "P3", "P5")
+    assert resolution.value_minor == 160 == find_optimum(balances, floors, queue, True)
+
+
+def test_priority_mode_reports_no_bound_its_weighted_relaxation_does_not_give() -> None:
+    balances, floors = {A: 4, B: 0, C: 0}, {A: 0, B: 0, C: 0}  # not everything fits
+    queue = [pay("P1", A, B, 30, URGENT), pay("P2", B, C, 25), pay("P3", C, A, 25)]
+
+    assert resolve_gridlock(balances, floors, queue).bound_minor is not None
+    assert resolve_gridlock(balances, floors, queue, respect_priority=True).bound_minor is None
 
 
 def test_payments_of_the_same_priority_may_bypass_each_other() -> None:
