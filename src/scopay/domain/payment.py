@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from scopay.domain.rejection import Rejection
 
@@ -154,8 +154,10 @@ new_party = positional_constructor(Party)
 new_payment = positional_constructor(Payment)
 
 
-@dataclass(frozen=True, slots=True)
-class StatusChange:
+class StatusChange(NamedTuple):
+    """One step of a payment's history. A named tuple, as the ledger's records are: a payment
+    that settles at once makes three, on the engine's hot path."""
+
     status: PaymentStatus
     at_us: int
     reason: Rejection | None = None
@@ -183,10 +185,11 @@ class PaymentRecord:
     def move_to(self, status: PaymentStatus, at_us: int, reason: Rejection | None = None,
                 detail: str | None = None) -> StatusChange:
         """Record a transition; the table of allowed transitions is the law."""
-        if self.history:
-            assert can_transition(self.status, status), f"{self.status} -> {status}"
+        history = self.history
+        if history:
+            assert can_transition(history[-1].status, status), f"{self.status} -> {status}"
         change = StatusChange(status, at_us, reason, detail)
-        self.history.append(change)
+        history.append(change)
         return change
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from scopay.domain.account import AccountKind
 from scopay.domain.ledger import JournalEntry
@@ -40,10 +41,10 @@ class PaymentRefused(ValueError):
         self.status = status  # the payment's status, when there is such a payment
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentResult:
+class PaymentResult(NamedTuple):
     """A payment's outcome as decided, with a snapshot of its history: callers shape their
-    answers from it without touching the engine's live state."""
+    answers from it without touching the engine's live state. A named tuple: a bulk request
+    makes one for each of its payments."""
 
     uetr: str
     status: PaymentStatus

@@ -299,10 +299,12 @@ class SQLiteStore:
 
     def _write_payments(self, db, payload, last_rows, payments, payment_events,
                         notices) -> None:
+        # Enums by `_value_`: `.value` is a Python-level property, and these rows are written
+        # by the thousand (a bulk request makes seven for each payment).
         rows = [(r.payment.uetr, r.sender_bic, r.payment.instruction_id,
-                 encode_payment(r.payment), r.status.value, r.debtor_account,
-                 r.creditor_account, r.sequence, r.priority.value, r.latest_us, r.reject_by_us)
-                for r in payments]
+                 encode_payment(r.payment), r.history[-1].status._value_, r.debtor_account,
+                 r.creditor_account, r.sequence, r.priority._value_, r.latest_us,
+                 r.reject_by_us) for r in payments]
         if rows:
             insert_rows(
                 db, "INSERT INTO payment VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (uetr) DO "
@@ -313,12 +315,13 @@ class SQLiteStore:
         self._append(db, payload, last_rows, "payment_events",
                      "INSERT INTO payment_event (uetr, status, at_us, reason, detail) "
                      "VALUES (?,?,?,?,?)",
-                     [(uetr, c.status.value, c.at_us, c.reason.value if c.reason else None,
-                       c.detail) for uetr, c in payment_events])
+                     [(uetr, c.status._value_, c.at_us,
+                       None if c.reason is None else c.reason._value_, c.detail)
+                      for uetr, c in payment_events])
         self._append(db, payload, last_rows, "mailbox",
                      "INSERT INTO mailbox (participant_bic, kind, uetr, status, reason, "
                      "created_us) VALUES (?,?,?,?,?,?)",
-                     [(n.participant_bic, n.kind.value, n.uetr, n.status, n.reason,
+                     [(n.participant_bic, n.kind._value_, n.uetr, n.status, n.reason,
                        n.created_us) for n in notices])
 
     def write_checkpoint(self, as_of_seq: int, timestamp_us: int,
