@@ -33,8 +33,8 @@ from enum import StrEnum
 from heapq import heapify, heappop, heappush
 
 from scopay.domain.gridlock import QueuedPayment, resolve_gridlock
-from scopay.domain.ledger import ExecuteResult, Ledger, Transfer
-from scopay.domain.payment import Priority
+from scopay.domain.ledger import ExecuteResult, Ledger, Transfer, TransferKind
+from scopay.domain.payment import Priority, positional_constructor
 from scopay.domain.rejection import Rejection
 
 PAYMENT_TRANSFER_PREFIX = "pay/"  # ledger ids of settled payments: "pay/<uetr>"
@@ -45,6 +45,7 @@ BUSINESS_DAY_US = 86_400_000_000  # limit positions count one UTC day
 LIMIT_ROUNDS_MAX = 16  # resolutions tried, each leaving out payments over a limit
 _REJECT_BY, _EARLIEST = 0, 1  # kinds of timed events
 _NO_FLOOR = -(2**63)  # an issuance account, for the resolution's arithmetic
+_new_transfer = positional_constructor(Transfer)  # a Transfer without its frozen __init__'s cost
 
 
 class WaitReason(StrEnum):
@@ -275,8 +276,11 @@ class Rtgs:
     # -- settling ---------------------------------------------------------------------------
 
     def _settle_alone(self, order: Order, now_us: int, step: Step) -> bool:
-        transfer = Transfer(order.transfer_id, order.debtor_account, order.creditor_account,
-                            order.amount_minor, order.currency)
+        transfer = _new_transfer(  # a payment that settles at once comes this way
+            id=order.transfer_id, debit_account_id=order.debtor_account,
+            credit_account_id=order.creditor_account, amount_minor=order.amount_minor,
+            currency=order.currency, kind=TransferKind.POSTED, pending_id=None, timeout_s=0,
+            linked=False)
         result = self.ledger.execute([transfer], now_us, remember_refusals=False)
         return self._record(result, [order], step)
 

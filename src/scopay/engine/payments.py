@@ -24,6 +24,7 @@ from scopay.domain.payment import (
     PaymentStatus,
     Priority,
     StatusChange,
+    positional_constructor,
 )
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import AccountPolicy, Order, Step
@@ -31,6 +32,7 @@ from scopay.domain.rtgs import AccountPolicy, Order, Step
 PAYMENTS_PER_REQUEST_MAX = 8190
 GRIDLOCK_INTERVAL_US = 10_000_000  # multilateral resolution at most this often on heartbeat
 ANSWERS_FORGOTTEN_PER_BEAT_MAX = 100_000  # keeps one heartbeat's commit short
+_new_notice = positional_constructor(Notice)  # a Notice without its frozen __init__'s cost
 
 
 class PaymentRefused(ValueError):
@@ -315,16 +317,16 @@ class PaymentOperations:
         if not notify:
             return
         reason_text = reason.value if reason else detail
-        changes.notices.append(Notice(record.sender_bic, NoticeKind.STATUS_REPORT, uetr,
-                                      status.value, reason_text, at))
+        changes.notices.append(_new_notice(record.sender_bic, NoticeKind.STATUS_REPORT, uetr,
+                                           status.value, reason_text, at))
         if status == PaymentStatus.SETTLED:
             creditor_agent = record.payment.creditor_agent
-            changes.notices.append(Notice(creditor_agent, NoticeKind.INCOMING_PAYMENT, uetr,
-                                          status.value, None, at))
+            changes.notices.append(_new_notice(creditor_agent, NoticeKind.INCOMING_PAYMENT,
+                                               uetr, status.value, None, at))
             sponsor = self._sponsor_of(creditor_agent)
             if sponsor is not None:  # the money landed on the sponsor's account: tell it
-                changes.notices.append(Notice(sponsor, NoticeKind.INCOMING_PAYMENT, uetr,
-                                              status.value, None, at))
+                changes.notices.append(_new_notice(sponsor, NoticeKind.INCOMING_PAYMENT, uetr,
+                                                   status.value, None, at))
 
     def _sponsor_of(self, bic: str) -> str | None:
         """The sponsor of an indirect participant, whose accounts it settles on."""
