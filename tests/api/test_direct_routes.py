@@ -2,6 +2,7 @@
 The same requests through FastAPI's routing (direct_routes=False) must get the same answers:
 status, content type and body, for settled, queued, refused and malformed payments."""
 
+import json
 import time
 import uuid
 
@@ -77,6 +78,8 @@ def test_direct_and_fastapi_routes_answer_alike(both_doors, case):
 @pytest.mark.parametrize(("content", "content_type"), [
     (b'{"uetr": ', "application/json"),  # cut short
     (b'{"uetr": "\xff"}', "application/json"),  # not UTF-8
+    (b'{"uetr": "\\ud800"}', "application/json"),  # a lone surrogate, escaped
+    (b'{"uetr": NaN}', "application/json"),  # not JSON, though json.loads reads it
     (b"", "application/json"),  # empty
     (b'{"uetr": "x"}', None),  # no content type
     (b'{"uetr": "x"}', "text/plain"),
@@ -93,6 +96,16 @@ def test_bodies_that_are_not_payments_are_refused_alike(both_doors, content, con
     assert [a.status_code for a in answers] == [422, 422]
     assert answers[0].json() == answers[1].json()
     assert {a.headers["content-type"] for a in answers} == {"application/problem+json"}
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-8-sig"])
+def test_a_payment_in_any_json_encoding_is_read_alike(both_doors, encoding):
+    answers = []
+    for client in both_doors:
+        content = json.dumps(payment("1.00"), ensure_ascii=False).encode(encoding)
+        answers.append(client.post("/v1/payments", content=content, headers={
+            "content-type": "application/json", "Idempotency-Key": uuid.uuid4().hex}))
+    assert _comparable(answers[0]) == _comparable(answers[1])
 
 
 def test_the_answer_is_kept_with_the_payment_and_replayed(both_doors, engine):
