@@ -124,20 +124,30 @@ def clients(live_server):
 # -- defects: replay protection and signing ----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: ReplayGuard.first_use evicts the oldest nonce once NONCES_REMEMBERED_MAX are "
-    "held, even inside the signing window, so a captured request replays after enough "
-    "traffic (1,000,000 nonces = 100 s at one participant's own rate limit, window 600 s)"))
+def test_replay_guard_keeps_a_nonce_exactly_as_long_as_its_timestamp_is_acceptable() -> None:
+    guard, signed_s = security.ReplayGuard(), 1_800_000_000
+    window_end = signed_s + signing.SKEW_S_MAX
+
+    assert guard.first_use("key", "n" * 16, signed_s, signed_s)
+    assert not guard.first_use("key", "n" * 16, signed_s, window_end)
+    assert guard.first_use("other-key", "n" * 16, signed_s, window_end)
+    assert len(guard) == 2
+    assert guard.first_use("key", "m" * 16, window_end + 1, window_end + 1)
+    assert len(guard) == 1  # the first second's nonces are stale now, and forgotten
+
+
 def test_replay_is_refused_even_when_the_nonce_memory_is_full(live_server, clients,
                                                                monkeypatch):
     monkeypatch.setattr(security, "NONCES_REMEMBERED_MAX", 3)
     captured = signed(live_server, BANK_A, "GET", "/v1/participants")
     assert clients[None].send(captured).status_code == 200
-    for _ in range(3):  # ordinary traffic from another participant fills the memory
+    for _ in range(2):  # ordinary traffic from another participant fills the memory
         assert clients[None].send(signed(live_server, BANK_B, "GET",
                                          "/v1/participants")).status_code == 200
+    busy = clients[None].send(signed(live_server, BANK_B, "GET", "/v1/participants"))
+    assert busy.status_code == 503, "a nonce inside the window was forgotten to make room"
     replay = clients[None].send(captured)
-    assert replay.status_code in (401, 503), "a replay inside the window was accepted"
+    assert replay.status_code == 401, "a replay inside the window was accepted"
 
 
 @pytest.mark.xfail(strict=True, reason=(
