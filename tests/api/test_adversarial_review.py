@@ -150,10 +150,6 @@ def test_replay_is_refused_even_when_the_nonce_memory_is_full(live_server, clien
     assert replay.status_code == 401, "a replay inside the window was accepted"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: the reference client signs the raw path with its empty '?' but the server "
-    "rebuilds the target from raw_path and an empty query_string, so the two canonical "
-    "requests differ and a correctly signed request is refused 401"))
 def test_request_with_an_empty_query_signed_by_the_reference_client_is_accepted(clients):
     answer = clients[BANK_A].get("/v1/accounts?")
     assert answer.status_code == 200, answer.text

@@ -42,10 +42,13 @@ STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def canonical_request(method: str, path: str, timestamp: str, nonce: str,
                       idempotency_key: str, body: bytes) -> bytes:
-    """The exact bytes signed: one field a line, the body by its SHA-256."""
+    """The exact bytes signed: one field a line, the body by its SHA-256. `path` is the
+    target as sent (path and query, percent-encoding kept); an empty query is signed as no
+    query: a trailing '?' does not reach the server (ASGI drops it)."""
     digest = hashlib.sha256(body).hexdigest()
     return "\n".join(
-        (SCHEME, method.upper(), path, timestamp, nonce, idempotency_key, digest)
+        (SCHEME, method.upper(), path.removesuffix("?"), timestamp, nonce, idempotency_key,
+         digest)
     ).encode()
 
 
