@@ -158,9 +158,6 @@ def test_request_with_an_empty_query_signed_by_the_reference_client_is_accepted(
 # -- defects: idempotency ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: Guard._idempotent replays a kept answer with media_type_for(status), i.e. JSON; "
-    "an ISO 20022 answer (pacs.002, problem XML) comes back labelled application/json"))
 def test_iso20022_retry_gets_the_first_answer_in_its_own_media_type(clients):
     message = pacs008(iso_payment(BANK_A, BANK_B))
     headers = {**XML, "Idempotency-Key": "adv-iso-" + uuid.uuid4().hex}
@@ -170,6 +167,16 @@ def test_iso20022_retry_gets_the_first_answer_in_its_own_media_type(clients):
     assert retry.headers["Idempotent-Replay"] == "true"
     assert retry.content == first.content
     assert retry.headers["content-type"] == first.headers["content-type"] == "application/xml"
+
+
+def test_iso20022_retry_of_a_refused_message_gets_the_problem_in_xml_again(clients):
+    headers = {**XML, "Idempotency-Key": "adv-iso-bad-" + uuid.uuid4().hex}
+    first = clients[BANK_A].post("/v1/iso20022", content=b"<Document", headers=headers)
+    retry = clients[BANK_A].post("/v1/iso20022", content=b"<Document", headers=headers)
+    assert first.status_code == retry.status_code == 400
+    assert retry.headers["Idempotent-Replay"] == "true"
+    assert retry.content == first.content
+    assert retry.headers["content-type"] == first.headers["content-type"] == PROBLEM_XML
 
 
 # -- defects: what a participant learns or blocks of others' objects ---------------------------

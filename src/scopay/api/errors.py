@@ -42,6 +42,15 @@ def media_type_for(status: int) -> str:
     return PROBLEM_MEDIA_TYPE if status >= 400 else "application/json"
 
 
+def media_type_of_answer(status: int, body: bytes) -> str:
+    """The media type of a kept answer, replayed for a retry: the ISO 20022 endpoint answers
+    in XML (a message, or a problem in XML), which starts with '<'; every other one in JSON,
+    which never does."""
+    if body.startswith(b"<"):
+        return "application/problem+xml" if status >= 400 else "application/xml"
+    return media_type_for(status)
+
+
 def rejected(rejection: Rejection) -> ApiError:
     """The refusal of a command the ledger or the RTGS rejected, in the one table's status."""
     return ApiError(REJECTION_STATUS.get(rejection, 422), "Rejected", REJECTION_TEXT[rejection],

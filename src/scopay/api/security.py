@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from scopay.api import auth, signing
-from scopay.api.errors import ApiError, media_type_for, problem
+from scopay.api.errors import ApiError, media_type_for, media_type_of_answer, problem
 from scopay.engine.runner import Runner
 
 # Nonces kept at once, each while its timestamp is acceptable (about SKEW_S_MAX seconds):
@@ -296,7 +296,8 @@ async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: s
             answer = problem(422, "Idempotency key reused",
                              "this Idempotency-Key was used for a different request")
         else:
-            answer = Response(kept[2], status_code=kept[1], media_type=media_type_for(kept[1]),
+            answer = Response(kept[2], status_code=kept[1],
+                              media_type=media_type_of_answer(kept[1], kept[2]),
                               headers={"Idempotent-Replay": "true"})
         await answer(scope, receive, send)
         return
