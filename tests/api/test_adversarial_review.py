@@ -212,10 +212,6 @@ def test_a_participant_cannot_take_the_transfer_id_another_will_use(live_server,
 # -- defects: authorisation against the documented table -----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: auth.may_send_payment excludes only the operator, so a settlement agent sending "
-    "as its own debtor agent passes authorisation (docs/api.md says 403); the payment is "
-    "then entered and recorded as rejected (no_settlement_account)"))
 def test_settlement_agent_may_not_send_a_payment_even_as_its_own_debtor_agent(live_server,
                                                                              clients):
     body = payment_body(PBOC, BANK_A)

@@ -47,9 +47,11 @@ def may_move(caller: Caller, debit: Account, credit: Account) -> bool:
 
 
 def may_send_payment(caller: Caller, debtor_agent: Participant | None) -> bool:
-    """A bank sends its own payments, or those of an indirect participant it sponsors."""
+    """A bank sends its own payments, or those of an indirect participant it sponsors; the
+    operator and settlement agents send none (an agent moves money by transfers)."""
     p = caller.participant
-    if p.status != Status.ACTIVE or p.role == Role.OPERATOR or debtor_agent is None:
+    if (p.status != Status.ACTIVE or p.role in (Role.OPERATOR, Role.SETTLEMENT_AGENT)
+            or debtor_agent is None):
         return False
     return debtor_agent.bic == p.bic or debtor_agent.sponsor_bic == p.bic
 
