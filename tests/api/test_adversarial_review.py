@@ -220,9 +220,6 @@ def test_settlement_agent_may_not_send_a_payment_even_as_its_own_debtor_agent(li
     assert body["uetr"] not in live_server.engine.payments
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: acknowledging another's notice updates no row but the commit still appends an "
-    "audit entry saying the caller acknowledged that seq: a denied action is on the record"))
 def test_acknowledging_another_participants_notice_leaves_no_audit_record(live_server, clients):
     body = payment_body(BANK_B, MONGOLIA)
     assert clients[BANK_B].post("/v1/payments", json=body).status_code == 201

@@ -280,11 +280,13 @@ class SQLiteStore:
         if rows:
             db.executemany("INSERT OR REPLACE INTO account_policy VALUES (?,?,?,?,?)", rows)
             payload["policies"] = rows
-        rows = list(acknowledged)
+        # Only the notices this commit acknowledges go on the record: not another
+        # participant's, not one acknowledged before.
+        rows = [(seq, bic, at) for seq, bic, at in acknowledged
+                if db.execute("UPDATE mailbox SET acked_us = ? WHERE seq = ? AND "
+                              "participant_bic = ? AND acked_us IS NULL", (at, seq, bic)
+                              ).rowcount]
         if rows:
-            db.executemany("UPDATE mailbox SET acked_us = ? WHERE seq = ? AND "
-                           "participant_bic = ? AND acked_us IS NULL",
-                           [(at, seq, bic) for seq, bic, at in rows])
             payload["acknowledged"] = rows
         rows = list(idempotency)
         if rows:
