@@ -14,20 +14,17 @@ import json
 import sqlite3
 import time
 import uuid
-from unittest.mock import MagicMock
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute
 
 from scopay.api import app as app_module
-from scopay.api import auth, security, signing
-from scopay.api.errors import ApiError
-from scopay.api.schemas import TransferIn
+from scopay.api import security, signing
 from scopay.client import sign_request
-from scopay.domain.ledger import Transfer, TransferKind
 from scopay.domain.participant import Status
 from scopay.domain.payment import Party, Payment
+from scopay.engine.runner import LoopRunner
 from scopay.iso20022.camt056 import build_camt056
 from scopay.iso20022.message import parse_message
 from scopay.iso20022.model import (
@@ -236,10 +233,6 @@ def test_acknowledging_another_participants_notice_leaves_no_audit_record(live_s
 # -- defects: transfers API ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: TransferIn is strict, and strict pydantic takes no enum from a JSON string, so "
-    "every transfer naming its kind (pending, post_pending, void_pending, even posted) is "
-    "refused 422; the kinds the OpenAPI document offers cannot be used"))
 @pytest.mark.parametrize("kind", ["posted", "pending"])
 def test_transfer_naming_its_kind_is_accepted(live_server, clients, kind):
     a, b = live_server.account_of(BANK_A, "CNY"), live_server.account_of(BANK_B, "CNY")
@@ -248,29 +241,31 @@ def test_transfer_naming_its_kind_is_accepted(live_server, clients, kind):
     assert answer.status_code == 201, answer.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "latent defect (reachable once transfer kinds parse from JSON): _authorised_transfer "
-    "refuses the resolution of another's pending transfer naming that transfer's debit "
-    "account, and an unknown pending id naming the body's, so the answer reveals that the "
-    "pending transfer exists and which account it debits"))
-def test_resolving_a_foreign_pending_transfer_is_answered_like_an_unknown_one(live_server):
-    engine = live_server.engine
+def test_transfer_may_not_ask_for_the_ledgers_own_expiry(live_server, clients):
+    a, b = live_server.account_of(BANK_A, "CNY"), live_server.account_of(BANK_B, "CNY")
+    body = {**transfer_body("adv-kind-" + uuid.uuid4().hex, a, b), "kind": "expire_pending"}
+    answer = clients[BANK_A].post("/v1/transfers", json=body)
+    assert answer.status_code == 422, answer.text
+    assert live_server.engine.ledger.transfer_of(body["id"]) is None
+
+
+def test_resolving_a_foreign_pending_transfer_is_answered_like_an_unknown_one(live_server,
+                                                                             clients):
     b, a = live_server.account_of(BANK_B, "CNY"), live_server.account_of(BANK_A, "CNY")
     pending_id = "adv-pending-" + uuid.uuid4().hex[:12]
-    (outcome,) = engine.submit([Transfer(pending_id, b, a, 1, "CNY", TransferKind.PENDING,
-                                         timeout_s=3600)], now_us())
-    assert outcome.rejection is None
-    stranger = auth.Caller(engine.participants[RU_A], live_server.keys[RU_A].key_id)
+    reserved = clients[BANK_B].post("/v1/transfers", json={
+        **transfer_body(pending_id, b, a), "kind": "pending", "timeout_s": 3600})
+    assert reserved.status_code == 201, reserved.text
 
-    def refusal(pending: str) -> str:
-        body = TransferIn.model_validate({"id": "adv-void-" + uuid.uuid4().hex[:8],
-                                          "kind": TransferKind.VOID_PENDING,
-                                          "pending_id": pending})
-        with pytest.raises(ApiError) as refused:
-            app_module._authorised_transfer(engine, stranger, body)
-        return f"{refused.value.status} {refused.value.detail}"
+    def void(pending: str) -> tuple[int, str]:
+        answer = clients[RU_A].post("/v1/transfers", json={
+            "id": "adv-void-" + uuid.uuid4().hex[:8], "kind": "void_pending",
+            "pending_id": pending})
+        return answer.status_code, answer.json()["detail"]
 
-    assert refusal(pending_id) == refusal("adv-no-such-pending")
+    assert void(pending_id) == void("adv-no-such-pending") == (
+        404, "no pending transfer of that id that you may resolve")
+    assert pending_id in live_server.engine.ledger.pending_ids()  # still reserved
 
 
 # -- defects: ISO 20022 endpoint -----------------------------------------------------------------
@@ -296,10 +291,10 @@ def test_pacs008_with_more_transactions_than_a_batch_is_refused_not_a_server_err
 # -- attacks correctly refused -----------------------------------------------------------------
 
 
-def test_every_v1_route_of_the_app_depends_on_the_signed_caller():
+def test_every_v1_route_of_the_app_depends_on_the_signed_caller(live_server):
     """Walks app.routes, hidden routes included, not the OpenAPI document: a /v1 route
     without the Caller dependency would run for a request the guard never admitted."""
-    app = app_module.create_app(MagicMock())
+    app = app_module.create_app(LoopRunner(live_server.engine, now_us))  # built, not started
 
     def routes(items):
         for route in items:

@@ -242,18 +242,23 @@ def _install_error_handlers(app: FastAPI, direct: dict) -> None:
 def _authorised_transfer(engine, caller: auth.Caller, body: TransferIn) -> Transfer:
     """Refuse malformed input and foreign accounts before a command exists."""
     transfer = _transfer_from(body)
-    if body.kind in _RESOLUTIONS:
-        pending = engine.ledger.transfer_of(body.pending_id or "")
-        debit_id = pending.debit_account_id if pending else transfer.debit_account_id
-        credit_id = pending.credit_account_id if pending else transfer.credit_account_id
-    else:
-        debit_id, credit_id = transfer.debit_account_id, transfer.credit_account_id
-    debit, credit = engine.accounts.get(debit_id), engine.accounts.get(credit_id)
-    if debit is None or not auth.may_see_account(caller, debit) or (
-        credit is not None and not auth.may_move(caller, debit, credit)
-    ):
-        raise ApiError(404, "Not found", f"no account {debit_id} that you may debit")
+    if transfer.kind in _RESOLUTIONS:
+        # A pending transfer the caller may not resolve is answered as one that does not
+        # exist: the answer names neither it nor its accounts.
+        pending = engine.ledger.transfer_of(transfer.pending_id or "")
+        if pending is None or not _may_debit(engine, caller, pending.debit_account_id,
+                                             pending.credit_account_id):
+            raise ApiError(404, "Not found", "no pending transfer of that id that you may resolve")
+    elif not _may_debit(engine, caller, transfer.debit_account_id, transfer.credit_account_id):
+        raise ApiError(404, "Not found",
+                       f"no account {transfer.debit_account_id} that you may debit")
     return transfer
+
+
+def _may_debit(engine, caller: auth.Caller, debit_id: int, credit_id: int) -> bool:
+    debit, credit = engine.accounts.get(debit_id), engine.accounts.get(credit_id)
+    return debit is not None and auth.may_see_account(caller, debit) and (
+        credit is None or auth.may_move(caller, debit, credit))
 
 
 def _transfer_from(body: TransferIn) -> Transfer:
@@ -266,7 +271,8 @@ def _transfer_from(body: TransferIn) -> Transfer:
     elif body.kind not in _RESOLUTIONS or body.amount not in ("0", ""):
         raise ApiError(422, "Invalid request", "currency is required with an amount")
     return Transfer(body.id, body.debit_account_id, body.credit_account_id, amount_minor,
-                    body.currency, body.kind, body.pending_id, body.timeout_s, body.linked)
+                    body.currency, TransferKind(body.kind), body.pending_id, body.timeout_s,
+                    body.linked)
 
 
 async def _submit(runner: Runner, transfers: list[Transfer]) -> list[TransferOutcome]:

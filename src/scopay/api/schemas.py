@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from scopay.domain.ledger import BATCH_TRANSFERS_MAX, TransferKind
+from scopay.domain.ledger import BATCH_TRANSFERS_MAX
 
 # Identifiers are 64-bit: the edge refuses anything larger before it reaches the database.
 PositiveId = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -36,7 +36,9 @@ class TransferIn(BaseModel):
     amount: str = Field("0", max_length=40, description='decimal string, e.g. "1250.00"',
                         examples=["1250.00"])
     currency: str = Field("", pattern=r"^([A-Z]{3})?$", examples=["CNY"])
-    kind: TransferKind = TransferKind.POSTED
+    # The kinds a caller may ask for (the ledger alone expires reservations), as strings:
+    # a strict enum field takes no string, and JSON has only strings.
+    kind: Literal["posted", "pending", "post_pending", "void_pending"] = "posted"
     pending_id: str | None = Field(None, min_length=1, max_length=64)
     timeout_s: int = Field(0, ge=0, le=7 * 24 * 3600)
     linked: bool = False
