@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from decimal import Decimal
 
@@ -47,6 +48,11 @@ def test_a_payment_is_stored_as_canonical_json_and_read_back_equal(text):
     stored = encode_payment(payment)
     assert stored == canonical_json(stored)
     assert decode_payment(stored) == payment
+
+
+def test_every_field_of_a_payment_is_stored():
+    stored = json.loads(encode_payment(a_payment()))
+    assert set(stored) == {field.name for field in dataclasses.fields(Payment)}
 
 
 def test_a_payment_with_only_required_fields_reads_back_equal():
