@@ -24,6 +24,7 @@ from scopay.api import security, signing
 from scopay.client import sign_request
 from scopay.domain.participant import Status
 from scopay.domain.payment import Party, Payment
+from scopay.engine import runner as runner_module
 from scopay.engine.runner import LoopRunner
 from scopay.iso20022.camt056 import build_camt056
 from scopay.iso20022.message import parse_message
@@ -271,10 +272,6 @@ def test_resolving_a_foreign_pending_transfer_is_answered_like_an_unknown_one(li
 # -- defects: ISO 20022 endpoint -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: the ISO reader takes up to 10,000 transactions (TRANSACTIONS_MAX) but the runner "
-    "raises ValueError above 8,190 (BATCH_TRANSFERS_MAX) and the route does not catch it: "
-    "500 instead of a refusal in problem XML"))
 def test_pacs008_with_more_transactions_than_a_batch_is_refused_not_a_server_error(live_server,
                                                                                  clients):
     message = minimal_pacs008(8191, BANK_A, BANK_B)
@@ -284,8 +281,9 @@ def test_pacs008_with_more_transactions_than_a_batch_is_refused_not_a_server_err
     with live_server.client(BANK_A) as bank_a:  # its own connection: a 500 drops it
         answer = bank_a.post("/v1/iso20022", content=message, headers=XML)
     assert len(live_server.engine.payments) == payments_before
-    assert answer.status_code in (400, 413, 422), answer.status_code
+    assert answer.status_code == 422, answer.status_code
     assert answer.headers["content-type"].startswith(PROBLEM_XML)
+    assert b"<reason_code>AM18</reason_code>" in answer.content
 
 
 # -- attacks correctly refused -----------------------------------------------------------------
@@ -430,3 +428,21 @@ def test_suspended_settlement_agent_moves_no_central_bank_money(live_server, cli
     finally:
         engine.set_participant_status(PBOC, Status.ACTIVE, now_us())
     assert engine.balance(account).posted_minor == balance_before
+
+
+def test_a_full_engine_queue_answers_busy_on_every_kind_of_route(live_server, clients,
+                                                                  monkeypatch):
+    monkeypatch.setattr(runner_module, "QUEUE_REQUESTS_MAX", 0)  # every command finds it full
+    a = live_server.account_of(BANK_A, "CNY")
+    answers = {
+        "funds-in": clients[PBOC].post("/v1/funds-in", json={
+            "id": "adv-busy-" + uuid.uuid4().hex[:8], "account_id": a, "amount": "1.00"}),
+        "transfer": clients[BANK_A].post("/v1/transfers", json=transfer_body(
+            "adv-busy-" + uuid.uuid4().hex[:8], a, live_server.account_of(BANK_B, "CNY"))),
+        "payment": clients[BANK_A].post("/v1/payments", json=payment_body(BANK_A, BANK_B)),
+        "pacs.008": clients[BANK_A].post("/v1/iso20022", headers=XML,
+                                         content=pacs008(iso_payment(BANK_A, BANK_B))),
+    }
+    assert {name: answer.status_code for name, answer in answers.items()} == dict.fromkeys(
+        answers, 503)
+    assert answers["pacs.008"].headers["content-type"] == PROBLEM_XML

@@ -225,6 +225,12 @@ def _install_error_handlers(app: FastAPI, direct: dict) -> None:
         return Response(error.problem_body(), status_code=error.status,
                         media_type=PROBLEM_MEDIA_TYPE)
 
+    @app.exception_handler(RunnerBusyError)
+    async def on_busy(_request: Request, error: RunnerBusyError) -> Response:
+        # Any route's command may find the engine's queue full; 5xx answers are not kept
+        # for the idempotency key, so a retry runs again.
+        return problem(503, "Busy", str(error))
+
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(_request: Request, error: StarletteHTTPException) -> Response:
         # A body FastAPI could not even decode is invalid input like any other: 422.

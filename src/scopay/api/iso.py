@@ -23,10 +23,11 @@ from scopay.api import auth
 from scopay.api.errors import PROBLEM, ApiError
 from scopay.api.schemas import AccountIdPath, SeqPath
 from scopay.api.security import Caller
+from scopay.domain.ledger import BATCH_TRANSFERS_MAX
 from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
 from scopay.engine.payments import PaymentRefused, PaymentResult
-from scopay.engine.runner import Runner
+from scopay.engine.runner import Runner, RunnerBusyError
 from scopay.iso20022.camt029 import build_camt029
 from scopay.iso20022.camt053 import build_camt053
 from scopay.iso20022.codes import (
@@ -77,10 +78,13 @@ async def post_message(request: Request, caller: Caller) -> Response:
         if value.header.from_bic != caller.participant.bic:
             return problem_xml(403, "AG01", "the header's sender is not the signing participant")
         value = value.document
-    if isinstance(value, CreditTransferMessage):
-        return await _credit_transfers(request, caller, message_type, value)
-    if isinstance(value, CancellationRequest):
-        return await _cancellations(request, caller, value)
+    try:
+        if isinstance(value, CreditTransferMessage):
+            return await _credit_transfers(request, caller, message_type, value)
+        if isinstance(value, CancellationRequest):
+            return await _cancellations(request, caller, value)
+    except RunnerBusyError as error:  # not kept for the idempotency key: a retry runs again
+        return problem_xml(503, "NARR", f"{error}; retry with the same Idempotency-Key")
     return problem_xml(422, "AG03", f"scopay does not take {message_type} here")
 
 
@@ -138,6 +142,9 @@ async def _credit_transfers(request: Request, caller: auth.Caller, message_type:
                             message: CreditTransferMessage) -> Response:
     runner = _runner(request)
     bic = caller.participant.bic
+    if len(message.payments) > BATCH_TRANSFERS_MAX:  # the engine's largest batch
+        return problem_xml(422, "AM18", f"{len(message.payments)} transactions; scopay takes "
+                           f"at most {BATCH_TRANSFERS_MAX} in one message: split it")
     payments = []
     for payment in message.payments:
         if not auth.may_send_payment(caller, runner.engine.participants.get(payment.debtor_agent)):
