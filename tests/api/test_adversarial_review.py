@@ -180,10 +180,6 @@ def test_iso20022_retry_of_a_refused_message_gets_the_problem_in_xml_again(clien
 # -- defects: what a participant learns or blocks of others' objects ---------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: transfer ids are one namespace for all participants; an id another participant "
-    "used answers 409 exists_with_different_* where an unused id answers the transfer's own "
-    "outcome, so predictable ids (seed-funds-in-<BIC>-<CCY>) reveal others' transfers"))
 def test_transfer_id_of_another_participant_is_answered_like_an_unused_id(live_server, clients):
     a, b = live_server.account_of(BANK_A, "CNY"), live_server.account_of(BANK_B, "CNY")
     foreign = clients[BANK_A].post("/v1/transfers", json=transfer_body(
@@ -195,9 +191,6 @@ def test_transfer_id_of_another_participant_is_answered_like_an_unused_id(live_s
         unused.status_code, unused.json()["rejection"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: one participant can take a transfer id another will use (ids are global, not "
-    "per participant), and the other's transfer is then refused 409"))
 def test_a_participant_cannot_take_the_transfer_id_another_will_use(live_server, clients):
     a, b = live_server.account_of(BANK_A, "CNY"), live_server.account_of(BANK_B, "CNY")
     bank_b_next_id = "DEMBCNX0-" + uuid.uuid4().hex[:8]  # say B numbers its ids predictably
@@ -247,7 +240,7 @@ def test_transfer_may_not_ask_for_the_ledgers_own_expiry(live_server, clients):
     body = {**transfer_body("adv-kind-" + uuid.uuid4().hex, a, b), "kind": "expire_pending"}
     answer = clients[BANK_A].post("/v1/transfers", json=body)
     assert answer.status_code == 422, answer.text
-    assert live_server.engine.ledger.transfer_of(body["id"]) is None
+    assert live_server.engine.ledger.transfer_of(f"{BANK_A}:{body['id']}") is None
 
 
 def test_resolving_a_foreign_pending_transfer_is_answered_like_an_unknown_one(live_server,
@@ -264,9 +257,9 @@ def test_resolving_a_foreign_pending_transfer_is_answered_like_an_unknown_one(li
             "pending_id": pending})
         return answer.status_code, answer.json()["detail"]
 
-    assert void(pending_id) == void("adv-no-such-pending") == (
+    assert void(pending_id) == void(f"{BANK_B}:{pending_id}") == void("adv-no-such-pending") == (
         404, "no pending transfer of that id that you may resolve")
-    assert pending_id in live_server.engine.ledger.pending_ids()  # still reserved
+    assert f"{BANK_B}:{pending_id}" in live_server.engine.ledger.pending_ids()  # still reserved
 
 
 # -- defects: ISO 20022 endpoint -----------------------------------------------------------------

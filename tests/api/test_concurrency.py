@@ -103,8 +103,10 @@ def run_concurrently(server, sends: list[Send]) -> list[tuple[Send, int, bytes, 
 
 def journal_counts(server, identities: set[str]) -> Counter:
     with contextlib.closing(sqlite3.connect(server.engine.store.path)) as db:
-        rows = db.execute("SELECT id FROM journal WHERE id LIKE 'pay/%' OR id LIKE 'conc-%'")
-        return Counter(row[0] for row in rows if row[0] in identities)
+        rows = db.execute("SELECT id FROM journal WHERE id LIKE 'pay/%' OR id LIKE '%:conc-%'")
+        # A bank's own transfer ids stand in the ledger behind its BIC: "DEMACNX0:conc-1".
+        return Counter(shown for (ledger_id,) in rows
+                       if (shown := ledger_id.partition(":")[2] or ledger_id) in identities)
 
 
 def incoming_notices(server) -> Counter:
@@ -189,7 +191,7 @@ def test_concurrent_different_requests_under_one_idempotency_key_take_effect_onc
             for round_ in range(RACE_ROUNDS):
                 statuses = list(pool.map(lambda n, r=round_: post(r, n), range(THREADS)))
                 settled = sum(1 for n in range(THREADS) if live_server.engine.store
-                              .journal_entry(f"race-{round_}-{n}") is not None)
+                              .journal_entry(f"{BANK_A}:race-{round_}-{n}") is not None)
                 took_effect[round_] = (settled, sorted(statuses))
     finally:
         for client in clients:

@@ -92,8 +92,9 @@ def test_served_transfers_survive_sigkill_of_the_server(tmp_path):
     server = start_server(db, port)
     try:
         with ScopayClient.from_key_file(url, operator_key) as client:
+            # The operator names a bank's transfer by the ledger's id, the bank's own prefixed.
             missing = [t for t in acknowledged
-                       if client.get(f"/v1/transfers/{t}").status_code != 200]
+                       if client.get(f"/v1/transfers/DEMACNX0:{t}").status_code != 200]
             report = client.post("/v1/reconcile").json()
             balance = client.get("/v1/accounts/11").json()
     finally:
@@ -104,6 +105,7 @@ def test_served_transfers_survive_sigkill_of_the_server(tmp_path):
     # Each settled transfer moved 0.01 exactly once: the balance moved by the number of
     # journal rows, which include every acknowledged one (unacknowledged ones may have landed).
     with sqlite3.connect(db) as raw:
-        settled = raw.execute("SELECT count(*) FROM journal WHERE id LIKE 'w%'").fetchone()[0]
+        settled = raw.execute(
+            "SELECT count(*) FROM journal WHERE id LIKE 'DEMACNX0:w%'").fetchone()[0]
     moved_minor = 10_000_000_00 - int(balance["balance"].replace(".", ""))
     assert moved_minor == settled >= len(acknowledged)

@@ -7,6 +7,7 @@ import asyncio
 
 from fastapi import APIRouter, Request
 
+from scopay.api import auth
 from scopay.api.errors import PROBLEM, ApiError, rejected
 from scopay.api.schemas import (
     AccountIdPath,
@@ -140,9 +141,9 @@ async def _move_central_bank_money(body: FundsIn, caller, request: Request,
     except (AmountError, CurrencyError) as error:
         raise ApiError(422, "Invalid amount", str(error)) from None
     debit, credit = (issuance, account.id) if inward else (account.id, issuance)
-    future = _runner(request).submit([Transfer(body.id, debit, credit, amount,
-                                               account.currency)])
+    future = _runner(request).submit([Transfer(auth.ledger_transfer_id(agent.bic, body.id),
+                                               debit, credit, amount, account.currency)])
     (outcome,) = await asyncio.wrap_future(future)
     if outcome.rejection is not None:
         raise rejected(outcome.rejection)
-    return TransferOut(id=outcome.id, status="accepted", timestamp_us=outcome.timestamp_us)
+    return TransferOut(id=body.id, status="accepted", timestamp_us=outcome.timestamp_us)

@@ -122,18 +122,22 @@ def create_app(runner: Runner, direct_routes: bool = True) -> FastAPI:
         (outcome,) = await _submit(runner, [transfer])
         if outcome.rejection is not None:
             raise rejected(outcome.rejection)
-        return _transfer_out(outcome)
+        return _transfer_out(outcome, caller)
 
     @app.post("/v1/transfers/batch", response_model=list[TransferOut], tags=["transfers"],
               responses={401: PROBLEM, 404: PROBLEM, 422: PROBLEM})
     async def post_transfer_batch(body: TransferBatchIn, caller: Caller) -> list[TransferOut]:
         transfers = [_authorised_transfer(engine, caller, item) for item in body.transfers]
-        return [_transfer_out(o) for o in await _submit(runner, transfers)]
+        return [_transfer_out(o, caller) for o in await _submit(runner, transfers)]
 
     @app.get("/v1/transfers/{transfer_id}", response_model=TransferOut, tags=["transfers"],
              responses={401: PROBLEM, 404: PROBLEM})
     def get_transfer(transfer_id: str, caller: Caller) -> TransferOut:
-        found = engine.store.journal_entry(transfer_id)
+        """One of the caller's own transfers by its id, or any settled transfer on an
+        account it may see by the ledger's id (as statements show it)."""
+        found = engine.store.journal_entry(
+            auth.ledger_transfer_id(caller.participant.bic, transfer_id)
+        ) or engine.store.journal_entry(transfer_id)
         if found is None:
             raise ApiError(404, "Not found", f"no settled transfer {transfer_id} visible to you")
         transfer = found[1].transfer
@@ -141,7 +145,7 @@ def create_app(runner: Runner, direct_routes: bool = True) -> FastAPI:
                     engine.accounts[transfer.credit_account_id])
         if not any(auth.may_see_account(caller, account) for account in accounts):
             raise ApiError(404, "Not found", f"no settled transfer {transfer_id} visible to you")
-        return _transfer_out(TransferOutcome(transfer.id, None, found[1].timestamp_us))
+        return _transfer_out(TransferOutcome(transfer.id, None, found[1].timestamp_us), caller)
 
     @app.post("/v1/reconcile", tags=["operator"], responses={401: PROBLEM, 403: PROBLEM})
     async def reconcile(caller: Caller) -> dict:
@@ -247,7 +251,7 @@ def _install_error_handlers(app: FastAPI, direct: dict) -> None:
 
 def _authorised_transfer(engine, caller: auth.Caller, body: TransferIn) -> Transfer:
     """Refuse malformed input and foreign accounts before a command exists."""
-    transfer = _transfer_from(body)
+    transfer = _transfer_from(body, caller.participant.bic)
     if transfer.kind in _RESOLUTIONS:
         # A pending transfer the caller may not resolve is answered as one that does not
         # exist: the answer names neither it nor its accounts.
@@ -267,7 +271,8 @@ def _may_debit(engine, caller: auth.Caller, debit_id: int, credit_id: int) -> bo
         credit is None or auth.may_move(caller, debit, credit))
 
 
-def _transfer_from(body: TransferIn) -> Transfer:
+def _transfer_from(body: TransferIn, bic: str) -> Transfer:
+    """The ledger's command, with the caller's ids put in its own namespace."""
     amount_minor = 0
     if body.currency:
         try:
@@ -276,9 +281,10 @@ def _transfer_from(body: TransferIn) -> Transfer:
             raise ApiError(422, "Invalid amount", str(error)) from None
     elif body.kind not in _RESOLUTIONS or body.amount not in ("0", ""):
         raise ApiError(422, "Invalid request", "currency is required with an amount")
-    return Transfer(body.id, body.debit_account_id, body.credit_account_id, amount_minor,
-                    body.currency, TransferKind(body.kind), body.pending_id, body.timeout_s,
-                    body.linked)
+    pending_id = None if body.pending_id is None else auth.ledger_transfer_id(bic, body.pending_id)
+    return Transfer(auth.ledger_transfer_id(bic, body.id), body.debit_account_id,
+                    body.credit_account_id, amount_minor, body.currency, TransferKind(body.kind),
+                    pending_id, body.timeout_s, body.linked)
 
 
 async def _submit(runner: Runner, transfers: list[Transfer]) -> list[TransferOutcome]:
@@ -289,9 +295,10 @@ async def _submit(runner: Runner, transfers: list[Transfer]) -> list[TransferOut
     return await asyncio.wrap_future(future)
 
 
-def _transfer_out(outcome: TransferOutcome) -> TransferOut:
+def _transfer_out(outcome: TransferOutcome, caller: auth.Caller) -> TransferOut:
     rejection = outcome.rejection
-    return TransferOut(id=outcome.id, status="accepted" if rejection is None else "rejected",
+    return TransferOut(id=auth.shown_transfer_id(caller.participant.bic, outcome.id),
+                       status="accepted" if rejection is None else "rejected",
                        rejection=rejection.value if rejection else None,
                        detail=REJECTION_TEXT[rejection] if rejection else None,
                        timestamp_us=outcome.timestamp_us)

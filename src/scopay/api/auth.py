@@ -13,6 +13,21 @@ from scopay.domain.account import Account, AccountKind
 from scopay.domain.participant import Participant, Role, Status
 from scopay.domain.payment import Payment, PaymentRecord
 
+# A participant names its transfers with its own ids; the ledger's id puts the participant's
+# BIC in front, so one participant's ids never meet another's: none can take an id another
+# will use, or learn from a refusal that another used it.
+TRANSFER_ID_SEPARATOR = ":"
+OWN_TRANSFER_ID_MAX = 64 - 11 - len(TRANSFER_ID_SEPARATOR)  # the ledger takes 64; a BIC 11
+
+
+def ledger_transfer_id(bic: str, own_id: str) -> str:
+    return f"{bic}{TRANSFER_ID_SEPARATOR}{own_id}"
+
+
+def shown_transfer_id(bic: str, ledger_id: str) -> str:
+    """The id as the participant knows it: its own ids without the prefix, others' whole."""
+    return ledger_id.removeprefix(f"{bic}{TRANSFER_ID_SEPARATOR}")
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from scopay.api.auth import OWN_TRANSFER_ID_MAX
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX
 
 # Identifiers are 64-bit: the edge refuses anything larger before it reaches the database.
@@ -29,8 +30,9 @@ class Problem(BaseModel):
 class TransferIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$",
-                    description="the caller's id for this transfer; resubmitting it is safe")
+    id: str = Field(min_length=1, max_length=OWN_TRANSFER_ID_MAX, pattern=r"^[A-Za-z0-9._:/-]+$",
+                    description="the caller's own id for this transfer (other participants' "
+                                "ids are apart); resubmitting it is safe")
     debit_account_id: int = Field(0, ge=0, lt=2**63)
     credit_account_id: int = Field(0, ge=0, lt=2**63)
     amount: str = Field("0", max_length=40, description='decimal string, e.g. "1250.00"',
@@ -39,7 +41,8 @@ class TransferIn(BaseModel):
     # The kinds a caller may ask for (the ledger alone expires reservations), as strings:
     # a strict enum field takes no string, and JSON has only strings.
     kind: Literal["posted", "pending", "post_pending", "void_pending"] = "posted"
-    pending_id: str | None = Field(None, min_length=1, max_length=64)
+    pending_id: str | None = Field(None, min_length=1, max_length=OWN_TRANSFER_ID_MAX,
+                                   description="the caller's own id of the pending transfer")
     timeout_s: int = Field(0, ge=0, le=7 * 24 * 3600)
     linked: bool = False
 
@@ -234,6 +237,6 @@ class AccountIn(BaseModel):
 class FundsIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")
+    id: str = Field(min_length=1, max_length=OWN_TRANSFER_ID_MAX, pattern=r"^[A-Za-z0-9._:/-]+$")
     account_id: int = Field(ge=1, lt=2**63)
     amount: str = Field(max_length=40, examples=["1000000.00"])
