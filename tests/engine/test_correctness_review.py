@@ -19,11 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scopay.domain.account import Account, AccountKind
-from scopay.domain.ledger import Transfer
+from scopay.domain.ledger import Transfer, TransferKind
 from scopay.domain.participant import Participant, Role, Tier
 from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
 from scopay.domain.rtgs import BUSINESS_DAY_US, PAYMENT_TRANSFER_PREFIX, AccountPolicy
 from scopay.engine.engine import Engine
+from scopay.engine.payments import PaymentRefused
 from scopay.store.sqlite import SQLiteStore
 
 A, B, C = "ICBKCNBJ", "ABOCCNBJ", "BKCHCNBJ"
@@ -99,9 +100,6 @@ def engines(tmp_path):
 # -- offsetting on entry ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="defect: bilateral offsetting on entry settles a "
-                   "counter-payment of the creditor past a more urgent payment waiting ahead "
-                   "of it in the creditor's own queue (priority order broken)")
 def test_offsetting_keeps_a_counter_payment_behind_a_more_urgent_one_waiting(engines):
     engine = engines("e", {A: 0, B: 2_000})
     stuck = payment(B, C, 100_000, priority=Priority.URGENT)  # B cannot cover it
@@ -115,9 +113,6 @@ def test_offsetting_keeps_a_counter_payment_behind_a_more_urgent_one_waiting(eng
     assert posted(engine, B) == 2_000
 
 
-@pytest.mark.xfail(strict=True, reason="defect: bilateral offsetting checks the creditor's "
-                   "cover with the first counter-payment's priority only, so a normal "
-                   "counter-payment settles out of the liquidity reserved for urgent payments")
 def test_offsetting_keeps_the_urgent_reservation_from_normal_counter_payments(engines):
     engine = engines("e", {A: 1_000, B: 10_000})
     engine.set_account_policy(ACCOUNT[B], AccountPolicy(reserved_urgent_minor=10_000), T0 + 1)
@@ -127,18 +122,16 @@ def test_offsetting_keeps_the_urgent_reservation_from_normal_counter_payments(en
     assert send(engine, normal, T0 + 3) == PaymentStatus.QUEUED
     # A pays B 260.00, which A covers only on the net with B's payments the other way
     send(engine, payment(A, B, 26_000), T0 + 4)
-    # the urgent payment may offset (urgent uses everything); the normal one may not leave
-    # B below its urgent reservation of 100.00
+    # the urgent payment may offset (urgent uses everything, reservation included); the
+    # normal one may not take B further below its urgent reservation of 100.00
+    assert status(engine, urgent) == PaymentStatus.SETTLED
     assert status(engine, normal) == PaymentStatus.QUEUED
-    assert posted(engine, B) >= 10_000
+    assert posted(engine, B) == 10_000 + 26_000 - 30_000
 
 
 # -- earliest time ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="defect: at entry a queued payment whose earliest time "
-                   "has not come blocks a new covered urgent payment (FIFO), while the release "
-                   "path treats such a payment as neither settling nor blocking")
 def test_payment_not_yet_active_does_not_hold_back_a_covered_urgent_payment(engines):
     engine = engines("e", {A: 100_000})
     later = payment(A, B, 1_000, priority=Priority.URGENT, earliest_us=T0 + 3600 * SECOND_US)
@@ -163,10 +156,6 @@ def test_not_yet_active_payment_does_not_block_the_queue_on_release(engines):
 # -- queue management racing time ----------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a priority change whose step first settles the "
-                   "payment (its earliest time came) still writes the new priority on the "
-                   "settled payment, so after a restart its limit position is counted as if "
-                   "it had settled at that priority")
 def test_priority_change_arriving_as_the_payment_settles_leaves_its_priority_alone(engines):
     engine = engines("e", {A: 100_000})
     engine.set_account_policy(ACCOUNT[A], AccountPolicy(bilateral_limits={ACCOUNT[B]: 10_000}),
@@ -174,14 +163,12 @@ def test_priority_change_arriving_as_the_payment_settles_leaves_its_priority_alo
     due = T0 + 10 * SECOND_US
     normal = payment(A, B, 10_000, earliest_us=due)
     assert send(engine, normal, T0 + 2) == PaymentStatus.QUEUED
-    result = engine.change_payment_priority(normal.uetr, Priority.URGENT, due)
-    assert result.status == PaymentStatus.SETTLED  # it settled, as normal, in the same step
+    with pytest.raises(PaymentRefused) as refused:
+        engine.change_payment_priority(normal.uetr, Priority.URGENT, due)
+    assert refused.value.status == PaymentStatus.SETTLED  # it settled, as normal, first
     assert engine.payment(normal.uetr).priority == Priority.NORMAL
 
 
-@pytest.mark.xfail(strict=True, reason="defect: the same race seen after a restart: the "
-                   "bilateral position of a normal payment that settled is lost, and a normal "
-                   "payment over the bilateral limit settles")
 def test_bilateral_limit_holds_after_restart_when_priority_change_raced_settlement(engines):
     engine = engines("e", {A: 100_000})
     engine.set_account_policy(ACCOUNT[A], AccountPolicy(bilateral_limits={ACCOUNT[B]: 10_000}),
@@ -189,7 +176,8 @@ def test_bilateral_limit_holds_after_restart_when_priority_change_raced_settleme
     due = T0 + 10 * SECOND_US
     normal = payment(A, B, 10_000, earliest_us=due)
     send(engine, normal, T0 + 2)
-    engine.change_payment_priority(normal.uetr, Priority.URGENT, due)
+    with pytest.raises(PaymentRefused):  # it settles, as normal, in the same step
+        engine.change_payment_priority(normal.uetr, Priority.URGENT, due)
     over = payment(A, B, 1)
     engine.close()
     reopened = engines("e")
@@ -210,10 +198,6 @@ def limits_script(engine: Engine, restart) -> tuple[Engine, PaymentStatus]:
     return engine, send(engine, payment(A, C, 10_000), T0 + 3)
 
 
-@pytest.mark.xfail(strict=True, reason="defect: positions recovered after a restart are "
-                   "recomputed with the policy as it is now, not as it was when each payment "
-                   "settled: after a bilateral limit is added mid-day the multilateral position "
-                   "differs between the live engine and a recovered one")
 def test_limit_positions_after_restart_equal_live_ones_when_a_policy_changed(engines):
     live, live_status = limits_script(engines("live", {A: 100_000}), lambda e: e)
 
@@ -222,22 +206,48 @@ def test_limit_positions_after_restart_equal_live_ones_when_a_policy_changed(eng
         return engines("recovered")
 
     recovered, recovered_status = limits_script(engines("recovered", {A: 100_000}), reopen)
-    assert recovered_status == live_status  # live: queued (multilateral_limit)
+    # A's payment to B now counts under its bilateral limit alone, so the multilateral
+    # position holds only A -> C: 100.00 of 150.00, live and after a restart alike.
+    assert recovered_status == live_status == PaymentStatus.SETTLED
     assert recovered.rtgs.multilateral_positions == live.rtgs.multilateral_positions
 
 
 # -- credit lines and the business day ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="defect: raising a credit line does not try the "
-                   "account's queue again: a payment it now covers stays queued until some "
-                   "unrelated event (a receipt, a policy change, the next business day)")
 def test_raised_credit_line_releases_the_payments_it_covers(engines):
     engine = engines("e", {A: 0})
     waiting = payment(A, B, 10_000)
     assert send(engine, waiting, T0 + 1) == PaymentStatus.QUEUED
     engine.set_credit_line(ACCOUNT[A], 20_000, T0 + 2)
     engine.tick(T0 + 3)
+    assert status(engine, waiting) == PaymentStatus.SETTLED
+
+
+def reserve_all_then_queue(engine: Engine, timeout_s: int = 3600) -> tuple[str, Payment]:
+    """A reserves all its 100.00 for B; then its payment of 50.00 to B waits."""
+    pending_id = f"hold-{uuid.uuid4().hex[:8]}"
+    (held,) = engine.submit([Transfer(pending_id, ACCOUNT[A], ACCOUNT[B], 10_000, "CNY",
+                                      TransferKind.PENDING, timeout_s=timeout_s)], T0 + 1)
+    assert held.accepted
+    waiting = payment(A, B, 5_000)
+    assert send(engine, waiting, T0 + 2) == PaymentStatus.QUEUED
+    return pending_id, waiting
+
+
+def test_voided_reservation_releases_the_payments_it_covered(engines):
+    engine = engines("e", {A: 10_000})
+    pending_id, waiting = reserve_all_then_queue(engine)
+    (voided,) = engine.submit([Transfer(f"void-{pending_id}", 0, 0, 0, "",
+                                        TransferKind.VOID_PENDING, pending_id)], T0 + 3)
+    assert voided.accepted
+    assert status(engine, waiting) == PaymentStatus.SETTLED
+
+
+def test_expired_reservation_releases_the_payments_it_covered(engines):
+    engine = engines("e", {A: 10_000})
+    _, waiting = reserve_all_then_queue(engine, timeout_s=5)
+    engine.tick(T0 + 10 * SECOND_US)
     assert status(engine, waiting) == PaymentStatus.SETTLED
 
 
@@ -251,10 +261,6 @@ def day_boundary_script(engine: Engine, restart) -> tuple[Engine, PaymentStatus]
     return engine, status(engine, waiting)
 
 
-@pytest.mark.xfail(strict=True, reason="defect: the business day is recovered only from settled "
-                   "payments: an engine restarted before any payment settled does not start a "
-                   "new business day at midnight (no queue is tried again), while the live "
-                   "engine does, so the two settle different payments")
 def test_next_business_day_tries_the_queues_after_a_restart_as_it_does_live(engines):
     _, live_status = day_boundary_script(engines("live", {A: 0}), lambda e: e)
 

@@ -105,6 +105,15 @@ class Step:
         self.ledger.rejections.extend(result.rejections)
 
 
+def _track(order: Order, positions: dict[tuple[int, int], int]) -> None:
+    """Count a settled payment in the limits' net positions given: the debtor's normal
+    payments out, every payment in."""
+    debtor, creditor, amount = order.debtor_account, order.creditor_account, order.amount_minor
+    if order.rank == 2:
+        positions[(debtor, creditor)] = positions.get((debtor, creditor), 0) + amount
+    positions[(creditor, debtor)] = positions.get((creditor, debtor), 0) - amount
+
+
 class Rtgs:
     """Queues, limits and liquidity saving over one Ledger (every currency)."""
 
@@ -116,8 +125,12 @@ class Rtgs:
         self.orders: dict[str, Order] = {}  # queued, by UETR
         self.queues: dict[int, list[Order]] = {}  # debtor account -> orders by (rank, sequence)
         self.policies: dict[int, AccountPolicy] = {}
-        self.positions: dict[tuple[int, int], int] = {}  # (debtor, creditor) -> net sent
-        self.multilateral_positions: dict[int, int] = {}
+        # (debtor, creditor) -> net sent today, counting the debtor's normal payments out and
+        # all payments in; a multilateral position is the sum over the creditors without a
+        # bilateral limit under the policy as it stands (so a policy changed during the day
+        # counts the same live and after a restart).
+        self.positions: dict[tuple[int, int], int] = {}
+        self._counterparties: dict[int, set[int]] = {}  # account -> accounts in its positions
         self.business_day: int | None = None  # the day the positions count, in whole days
         # (due time, kind, UETR) of queued orders' reject-by and earliest times, soonest
         # first: time passing costs the orders that fall due, not the whole queue. Entries
@@ -228,15 +241,19 @@ class Rtgs:
     def _wait_reason(self, order: Order, now_us: int, entering: bool) -> WaitReason | None:
         if order.earliest_us is not None and now_us < order.earliest_us:
             return WaitReason.EARLIEST_TIME
-        if entering and self._blocked_by_queue(order):
+        if entering and self._blocked_by_queue(order, now_us):
             return WaitReason.AHEAD_IN_QUEUE
         return self._cover_reason(order, order.amount_minor)
 
-    def _blocked_by_queue(self, order: Order) -> bool:
+    def _blocked_by_queue(self, order: Order, now_us: int) -> bool:
+        """Does an active payment of the debtor wait that this one may not pass? One whose
+        earliest time has not come neither settles nor blocks (as on release)."""
         rank = order.rank
         for waiting in self.queues.get(order.debtor_account, ()):
             if waiting.rank > rank:
                 break
+            if waiting.earliest_us is not None and now_us < waiting.earliest_us:
+                continue
             if waiting.rank < rank or rank < 2 or not self.bypass_fifo_normal:
                 return True
         return False
@@ -268,7 +285,7 @@ class Rtgs:
             if position + outflow_minor > limit:
                 return WaitReason.BILATERAL_LIMIT
         elif policy.multilateral_limit_minor is not None:
-            position = self.multilateral_positions.get(order.debtor_account, 0)
+            position = self.multilateral_position(order.debtor_account)
             if position + outflow_minor > policy.multilateral_limit_minor:
                 return WaitReason.MULTILATERAL_LIMIT
         return None
@@ -305,39 +322,66 @@ class Rtgs:
                 step.rejected.append((order, outcome.rejection))
         return False
 
-    def _track_positions(self, order: Order) -> None:
-        self._track(order, self.positions, self.multilateral_positions)
+    def multilateral_position(self, account: int,
+                              positions: dict[tuple[int, int], int] | None = None) -> int:
+        """Net sent to the creditors without a bilateral limit in the account's policy now."""
+        positions = self.positions if positions is None else positions
+        policy = self.policies.get(account)
+        bilateral = policy.bilateral_limits if policy is not None else {}
+        return sum(positions.get((account, other), 0)
+                   for other in self._counterparties.get(account, ()) if other not in bilateral)
 
-    def _track(self, order: Order, positions: dict[tuple[int, int], int],
-               multilateral: dict[int, int]) -> None:
-        """Count a settled payment in the limits' net positions given."""
-        debtor, creditor, amount = order.debtor_account, order.creditor_account, order.amount_minor
-        if order.rank == 2:
-            positions[(debtor, creditor)] = positions.get((debtor, creditor), 0) + amount
-            policy = self.policies.get(debtor)
-            if policy is None or creditor not in policy.bilateral_limits:
-                multilateral[debtor] = multilateral.get(debtor, 0) + amount
-        positions[(creditor, debtor)] = positions.get((creditor, debtor), 0) - amount
-        policy = self.policies.get(creditor)
-        if policy is None or debtor not in policy.bilateral_limits:
-            multilateral[creditor] = multilateral.get(creditor, 0) - amount
+    @property
+    def multilateral_positions(self) -> dict[int, int]:
+        """Every account's multilateral position now (for inspection and tests)."""
+        return {account: self.multilateral_position(account) for account in self._counterparties}
+
+    def _track_positions(self, order: Order) -> None:
+        _track(order, self.positions)
+        debtor, creditor = order.debtor_account, order.creditor_account
+        self._counterparties.setdefault(debtor, set()).add(creditor)
+        self._counterparties.setdefault(creditor, set()).add(debtor)
 
     def _offset(self, order: Order, now_us: int, step: Step) -> bool:
         """Settle the order with queued payments the other way when the net is covered."""
-        against = [o for o in self.queues.get(order.creditor_account, ())
-                   if o.creditor_account == order.debtor_account and o.currency == order.currency
-                   and (o.earliest_us is None or o.earliest_us <= now_us)]
-        against = against[:OFFSET_CANDIDATES_MAX]
+        against = self._counter_payments(order, now_us)[:OFFSET_CANDIDATES_MAX]
         while against:
             incoming = sum(o.amount_minor for o in against)
             debtor_ok = self._cover_reason(order, order.amount_minor - incoming) is None
-            creditor_ok = self._cover_reason(against[0], incoming - order.amount_minor) is None
-            if debtor_ok and creditor_ok:
-                return self._settle_together([order, *against], now_us, step)
             if not debtor_ok:
                 return False  # fewer counter-payments only make it worse for the debtor
+            if self._covers_counter_payments(order, against):
+                return self._settle_together([order, *against], now_us, step)
             against.pop()  # the creditor pays too much back: offset less
         return False
+
+    def _counter_payments(self, order: Order, now_us: int) -> list[Order]:
+        """The creditor's active queued payments to the order's debtor that its queue lets
+        go: none behind an active payment to another that it may not pass (an urgent or high
+        one, or any when normal payments keep FIFO). In queue order."""
+        found = []
+        for waiting in self.queues.get(order.creditor_account, ()):
+            if waiting.earliest_us is not None and now_us < waiting.earliest_us:
+                continue  # not yet active: neither settles nor blocks
+            if (waiting.creditor_account == order.debtor_account
+                    and waiting.currency == order.currency):
+                found.append(waiting)
+            elif waiting.rank < 2 or not self.bypass_fifo_normal:
+                break
+        return found
+
+    def _covers_counter_payments(self, order: Order, against: list[Order]) -> bool:
+        """Does the creditor cover what it pays back, net of the order, at every priority:
+        the urgent ones from all its liquidity, the high ones above the urgent reservation,
+        the normal ones above both reservations and within their limits?"""
+        paid = 0
+        for n, counter in enumerate(against):  # in queue order: most urgent first
+            paid += counter.amount_minor
+            last_of_its_rank = n + 1 == len(against) or against[n + 1].rank != counter.rank
+            if last_of_its_rank and self._cover_reason(
+                    counter, paid - order.amount_minor) is not None:
+                return False
+        return True
 
     def _release(self, accounts: set[int], now_us: int, step: Step) -> None:
         """Receipt-reactive: try queues of accounts that received money, cascading."""
@@ -395,9 +439,13 @@ class Rtgs:
         multilateral position would end above its limit (and above where it stands), the
         largest payment that pushed it there; none when every limit holds."""
         moved: dict[tuple[int, int], int] = {}  # what settling `chosen` adds to each position
-        moved_multilateral: dict[int, int] = {}
         for order in chosen:
-            self._track(order, moved, moved_multilateral)
+            _track(order, moved)
+        moved_multilateral: dict[int, int] = {}
+        for (debtor, creditor), amount in moved.items():
+            policy = self.policies.get(debtor)
+            if policy is None or creditor not in policy.bilateral_limits:
+                moved_multilateral[debtor] = moved_multilateral.get(debtor, 0) + amount
         largest: dict[tuple[int, int | None], Order] = {}
         for order in chosen:
             policy = self.policies.get(order.debtor_account)
@@ -411,7 +459,7 @@ class Rtgs:
                 after = before + moved[(debtor, creditor)]
             elif policy.multilateral_limit_minor is not None:
                 key, limit = (debtor, None), policy.multilateral_limit_minor
-                before = self.multilateral_positions.get(debtor, 0)
+                before = self.multilateral_position(debtor)
                 after = before + moved_multilateral[debtor]
             else:
                 continue
@@ -454,7 +502,7 @@ class Rtgs:
         if first:
             return False  # nothing counted yet belongs to an earlier day
         self.positions.clear()
-        self.multilateral_positions.clear()
+        self._counterparties.clear()
         return True
 
     def _take_sequence(self) -> int:
@@ -467,6 +515,11 @@ class Rtgs:
         self._next_sequence = max(self._next_sequence, order.sequence + 1)
         self._front_sequence = min(self._front_sequence, order.sequence)
         self._enqueue(order)
+
+    def restore_day(self, last_step_us: int) -> None:
+        """After recovery: the business day is that of the engine's last step, whether or
+        not a payment settled in it (positions of an earlier day no longer count)."""
+        self._start_day(last_step_us // BUSINESS_DAY_US)
 
     def restore_settled(self, order: Order, settled_us: int) -> None:
         """Count a payment settled earlier in the limits' positions, if it settled on the

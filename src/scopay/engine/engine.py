@@ -19,8 +19,10 @@ from typing import NamedTuple
 
 from scopay.domain.account import Account, AccountKind, account_key, check_account
 from scopay.domain.ledger import (
+    JournalEntry,
     Ledger,
     Transfer,
+    TransferKind,
     TransferOutcome,
     fold_journal,
     invariant_violations,
@@ -32,6 +34,19 @@ from scopay.domain.rtgs import Rtgs
 from scopay.engine.answers import AnswerIndex
 from scopay.engine.payments import PaymentOperations, _Changes
 from scopay.engine.port import Store
+
+
+def _accounts_given_room(journal: Sequence[JournalEntry]) -> set[int]:
+    """Accounts whose liquidity these entries raised: every credited one, and the debtor of
+    a reservation voided, expired or posted (what was reserved and not moved is free)."""
+    accounts = {entry.transfer.credit_account_id for entry in journal}
+    accounts.update(entry.transfer.debit_account_id for entry in journal
+                    if entry.transfer.kind in _RESERVATION_ENDS)
+    return accounts
+
+
+_RESERVATION_ENDS = frozenset({TransferKind.VOID_PENDING, TransferKind.EXPIRE_PENDING,
+                               TransferKind.POST_PENDING})
 
 
 def _exclusive(method):
@@ -182,8 +197,8 @@ class Engine(PaymentOperations):
         """Money arrived by plain transfers: queued payments of those accounts may settle."""
         changes = _Changes(journal=journal)
         self._apply_step(self.rtgs.tick(timestamp_us), timestamp_us, changes)
-        credited = {entry.transfer.credit_account_id for entry in journal}
-        self._apply_step(self.rtgs.release(credited, timestamp_us), timestamp_us, changes)
+        self._apply_step(self.rtgs.release(_accounts_given_room(journal), timestamp_us),
+                         timestamp_us, changes)
         try:
             self.store.commit(changes.journal, rejections,
                               payments=list(changes.records.values()),
@@ -197,9 +212,10 @@ class Engine(PaymentOperations):
     def expire(self, now_us: int) -> int:
         """Release reservations whose timeout has passed; return how many."""
         with self._lock:
-            journal = self.ledger.expire_pending(self._tick(now_us))
-            self._commit(journal, [])
-            return len(journal)
+            changes, _ = self._begin(now_us)  # queues the released room covers move too
+            self._commit_changes(changes)
+            return sum(entry.transfer.kind is TransferKind.EXPIRE_PENDING
+                       for entry in changes.journal)
 
     def _commit(self, journal: list, rejections: list) -> None:
         if not journal and not rejections:
@@ -274,6 +290,10 @@ class Engine(PaymentOperations):
         self.store.commit(accounts=[changed], at_us=self._tick(now_us))
         self.accounts[account_id] = changed
         assert self.ledger.set_floor(account_id, changed.floor_minor)
+        if credit_line_minor > account.credit_line_minor:  # room grew: try its queue
+            changes, at = self._begin(now_us)
+            self._apply_step(self.rtgs.release([account_id], at), at, changes)
+            self._commit_changes(changes)
 
     @_exclusive
     def set_participant_status(self, bic: str, status: Status, now_us: int) -> None:

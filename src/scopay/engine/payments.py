@@ -113,8 +113,9 @@ class PaymentOperations:
         with self._lock:
             record = self._queued_record(uetr)
             changes, at = self._begin(now_us)
-            if self.rtgs.cancel(uetr) is not None:
-                self._transition(record, PaymentStatus.CANCELLED, at, changes)
+            if self.rtgs.cancel(uetr) is None:
+                return self._no_longer_queued(record, changes)
+            self._transition(record, PaymentStatus.CANCELLED, at, changes)
             self._commit_changes(changes)
             return _result_of(record)
 
@@ -123,8 +124,9 @@ class PaymentOperations:
         with self._lock:
             record = self._queued_record(uetr)
             changes, at = self._begin(now_us)
-            if uetr in self.rtgs.orders:
-                self._apply_step(self.rtgs.change_priority(uetr, priority, at), at, changes)
+            if uetr not in self.rtgs.orders:  # time moving on settled or rejected it
+                return self._no_longer_queued(record, changes)
+            self._apply_step(self.rtgs.change_priority(uetr, priority, at), at, changes)
             record.priority = priority
             self._follow_queue(record)
             changes.records[uetr] = record
@@ -135,8 +137,9 @@ class PaymentOperations:
         with self._lock:
             record = self._queued_record(uetr)
             changes, at = self._begin(now_us)
-            if uetr in self.rtgs.orders:
-                self._apply_step(self.rtgs.move(uetr, to_front, at), at, changes)
+            if uetr not in self.rtgs.orders:
+                return self._no_longer_queued(record, changes)
+            self._apply_step(self.rtgs.move(uetr, to_front, at), at, changes)
             self._follow_queue(record)
             changes.records[uetr] = record
             self._commit_changes(changes)
@@ -147,8 +150,9 @@ class PaymentOperations:
         with self._lock:
             record = self._queued_record(uetr)
             changes, at = self._begin(now_us)
-            if uetr in self.rtgs.orders:
-                self.rtgs.set_times(uetr, latest_us, reject_by_us)
+            if uetr not in self.rtgs.orders:
+                return self._no_longer_queued(record, changes)
+            self.rtgs.set_times(uetr, latest_us, reject_by_us)
             record.latest_us, record.reject_by_us = latest_us, reject_by_us
             changes.records[uetr] = record
             self._apply_step(self.rtgs.tick(at), at, changes)
@@ -238,13 +242,19 @@ class PaymentOperations:
                 self.rtgs.restore(_order_of(record))
             elif record.status == PaymentStatus.SETTLED:
                 self.rtgs.restore_settled(_order_of(record), record.history[-1].at_us)
+        if self._last_timestamp_us:
+            self.rtgs.restore_day(self._last_timestamp_us)
 
     def _begin(self, now_us: int) -> tuple[_Changes, int]:
         """Start a step: time moves on, so reservations and queues react to it first."""
         at = self._tick(now_us)
         changes = _Changes()
-        changes.journal.extend(self.ledger.expire_pending(at))
+        expired = self.ledger.expire_pending(at)
+        changes.journal.extend(expired)
         self._apply_step(self.rtgs.tick(at), at, changes)
+        if expired:  # a released reservation gives its debtor room: try its queue
+            released = {entry.transfer.debit_account_id for entry in expired}
+            self._apply_step(self.rtgs.release(released, at), at, changes)
         return changes, at
 
     def _enter(self, sender_bic: str, payment: Payment, at: int,
@@ -347,6 +357,13 @@ class PaymentOperations:
         if (bic, receipt.key) not in self.idempotency:
             changes.idempotency.append((bic, receipt.key, receipt.request_sha256,
                                         *receipt.answer, at))
+
+    def _no_longer_queued(self, record: PaymentRecord, changes: _Changes) -> PaymentResult:
+        """The step that was to change a queued payment found it settled or rejected as time
+        moved on: that is committed, and the change refused, the payment left as it is."""
+        self._commit_changes(changes)
+        raise PaymentRefused(f"payment {record.payment.uetr} is {record.status}, not queued",
+                             record.status)
 
     def _queued_record(self, uetr: str) -> PaymentRecord:
         record = self.payments.get(uetr)
