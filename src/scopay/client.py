@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Generator
@@ -47,9 +48,16 @@ def write_key_file(path: Path, key: KeyFile) -> None:
     text = json.dumps({"key_id": key.key_id, "participant_bic": key.participant_bic,
                        "private_key": base64.urlsafe_b64encode(raw).rstrip(b"=").decode()})
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text + "\n")
+    # A new file, 0600 from its first byte, put in place whole: whatever stood at `path`
+    # (a readable file, a link) is replaced, never written through.
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 def read_key_file(path: Path) -> KeyFile:

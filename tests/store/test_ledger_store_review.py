@@ -111,8 +111,6 @@ def reserved(ledger, network) -> Ledger:
     return ledger
 
 
-@pytest.mark.xfail(strict=True, reason="defect: posting a reservation credits a blocked "
-                   "(suspended) account; a posted transfer to it is refused")
 def test_posting_a_reservation_to_a_blocked_creditor_is_refused(reserved, network):
     reserved.set_blocked(ABOC, True)
     post = Transfer("q", 0, 0, 0, "", TransferKind.POST_PENDING, "p")
@@ -128,9 +126,6 @@ def test_voiding_a_reservation_of_a_blocked_account_still_releases_it(reserved, 
     assert reserved.balances[ICBK].debits_pending_minor == 0
 
 
-@pytest.mark.xfail(strict=True, reason="defect: after posting 30.00 of a reservation, "
-                   "resubmitting the same id asking for the whole reservation (amount 0) "
-                   "answers the first success instead of exists_with_different_amount")
 def test_resubmitting_a_partial_post_as_a_whole_post_is_refused(reserved, network):
     at = network.funded_at_us + 1
     partial = Transfer("q", 0, 0, 3_000, "", TransferKind.POST_PENDING, "p")
@@ -181,9 +176,6 @@ def test_a_reservation_and_its_partial_post_in_one_chain_commit_together(ledger,
     assert invariant_violations(ledger) == []
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a reservation undone with its failed chain "
-                   "leaves its expiry in the schedule; a later reservation under the same "
-                   "free id (refusals not remembered, as the RTGS does) expires too early")
 def test_an_undone_reservation_leaves_no_expiry_behind(ledger, network):
     at = network.funded_at_us + 1
     chain = [Transfer("p", ICBK, ABOC, 100, "CNY", TransferKind.PENDING, timeout_s=10,
@@ -223,9 +215,6 @@ def test_a_refusal_stands_when_the_situation_changes(ledger, network):
 # -- the engine and its store: recovery --------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="defect: after a restart the engine's clock starts "
-                   "from the journal only, not from administrative commits; times go back "
-                   "past the last audit entry and a reservation expires earlier than live")
 def test_time_does_not_go_back_past_an_administrative_commit_after_a_restart(
         db_path, open_engine, network):
     engine = open_engine(with_network=network)
@@ -415,8 +404,6 @@ def test_audit_verify_notices_the_last_entry_deleted(audited):
 # -- the store's schema ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a database migrated by a newer scopay "
-                   "(an unknown schema version) is opened and written without a word")
 def test_a_database_of_a_newer_schema_is_refused(db_path):
     SQLiteStore(db_path).close()
     tamper(db_path, "INSERT INTO schema_migration VALUES (9999)")
@@ -427,9 +414,6 @@ def test_a_database_of_a_newer_schema_is_refused(db_path):
 # -- the CLI ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="defect: write_key_file keeps the mode of a file "
-                   "that exists (O_CREAT's 0600 applies to new files only): the private key "
-                   "lands in a world-readable file")
 def test_a_key_file_written_over_a_readable_file_is_private(tmp_path):
     key_path = tmp_path / "operator.key"
     key_path.write_text("placeholder\n")
@@ -440,9 +424,6 @@ def test_a_key_file_written_over_a_readable_file_is_private(tmp_path):
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
 
 
-@pytest.mark.xfail(strict=True, reason="defect: read-only commands on a database that does "
-                   "not exist create an empty one and report success (audit intact, "
-                   "reconciled) instead of naming the missing file")
 @pytest.mark.parametrize("command", [["audit", "verify"], ["reconcile"], ["balances"]],
                          ids=["audit-verify", "reconcile", "balances"])
 def test_read_commands_on_a_missing_database_fail_and_create_nothing(tmp_path, command):

@@ -54,6 +54,15 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+def reading(db: Path) -> SQLiteStore:
+    """The store of an existing database, for commands that only read (a mistyped path is
+    an error, not a new empty database)."""
+    if not db.is_file():
+        err.print(f"[red]no scopay database at {db}[/red]: `scopay init --db {db}` makes one.")
+        raise typer.Exit(2)
+    return SQLiteStore(db, lock=False)
+
+
 def open_engine(db: Path, **settings: bool) -> Engine:
     try:
         return Engine(SQLiteStore(db), **settings)
@@ -179,7 +188,7 @@ def balances(db: DbOption = DEFAULT_DB,
              as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
              = False) -> None:
     """Show every account's balance (reads the database; works while the server runs)."""
-    engine = Engine(SQLiteStore(db, lock=False))
+    engine = Engine(reading(db))
     try:
         views = [v for v in engine.balances() if currency in (None, v.currency)]
     finally:
@@ -207,7 +216,7 @@ def balances(db: DbOption = DEFAULT_DB,
 def reconcile(db: DbOption = DEFAULT_DB) -> None:
     """Prove the ledger: balances equal the journal, each currency sums to zero, no floor
     broken. Exit 0 when all hold, 1 otherwise."""
-    engine = Engine(SQLiteStore(db, lock=False))
+    engine = Engine(reading(db))
     try:
         report = engine.reconcile()
     finally:
@@ -264,7 +273,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id to revoke.")]
 def audit_verify(db: DbOption = DEFAULT_DB) -> None:
     """Recompute the audit hash chain and every row it covers; name the first broken link.
     Exit 0 when intact, 1 otherwise."""
-    store = SQLiteStore(db, lock=False)
+    store = reading(db)
     try:
         report = store.verify_audit()
     finally:

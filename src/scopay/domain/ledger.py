@@ -278,10 +278,11 @@ class Ledger:
         """Release every reservation whose timeout has passed; return the journal entries."""
         entries: list[JournalEntry] = []
         while self._expiries and self._expiries[0][0] <= now_us:
-            _, pending_id = heapq.heappop(self._expiries)
-            if pending_id not in self._pending:
-                continue  # posted or voided before its timeout
-            pending, _ = self._pending[pending_id]
+            due_us, pending_id = heapq.heappop(self._expiries)
+            entry = self._pending.get(pending_id)
+            if entry is None or entry[1] != due_us:
+                continue  # posted or voided before its timeout, or undone and made again
+            pending, _ = entry
             expiry = Transfer(
                 EXPIRY_ID_PREFIX + pending_id, pending.debit_account_id,
                 pending.credit_account_id, pending.amount_minor, pending.currency,
@@ -443,8 +444,12 @@ class Ledger:
             return Rejection.PENDING_TRANSFER_HAS_DIFFERENT_CURRENCY
         if t.amount_minor > pending.amount_minor:
             return Rejection.EXCEEDS_PENDING_TRANSFER_AMOUNT
-        if t.kind is TransferKind.POST_PENDING:
+        if t.kind is TransferKind.POST_PENDING:  # money moves: a suspended party takes none
+            if self.balances[pending.debit_account_id].blocked:
+                return Rejection.DEBIT_ACCOUNT_BLOCKED
             credit = self.balances[pending.credit_account_id]
+            if credit.blocked:
+                return Rejection.CREDIT_ACCOUNT_BLOCKED
             amount = t.amount_minor or pending.amount_minor
             if credit.posted_minor + amount > AMOUNT_MINOR_MAX:
                 return Rejection.OVERFLOWS_BALANCE
@@ -475,6 +480,13 @@ class Ledger:
     def _resubmitted(self, transfer: Transfer, known: JournalEntry | RejectionRecord,
                      timestamp_us: int) -> TransferOutcome:
         difference = _first_difference(transfer, known.transfer)
+        if difference is None and transfer.kind is TransferKind.POST_PENDING and not (
+                transfer.amount_minor) and isinstance(known, JournalEntry):
+            # A blank amount posts the whole reservation: the same only if the first did.
+            reserved = self._known.get(transfer.pending_id)
+            if reserved is not None and reserved.transfer.amount_minor != (
+                    known.transfer.amount_minor):
+                difference = Rejection.EXISTS_WITH_DIFFERENT_AMOUNT
         if difference is None:
             return _outcome(known)
         return TransferOutcome(transfer.id, difference, timestamp_us)

@@ -157,6 +157,8 @@ class Engine(PaymentOperations):
         for record in self.store.rejections():
             self.ledger.remember_rejection(record)
             self._last_timestamp_us = max(self._last_timestamp_us, record.timestamp_us)
+        # Administrative commits move time on too: it never goes back past any commit.
+        self._last_timestamp_us = max(self._last_timestamp_us, self.store.last_commit_us())
         self._account_index = {account_key(a): a.id for a in self.accounts.values()}
         self.keys = self.store.keys()
         self.idempotency = AnswerIndex(self.store.idempotency_records(),

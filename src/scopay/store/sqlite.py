@@ -137,7 +137,11 @@ class SQLiteStore:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._readers = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:
+            self.close()  # a database this scopay cannot take: let go of it
+            raise
         self._audit_sha256 = last_sha256(self._db)
         # The last row of each append-only table, known after each commit (this is the only
         # writer): a commit then needs no query to learn where its rows start.
@@ -158,7 +162,12 @@ class SQLiteStore:
         db = self._db
         db.execute("CREATE TABLE IF NOT EXISTS schema_migration (version INTEGER PRIMARY KEY)")
         applied = {row[0] for row in db.execute("SELECT version FROM schema_migration")}
-        for version, sql in migrations():
+        known = migrations()
+        newest = max(version for version, _ in known)
+        if applied and max(applied) > newest:
+            raise RuntimeError(f"{self.path} has schema version {max(applied)}, from a newer "
+                               f"scopay; this one knows up to {newest}: upgrade scopay")
+        for version, sql in known:
             if version in applied:
                 continue
             db.execute("BEGIN IMMEDIATE")
@@ -393,6 +402,11 @@ class SQLiteStore:
 
     def last_seq(self) -> int:
         return self._reader().execute("SELECT coalesce(max(seq), 0) FROM journal").fetchone()[0]
+
+    def last_commit_us(self) -> int:
+        """The engine time of the latest commit of any kind (0 for none)."""
+        return self._reader().execute(
+            "SELECT coalesce(max(at_us), 0) FROM audit_log").fetchone()[0]
 
     def rejections(self) -> Iterator[RejectionRecord]:
         cursor = self._reader().execute(
