@@ -370,10 +370,6 @@ def test_audit_verify_names_a_broken_link(audited, statements):
     assert not report.ok and report.first_broken_seq is not None and report.reason
 
 
-@pytest.mark.xfail(strict=True, reason="defect: audit verify checks only the append-only "
-                   "tables; the account, participant and key rows it recorded can be edited "
-                   "(a credit line raised, an account unblocked, a revoked key revived) and "
-                   "verify still says intact, while the engine recovers from those rows")
 @pytest.mark.parametrize("statement", [
     "UPDATE account SET credit_line_minor = 900000000 WHERE id = 12",
     "UPDATE account SET blocked = 1 WHERE id = 11",
@@ -393,9 +389,6 @@ def test_audit_verify_notices_a_rewritten_entry_time(audited):
     assert not verify_audit(audited).ok
 
 
-@pytest.mark.xfail(strict=True, reason="defect: deleting the last audit entry (the credit "
-                   "line raised) passes verify; the account row it covered still shows the "
-                   "raised line, covered by no entry")
 def test_audit_verify_notices_the_last_entry_deleted(audited):
     tamper(audited, "DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)")
     assert not verify_audit(audited).ok

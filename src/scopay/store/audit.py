@@ -104,6 +104,7 @@ def verify(db: sqlite3.Connection) -> AuditReport:
     prev = GENESIS_SHA256
     count = 0
     expected_next = dict.fromkeys(COVERED_TABLES, 1)
+    admin = _AdminState()
     for seq, payload_text, prev_sha, sha in db.execute(
         "SELECT seq, payload, prev_sha256, sha256 FROM audit_log ORDER BY seq"
     ):
@@ -116,12 +117,71 @@ def verify(db: sqlite3.Connection) -> AuditReport:
         if problem is not None:
             return AuditReport(count, seq, problem)
         prev = sha
+        admin.apply(json.loads(payload_text))
     for table, next_row in expected_next.items():
         last = db.execute(LAST_ROW[table]).fetchone()[0]
         if last >= next_row:
             return AuditReport(count, None if count == 0 else count + 1,
                                f"{table} rows {next_row}..{last} are covered by no entry")
+    problem = admin.compare(db)
+    if problem is not None:
+        return AuditReport(count, count + 1, problem)
     return AuditReport(count, None, None)
+
+
+class _AdminState:
+    """The participants, accounts, keys and policies as the entries say they were written;
+    at the end of a verification they must be what the tables hold (the engine recovers
+    from those rows, so an edit there, or a deleted entry, would otherwise go unseen)."""
+
+    def __init__(self) -> None:
+        self.participants: dict[str, tuple] = {}
+        self.accounts: dict[int, list] = {}  # id -> [id, owner, currency, kind, line, blocked]
+        self.keys: dict[str, tuple] = {}  # key id -> (id, bic, public key, created, revoked)
+        self.policies: dict[int, tuple] = {}
+
+    def apply(self, payload: dict) -> None:
+        for row in payload.get("participants", ()):
+            known = self.participants.get(row[0])
+            # as written: a participant seen before changes its name and status only
+            self.participants[row[0]] = tuple(row) if known is None else (
+                known[0], row[1], *known[2:7], row[7])
+        for row in payload.get("accounts", ()):
+            known = self.accounts.get(row[0])
+            if known is None:
+                self.accounts[row[0]] = [*row, 0]
+            else:
+                known[4] = row[4]  # only the credit line changes
+        for flag, account_id in payload.get("blocked", ()):
+            if account_id in self.accounts:
+                self.accounts[account_id][5] = flag
+        for row in payload.get("keys", ()):
+            self.keys[row[0]] = (*row, None)
+        for at_us, key_id in payload.get("revoked_keys", ()):
+            known = self.keys.get(key_id)
+            if known is not None and known[4] is None:
+                self.keys[key_id] = (*known[:4], at_us)
+        for row in payload.get("policies", ()):
+            self.policies[row[0]] = tuple(row)
+
+    def compare(self, db: sqlite3.Connection) -> str | None:
+        tables = (
+            ("participant", "SELECT bic, name, role, country, tier, sponsor_bic, "
+             "settlement_currency, status FROM participant", self.participants),
+            ("account", "SELECT id, owner_bic, currency, kind, credit_line_minor, blocked "
+             "FROM account", {k: tuple(v) for k, v in self.accounts.items()}),
+            ("participant_key", "SELECT key_id, participant_bic, public_key, created_us, "
+             "revoked_us FROM participant_key", self.keys),
+            ("account_policy", "SELECT account_id, reserved_urgent_minor, reserved_high_minor, "
+             "multilateral_limit_minor, bilateral_limits FROM account_policy", self.policies),
+        )
+        for table, sql, expected in tables:
+            found = {row[0]: tuple(row) for row in db.execute(sql)}
+            for key in sorted(found.keys() | expected.keys(), key=str):
+                if found.get(key) != expected.get(key):
+                    return (f"{table} row {key} is not what the audit entries recorded "
+                            "(changed, added or its entry removed)")
+        return None
 
 
 def _check_covered_rows(db: sqlite3.Connection, payload: dict,
