@@ -157,7 +157,8 @@ def hostile_messages(draw) -> CreditTransferMessage:
     message_id = draw(st.text(HOSTILE_ALPHABET, min_size=1, max_size=35))
     created_at_us = draw(moments_us)
     group = draw(st.lists(hostile_payments(message_id, created_at_us), min_size=1,
-                          max_size=9))
+                          max_size=9,
+                          unique_by=(lambda p: p.uetr, lambda p: p.instruction_id)))
     return CreditTransferMessage(message_id, created_at_us, tuple(group),
                                  draw(st.sampled_from(IsoSettlementMethod)))
 
@@ -262,9 +263,6 @@ TIMES_ON_TWO_UTC_DATES = altered(
     "<FrTm>01:00:00+08:00</FrTm></SttlmTmReq>")
 
 
-@pytest.mark.xfail(strict=True, reason="defect: settlement times with UTC offsets that fall on "
-                   "two UTC dates are accepted, and build_pacs008 then raises ValueError, so "
-                   "scopay cannot forward the payment it settled")
 def test_accepted_settlement_times_can_be_written_back(xsd):
     assert_valid(xsd, PACS008_V08, TIMES_ON_TWO_UTC_DATES)
     try:
@@ -275,8 +273,6 @@ def test_accepted_settlement_times_can_be_written_back(xsd):
     assert parse_pacs008(rebuilt) == message
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a future IntrBkSttlmDt without SttlmTmReq is "
-                   "dropped: the payment has no earliest time and settles at once")
 def test_a_value_dated_payment_does_not_settle_before_its_settlement_date():
     value_date = datetime(2027, 3, 15, tzinfo=UTC)
     data = altered(CUSTOMER_TRANSFER, "<IntrBkSttlmDt>2026-11-29<",
@@ -290,8 +286,6 @@ def test_a_value_dated_payment_does_not_settle_before_its_settlement_date():
     assert re.search(rb"<IntrBkSttlmDt>2027-03-15<", build_pacs008(parse_pacs008(data)))
 
 
-@pytest.mark.xfail(strict=True, reason="defect: GrpHdr/XpryDtTm (pacs.008.001.13) is skipped, "
-                   "so a message past its expiry is read as if it never expired")
 def test_a_message_expiry_is_not_dropped(xsd):
     expiry = "2026-11-29T11:06:00+05:00"
     data = altered(CURRENT_VERSION, "<NbOfTxs>1</NbOfTxs>",
@@ -324,14 +318,59 @@ DUPLICATES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="defect: two transactions of one pacs.008 sharing a UETR "
-                   "or an instruction id are accepted; the engine then settles the first and "
-                   "rejects the second (DUPL): half a malformed message is carried out")
 @pytest.mark.parametrize("data", DUPLICATES.values(), ids=DUPLICATES.keys())
 def test_ids_repeated_within_one_message_are_refused(xsd, data):
     assert_valid(xsd, PACS008_V08, data)
     with pytest.raises(MessageRefused):
         parse_pacs008(data)
+
+
+FIXED_READINGS = {
+    "times on two UTC dates": TIMES_ON_TWO_UTC_DATES,
+    "future settlement date": altered(CUSTOMER_TRANSFER, "<IntrBkSttlmDt>2026-11-29<",
+                                      "<IntrBkSttlmDt>2027-03-15<"),
+    "future settlement date, earlier FrTm": altered(
+        altered(CUSTOMER_TRANSFER, "<IntrBkSttlmDt>2026-11-29<", "<IntrBkSttlmDt>2027-03-15<"),
+        "<SttlmPrty>HIGH</SttlmPrty>",
+        "<SttlmPrty>HIGH</SttlmPrty><SttlmTmReq><FrTm>01:00:00+08:00</FrTm></SttlmTmReq>"),
+    "expiry": altered(CURRENT_VERSION, "<NbOfTxs>1</NbOfTxs>",
+                      "<XpryDtTm>2026-11-29T11:06:00+05:00</XpryDtTm><NbOfTxs>1</NbOfTxs>"),
+    "expiry on another date than the times": altered(
+        altered(CURRENT_VERSION, "<NbOfTxs>1</NbOfTxs>",
+                "<XpryDtTm>2026-11-30T11:06:00+00:00</XpryDtTm><NbOfTxs>1</NbOfTxs>"),
+        "<IntrBkSttlmDt>2026-11-29</IntrBkSttlmDt>",
+        "<IntrBkSttlmDt>2026-11-29</IntrBkSttlmDt><SttlmTmReq><TillTm>10:00:00Z</TillTm>"
+        "</SttlmTmReq>"),
+    "BIC11 of a head office": altered(CUSTOMER_TRANSFER, "<BICFI>SABRRUMM<",
+                                      "<BICFI>SABRRUMMXXX<"),
+    **DUPLICATES,
+}
+
+
+@pytest.mark.parametrize("data", FIXED_READINGS.values(), ids=FIXED_READINGS.keys())
+def test_text_and_tree_readers_agree_on_value_dates_expiry_repeats_and_bic11(data):
+    text = outcome(from_text, data)
+    assert text is None or text == outcome(from_tree, data)
+    assert outcome(parse_pacs008, data) == outcome(from_tree, data)
+
+
+def test_a_future_settlement_date_holds_the_payment_until_its_utc_day_starts():
+    data = FIXED_READINGS["future settlement date, earlier FrTm"]
+    (payment,) = parse_pacs008(data).payments
+    assert payment.earliest_us == us_of(datetime(2027, 3, 15, tzinfo=UTC))
+    assert parse_pacs008(build_pacs008(parse_pacs008(data))) == parse_pacs008(data)
+
+
+def test_the_earlier_of_expiry_and_reject_time_is_the_reject_by_time():
+    expiry = altered(CURRENT_VERSION, "<NbOfTxs>1</NbOfTxs>",
+                     "<XpryDtTm>2026-11-29T11:06:00+05:00</XpryDtTm><NbOfTxs>1</NbOfTxs>")
+    (payment,) = parse_pacs008(expiry).payments
+    assert payment.reject_by_us == us_of(datetime(2026, 11, 29, 6, 6, tzinfo=UTC))
+
+
+def test_a_head_office_bic11_reads_as_its_bic8():
+    (payment,) = parse_pacs008(FIXED_READINGS["BIC11 of a head office"]).payments
+    assert "SABRRUMM" in (payment.debtor_agent, payment.creditor_agent)
 
 
 # Through the API: what it accepts it must be able to answer about and forward ---------------
@@ -468,9 +507,6 @@ def test_mailbox_status_report_names_the_original_message_type(api, xsd):
         PACS009_V08, message.message_id)
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a BIC11 with branch XXX names the same "
-                   "institution as its BIC8 (ISO 9362), but DEMBCNX0XXX is answered RC04 "
-                   "(creditor agent unknown) though DEMBCNX0 is a participant")
 def test_an_eleven_character_bic_of_the_head_office_names_the_participant(api):
     message = institution_transfer()
     payment = dataclasses.replace(message.payments[0], creditor_agent=BANK_B + "XXX")

@@ -7,6 +7,8 @@ Mapping to the domain's Payment:
   SttlmPrty (URGT/HIGH/NORM)             -> priority (PmtTpInf/InstrPrty when SttlmPrty is absent)
   PmtTpInf/ClrChanl RTGS | MPNS, RTNS    -> settlement_method gross | net
   IntrBkSttlmDt + SttlmTmReq FrTm, TillTm, RjctTm -> earliest_us, latest_us, reject_by_us
+  IntrBkSttlmDt after CreDtTm's UTC date -> earliest_us at least the start of that UTC day
+  GrpHdr/XpryDtTm (pacs.008.001.13)      -> reject_by_us, when earlier than RjctTm
   InstgAgt (when not the debtor agent)   -> sender_bic (GrpHdr/InstgAgt when the transaction
                                             has none)
   IntrmyAgt1..3                          -> intermediary_agents
@@ -14,7 +16,10 @@ Mapping to the domain's Payment:
   GrpHdr/MsgId                           -> message_id
 T2 and CBPR+ give settlement times as times of day on the settlement date, so scopay writes all
 of a payment's times on one UTC date (IntrBkSttlmDt); without times it is the creation date.
+A message whose times (value date and expiry folded in) fall on two UTC dates is therefore
+refused (FF01) rather than accepted and then impossible to forward.
 PmtTpInf and IntrBkSttlmDt in the group header apply to every transaction that lacks its own.
+UETRs and instruction ids are unique within a message: a repeat refuses it whole (AM05).
 """
 
 from __future__ import annotations
@@ -87,6 +92,9 @@ from scopay.iso20022.shape import (
 )
 
 TRANSACTIONS_MAX = 10_000  # transactions in one pacs.008/pacs.009 message
+DAY_US = 86_400_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+NO_TIMES = (None, None, None)
 INTERMEDIARY_AGENTS_MAX = 3  # IntrmyAgt1..3
 
 _PRIORITY = {"URGT": Priority.URGENT, "HIGH": Priority.HIGH, "NORM": Priority.NORMAL}
@@ -161,7 +169,8 @@ GROUP_HEADER_2019 = Shape(
     "IntrBkSttlmDt? SttlmInf PmtTpInf? InstgAgt? InstdAgt?", **GROUP_HEADER_READERS)
 GROUP_HEADER_2024 = Shape(
     "GroupHeader131", "MsgId CreDtTm XpryDtTm? BtchBookg? NbOfTxs CtrlSum? TtlIntrBkSttlmAmt? "
-    "IntrBkSttlmDt? SttlmInf PmtTpInf? InstgAgt? InstdAgt?", **GROUP_HEADER_READERS)
+    "IntrBkSttlmDt? SttlmInf PmtTpInf? InstgAgt? InstdAgt?", XpryDtTm=read_datetime_us,
+    **GROUP_HEADER_READERS)
 
 # The transaction readers pacs.008 and pacs.009 share; each adds its own.
 TRANSACTION_READERS = {
@@ -217,6 +226,7 @@ def read_credit_transfer(document: etree._Element, version: CreditTransferVersio
     transactions = fields["CdtTrfTxInf"]
     check_count(root, header["NbOfTxs"], len(transactions))
     payments = tuple(read_transaction(tx, version, header) for tx in transactions)
+    check_unique_ids(root, payments)
     check_sums(root, header, [(p.settlement_amount_minor, p.settlement_currency)
                               for p in payments], "TtlIntrBkSttlmAmt")
     return CreditTransferMessage(
@@ -233,6 +243,28 @@ def check_count(root: etree._Element, declared: int, found: int) -> None:
     if found > TRANSACTIONS_MAX:
         refuse_below(root, ("GrpHdr", "NbOfTxs"), ReasonCode.INVALID_NUMBER_OF_TRANSACTIONS,
                      f"{found} transactions; scopay accepts at most {TRANSACTIONS_MAX} a message")
+
+
+def check_unique_ids(root: etree._Element, payments: Sequence[Payment]) -> None:
+    """No two transactions of one message share a UETR or an instruction id: the engine would
+    settle the first and reject the second, carrying out half a malformed message."""
+    if ids_unique(payments):
+        return
+    for name, key in (("UETR", "uetr"), ("InstrId", "instruction_id")):
+        seen: set[str] = set()
+        for payment in payments:
+            value = getattr(payment, key)
+            if value in seen:
+                refuse_at(root, ReasonCode.DUPLICATION,
+                          f"{name} {value!r} is given to two transactions of this message; "
+                          "each transaction needs its own")
+            seen.add(value)
+
+
+def ids_unique(payments: Sequence[Payment]) -> bool:
+    count = len(payments)
+    return (len({p.uetr for p in payments}) == count
+            and len({p.instruction_id for p in payments}) == count)
 
 
 def check_sums(root: etree._Element, header: Fields, amounts: list[tuple[int, str]],
@@ -299,18 +331,48 @@ def read_transaction_basics(tx: etree._Element, fields: Fields, header: Fields) 
 
 def settlement_times(tx: etree._Element, fields: Fields,
                      header: Fields) -> tuple[int | None, int | None, int | None]:
-    """(earliest, latest, reject-by) in microseconds, from times on the settlement date."""
+    """(earliest, latest, reject-by) in microseconds, from times on the settlement date, the
+    settlement date itself and the message's expiry (payment_times)."""
     times = fields.get("SttlmTmReq")
-    if times is None:
-        return None, None, None
     day = fields.get("IntrBkSttlmDt") or header.get("IntrBkSttlmDt")
-    if day is None:
+    moments = NO_TIMES
+    if times is not None:
+        if day is None:
+            refuse_below(tx, ("SttlmTmReq",), ReasonCode.INVALID_FILE_FORMAT,
+                         "SttlmTmReq needs IntrBkSttlmDt: a time of day names no instant alone")
+        moments = tuple(None if times.get(name) is None else instant_us(day, times[name])
+                        for name in ("FrTm", "TillTm", "RjctTm"))
+    moments = payment_times(moments, day, header["CreDtTm"], header.get("XpryDtTm"))
+    if not on_one_date(moments):
         refuse_below(tx, ("SttlmTmReq",), ReasonCode.INVALID_FILE_FORMAT,
-                     "SttlmTmReq needs IntrBkSttlmDt: a time of day names no instant alone")
-    earliest, latest, reject_by = times.get("FrTm"), times.get("TillTm"), times.get("RjctTm")
-    return (None if earliest is None else instant_us(day, earliest),
-            None if latest is None else instant_us(day, latest),
-            None if reject_by is None else instant_us(day, reject_by))
+                     "settlement times, settlement date and expiry fall on two UTC dates "
+                     f"({', '.join(format_datetime_us(m) for m in moments if m is not None)}): "
+                     "scopay carries a payment's times on one UTC settlement date; give them "
+                     "on one")
+    return moments
+
+
+def payment_times(times: tuple[int | None, int | None, int | None], day: date | None,
+                  created_at_us: int, expiry_us: int | None
+                  ) -> tuple[int | None, int | None, int | None]:
+    """(earliest, latest, reject-by) with the settlement date and the message's expiry folded
+    in: a settlement date after the creation's UTC date holds the payment until that UTC day
+    starts (value dating); an expiry earlier than the reject-by time becomes it. `times`
+    itself when neither changes it."""
+    earliest, latest, reject_by = times
+    if day is not None:
+        start_us = (day.toordinal() - _EPOCH_ORDINAL) * DAY_US
+        if start_us > created_at_us and (earliest is None or earliest < start_us):
+            times = earliest, latest, reject_by = start_us, latest, reject_by
+    if expiry_us is not None and (reject_by is None or expiry_us < reject_by):
+        times = earliest, latest, expiry_us
+    return times
+
+
+def on_one_date(moments: Sequence[int | None]) -> bool:
+    """Whether the given moments fall on one UTC date, as the builder writes them."""
+    days = {moment // DAY_US for moment in moments if moment is not None}
+    return len(days) <= 1
 
 
 def intermediaries(tx: etree._Element, fields: Fields) -> tuple[str, ...]:
@@ -361,27 +423,32 @@ class TextReading:
 
     def __init__(self, version: CreditTransferVersion, prefix: str) -> None:
         message_tag = re.escape(prefix + version.message_name)
-        self.head = compile_element("GrpHdr", version.message.readers["GrpHdr"], prefix, 3,
+        group_header = version.message.readers["GrpHdr"]
+        # XpryDtTm (pacs.008.001.13 on) last, where the version has it.
+        self.header_paths = self.HEADER + (
+            (("XpryDtTm",),) if "XpryDtTm" in group_header.readers else ())
+        self.head = compile_element("GrpHdr", group_header, prefix, 3,
                                     before=f"{PROLOGUE}<{message_tag}>{WHITE}<",
-                                    markers=self.HEADER)
+                                    markers=self.header_paths)
         fields = (*self.BASICS, *self.MAPPED)
         self.transaction = compile_element("CdtTrfTxInf", version.transaction, prefix, 3,
                                            markers=(*fields, *self.MARKED))
         self.tail = re.compile(
             f"(?:{compile_skipped('SplmtryData', prefix, 3)})*+/{message_tag}>")
-        self._header = self.head.getter(*self.HEADER)
+        self._header = self.head.getter(*self.header_paths)
         # What read_transaction gets, in this order.
         self.fields = self.transaction.indexes(*fields, *self.TIMES)
 
     def read_header(self, groups: tuple, escaped: bool) -> tuple:
         """(MsgId, CreDtTm, NbOfTxs, CtrlSum, TtlIntrBkSttlmAmt, IntrBkSttlmDt, SttlmMtd,
-        InstrPrty, ClrChanl, InstgAgt) of the group header, checked."""
+        InstrPrty, ClrChanl, InstgAgt, XpryDtTm) of the group header, checked."""
+        values = self._header(self.head.values_of(groups, escaped))
         (message_id, created_at_us, count, control, total, day, method, priority, channel,
-         instructing, instructing_bic, instructed, instructed_bic
-         ) = self._header(self.head.values_of(groups, escaped))
+         instructing, instructing_bic, instructed, instructed_bic) = values[:13]
         agent_text(instructed, instructed_bic)
         return (message_id, created_at_us, count, control, total, day, method, priority,
-                channel, agent_text(instructing, instructing_bic))
+                channel, agent_text(instructing, instructing_bic),
+                values[13] if len(values) > 13 else None)
 
 
 def agent_text(present: bool | None, bic: str | None) -> str | None:
@@ -450,8 +517,8 @@ def read_credit_transfer_text(data: bytes, document: etree._Element,
             return None
         payments = [read_transaction(values, reading, header)
                     for values in reading.transaction.rows_of(found, escaped, reading.fields)]
-        if not sums_agree(header[3], header[4], payments):
-            return None
+        if not sums_agree(header[3], header[4], payments) or not ids_unique(payments):
+            return None  # the tree reader refuses it
     except Unreadable:
         return None
     return CreditTransferMessage(message_id=header[0], created_at_us=header[1],
@@ -472,14 +539,20 @@ def sums_agree(declared: Decimal | None, total: tuple[int, str] | None,
     return total is None or (len(minors) == 1 and minors.get(total[1]) == total[0])
 
 
-def settlement_times_text(times: Sequence, day: date | None, header: tuple
-                         ) -> tuple[int | None, int | None, int | None]:
-    """settlement_times from the checked FrTm, TillTm and RjctTm of a transaction with
-    SttlmTmReq."""
+def settlement_times_text(times: Sequence | None, day: date | None, header: tuple
+                          ) -> tuple[int | None, int | None, int | None]:
+    """settlement_times from the checked FrTm, TillTm and RjctTm of a transaction (None: it
+    has no SttlmTmReq) and its own IntrBkSttlmDt."""
     day = day or header[5]
-    if day is None:
+    moments = NO_TIMES
+    if times is not None:
+        if day is None:
+            raise Unreadable
+        moments = tuple(None if clock is None else instant_us(day, clock) for clock in times)
+    moments = payment_times(moments, day, header[1], header[10])
+    if moments is not NO_TIMES and not on_one_date(moments):
         raise Unreadable
-    return tuple(None if clock is None else instant_us(day, clock) for clock in times)
+    return moments
 
 
 def intermediaries_text(agent1: str | None, bic1: str | None, agent2: str | None,
@@ -512,6 +585,8 @@ def check_group(message: CreditTransferMessage) -> None:
         if payment.message_id not in (None, message.message_id):
             raise ValueError(f"payment {payment.uetr} belongs to message {payment.message_id}, "
                              f"not {message.message_id}")
+    if not ids_unique(message.payments):
+        raise ValueError("the payments of one message need distinct UETRs and instruction ids")
 
 
 def add_group_header(root: etree._Element, message: CreditTransferMessage) -> None:

@@ -73,23 +73,31 @@ read_reason_line = text_reader(REASON_TEXT_LENGTH_MAX)
 
 
 def read_bic(element: etree._Element) -> str:
+    """A BIC as scopay names institutions: a head office's BIC11 (branch XXX) is its BIC8."""
     bic = element.text
     if bic is None or not is_valid_bic(bic) or len(element):
         refuse_at(element, ReasonCode.BANK_IDENTIFIER_INCORRECT,
                   f"{bic!r} is not a BIC (ISO 9362: 4 letters, 2 letters, 2 or 5 alphanumerics)")
-    return bic
+    return institution_bic(bic)
+
+
+def institution_bic(bic: str) -> str:
+    """ISO 9362: branch code XXX names the institution itself, as its 8-character BIC does;
+    participants are registered by the latter."""
+    return bic[:8] if bic.endswith(_HEAD_OFFICE_BRANCH) and len(bic) == 11 else bic
 
 
 def bic_text(text: str) -> str:
-    """is_valid_bic's rule, remembering the BICs it took (a batch names the same few)."""
+    """read_bic's rule, remembering the BICs it took (a batch names the same few)."""
     if text not in _VALID_BICS:
         if not is_valid_bic(text):
             raise Unreadable
         if len(_VALID_BICS) < _VALID_BICS_MAX:
             _VALID_BICS.add(text)
-    return text
+    return institution_bic(text)
 
 
+_HEAD_OFFICE_BRANCH = "XXX"
 _VALID_BICS: set[str] = set()
 _VALID_BICS_MAX = 10_000
 text_rule(read_bic, "[A-Z0-9]{8}(?:[A-Z0-9]{3})?", bic_text)
