@@ -517,15 +517,14 @@ def test_an_eleven_character_bic_of_the_head_office_names_the_participant(api):
     assert (status.status.value, status.reason_code) == ("ACSC", None)
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a statement for 9999-12-31 overflows building "
-                   "its CreDtTm (end of day is year 10000) and answers 500, not a refusal")
 def test_a_statement_for_the_last_representable_day_is_answered_without_a_server_error(api):
     _, engine, _ = api
     account = next(a.id for a in engine.accounts.values()
                    if a.owner_bic == BANK_A and a.currency == "CNY")
     with client(api, BANK_A) as a:
         answer = a.get(f"/v1/accounts/{account}/statement", params={"day": "9999-12-31"})
-    assert answer.status_code < 500, answer.text
+    assert answer.status_code == 422, answer.text
+    assert "9999-12-30" in answer.json()["detail"]
 
 
 def test_statements_of_the_api_validate_and_add_up(api, xsd):

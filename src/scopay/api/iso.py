@@ -59,6 +59,8 @@ _ANSWERS = {400: {"content": {"application/problem+xml": {}}}, 401: PROBLEM, 403
             404: PROBLEM}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TRANSFER_CODE = ("PMNT", "RCDT", "XBCT")  # payments, received credit transfers, cross-border
+# The last day whose end (the statement's CreDtTm) a date-time can still name.
+STATEMENT_DAY_LAST = date(9999, 12, 30)
 
 
 def _runner(request: Request) -> Runner:
@@ -119,6 +121,10 @@ def fetch_message(seq: SeqPath, caller: Caller, request: Request) -> Response:
 def statement(account_id: AccountIdPath, caller: Caller, request: Request,
               day: date = Query(description="statement day (UTC)")) -> Response:
     """camt.053 for one account and one UTC day: opening and closing balances and entries."""
+    if day > STATEMENT_DAY_LAST:
+        raise ApiError(422, "Invalid request",
+                       f"day: a statement day is at most {STATEMENT_DAY_LAST.isoformat()} (its "
+                       "end must be a date-time)")
     engine = _runner(request).engine
     account = engine.accounts.get(account_id)
     if account is None or not auth.may_see_account(caller, account):
