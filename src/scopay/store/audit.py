@@ -92,7 +92,7 @@ def last_sha256(db: sqlite3.Connection) -> str:
 
 
 def append_entry(db: sqlite3.Connection, prev_sha256: str, at_us: int, payload: dict) -> str:
-    text = canonical(payload)
+    text = canonical({**payload, "at_us": at_us})  # the time is hashed with the rest
     sha = chain_sha256(prev_sha256, text)
     db.execute("INSERT INTO audit_log (at_us, payload, prev_sha256, sha256) VALUES (?,?,?,?)",
                (at_us, text, prev_sha256, sha))
@@ -105,19 +105,22 @@ def verify(db: sqlite3.Connection) -> AuditReport:
     count = 0
     expected_next = dict.fromkeys(COVERED_TABLES, 1)
     admin = _AdminState()
-    for seq, payload_text, prev_sha, sha in db.execute(
-        "SELECT seq, payload, prev_sha256, sha256 FROM audit_log ORDER BY seq"
+    for seq, at_us, payload_text, prev_sha, sha in db.execute(
+        "SELECT seq, at_us, payload, prev_sha256, sha256 FROM audit_log ORDER BY seq"
     ):
         count += 1
         if prev_sha != prev:
             return AuditReport(count, seq, "its link to the previous entry is broken")
         if chain_sha256(prev, payload_text) != sha:
             return AuditReport(count, seq, "its payload does not match its hash")
-        problem = _check_covered_rows(db, json.loads(payload_text), expected_next)
+        payload = json.loads(payload_text)
+        if payload.get("at_us", at_us) != at_us:  # entries of before 2026-11-29 lack it
+            return AuditReport(count, seq, "its time is not the time it recorded")
+        problem = _check_covered_rows(db, payload, expected_next)
         if problem is not None:
             return AuditReport(count, seq, problem)
         prev = sha
-        admin.apply(json.loads(payload_text))
+        admin.apply(payload)
     for table, next_row in expected_next.items():
         last = db.execute(LAST_ROW[table]).fetchone()[0]
         if last >= next_row:
