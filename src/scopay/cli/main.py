@@ -97,10 +97,18 @@ def seed_reference_network(engine: Engine, at_us: int) -> tuple[int, int, int]:
 
 
 def issue_key_file(engine: Engine, bic: str, path: Path, at_us: int) -> str:
-    """Make an Ed25519 key pair, register its public half, write the key file (mode 600)."""
+    """Make an Ed25519 key pair, register its public half, write the key file (mode 600).
+    The file is written beside `path` first and moved there once the key is registered: a
+    registered key never lacks its private half, and a refused one leaves `path` as it was."""
     key = KeyFile(signing.new_key_id(), bic, new_private_key())
-    engine.register_key(key.key_id, bic, key.public_key, at_us)
-    write_key_file(path, key)
+    written = path.with_name(f".{path.name}.{key.key_id}")
+    write_key_file(written, key)
+    try:
+        engine.register_key(key.key_id, bic, key.public_key, at_us)
+    except BaseException:
+        written.unlink()
+        raise
+    written.replace(path)
     return key.key_id
 
 
