@@ -62,6 +62,17 @@ CASES = {
     "not an object": lambda: ("/v1/payments", [1, 2]),
     "bulk": lambda: ("/v1/payments/bulk", {"payments": [payment("1.00"), payment("2.00")]}),
     "empty bulk": lambda: ("/v1/payments/bulk", {"payments": []}),
+    # What a pacs.008 cannot carry (scopay forwards each settled payment as one).
+    "empty town": lambda: ("/v1/payments", payment(
+        "1.00", creditor={"name": "张伟", "address": {"town": ""}})),
+    "control character in a name": lambda: ("/v1/payments", payment(
+        "1.00", debtor={"name": "Ли\u0007Вэй"})),
+    "empty account": lambda: ("/v1/payments", payment(
+        "1.00", debtor={"name": "Ли Вэй", "account": ""})),
+    "address line of 71 characters": lambda: ("/v1/payments/bulk", {"payments": [payment(
+        "1.00", creditor={"name": "张伟", "address": {"address_lines": ["x" * 71]}})]}),
+    "times on two UTC dates": lambda: ("/v1/payments", payment(
+        "1.00", earliest="2026-11-28T23:00:00Z", latest="2026-11-29T01:00:00+00:00")),
 }
 
 
@@ -73,6 +84,20 @@ def test_direct_and_fastapi_routes_answer_alike(both_doors, case):
         answers.append(client.post(path, json=body,
                                    headers={"Idempotency-Key": uuid.uuid4().hex}))
     assert _comparable(answers[0]) == _comparable(answers[1])
+
+
+UNFORWARDABLE = ("empty town", "control character in a name", "empty account",
+                 "address line of 71 characters", "times on two UTC dates")
+
+
+@pytest.mark.parametrize("case", UNFORWARDABLE)
+def test_payments_a_pacs008_cannot_carry_are_refused_by_both_doors(both_doors, engine, case):
+    path, body = CASES[case]()
+    answers = [client.post(path, json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+               for client in both_doors]
+    assert [a.status_code for a in answers] == [422, 422]
+    assert answers[0].json() == answers[1].json()
+    assert engine.payment((body.get("payments") or [body])[0]["uetr"]) is None
 
 
 @pytest.mark.parametrize(("content", "content_type"), [

@@ -53,6 +53,7 @@ from scopay.domain.rtgs import AccountPolicy
 from scopay.engine.payments import PaymentRefused, PaymentResult, Receipt
 from scopay.engine.runner import Runner, RunnerBusyError
 from scopay.iso20022.codes import PAYMENT_STATUS_CODE
+from scopay.iso20022.credit_transfer import on_one_date
 
 router = APIRouter()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -261,6 +262,11 @@ def _payment_from(body: PaymentIn, runner: Runner, caller: auth.Caller) -> Payme
         raise ApiError(422, "Invalid amount", str(error)) from None
     if amount_minor == 0:
         raise ApiError(422, "Invalid amount", "a payment amount must be positive")
+    earliest_us, latest_us = _micros(body.earliest), _micros(body.latest)
+    reject_by_us = _micros(body.reject_by)
+    if not on_one_date((earliest_us, latest_us, reject_by_us)):
+        raise ApiError(422, "Invalid request", "earliest, latest and reject_by must fall on one "
+                       "UTC date (the settlement date ISO 20022 gives them on)")
     # new_payment: Payment's fields set without a frozen __init__'s cost, every one named
     return new_payment(
         uetr=body.uetr, instruction_id=body.instruction_id, end_to_end_id=body.end_to_end_id,
@@ -270,8 +276,8 @@ def _payment_from(body: PaymentIn, runner: Runner, caller: auth.Caller) -> Payme
         instructed_amount_minor=None, instructed_currency=None, exchange_rate=None,
         charge_bearer=ChargeBearer(body.charge_bearer), remittance=body.remittance,
         purpose=body.purpose, priority=Priority(body.priority),
-        settlement_method=SettlementMethod.GROSS, earliest_us=_micros(body.earliest),
-        latest_us=_micros(body.latest), reject_by_us=_micros(body.reject_by), message_id=None,
+        settlement_method=SettlementMethod.GROSS, earliest_us=earliest_us,
+        latest_us=latest_us, reject_by_us=reject_by_us, message_id=None,
         sender_bic=caller.participant.bic, intermediary_agents=(), charges=(),
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
@@ -93,22 +93,38 @@ class HealthOut(BaseModel):
     journal_entries: int
 
 
+# What a payment's texts must be for scopay to forward it as a pacs.008 (ISO MaxNText: 1 to N
+# characters XML can hold, so no control characters but tab and line ends).
+_XML_TEXT = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]+$"
+
+
+def iso_text(length_max: int) -> Any:
+    """A JSON string field an ISO MaxNText (N = length_max) can carry."""
+    return Annotated[str, Field(min_length=1, max_length=length_max, pattern=_XML_TEXT)]
+
+
+IdText = iso_text(35)
+NameText = iso_text(140)
+
+
 class AddressIn(BaseModel):
+    """pacs.008.001.08's PostalAddress24 limits (the version scopay forwards in)."""
+
     model_config = ConfigDict(extra="forbid")
 
     country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
-    town: str | None = Field(None, max_length=35)
-    post_code: str | None = Field(None, max_length=16)
-    street: str | None = Field(None, max_length=70)
-    building_number: str | None = Field(None, max_length=16)
-    address_lines: list[str] = Field(default_factory=list, max_length=7)
+    town: iso_text(35) | None = None
+    post_code: iso_text(16) | None = None
+    street: iso_text(70) | None = None
+    building_number: iso_text(16) | None = None
+    address_lines: list[iso_text(70)] = Field(default_factory=list, max_length=7)
 
 
 class PartyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=140)
-    account: str | None = Field(None, max_length=34, description="IBAN or other account id")
+    name: NameText
+    account: iso_text(34) | None = Field(None, description="IBAN or other account id")
     address: AddressIn | None = None
 
 
@@ -119,8 +135,8 @@ class PaymentIn(BaseModel):
 
     uetr: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
                               r"[0-9a-f]{12}$", description="UUID v4, lower case")
-    instruction_id: str = Field(min_length=1, max_length=35)
-    end_to_end_id: str = Field(min_length=1, max_length=35)
+    instruction_id: IdText
+    end_to_end_id: IdText
     debtor_agent: str = Field(pattern=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
     creditor_agent: str = Field(pattern=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
     debtor: PartyIn
@@ -129,8 +145,10 @@ class PaymentIn(BaseModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["CNY"])
     priority: str = Field("normal", pattern=r"^(urgent|high|normal)$")
     charge_bearer: str = Field("SHAR", pattern=r"^(DEBT|CRED|SHAR|SLEV)$")
-    remittance: str | None = Field(None, max_length=140)
+    remittance: NameText | None = None
     purpose: str | None = Field(None, pattern=r"^[A-Z]{4}$")
+    # On one UTC date (scopay writes them as times of the settlement date): checked with the
+    # moments in api/payments.py, which refuses times without a UTC offset too.
     earliest: datetime | None = None
     latest: datetime | None = None
     reject_by: datetime | None = None
