@@ -441,14 +441,15 @@ class TextReading:
 
     def read_header(self, groups: tuple, escaped: bool) -> tuple:
         """(MsgId, CreDtTm, NbOfTxs, CtrlSum, TtlIntrBkSttlmAmt, IntrBkSttlmDt, SttlmMtd,
-        InstrPrty, ClrChanl, InstgAgt, XpryDtTm) of the group header, checked."""
+        InstrPrty, ClrChanl, InstgAgt, XpryDtTm) of the group header, checked, and last the
+        UTC date of CreDtTm (a later settlement date is a value date, payment_times)."""
         values = self._header(self.head.values_of(groups, escaped))
         (message_id, created_at_us, count, control, total, day, method, priority, channel,
          instructing, instructing_bic, instructed, instructed_bic) = values[:13]
         agent_text(instructed, instructed_bic)
         return (message_id, created_at_us, count, control, total, day, method, priority,
                 channel, agent_text(instructing, instructing_bic),
-                values[13] if len(values) > 13 else None)
+                values[13] if len(values) > 13 else None, date_of_us(created_at_us))
 
 
 def agent_text(present: bool | None, bic: str | None) -> str | None:
