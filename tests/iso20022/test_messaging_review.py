@@ -482,9 +482,6 @@ def institution_transfer() -> CreditTransferMessage:
                                  us_of(datetime.now(UTC).replace(microsecond=0)), (payment,))
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a mailbox status report names every original "
-                   "as pacs.008.001.08 (api/iso.py _status_report), though the POST answer "
-                   "names pacs.009.001.08 for the same payment")
 def test_mailbox_status_report_names_the_original_message_type(api, xsd):
     message = institution_transfer()
     with client(api, BANK_A) as a:

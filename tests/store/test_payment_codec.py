@@ -51,8 +51,11 @@ def test_a_payment_is_stored_as_canonical_json_and_read_back_equal(text):
 
 
 def test_every_field_of_a_payment_is_stored():
-    stored = json.loads(encode_payment(a_payment()))
-    assert set(stored) == {field.name for field in dataclasses.fields(Payment)}
+    payment = a_payment(message_type="pacs.009.001.08")
+    stored = encode_payment(payment)
+    assert set(json.loads(stored)) == {field.name for field in dataclasses.fields(Payment)}
+    assert stored == canonical_json(stored)
+    assert decode_payment(stored) == payment
 
 
 def test_a_payment_with_only_required_fields_reads_back_equal():

@@ -156,7 +156,8 @@ async def _credit_transfers(request: Request, caller: auth.Caller, message_type:
         if not auth.may_send_payment(caller, runner.engine.participants.get(payment.debtor_agent)):
             return problem_xml(403, "AG01",
                                f"you may not send payments for {payment.debtor_agent}")
-        payments.append(replace(payment, sender_bic=bic, message_id=message.message_id))
+        payments.append(replace(payment, sender_bic=bic, message_id=message.message_id,
+                                message_type=message_type))
     results = await asyncio.wrap_future(runner.submit_payments(bic, payments))
     stamps = [result.history[-1].at_us for result in results if result.history]
     transactions = [_transaction_status(message.message_id, message_type, payment, result)
@@ -211,8 +212,9 @@ def _transaction_status(message_id: str, message_type: str, payment: Payment,
 def _status_report(message_id: str, at_us: int, record: PaymentRecord,
                    result: PaymentResult) -> StatusReport:
     payment = record.payment
+    # A payment sent as JSON came in no message: its instruction stands for it, as a pacs.008
     transaction = _transaction_status(payment.message_id or payment.instruction_id,
-                                      PACS008_V08, payment, result)
+                                      payment.message_type or PACS008_V08, payment, result)
     return StatusReport(message_id, at_us, (transaction,))
 
 

@@ -279,6 +279,7 @@ def _payment_from(body: PaymentIn, runner: Runner, caller: auth.Caller) -> Payme
         settlement_method=SettlementMethod.GROSS, earliest_us=earliest_us,
         latest_us=latest_us, reject_by_us=reject_by_us, message_id=None,
         sender_bic=caller.participant.bic, intermediary_agents=(), charges=(),
+        message_type=None,
     )
 
 

@@ -115,6 +115,7 @@ class Payment:
     sender_bic: str | None = None  # instructing agent, when it differs from the debtor agent
     intermediary_agents: tuple[str, ...] = ()
     charges: tuple[tuple[int, str, str], ...] = ()  # (amount_minor, currency, agent BIC)
+    message_type: str | None = None  # the ISO 20022 message it came in, e.g. pacs.009.001.08
 
 
 Frozen = TypeVar("Frozen")

@@ -210,7 +210,7 @@ _POSITIONAL = {
               "instructed_amount_minor", "instructed_currency", "exchange_rate", "charge_bearer",
               "remittance", "purpose", "priority", "settlement_method", "earliest_us",
               "latest_us", "reject_by_us", "message_id", "sender_bic", "intermediary_agents",
-              "charges"),
+              "charges", "message_type"),
     PostalAddress: ("country", "town", "post_code", "street", "building_number",
                     "address_lines"),
     Party: ("name", "account", "address"),
@@ -304,6 +304,7 @@ def read_transaction_text(values: tuple, reading: TransactionText, header: tuple
         None if instructing == debtor_bic else instructing,  # sender_bic
         intermediaries,
         charges or (),
+        None,  # message_type: the route that takes the message names it
     )
 
 

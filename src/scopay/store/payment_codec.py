@@ -41,6 +41,9 @@ def encode_payment(payment: Payment) -> str:
         "intermediary_agents": list(payment.intermediary_agents),
         "latest_us": payment.latest_us,
         "message_id": payment.message_id,
+        # only when known (a payment that came in an ISO 20022 message): the text of every
+        # other payment stays what earlier versions wrote
+        **({} if payment.message_type is None else {"message_type": payment.message_type}),
         "priority": payment.priority.value,
         "purpose": payment.purpose,
         "reject_by_us": payment.reject_by_us,
