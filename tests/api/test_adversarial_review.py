@@ -1,10 +1,10 @@
 """An adversarial review of the HTTP API, over real HTTP against the seeded live server.
 
-Tests marked xfail(strict=True) demonstrate defects found in the review: each fails today and
-will turn the suite red (XPASS) once its defect is fixed, so the mark must go with the fix.
-The other tests probe attacks that are correctly refused and that the rest of the suite did
-not cover: routes hidden from OpenAPI, partly foreign bulk and ISO messages, camt.056 on a
-foreign payment, duplicated signed headers, hostile XML over HTTP, a suspended agent.
+The tests under "defects" pin behaviour the review found broken, now fixed (each failed
+before its fix). The other tests probe attacks that are correctly refused and that the rest
+of the suite did not cover: routes hidden from OpenAPI, partly foreign bulk and ISO
+messages, camt.056 on a foreign payment, duplicated signed headers, hostile XML over HTTP, a
+suspended agent.
 """
 
 from __future__ import annotations

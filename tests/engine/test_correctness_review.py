@@ -1,6 +1,6 @@
 """Correctness review of the engine, the RTGS and the store: each defect found has a test
-marked xfail(strict=True) with the defect named; the property test compares a live engine
-with one recovered from its store after random queue operations.
+(it failed before its fix); the property test compares a live engine with one recovered from
+its store after random queue operations.
 
 The network here has three CNY banks so that offsetting and limits have a third party:
 

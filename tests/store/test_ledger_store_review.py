@@ -1,8 +1,8 @@
 """Adversarial review of the ledger, the SQLite store, the audit chain and the CLI.
 
-Each defect found has a test marked xfail(strict=True) with the defect named; the other tests
-pin what held. The property test compares a live engine with one recovered from its store
-after random transfers, reservations, resolutions, resubmissions and suspensions.
+Each defect found has a test (it failed before its fix); the other tests pin what held. The
+property test compares a live engine with one recovered from its store after random
+transfers, reservations, resolutions, resubmissions and suspensions.
 """
 
 from __future__ import annotations
