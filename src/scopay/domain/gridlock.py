@@ -175,6 +175,7 @@ class _Problem:
     pair_total: list[int]  # value queued per pair
     pair_members: list[list[int]]  # payment indexes per pair
     pair_cost: list[int]  # LP cost per unit of the pair cut: 1, more for urgent in priority mode
+    weighted: bool  # some pair_cost is not 1 (priority mode)
 
 
 def _index_problem(
@@ -220,6 +221,7 @@ def _index_problem(
         pair_total=pair_total,
         pair_members=pair_members,
         pair_cost=pair_cost,
+        weighted=respect_priority,
     )
 
 
@@ -280,8 +282,7 @@ def settle_by_lp_duals(
         return [True] * len(problem.amount), room, sum(problem.pair_total)
     lp_cut, potential, solved = solve_lp_flow(problem, room, budget)
     # With priority the flow is weighted (PRIORITY_CUT_COSTS): its value bounds nothing.
-    weighted = any(cost != 1 for cost in problem.pair_cost)
-    bound = sum(problem.pair_total) - sum(lp_cut) if solved and not weighted else None
+    bound = sum(problem.pair_total) - sum(lp_cut) if solved and not problem.weighted else None
     settled, room = round_by_potential(problem, lp_cut, potential)
     return settled, room, bound
 
@@ -304,7 +305,8 @@ def solve_lp_flow(
     accounts_count = len(room)
     source, sink = accounts_count, accounts_count + 1
     graph = _FlowGraph(accounts_count + 2)
-    first = graph.add_arcs(problem.pairs, problem.pair_total, problem.pair_cost)
+    first = graph.add_arcs(problem.pairs, problem.pair_total,
+                           problem.pair_cost if problem.weighted else 1)
     pair_arcs = range(first, first + 2 * len(problem.pairs), 2)
     source_arcs = []
     for i, r in enumerate(room):
@@ -333,8 +335,9 @@ def round_by_potential(
     room = list(problem.liquidity)
     tied: list[list[int]] = [[] for _ in room]
     planned = [0] * len(room)  # LP cuts still to come from accounts not visited yet
+    costs = problem.pair_cost
     for p, (i, j) in enumerate(problem.pairs):
-        gap = potential[j] - potential[i] - problem.pair_cost[p]
+        gap = potential[j] - potential[i] - costs[p]
         if gap > 0:
             _set_each(settled, problem.pair_members[p], False)
             continue
@@ -467,9 +470,10 @@ class _FlowGraph:
         self.cost += [cost, -cost]
         return arc
 
-    def add_arcs(self, ends: list[tuple[int, int]], capacities: list[int], costs: list[int]) -> int:
-        """Arcs (tail, head) of one cost in bulk; returns the first one's number (they are
-        numbered first, first + 2, ...)."""
+    def add_arcs(self, ends: list[tuple[int, int]], capacities: list[int],
+                 costs: list[int] | int) -> int:
+        """Arcs (tail, head) in bulk, of one cost or a cost each; returns the first one's
+        number (they are numbered first, first + 2, ...)."""
         first, count = len(self.head), len(ends)
         heads = [0] * (2 * count)
         heads[0::2] = map(itemgetter(1), ends)
@@ -478,10 +482,13 @@ class _FlowGraph:
         room = [0] * (2 * count)
         room[0::2] = capacities
         self.capacity += room
-        both = [0] * (2 * count)
-        both[0::2] = costs
-        both[1::2] = map(int.__neg__, costs)
-        self.cost += both
+        if isinstance(costs, int):  # one cost for all
+            self.cost += [costs, -costs] * count
+        else:
+            both = [0] * (2 * count)
+            both[0::2] = costs
+            both[1::2] = map(int.__neg__, costs)
+            self.cost += both
         arcs_of = self.arcs_of
         for arc, (tail, head) in zip(range(first, first + 2 * count, 2), ends, strict=True):
             arcs_of[tail].append(arc)
