@@ -1,4 +1,5 @@
 import sqlite3
+import threading
 from contextlib import closing
 
 import pytest
@@ -162,3 +163,27 @@ def test_data_survives_closing_and_reopening(db_path, network):
         assert reopened.participants() == list(network.participants)
     finally:
         reopened.close()
+
+
+def test_openers_racing_on_a_new_database_all_open_it_and_migrate_it_once(tmp_path):
+    for n in range(10):
+        path = tmp_path / f"new-{n}.db"
+        start = threading.Barrier(4)
+        failures: list[BaseException] = []
+
+        def open_and_close(path=path, start=start, failures=failures) -> None:
+            start.wait()
+            try:
+                SQLiteStore(path, lock=False).close()
+            except BaseException as error:  # noqa: BLE001 — recorded, asserted below
+                failures.append(error)
+
+        openers = [threading.Thread(target=open_and_close) for _ in range(4)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join()
+        assert failures == []
+        with closing(sqlite3.connect(path)) as db:
+            versions = [v for (v,) in db.execute("SELECT version FROM schema_migration")]
+        assert versions == [version for version, _ in migrations()]  # each once

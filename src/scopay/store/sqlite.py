@@ -13,6 +13,7 @@ import operator
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
@@ -49,6 +50,24 @@ _KINDS = {kind.value: kind for kind in TransferKind}
 
 class StoreLockedError(RuntimeError):
     """Another process holds this database for writing."""
+
+
+LOCK_WAIT_S = 5.0  # how long a connection waits for another's lock (sqlite3's default)
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch a database to WAL. On a new file another opener may hold it for a moment, and
+    SQLite answers that switch "locked" at once rather than waiting: try again, for at most
+    as long as the connection waits for any lock."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -131,8 +150,8 @@ class SQLiteStore:
                     f"{self.path} is open for writing by another scopay process"
                 ) from None
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   cached_statements=512)
-        self._db.execute("PRAGMA journal_mode=WAL")
+                                   cached_statements=512, timeout=LOCK_WAIT_S)
+        _use_wal(self._db)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._readers = threading.local()
@@ -171,6 +190,10 @@ class SQLiteStore:
             if version in applied:
                 continue
             db.execute("BEGIN IMMEDIATE")
+            if db.execute("SELECT 1 FROM schema_migration WHERE version = ?",
+                          (version,)).fetchone():  # another opener applied it meanwhile
+                db.execute("COMMIT")
+                continue
             try:
                 for statement in _statements(sql):
                     db.execute(statement)
