@@ -261,7 +261,8 @@ def cancellations(draw) -> TransactionCancellation:
 cancellation_requests = st.builds(
     CancellationRequest, assignment_id=ids, assigner=bics, assignee=bics,
     created_at_us=moments_us,
-    transactions=st.lists(cancellations(), min_size=1, max_size=3).map(tuple),
+    transactions=st.lists(cancellations(), min_size=1, max_size=3,  # each payment once
+                          unique_by=lambda c: c.original_uetr or object()).map(tuple),
 )
 
 

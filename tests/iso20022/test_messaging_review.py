@@ -37,11 +37,12 @@ from scopay.domain.payment import (
 )
 from scopay.engine.engine import Engine
 from scopay.engine.runner import LoopRunner
+from scopay.iso20022.camt056 import build_camt056, parse_camt056
 from scopay.iso20022.codes import SettlementMethod as IsoSettlementMethod
 from scopay.iso20022.credit_transfer import read_credit_transfer, read_credit_transfer_text
 from scopay.iso20022.document import open_document
 from scopay.iso20022.message import parse_message
-from scopay.iso20022.model import CreditTransferMessage
+from scopay.iso20022.model import CancellationRequest, CreditTransferMessage
 from scopay.iso20022.pacs008 import (
     MESSAGE_TYPES,
     PACS008_V08,
@@ -528,3 +529,16 @@ def test_statements_of_the_api_validate_and_add_up(api, xsd):
         assert statement.opening_balance_minor + sum(
             e.amount_minor for e in statement.entries) == statement.closing_balance_minor
 
+
+
+def test_a_cancellation_request_naming_one_payment_twice_is_refused_whole(xsd):
+    (cancellation,) = parse_camt056(
+        (SAMPLES_DIR / "camt056_cancellation_request.xml").read_bytes()).transactions
+    request = CancellationRequest("ASSIGN-2", "DEMACNX0", "DEMBCNX0", 1_795_939_200_000_000,
+                                  (cancellation, dataclasses.replace(cancellation,
+                                                                     cancellation_id="CXL-2")))
+    data = build_camt056(request)
+    assert_valid(xsd, "camt.056.001.09", data)
+    with pytest.raises(MessageRefused) as refused:
+        parse_camt056(data)
+    assert refused.value.reason_code == "AM05"

@@ -71,6 +71,10 @@ def read_camt056(document: etree._Element, message_type: str) -> CancellationReq
                      "Undrlyg names no transaction (TxInf) to cancel")
     cancellations = tuple(read_cancellation(tx, fields.get("Case")) for tx in transactions)
     check_control_data(root, fields.get("CtrlData"), cancellations)
+    uetrs = [c.original_uetr for c in cancellations if c.original_uetr is not None]
+    if len(set(uetrs)) != len(uetrs):  # one answer per payment: a repeat has none of its own
+        refuse_below(root, ("Undrlyg",), ReasonCode.DUPLICATION,
+                     "the request names one payment (OrgnlUETR) in two transactions")
     assignment = fields["Assgnmt"]
     return CancellationRequest(
         assignment_id=assignment["Id"], assigner=assignment["Assgnr"],
