@@ -19,7 +19,6 @@ from typing import NamedTuple
 
 from scopay.domain.account import Account, AccountKind, account_key, check_account
 from scopay.domain.ledger import (
-    JournalEntry,
     Ledger,
     Transfer,
     TransferKind,
@@ -32,21 +31,8 @@ from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
 from scopay.domain.participant import Participant, Status, check_participant
 from scopay.domain.rtgs import Rtgs
 from scopay.engine.answers import AnswerIndex
-from scopay.engine.payments import PaymentOperations, _Changes
+from scopay.engine.payments import PaymentOperations, _Changes, accounts_given_room
 from scopay.engine.port import Store
-
-
-def _accounts_given_room(journal: Sequence[JournalEntry]) -> set[int]:
-    """Accounts whose liquidity these entries raised: every credited one, and the debtor of
-    a reservation voided, expired or posted (what was reserved and not moved is free)."""
-    accounts = {entry.transfer.credit_account_id for entry in journal}
-    accounts.update(entry.transfer.debit_account_id for entry in journal
-                    if entry.transfer.kind in _RESERVATION_ENDS)
-    return accounts
-
-
-_RESERVATION_ENDS = frozenset({TransferKind.VOID_PENDING, TransferKind.EXPIRE_PENDING,
-                               TransferKind.POST_PENDING})
 
 
 def _exclusive(method):
@@ -199,7 +185,7 @@ class Engine(PaymentOperations):
         """Money arrived by plain transfers: queued payments of those accounts may settle."""
         changes = _Changes(journal=journal)
         self._apply_step(self.rtgs.tick(timestamp_us), timestamp_us, changes)
-        self._apply_step(self.rtgs.release(_accounts_given_room(journal), timestamp_us),
+        self._apply_step(self.rtgs.release(accounts_given_room(journal), timestamp_us),
                          timestamp_us, changes)
         try:
             self.store.commit(changes.journal, rejections,

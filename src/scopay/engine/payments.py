@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from scopay.domain.account import AccountKind
-from scopay.domain.ledger import JournalEntry
+from scopay.domain.ledger import JournalEntry, TransferKind
 from scopay.domain.mailbox import MAILBOX_PAGE_MAX, Notice, NoticeKind
 from scopay.domain.money import CURRENCIES
 from scopay.domain.participant import Role, Status
@@ -33,6 +33,19 @@ PAYMENTS_PER_REQUEST_MAX = 8190
 GRIDLOCK_INTERVAL_US = 10_000_000  # multilateral resolution at most this often on heartbeat
 ANSWERS_FORGOTTEN_PER_BEAT_MAX = 100_000  # keeps one heartbeat's commit short
 _new_notice = positional_constructor(Notice)  # a Notice without its frozen __init__'s cost
+
+
+def accounts_given_room(journal: Sequence[JournalEntry]) -> set[int]:
+    """Accounts whose liquidity these entries raised: every credited one, and the debtor of
+    a reservation voided, expired or posted (what was reserved and not moved is free)."""
+    accounts = {entry.transfer.credit_account_id for entry in journal}
+    accounts.update(entry.transfer.debit_account_id for entry in journal
+                    if entry.transfer.kind in _RESERVATION_ENDS)
+    return accounts
+
+
+_RESERVATION_ENDS = frozenset({TransferKind.VOID_PENDING, TransferKind.EXPIRE_PENDING,
+                               TransferKind.POST_PENDING})
 
 
 class PaymentRefused(ValueError):
@@ -253,8 +266,7 @@ class PaymentOperations:
         changes.journal.extend(expired)
         self._apply_step(self.rtgs.tick(at), at, changes)
         if expired:  # a released reservation gives its debtor room: try its queue
-            released = {entry.transfer.debit_account_id for entry in expired}
-            self._apply_step(self.rtgs.release(released, at), at, changes)
+            self._apply_step(self.rtgs.release(accounts_given_room(expired), at), at, changes)
         return changes, at
 
     def _enter(self, sender_bic: str, payment: Payment, at: int,
@@ -358,7 +370,7 @@ class PaymentOperations:
             changes.idempotency.append((bic, receipt.key, receipt.request_sha256,
                                         *receipt.answer, at))
 
-    def _no_longer_queued(self, record: PaymentRecord, changes: _Changes) -> PaymentResult:
+    def _no_longer_queued(self, record: PaymentRecord, changes: _Changes) -> NoReturn:
         """The step that was to change a queued payment found it settled or rejected as time
         moved on: that is committed, and the change refused, the payment left as it is."""
         self._commit_changes(changes)
