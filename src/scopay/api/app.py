@@ -288,11 +288,7 @@ def _transfer_from(body: TransferIn, bic: str) -> Transfer:
 
 
 async def _submit(runner: Runner, transfers: list[Transfer]) -> list[TransferOutcome]:
-    try:
-        future = runner.submit(transfers)
-    except RunnerBusyError as error:
-        raise ApiError(503, "Busy", str(error)) from None
-    return await asyncio.wrap_future(future)
+    return await asyncio.wrap_future(runner.submit(transfers))  # busy: on_busy answers 503
 
 
 def _transfer_out(outcome: TransferOutcome, caller: auth.Caller) -> TransferOut:
