@@ -479,14 +479,14 @@ class Ledger:
 
     def _resubmitted(self, transfer: Transfer, known: JournalEntry | RejectionRecord,
                      timestamp_us: int) -> TransferOutcome:
-        difference = _first_difference(transfer, known.transfer)
-        if difference is None and transfer.kind is TransferKind.POST_PENDING and not (
-                transfer.amount_minor) and isinstance(known, JournalEntry):
-            # A blank amount posts the whole reservation: the same only if the first did.
+        if (isinstance(known, JournalEntry) and transfer.kind is TransferKind.POST_PENDING
+                and not transfer.amount_minor):
+            # The journal keeps a post as it took effect, and a blank amount posts the whole
+            # reservation: compare that amount.
             reserved = self._known.get(transfer.pending_id)
-            if reserved is not None and reserved.transfer.amount_minor != (
-                    known.transfer.amount_minor):
-                difference = Rejection.EXISTS_WITH_DIFFERENT_AMOUNT
+            if reserved is not None:
+                transfer = replace(transfer, amount_minor=reserved.transfer.amount_minor)
+        difference = _first_difference(transfer, known.transfer)
         if difference is None:
             return _outcome(known)
         return TransferOutcome(transfer.id, difference, timestamp_us)
