@@ -142,7 +142,7 @@ def test_payment_not_yet_active_does_not_hold_back_a_covered_urgent_payment(engi
 
 
 def test_not_yet_active_payment_does_not_block_the_queue_on_release(engines):
-    """What the release path does with the same queue (the behaviour the entry path lacks)."""
+    """The release path does the same with such a queue as the entry path."""
     engine = engines("e", {A: 0})
     later = payment(A, B, 1_000, priority=Priority.URGENT, earliest_us=T0 + 3600 * SECOND_US)
     now = payment(A, B, 1_000, priority=Priority.URGENT)
@@ -198,14 +198,20 @@ def limits_script(engine: Engine, restart) -> tuple[Engine, PaymentStatus]:
     return engine, send(engine, payment(A, C, 10_000), T0 + 3)
 
 
-def test_limit_positions_after_restart_equal_live_ones_when_a_policy_changed(engines):
-    live, live_status = limits_script(engines("live", {A: 100_000}), lambda e: e)
-
-    def reopen(engine):
+def live_and_restarted(engines, funds: dict[str, int], script):
+    """`script(engine, restart)` run on an engine that stays up, then on one reopened from its
+    store where the script says restart; both results, live first."""
+    def reopen(engine: Engine) -> Engine:
         engine.close()
         return engines("recovered")
 
-    recovered, recovered_status = limits_script(engines("recovered", {A: 100_000}), reopen)
+    return (script(engines("live", funds), lambda engine: engine),
+            script(engines("recovered", funds), reopen))
+
+
+def test_limit_positions_after_restart_equal_live_ones_when_a_policy_changed(engines):
+    (live, live_status), (recovered, recovered_status) = live_and_restarted(
+        engines, {A: 100_000}, limits_script)
     # A's payment to B now counts under its bilateral limit alone, so the multilateral
     # position holds only A -> C: 100.00 of 150.00, live and after a restart alike.
     assert recovered_status == live_status == PaymentStatus.SETTLED
@@ -262,13 +268,8 @@ def day_boundary_script(engine: Engine, restart) -> tuple[Engine, PaymentStatus]
 
 
 def test_next_business_day_tries_the_queues_after_a_restart_as_it_does_live(engines):
-    _, live_status = day_boundary_script(engines("live", {A: 0}), lambda e: e)
-
-    def reopen(engine):
-        engine.close()
-        return engines("recovered")
-
-    _, recovered_status = day_boundary_script(engines("recovered", {A: 0}), reopen)
+    (_, live_status), (_, recovered_status) = live_and_restarted(
+        engines, {A: 0}, day_boundary_script)
     assert live_status == PaymentStatus.SETTLED
     assert recovered_status == live_status
 

@@ -28,6 +28,8 @@ from scopay.iso20022.codes import (
     TransactionStatus,
 )
 from scopay.iso20022.codes import SettlementMethod as IsoSettlementMethod
+from scopay.iso20022.credit_transfer import read_credit_transfer
+from scopay.iso20022.document import open_document
 from scopay.iso20022.model import (
     BusinessAppHeader,
     CancellationRequest,
@@ -45,8 +47,12 @@ from scopay.iso20022.model import (
     TransactionCancellationStatus,
     TransactionStatusReport,
 )
+from scopay.iso20022.pacs008 import MESSAGE_TYPES, VERSIONS, read_transaction
+from scopay.iso20022.parsing import MessageRefused
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
+CUSTOMER_TRANSFER = (SAMPLES_DIR / "pacs008_cbpr_customer_transfer.xml").read_bytes()
+CURRENT_VERSION = (SAMPLES_DIR / "pacs008_v13_customer_transfer.xml").read_bytes()
 DAY_US = 86_400_000_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FIRST_DAY = (datetime(2020, 1, 1, tzinfo=UTC) - EPOCH).days
@@ -361,3 +367,23 @@ def dinar_group() -> CreditTransferMessage:
         for n, (name, (minor, currency)) in enumerate(zip(names, amounts_and_currencies,
                                                           strict=True))
     ))
+
+
+def from_tree(data: bytes) -> CreditTransferMessage:
+    """A pacs.008 by the tree reader alone (how it was read before the text reader)."""
+    document, message_type = open_document(data, MESSAGE_TYPES)
+    return read_credit_transfer(document, VERSIONS[message_type], read_transaction)
+
+
+def outcome(read, data: bytes):
+    """What a reader makes of the bytes: its value, or its refusal's code and text."""
+    try:
+        return read(data)
+    except MessageRefused as refused:
+        return refused.reason_code, refused.text
+
+
+def altered(data: bytes, old: str, new: str) -> bytes:
+    """The sample with `old` (which it must contain) replaced by `new`."""
+    assert old.encode() in data, f"sample lacks {old!r}"
+    return data.replace(old.encode(), new.encode())

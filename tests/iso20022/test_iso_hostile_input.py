@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from iso_support import SAMPLES_DIR
+from iso_support import CUSTOMER_TRANSFER, SAMPLES_DIR
 
 from scopay.iso20022.message import parse_message
 from scopay.iso20022.pacs008 import parse_pacs008
@@ -20,7 +20,6 @@ from scopay.iso20022.parsing import (
     parse_document,
 )
 
-CUSTOMER_TRANSFER = (SAMPLES_DIR / "pacs008_cbpr_customer_transfer.xml").read_bytes()
 BATCH = (SAMPLES_DIR / "pacs008_t2_batch_envelope.xml").read_bytes()
 
 

@@ -14,13 +14,20 @@ import string
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from iso_support import SAMPLES_DIR, credit_transfers
+from iso_support import (
+    CURRENT_VERSION,
+    CUSTOMER_TRANSFER,
+    SAMPLES_DIR,
+    altered,
+    credit_transfers,
+    from_tree,
+    outcome,
+)
 from lxml import etree
 
 from scopay.iso20022 import credit_transfer, pattern
 from scopay.iso20022.credit_transfer import (
     PREFIXES_MAX,
-    read_credit_transfer,
     read_credit_transfer_text,
 )
 from scopay.iso20022.document import open_document
@@ -31,14 +38,11 @@ from scopay.iso20022.pacs008 import (
     TransactionText,
     build_pacs008,
     parse_pacs008,
-    read_transaction,
     read_transaction_text,
 )
 from scopay.iso20022.parsing import DEPTH_MAX, MessageRefused
 from scopay.iso20022.shape import Shape, keep_element
 
-CUSTOMER_TRANSFER = (SAMPLES_DIR / "pacs008_cbpr_customer_transfer.xml").read_bytes()
-CURRENT_VERSION = (SAMPLES_DIR / "pacs008_v13_customer_transfer.xml").read_bytes()
 # The T2 batch's Document alone (its sample is in an envelope): group-level settlement date,
 # clearing channel and instructing agent, control sum and total, a settlement time window.
 BATCH = etree.tostring(
@@ -57,22 +61,6 @@ def from_text(data: bytes):
                                      read_transaction_text)
 
 
-def from_tree(data: bytes):
-    """The tree reader alone (how pacs.008 was read before the text reader)."""
-    document, message_type = open_document(data, MESSAGE_TYPES)
-    return read_credit_transfer(document, VERSIONS[message_type], read_transaction)
-
-
-def outcome(read, data: bytes):
-    try:
-        return read(data)
-    except MessageRefused as refused:
-        return refused.reason_code, refused.text
-
-
-def altered(data: bytes, old: str, new: str) -> bytes:
-    assert old.encode() in data, f"sample lacks {old!r}"
-    return data.replace(old.encode(), new.encode())
 
 
 def compact(data: bytes) -> bytes:

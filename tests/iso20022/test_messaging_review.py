@@ -20,7 +20,22 @@ import pytest
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from iso_support import SAMPLES_DIR, addresses, bics, iban_for, ids, moments_us, uetrs
+from iso_support import (
+    CURRENT_VERSION,
+    CUSTOMER_TRANSFER,
+    DAY_US,
+    EPOCH,
+    SAMPLES_DIR,
+    addresses,
+    altered,
+    bics,
+    from_tree,
+    iban_for,
+    ids,
+    moments_us,
+    outcome,
+    uetrs,
+)
 from lxml import etree
 
 from scopay.api import signing
@@ -39,7 +54,7 @@ from scopay.engine.engine import Engine
 from scopay.engine.runner import LoopRunner
 from scopay.iso20022.camt056 import build_camt056, parse_camt056
 from scopay.iso20022.codes import SettlementMethod as IsoSettlementMethod
-from scopay.iso20022.credit_transfer import read_credit_transfer, read_credit_transfer_text
+from scopay.iso20022.credit_transfer import read_credit_transfer_text
 from scopay.iso20022.document import open_document
 from scopay.iso20022.message import parse_message
 from scopay.iso20022.model import CancellationRequest, CreditTransferMessage
@@ -51,18 +66,13 @@ from scopay.iso20022.pacs008 import (
     TransactionText,
     build_pacs008,
     parse_pacs008,
-    read_transaction,
     read_transaction_text,
 )
 from scopay.iso20022.pacs009 import PACS009_V08, build_pacs009
 from scopay.iso20022.parsing import MessageRefused
 from scopay.store.sqlite import SQLiteStore
 
-CUSTOMER_TRANSFER = (SAMPLES_DIR / "pacs008_cbpr_customer_transfer.xml").read_bytes()
-CURRENT_VERSION = (SAMPLES_DIR / "pacs008_v13_customer_transfer.xml").read_bytes()
 NS08 = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
-DAY_US = 86_400_000_000
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FEW = settings(max_examples=30, deadline=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.function_scoped_fixture])
@@ -75,21 +85,6 @@ def from_text(data: bytes) -> CreditTransferMessage | None:
                                      read_transaction_text)
 
 
-def from_tree(data: bytes) -> CreditTransferMessage:
-    document, message_type = open_document(data, MESSAGE_TYPES)
-    return read_credit_transfer(document, VERSIONS[message_type], read_transaction)
-
-
-def outcome(read, data: bytes):
-    try:
-        return read(data)
-    except MessageRefused as refused:
-        return refused.reason_code, refused.text
-
-
-def altered(data: bytes, old: str, new: str) -> bytes:
-    assert old.encode() in data, f"sample lacks {old!r}"
-    return data.replace(old.encode(), new.encode(), 1)
 
 
 def assert_valid(xsd, message_type: str, data: bytes) -> None:
