@@ -452,3 +452,55 @@ def test_reference_client_signs_requests_the_server_accepts(live_server):
         assert client.get("/v1/accounts").status_code == 200
         assert client.post("/v1/transfers",
                            json=transfer(live_server, "sig-client")).status_code == 201
+
+
+# -- the signature check itself ----------------------------------------------------------------
+
+ED25519_ORDER = 2**252 + 27742317777372353535851937790883648493  # L of RFC 8032
+
+
+def test_signature_verifies_only_for_its_key_and_message():
+    key, other = new_private_key(), new_private_key()
+    message = signing.canonical_request("POST", "/v1/payments", "1795939200", "n" * 16, "k", b"{}")
+    signature = signing.sign(key, message)
+    assert signing.verify(signing.public_key_b64(key), signature, message)
+    assert not signing.verify(signing.public_key_b64(key), signature, message + b" ")
+    assert not signing.verify(signing.public_key_b64(other), signature, message)
+
+
+@pytest.mark.parametrize("mangle", ["short", "long", "not base64", "empty"])
+def test_signature_of_the_wrong_shape_does_not_verify(mangle):
+    key = new_private_key()
+    signature = signing.sign(key, b"m")
+    shaped = {"short": signature[:-4], "long": signature + "AAAA", "not base64": "!" * 86,
+              "empty": ""}[mangle]
+    assert not signing.verify(signing.public_key_b64(key), shaped, b"m")
+
+
+def test_malleated_signature_is_refused():
+    """S + L verifies under the bare group equation; RFC 8032 requires S < L, so a captured
+    signature cannot be re-encoded into a second valid one."""
+    key = new_private_key()
+    raw = base64.urlsafe_b64decode(signing.sign(key, b"m") + "==")
+    s = int.from_bytes(raw[32:], "little") + ED25519_ORDER
+    malleated = raw[:32] + s.to_bytes(32, "little")
+    encoded = base64.urlsafe_b64encode(malleated).rstrip(b"=").decode()
+    assert not signing.verify(signing.public_key_b64(key), encoded, b"m")
+
+
+def test_small_order_public_key_verifies_nothing():
+    """The identity point as a public key, with the signature (R = identity, S = 0) that the
+    bare group equation accepts for every message: refused."""
+    identity = bytes([1]) + bytes(31)
+    key = base64.urlsafe_b64encode(identity).rstrip(b"=").decode()
+    signature = base64.urlsafe_b64encode(identity + bytes(32)).rstrip(b"=").decode()
+    assert not signing.verify(key, signature, b"any message")
+
+
+@pytest.mark.parametrize("encoded", [bytes([1]) + bytes(31), bytes(32), b"\xff" * 32])
+def test_small_order_or_invalid_point_is_not_a_public_key(encoded):
+    assert not signing.is_public_key(base64.urlsafe_b64encode(encoded).rstrip(b"=").decode())
+
+
+def test_generated_key_is_a_public_key():
+    assert signing.is_public_key(signing.public_key_b64(new_private_key()))

@@ -22,11 +22,13 @@ import hashlib
 import re
 import secrets
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.bindings import (
+    crypto_core_ed25519_is_valid_point,
+    crypto_sign_BYTES,
+    crypto_sign_open,
 )
+from nacl.exceptions import BadSignatureError
 
 SCHEME = "scopay-v1"
 SKEW_S_MAX = 300
@@ -57,17 +59,26 @@ def sign(private_key: Ed25519PrivateKey, message: bytes) -> str:
 
 
 def verify(public_key_b64: str, signature_b64: str, message: bytes) -> bool:
+    """True when the signature is the key's over `message`. libsodium checks it: strict
+    RFC 8032 verification (canonical signatures, no small-order keys), and about twice as
+    fast as OpenSSL's through `cryptography` on this path, where every request pays it."""
     try:
-        _public_key(public_key_b64).verify(_unb64(signature_b64), message)
-    except (InvalidSignature, ValueError):
+        signature = _unb64(signature_b64)
+        if len(signature) != crypto_sign_BYTES:
+            return False
+        crypto_sign_open(signature + message, _public_key(public_key_b64))
+    except (BadSignatureError, ValueError):
         return False
     return True
 
 
 @functools.lru_cache(maxsize=4096)
-def _public_key(public_key_b64: str) -> Ed25519PublicKey:
+def _public_key(public_key_b64: str) -> bytes:
     """Registered keys are few and used often: decode each once (public, so safe to keep)."""
-    return Ed25519PublicKey.from_public_bytes(_unb64(public_key_b64))
+    key = _unb64(public_key_b64)
+    if len(key) != 32:
+        raise ValueError("not an Ed25519 public key")
+    return key
 
 
 def new_nonce() -> str:
@@ -85,11 +96,14 @@ def public_key_b64(private_key: Ed25519PrivateKey) -> str:
 
 
 def is_public_key(text: str) -> bool:
+    """An Ed25519 public key a genuine private key can have: 32 bytes, base64url, a canonical
+    point of the prime-order subgroup. A small-order point is refused: under it a trivial
+    signature would pass a verifier that does not check for one."""
     try:
-        Ed25519PublicKey.from_public_bytes(_unb64(text))
+        key = _unb64(text)
     except ValueError:
         return False
-    return True
+    return len(key) == 32 and crypto_core_ed25519_is_valid_point(key)
 
 
 def _b64(data: bytes) -> str:
