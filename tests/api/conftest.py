@@ -13,11 +13,13 @@ from scopay.api import signing
 from scopay.api.app import create_app
 from scopay.cli.main import seed_reference_network
 from scopay.client import KeyFile, ScopayClient, new_private_key
+from scopay.domain.participant import Participant, Role, Tier
 from scopay.engine.engine import Engine
 from scopay.engine.runner import LoopRunner
 from scopay.store.sqlite import SQLiteStore
 
 STARTUP_S_MAX = 20
+AUDITOR_BIC = "OVSTCNX0"  # a fictional oversight body, admitted as the auditor
 
 
 @dataclass
@@ -83,8 +85,11 @@ def live_server(tmp_path_factory: pytest.TempPathFactory):
     before and after themselves, so they do not depend on each other."""
     engine = Engine(SQLiteStore(tmp_path_factory.mktemp("api") / "api.db"))
     seed_reference_network(engine, 1)
+    engine.admit_participant(Participant(AUDITOR_BIC, "Payments oversight (fictional)",
+                                         Role.AUDITOR, "CN", Tier.MEMBER), 2)
     keys = {}
-    for bic in ("SCOPCNX0", "DEMACNX0", "DEMBCNX0", "DEMARUX0", "DEMBRUX0", "PBOCCNBJ"):
+    for bic in ("SCOPCNX0", "DEMACNX0", "DEMBCNX0", "DEMARUX0", "DEMBRUX0", "PBOCCNBJ",
+                AUDITOR_BIC):
         keys[bic] = KeyFile(signing.new_key_id(), bic, new_private_key())
         engine.register_key(keys[bic].key_id, bic, keys[bic].public_key, 2)
     runner = LoopRunner(engine, lambda: time.time_ns() // 1000)

@@ -7,6 +7,7 @@ Callers (ROLE_BIC):
   own                    DEMACNX0 acting on its own resources
   foreign                DEMACNX0 acting on DEMBCNX0's resources (DEMBCNX0's payments go to
                          the Mongolian central bank BOMUMNUB, so DEMACNX0 is no party to them)
+  auditor                OVSTCNX0, an oversight body: reads everything, changes nothing
   unsigned               no signature at all
 
 A denied call answers with problem+json and changes nothing (balances, queue, payments, keys,
@@ -39,9 +40,10 @@ from scopay.iso20022.pacs008 import PACS008_V08, build_pacs008
 
 OPERATOR, PBOC, BANK_A, BANK_B = "SCOPCNX0", "PBOCCNBJ", "DEMACNX0", "DEMBCNX0"
 RU_A, RU_B, MONGOLIA = "DEMARUX0", "DEMBRUX0", "BOMUMNUB"
+AUDITOR_BIC = "OVSTCNX0"  # the auditor live_server (conftest.py) admits
 ROLE_BIC = {"operator": OPERATOR, "agent": PBOC, "agent-other-currency": PBOC, "own": BANK_A,
-            "foreign": BANK_A, "unsigned": None}
-CORE_ROLES = ("operator", "agent", "own", "unsigned")
+            "foreign": BANK_A, "auditor": AUDITOR_BIC, "unsigned": None}
+CORE_ROLES = ("operator", "agent", "own", "auditor", "unsigned")
 MISSING_ACCOUNT, MISSING_BIC, MISSING_TRANSFER = 999_999, "ZZZZCNX0", "no-such-transfer"
 MISSING_KEY, MISSING_SEQ = "k0000000000000000", 10**9
 TODAY = datetime.now(UTC).date().isoformat()
@@ -584,6 +586,118 @@ MATRIX += [
         ("unsigned", 401, get("/v1/accounts/{w.a_cny}/statement", day=TODAY)),
     ),
 ]
+
+MATRIX += row_set(
+    "GET /v1/audit/head",
+    ("operator", 200, get("/v1/audit/head"), None, lambda w, a: is_the_audit_head(w, a)),
+    ("agent", 200, get("/v1/audit/head"), None, lambda w, a: is_the_audit_head(w, a)),
+    ("own", 403, get("/v1/audit/head")),
+    ("auditor", 200, get("/v1/audit/head"), None, lambda w, a: is_the_audit_head(w, a)),
+    ("unsigned", 401, get("/v1/audit/head")),
+)
+
+
+def auditor_rows() -> list[Row]:
+    """The auditor reads what the operator reads and changes nothing: where the operator may
+    act, the auditor is refused as the operator is where the operator is (404 where it sees
+    the object but may not move it, 403 for what its role may not do)."""
+    rows = []
+    for endpoint, expect, call, missing, check, changes_nothing, refusal_type in (
+        ("GET /v1/participants", 200, get("/v1/participants"), None, None, False, None),
+        ("GET /v1/participants/{bic}", 200, get(f"/v1/participants/{BANK_B}"), None, None,
+         False, None),
+        ("GET /v1/accounts", 200, get("/v1/accounts"), None, lists_every_account, False, None),
+        ("GET /v1/accounts/{id}", 200, get("/v1/accounts/{w.b_cny}"), None, None, False, None),
+        ("POST /v1/transfers", 404, lambda w: Call("POST", "/v1/transfers", transfer_body(
+            w.fresh_id("audit"), w.b_cny, w.a_cny)), None, None, False, None),
+        ("POST /v1/transfers/batch", 404, lambda w: Call("POST", "/v1/transfers/batch", {
+            "transfers": [transfer_body(w.fresh_id("audit"), w.b_cny, w.a_cny)]}),
+         None, None, False, None),
+        ("GET /v1/transfers/{id}", 200, get(f"/v1/transfers/seed-funds-in-{BANK_B}-CNY"),
+         None, None, False, None),
+        ("POST /v1/reconcile", 403, lambda w: Call("POST", "/v1/reconcile"), None, None, False,
+         None),
+        ("POST /v1/participants/{bic}/keys", 403, lambda w: Call(
+            "POST", f"/v1/participants/{AUDITOR_BIC}/keys", {"public_key": public_key()}),
+         None, None, False, None),
+        ("DELETE /v1/keys/{key_id}", 404,
+         lambda w: (lambda key: Call("DELETE", f"/v1/keys/{key}", subject=key))(
+             w.fresh_key(BANK_B)),
+         lambda w: Call("DELETE", f"/v1/keys/{MISSING_KEY}", subject=MISSING_KEY), None,
+         False, None),
+        ("POST /v1/payments", 403, lambda w: Call("POST", "/v1/payments", payment_body(
+            BANK_A, BANK_B)), None, None, False, None),
+        ("POST /v1/payments/bulk", 403, lambda w: Call("POST", "/v1/payments/bulk", {
+            "payments": [payment_body(BANK_A, BANK_B)]}), None, None, False, None),
+        ("GET /v1/payments/{uetr}", 200, get(_PAYMENT_PATH.format(uetr="{w.b_settled}")),
+         None, None, False, None),
+        *[(f"POST /v1/payments/{{uetr}}/{action}", 403,
+           lambda w, a=action, b=body: Call("POST", f"/v1/payments/{w.b_queued}/{a}", b),
+           None, None, False, None)
+          for action, body in (("cancel", None), ("priority", {"priority": "high"}),
+                               ("move", {"to": "front"}))],
+        ("GET /v1/queue", 200, get("/v1/queue"), None, lists_the_foreign_queued_payment,
+         False, None),
+        ("POST /v1/gridlock/resolve", 403, lambda w: Call("POST", "/v1/gridlock/resolve"),
+         None, None, False, None),
+        ("PUT /v1/accounts/{id}/policy", 404, lambda w: Call(
+            "PUT", f"/v1/accounts/{w.b_cny}/policy", _ZERO_POLICY, subject=str(w.b_cny)),
+         lambda w: Call("PUT", f"/v1/accounts/{MISSING_ACCOUNT}/policy", _ZERO_POLICY,
+                        subject=str(MISSING_ACCOUNT)), None, False, None),
+        ("GET /v1/mailbox", 200, get("/v1/mailbox", limit=500), None, omits_foreign_notices,
+         False, None),
+        ("POST /v1/mailbox/ack", 204, lambda w: Call("POST", "/v1/mailbox/ack", {
+            "seqs": [w.b_notice]}), None, None, True, None),
+        ("POST /v1/participants", 403, lambda w: Call("POST", "/v1/participants",
+                                                      participant_body(w)),
+         None, None, False, None),
+        *[(f"POST /v1/participants/{{bic}}/{action}", 403,
+           lambda w, a=action: Call("POST", f"/v1/participants/{BANK_B}/{a}"),
+           None, None, False, None) for action in ("suspend", "reinstate")],
+        ("POST /v1/accounts", 403, lambda w: Call("POST", "/v1/accounts", {
+            "owner_bic": AUDITOR_BIC, "currency": "CNY"}), None, None, False, None),
+        ("PUT /v1/accounts/{id}/credit-line", 403, lambda w: Call(
+            "PUT", f"/v1/accounts/{w.b_cny}/credit-line", _NO_CREDIT_LINE),
+         None, None, False, None),
+        *[(f"POST {path}", 404, lambda w, p=path: Call("POST", p, funds_body(w, w.b_cny)),
+           None, None, False, None) for path in ("/v1/funds-in", "/v1/funds-out")],
+        ("POST /v1/iso20022", 403, lambda w: pacs008(BANK_A, BANK_B), None, None, False,
+         PROBLEM_XML),
+        ("GET /v1/mailbox/{seq}/message", 404, lambda w: Call(
+            "GET", f"/v1/mailbox/{w.b_notice}/message", subject=str(w.b_notice)),
+         lambda w: Call("GET", f"/v1/mailbox/{MISSING_SEQ}/message", subject=str(MISSING_SEQ)),
+         None, False, None),
+        ("GET /v1/accounts/{id}/statement", 200,
+         get("/v1/accounts/{w.b_cny}/statement", day=TODAY), None, None, False, None),
+    ):
+        rows.append(Row(endpoint, "auditor", expect, call, missing, check, changes_nothing,
+                        None, refusal_type or PROBLEM_JSON))
+    return rows
+
+
+MATRIX += auditor_rows()
+
+
+def is_the_audit_head(w: World, answer: httpx.Response) -> None:
+    seq, sha256, at_us = w.server.engine.store.audit_head()
+    assert answer.json() == {"seq": seq, "sha256": sha256, "at_us": at_us}
+
+
+def test_auditor_revokes_its_own_key_and_nothing_else_of_its_own_changes(world):
+    """Revoking a key of one's own is allowed to every participant, the auditor included:
+    a key it suspects stolen must not wait for the operator."""
+    key = world.fresh_key(AUDITOR_BIC)
+    answer = world.send(AUDITOR_BIC, Call("DELETE", f"/v1/keys/{key}"))
+    assert answer.status_code == 204
+    assert world.server.engine.keys[key][2] is not None
+
+
+def test_auditor_is_refused_an_account_and_admitted_only_without_one(world):
+    engine = world.server.engine
+    assert not any(a.owner_bic == AUDITOR_BIC for a in engine.accounts.values())
+    answer = world.send(OPERATOR, Call("POST", "/v1/accounts", {
+        "owner_bic": AUDITOR_BIC, "currency": "CNY"}))
+    assert answer.status_code == 409, answer.text
 
 
 def pacs008(debtor: str, creditor: str) -> Call:

@@ -72,6 +72,43 @@ def test_audit_chain_verifies_and_names_a_tampered_entry(db):
     assert f"entry {entry}" in words(broken.output) and "changed" in broken.output
 
 
+def cut_back(db, entries: int) -> None:
+    """Remove the last `entries` audit entries and every row they cover, as someone with the
+    file would: what is left is an intact, shorter chain."""
+    with sqlite3.connect(db) as raw:
+        last = raw.execute("SELECT max(seq) FROM audit_log").fetchone()[0]
+        for (payload,) in raw.execute("SELECT payload FROM audit_log WHERE seq > ?",
+                                      (last - entries,)).fetchall():
+            covered = json.loads(payload).get("journal")
+            if covered:
+                raw.execute("DELETE FROM journal WHERE seq BETWEEN ? AND ?", covered[:2])
+        raw.execute("DELETE FROM audit_log WHERE seq > ?", (last - entries,))
+
+
+def test_audit_head_anchors_the_chain_against_cutting_it_back(db):
+    for n in range(2):
+        assert runner.invoke(app, ["transfer", "11", "12", "1.00", "CNY", "--id", f"t{n}",
+                                   "--db", str(db)]).exit_code == 0
+    head = runner.invoke(app, ["audit", "head", "--db", str(db)])
+    assert head.exit_code == 0
+    anchor = head.output.strip()
+    seq = int(anchor.split(":")[0])
+    assert runner.invoke(app, ["audit", "verify", "--db", str(db), "--anchor", anchor]
+                         ).exit_code == 0
+    cut_back(db, 1)  # the last transfer and its entry, gone together
+    alone = runner.invoke(app, ["audit", "verify", "--db", str(db)])
+    assert alone.exit_code == 0, "without an anchor the shorter chain looks intact"
+    anchored = runner.invoke(app, ["audit", "verify", "--db", str(db), "--anchor", anchor])
+    assert anchored.exit_code == 1
+    assert f"entry {seq}" in words(anchored.output) and "cut back" in words(anchored.output)
+
+
+def test_audit_verify_refuses_an_anchor_that_is_not_seq_and_hash(db):
+    for anchor in ("12", "x:" + "a" * 64, "3:" + "a" * 63, "3:" + "g" * 64):
+        result = runner.invoke(app, ["audit", "verify", "--db", str(db), "--anchor", anchor])
+        assert result.exit_code == 2 and "SEQ:SHA256" in words(result.output), anchor
+
+
 def test_init_twice_changes_nothing(db):
     before = balances_json(db)
     result = runner.invoke(app, ["init", "--db", str(db)])

@@ -186,6 +186,20 @@ def test_indirect_participant_holds_no_accounts(network):
     assert problem is not None and "settles through its sponsor" in problem
 
 
+def test_auditor_is_admitted_alone_and_holds_no_accounts(network):
+    participants = dict(network.participants_by_bic)
+    auditor = Participant("OVSTCNX0", "Payments oversight (fictional)", Role.AUDITOR, "CN",
+                          Tier.MEMBER)
+    assert check_participant(auditor, participants, CURRENCY_CODES) is None
+    assert "sponsor" in check_participant(replace(auditor, sponsor_bic="ICBKCNBJ"),
+                                          participants, CURRENCY_CODES)
+    assert "settlement currency" in check_participant(
+        replace(auditor, settlement_currency="CNY"), participants, CURRENCY_CODES)
+    participants[auditor.bic] = auditor
+    problem = check_account(Account(99, auditor.bic, "CNY"), participants, {})
+    assert problem is not None and "an auditor holds no accounts" in problem
+
+
 @pytest.mark.parametrize(
     ("account", "expected"),
     [

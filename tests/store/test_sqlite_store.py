@@ -134,6 +134,33 @@ def test_every_commit_is_in_the_audit_chain(store, network):
     assert report.ok and report.entries == 2
 
 
+def test_audit_anchor_shows_a_log_cut_back_or_rewritten_up_to_it(network, db_path):
+    store = SQLiteStore(db_path)
+    assert store.audit_head() is None
+    store.commit(participants=network.participants, accounts=network.accounts, at_us=1)
+    store.commit(ENTRIES[:2], at_us=2)
+    head = store.audit_head()
+    assert (head.seq, head.at_us) == (2, 2)
+    assert store.verify_audit([(head.seq, head.sha256.upper())]).ok  # hex of either case
+    store.commit(ENTRIES[2:3], at_us=3)
+    assert store.verify_audit([head[:2], store.audit_head()[:2]]).ok
+    store.close()
+    with closing(sqlite3.connect(db_path)) as raw, raw:  # cut back to the first entry
+        raw.execute("DELETE FROM journal")
+        raw.execute("DELETE FROM audit_log WHERE seq > 1")
+    store = SQLiteStore(db_path)
+    try:
+        assert store.verify_audit().ok, "a chain cut back with its rows stays intact"
+        gone = store.verify_audit([head[:2]])
+        assert (gone.first_broken_seq, gone.ok) == (2, False) and "cut back" in gone.reason
+        store.commit(ENTRIES[:1], at_us=4)  # a new second entry, with another hash
+        assert store.verify_audit().ok
+        rewritten = store.verify_audit([head[:2]])
+        assert rewritten.first_broken_seq == 2 and "rewritten" in rewritten.reason
+    finally:
+        store.close()
+
+
 def test_second_store_on_the_same_file_is_refused_while_the_first_is_open(db_path):
     first = SQLiteStore(db_path)
     try:

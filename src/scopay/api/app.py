@@ -31,6 +31,7 @@ from scopay.api.payments import DIRECT_ROUTES
 from scopay.api.payments import router as payments_router
 from scopay.api.schemas import (
     AccountIdPath,
+    AuditHeadOut,
     BalanceOut,
     HealthOut,
     KeyIn,
@@ -155,6 +156,20 @@ def create_app(runner: Runner, direct_routes: bool = True) -> FastAPI:
         return {"ok": report.ok, "journal_entries": report.journal_entries,
                 "accounts": report.accounts, "mismatches": report.mismatches,
                 "invariant_violations": report.invariant_violations}
+
+    @app.get("/v1/audit/head", response_model=AuditHeadOut, tags=["audit"],
+             responses={401: PROBLEM, 403: PROBLEM})
+    def audit_head(caller: Caller) -> AuditHeadOut:
+        """The audit log's last entry, for the operator, auditors and settlement agents to
+        keep outside scopay (see `scopay audit verify --anchor`)."""
+        if not auth.may_read_audit_head(caller):
+            raise ApiError(403, "Forbidden", "the audit head is for the operator, auditors "
+                           "and settlement agents")
+        head = engine.store.audit_head()
+        if head is None:
+            return AuditHeadOut(seq=0, sha256="0" * 64, at_us=0)
+        seq, sha256, at_us = head
+        return AuditHeadOut(seq=seq, sha256=sha256, at_us=at_us)
 
     @app.post("/v1/participants/{bic}/keys", status_code=201, tags=["operator"],
               responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 422: PROBLEM})

@@ -39,20 +39,29 @@ class Caller:
         return self.participant.role
 
 
+# Who sees every account and payment: the operator, and the auditor, who changes nothing.
+SEES_EVERYTHING = frozenset({Role.OPERATOR, Role.AUDITOR})
+
+
 def may_see_account(caller: Caller, account: Account) -> bool:
     p = caller.participant
-    if p.role == Role.OPERATOR:
+    if p.role in SEES_EVERYTHING:
         return True
     if p.role == Role.SETTLEMENT_AGENT and account.currency == p.settlement_currency:
         return True
     return account.owner_bic == p.bic
 
 
+def may_read_audit_head(caller: Caller) -> bool:
+    """Those who keep the head of the audit log outside scopay, to anchor it."""
+    return caller.role in (Role.OPERATOR, Role.AUDITOR, Role.SETTLEMENT_AGENT)
+
+
 def may_move(caller: Caller, debit: Account, credit: Account) -> bool:
     """A participant debits only its own accounts; a settlement agent also moves money
     between its issuance account and accounts in its currency (funds-in / funds-out)."""
     p = caller.participant
-    if p.status != Status.ACTIVE:
+    if p.status != Status.ACTIVE or p.role == Role.AUDITOR:
         return False
     if debit.owner_bic == p.bic and p.role != Role.OPERATOR:
         return True
@@ -65,7 +74,8 @@ def may_send_payment(caller: Caller, debtor_agent: Participant | None) -> bool:
     """A bank sends its own payments, or those of an indirect participant it sponsors; the
     operator and settlement agents send none (an agent moves money by transfers)."""
     p = caller.participant
-    if (p.status != Status.ACTIVE or p.role in (Role.OPERATOR, Role.SETTLEMENT_AGENT)
+    if (p.status != Status.ACTIVE
+            or p.role in (Role.OPERATOR, Role.SETTLEMENT_AGENT, Role.AUDITOR)
             or debtor_agent is None):
         return False
     return debtor_agent.bic == p.bic or debtor_agent.sponsor_bic == p.bic
@@ -74,9 +84,9 @@ def may_send_payment(caller: Caller, debtor_agent: Participant | None) -> bool:
 def may_see(caller: Caller, payment: Payment, sender_bic: str,
             participants: Mapping[str, Participant]) -> bool:
     """The payment's sender and agents, the sponsor of an indirect agent (the payment settles
-    on the sponsor's account), its currency's settlement agent, the operator."""
+    on the sponsor's account), its currency's settlement agent, the operator, the auditor."""
     p = caller.participant
-    if p.role == Role.OPERATOR:
+    if p.role in SEES_EVERYTHING:
         return True
     if p.role == Role.SETTLEMENT_AGENT and p.settlement_currency == payment.settlement_currency:
         return True
@@ -95,7 +105,8 @@ def may_see_payment(caller: Caller, record: PaymentRecord,
 def may_manage(caller: Caller, sender_bic: str) -> bool:
     """Queue management (cancel, priority, order): the sender, or the operator."""
     p = caller.participant
-    return p.role == Role.OPERATOR or (p.status == Status.ACTIVE and p.bic == sender_bic)
+    return p.role == Role.OPERATOR or (
+        p.status == Status.ACTIVE and p.role != Role.AUDITOR and p.bic == sender_bic)
 
 
 def may_manage_payment(caller: Caller, record: PaymentRecord) -> bool:

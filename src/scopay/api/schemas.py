@@ -85,6 +85,15 @@ class ParticipantOut(BaseModel):
     settlement_currency: str | None
 
 
+class AuditHeadOut(BaseModel):
+    """The audit log's last entry. Kept outside scopay, it lets `scopay audit verify --anchor`
+    show that the log was not cut back or rewritten up to it."""
+
+    seq: int = Field(description="the entry's number; 0 while the log is empty")
+    sha256: str = Field(description="its hash, which covers every entry before it")
+    at_us: int = Field(description="its commit time, microseconds since the Unix epoch")
+
+
 class HealthOut(BaseModel):
     status: str
     version: str
@@ -236,7 +245,7 @@ class ParticipantIn(BaseModel):
     bic: str = Field(pattern=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
     name: str = Field(min_length=1, max_length=140)
     role: str = Field(pattern=r"^(settlement_agent|direct_participant|indirect_participant|"
-                              r"fx_provider)$")
+                              r"fx_provider|auditor)$")
     country: str = Field(pattern=r"^[A-Z]{2}$")
     tier: str = Field(pattern=r"^(member|observer|dialogue_partner)$")
     sponsor_bic: str | None = Field(None, pattern=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -278,12 +279,19 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id to revoke.")]
 
 
 @audit_app.command("verify")
-def audit_verify(db: DbOption = DEFAULT_DB) -> None:
+def audit_verify(
+    db: DbOption = DEFAULT_DB,
+    anchor: Annotated[list[str] | None, typer.Option(
+        help="SEQ:SHA256, a head of the log published earlier (`scopay audit head`, "
+             "GET /v1/audit/head); it must still be in the chain. Repeatable.",
+        callback=lambda values: [_anchor(v) for v in values or []])] = None,
+) -> None:
     """Recompute the audit hash chain and every row it covers; name the first broken link.
+    With anchors, also show the log was not cut back or rewritten up to each of them.
     Exit 0 when intact, 1 otherwise."""
     store = reading(db)
     try:
-        report = store.verify_audit()
+        report = store.verify_audit(anchor or [])
     finally:
         store.close()
     if not report.ok:
@@ -291,6 +299,30 @@ def audit_verify(db: DbOption = DEFAULT_DB) -> None:
                   f"{report.reason}")
         raise typer.Exit(1)
     console.print(f"[green]audit chain intact: {report.entries} entries[/green]")
+
+
+@audit_app.command("head")
+def audit_head(db: DbOption = DEFAULT_DB) -> None:
+    """Print the log's last entry as SEQ:SHA256, to keep outside scopay.
+
+    Later, `scopay audit verify --anchor SEQ:SHA256` shows the log still holds that entry
+    unchanged: it was not cut back or rewritten up to there."""
+    store = reading(db)
+    try:
+        head = store.audit_head()
+    finally:
+        store.close()
+    if head is None:
+        err.print("the audit log is empty")
+        raise typer.Exit(1)
+    print(f"{head.seq}:{head.sha256}")
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    seq, _, sha = text.partition(":")
+    if not (seq.isdigit() and re.fullmatch(r"[0-9a-fA-F]{64}", sha)):
+        raise typer.BadParameter(f"{text!r} is not SEQ:SHA256 (an entry number, 64 hex digits)")
+    return int(seq), sha.lower()
 
 
 @app.command()

@@ -57,6 +57,8 @@ def check_account(
     owner = participants.get(account.owner_bic)
     if owner is None:
         return f"no participant {account.owner_bic}"
+    if owner.role == Role.AUDITOR:
+        return "an auditor holds no accounts: it reads, and moves nothing"
     if owner.role not in ACCOUNT_HOLDING_ROLES:
         return f"a {owner.role} holds no accounts of its own; it settles through its sponsor"
     if owner.status != Status.ACTIVE:

@@ -23,6 +23,7 @@ class Role(StrEnum):
     DIRECT = "direct_participant"
     INDIRECT = "indirect_participant"
     FX_PROVIDER = "fx_provider"
+    AUDITOR = "auditor"  # reads everything, changes nothing, holds no account
 
 
 class Tier(StrEnum):

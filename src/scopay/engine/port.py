@@ -73,4 +73,7 @@ class Store(Protocol):
     def mailbox(self, bic: str, after_seq: int = 0, limit: int = 100,
                 include_acknowledged: bool = False) -> list[tuple[int, Notice, int | None]]: ...
 
+    def audit_head(self) -> tuple[int, str, int] | None:
+        """The audit log's last entry: (number, SHA-256, time), or None while it is empty."""
+
     def close(self) -> None: ...

@@ -6,6 +6,12 @@ their contents; for the small administrative changes (participants, accounts, ke
 acknowledgements) their canonical text. Each entry's hash covers the previous entry's hash and
 its own payload, so changing, removing or reordering any entry, or any row an entry covers,
 breaks the chain from there on. `verify` recomputes everything and names the first broken link.
+
+One thing a chain cannot show by itself: the log and the rows it covers cut back together to an
+earlier entry still form an intact chain. So the head (the last entry's number and hash) is
+published, to auditors and settlement agents who keep it outside scopay (`GET /v1/audit/head`,
+`scopay audit head`); `verify` given such anchors checks that each entry is still there with
+the hash it had, and, the chain being intact, so is everything before it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import pickle
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 GENESIS_SHA256 = "0" * 64
 
@@ -75,6 +82,14 @@ LAST_ROW = {
 }
 
 
+class AuditHead(NamedTuple):
+    """The last entry of the log: what an auditor writes down to anchor the chain."""
+
+    seq: int
+    sha256: str
+    at_us: int
+
+
 @dataclass(frozen=True)
 class AuditReport:
     entries: int
@@ -84,6 +99,12 @@ class AuditReport:
     @property
     def ok(self) -> bool:
         return self.first_broken_seq is None
+
+
+def head(db: sqlite3.Connection) -> AuditHead | None:
+    row = db.execute(
+        "SELECT seq, sha256, at_us FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    return None if row is None else AuditHead(*row)
 
 
 def last_sha256(db: sqlite3.Connection) -> str:
@@ -99,8 +120,27 @@ def append_entry(db: sqlite3.Connection, prev_sha256: str, at_us: int, payload: 
     return sha
 
 
-def verify(db: sqlite3.Connection) -> AuditReport:
-    """Recompute the chain and every covered row range; name the first entry that fails."""
+def verify(db: sqlite3.Connection,
+           anchors: Sequence[tuple[int, str]] = ()) -> AuditReport:
+    """Recompute the chain and every covered row range; name the first entry that fails.
+    Each anchor (entry number, its hash as published) must still be in the chain."""
+    report = _verify_chain(db)
+    if not report.ok:
+        return report
+    for seq, sha in sorted(anchors):
+        row = db.execute("SELECT sha256 FROM audit_log WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            return AuditReport(report.entries, seq,
+                               f"entry {seq}, published as the head once, is gone: the log "
+                               f"was cut back (it has {report.entries} entries)")
+        if row[0] != sha.lower():
+            return AuditReport(report.entries, seq,
+                               f"entry {seq} does not have the hash published for it: the "
+                               "log was rewritten up to there")
+    return report
+
+
+def _verify_chain(db: sqlite3.Connection) -> AuditReport:
     prev = GENESIS_SHA256
     count = 0
     expected_next = dict.fromkeys(COVERED_TABLES, 1)

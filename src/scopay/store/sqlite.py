@@ -28,11 +28,13 @@ from scopay.domain.rtgs import AccountPolicy
 from scopay.store.audit import (
     COVERED_TABLES,
     LAST_ROW,
+    AuditHead,
     AuditReport,
     append_entry,
     digest_rows,
     last_sha256,
 )
+from scopay.store.audit import head as audit_head
 from scopay.store.audit import verify as verify_audit
 from scopay.store.payment_codec import decode_payment, encode_payment
 
@@ -464,8 +466,11 @@ class SQLiteStore:
             "idempotency_key = ?", (bic, key)).fetchone()
         return None if row is None else row[0]
 
-    def verify_audit(self) -> AuditReport:
-        return verify_audit(self._reader())
+    def verify_audit(self, anchors: Sequence[tuple[int, str]] = ()) -> AuditReport:
+        return verify_audit(self._reader(), anchors)
+
+    def audit_head(self) -> AuditHead | None:
+        return audit_head(self._reader())
 
     def payments(self) -> Iterator[PaymentRecord]:
         """Every payment with its history, in the order they arrived."""
