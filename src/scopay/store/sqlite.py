@@ -15,8 +15,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.ledger import JournalEntry, RejectionRecord, Transfer, TransferKind
@@ -92,6 +94,11 @@ def _statements(sql: str) -> list[str]:
     """Split a migration into statements (comments dropped; no ';' inside literals)."""
     text = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
     return [statement for statement in text.split(";") if statement.strip()]
+
+
+def _members(enum: type[StrEnum]) -> dict[str, Any]:
+    """An enum's members by value: a dict lookup costs a fraction of calling the enum."""
+    return {member.value: member for member in enum}
 
 
 def journal_row(entry: JournalEntry) -> tuple:
@@ -475,11 +482,17 @@ class SQLiteStore:
     def payments(self) -> Iterator[PaymentRecord]:
         """Every payment with its history, in the order they arrived."""
         events: dict[str, list[StatusChange]] = {}
+        statuses, reasons = _members(PaymentStatus), {None: None, **_members(Rejection)}
         for uetr, status, at_us, reason, detail in self._reader().execute(
             "SELECT uetr, status, at_us, reason, detail FROM payment_event ORDER BY seq"
         ):
-            events.setdefault(uetr, []).append(StatusChange(
-                PaymentStatus(status), at_us, Rejection(reason) if reason else None, detail))
+            change = StatusChange(statuses[status], at_us, reasons[reason or None], detail)
+            history = events.get(uetr)
+            if history is None:
+                events[uetr] = [change]
+            else:
+                history.append(change)
+        priorities = _members(Priority)
         cursor = self._reader().execute(
             "SELECT content, sender_bic, debtor_account, creditor_account, sequence, priority, "
             "latest_us, reject_by_us FROM payment ORDER BY rowid"
@@ -487,7 +500,7 @@ class SQLiteStore:
         for row in cursor:
             payment = decode_payment(row[0])
             yield PaymentRecord(payment, row[1], events.get(payment.uetr, []), row[2], row[3],
-                                row[4], Priority(row[5]), row[6], row[7])
+                                row[4], priorities[row[5]], row[6], row[7])
 
     def policies(self) -> dict[int, AccountPolicy]:
         found = {}
