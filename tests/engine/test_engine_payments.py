@@ -4,7 +4,11 @@ import uuid
 
 from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
 from scopay.domain.rejection import Rejection
+from scopay.engine import engine as engine_module
+from scopay.engine import payments as payments_module
+from scopay.engine.engine import Engine
 from scopay.engine.payments import GRIDLOCK_INTERVAL_US
+from scopay.store.sqlite import SQLiteStore
 
 ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"  # ICBK holds 1000.00 CNY; ABOC 0 with a 500.00 line
 SECOND_US = 1_000_000
@@ -191,3 +195,26 @@ def test_answers_are_forgotten_a_day_after_they_were_kept(engine, network, open_
     assert reopened.idempotency.get((ICBK, "young")) == ("b" * 64, 201, b"young answer")
     assert reopened.payment(old.uetr).status == PaymentStatus.SETTLED  # the payment stays
     assert reopened.store.verify_audit().ok
+
+
+def test_recovery_reports_its_progress_up_to_every_entry_and_payment(engine, network, db_path,
+                                                                     monkeypatch):
+    t = network.funded_at_us
+    engine.submit_payments(ICBK, [payment(ICBK, ABOC, 1) for _ in range(7)], t + 1)
+    journal_entries, payments_count = engine.journal_count, len(engine.payments)
+    engine.close()
+    monkeypatch.setattr(engine_module, "RECOVERY_PROGRESS_EVERY", 3)
+    monkeypatch.setattr(payments_module, "RECOVERY_PROGRESS_EVERY", 3)
+    heard: list[tuple[str, int, int]] = []
+    reopened = Engine(SQLiteStore(db_path), progress=lambda *report: heard.append(report))
+    try:
+        assert reopened.journal_count == journal_entries
+    finally:
+        reopened.close()
+    by_kind = {kind: [(done, total) for k, done, total in heard if k == kind]
+               for kind in ("journal entries", "payments")}
+    assert set(by_kind) == {kind for kind, _, _ in heard}
+    assert by_kind["journal entries"][-1] == (journal_entries, journal_entries)
+    assert by_kind["payments"] == [(3, 7), (6, 7), (7, 7)] and payments_count == 7
+    dones = [done for done, _ in by_kind["journal entries"]]
+    assert dones == sorted(dones) and len(dones) == journal_entries // 3 + 1

@@ -11,12 +11,21 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from scopay.api import signing
@@ -25,6 +34,7 @@ from scopay.domain.ledger import Transfer
 from scopay.domain.money import AmountError, CurrencyError, format_amount, parse_amount
 from scopay.domain.rejection import REJECTION_TEXT
 from scopay.engine.engine import CommandRefused, Engine
+from scopay.engine.payments import RecoveryProgress
 from scopay.reference.network import OPERATOR_BIC, plan_reference_network
 from scopay.store.sqlite import SQLiteStore, StoreLockedError
 
@@ -64,9 +74,36 @@ def reading(db: Path) -> SQLiteStore:
     return SQLiteStore(db, lock=False)
 
 
+def reading_engine(db: Path) -> Engine:
+    """An engine recovered from an existing database, beside a running server, to read."""
+    store = reading(db)
+    with recovery_progress() as progress:
+        return Engine(store, progress=progress)
+
+
+@contextmanager
+def recovery_progress() -> Iterator[RecoveryProgress | None]:
+    """A progress bar while the engine reads its store (minutes for millions of payments),
+    on a terminal only: piped output and logs get none."""
+    if not err.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(f"recovering {what}", total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        yield report
+
+
 def open_engine(db: Path, **settings: bool) -> Engine:
     try:
-        return Engine(SQLiteStore(db), **settings)
+        with recovery_progress() as progress:
+            return Engine(SQLiteStore(db), progress=progress, **settings)
     except StoreLockedError as error:
         err.print(f"[red]{error}[/red]: stop `scopay serve` first, or use the HTTP API.")
         raise typer.Exit(2) from None
@@ -197,7 +234,7 @@ def balances(db: DbOption = DEFAULT_DB,
              as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
              = False) -> None:
     """Show every account's balance (reads the database; works while the server runs)."""
-    engine = Engine(reading(db))
+    engine = reading_engine(db)
     try:
         views = [v for v in engine.balances() if currency in (None, v.currency)]
     finally:
@@ -225,7 +262,7 @@ def balances(db: DbOption = DEFAULT_DB,
 def reconcile(db: DbOption = DEFAULT_DB) -> None:
     """Prove the ledger: balances equal the journal, each currency sums to zero, no floor
     broken. Exit 0 when all hold, 1 otherwise."""
-    engine = Engine(reading(db))
+    engine = reading_engine(db)
     try:
         report = engine.reconcile()
     finally:

@@ -31,7 +31,13 @@ from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
 from scopay.domain.participant import Participant, Status, check_participant
 from scopay.domain.rtgs import Rtgs
 from scopay.engine.answers import AnswerIndex
-from scopay.engine.payments import PaymentOperations, _Changes, accounts_given_room
+from scopay.engine.payments import (
+    RECOVERY_PROGRESS_EVERY,
+    PaymentOperations,
+    RecoveryProgress,
+    _Changes,
+    accounts_given_room,
+)
 from scopay.engine.port import Store
 
 
@@ -109,22 +115,23 @@ class Engine(PaymentOperations):
     thread so that concurrent callers share commits."""
 
     def __init__(self, store: Store, *, bypass_fifo_normal: bool = True,
-                 respect_priority_in_resolution: bool = True) -> None:
+                 respect_priority_in_resolution: bool = True,
+                 progress: RecoveryProgress | None = None) -> None:
         """`bypass_fifo_normal`: a covered normal payment may settle past a waiting one.
         `respect_priority_in_resolution`: gridlock resolution settles a payment only with
-        every more urgent payment of the same debtor."""
+        every more urgent payment of the same debtor. `progress` hears how recovery goes."""
         self.store = store
         self._rtgs_settings = {"bypass_fifo_normal": bypass_fifo_normal,
                                "respect_priority_in_resolution": respect_priority_in_resolution}
         # Held while a batch is applied and committed: readers see committed state only.
         self._lock = threading.RLock()
         with self._lock:
-            self._recover()
+            self._recover(progress)
         _tune_garbage_collector()
 
     # -- recovery -------------------------------------------------------------------------
 
-    def _recover(self) -> None:
+    def _recover(self, progress: RecoveryProgress | None = None) -> None:
         self.ledger = Ledger()
         self.participants: dict[str, Participant] = {}
         self.accounts: dict[int, Account] = {}
@@ -136,10 +143,15 @@ class Engine(PaymentOperations):
             self.ledger.set_blocked(account.id, blocked)
         self._last_timestamp_us = 0
         self._journal_count = 0
+        journal_total = self.store.last_seq() if progress is not None else 0
         for _, entry in self.store.journal():
             self.ledger.replay(entry)
             self._last_timestamp_us = max(self._last_timestamp_us, entry.timestamp_us)
             self._journal_count += 1
+            if progress is not None and not self._journal_count % RECOVERY_PROGRESS_EVERY:
+                progress("journal entries", self._journal_count, journal_total)
+        if progress is not None:
+            progress("journal entries", self._journal_count, self._journal_count)
         for record in self.store.rejections():
             self.ledger.remember_rejection(record)
             self._last_timestamp_us = max(self._last_timestamp_us, record.timestamp_us)
@@ -150,7 +162,7 @@ class Engine(PaymentOperations):
         self.idempotency = AnswerIndex(self.store.idempotency_records(),
                                        self.store.idempotency_body)
         self.rtgs = Rtgs(self.ledger, **self._rtgs_settings)
-        self._recover_payments()
+        self._recover_payments(progress)
 
     # -- transfers ------------------------------------------------------------------------
 

@@ -32,6 +32,10 @@ from scopay.domain.rtgs import AccountPolicy, Order, Step
 PAYMENTS_PER_REQUEST_MAX = 8190
 GRIDLOCK_INTERVAL_US = 10_000_000  # multilateral resolution at most this often on heartbeat
 ANSWERS_FORGOTTEN_PER_BEAT_MAX = 100_000  # keeps one heartbeat's commit short
+# Called as the engine recovers, with (what it reads, how many so far, how many in all): a
+# store of millions of payments takes a while to read, and an operator should see it move.
+RecoveryProgress = Callable[[str, int, int], None]
+RECOVERY_PROGRESS_EVERY = 20_000  # records read between two calls
 _new_notice = positional_constructor(Notice)  # a Notice without its frozen __init__'s cost
 
 
@@ -241,12 +245,15 @@ class PaymentOperations:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _recover_payments(self) -> None:
+    def _recover_payments(self, progress: RecoveryProgress | None) -> None:
         self.rtgs.policies.update(self.store.policies())
         self.payments: dict[str, PaymentRecord] = {}
         self._resolved_at_us = 0
         self._instructions: dict[tuple[str, str], str] = {}
-        for record in self.store.payments():
+        total = self.store.payment_count() if progress is not None else 0
+        for count, record in enumerate(self.store.payments(), 1):
+            if progress is not None and not count % RECOVERY_PROGRESS_EVERY:
+                progress("payments", count, total)
             self.payments[record.payment.uetr] = record
             self._last_timestamp_us = max(self._last_timestamp_us, record.history[-1].at_us)
             self._instructions[(record.sender_bic, record.payment.instruction_id)] = (
@@ -257,6 +264,8 @@ class PaymentOperations:
                 self.rtgs.restore_settled(_order_of(record), record.history[-1].at_us)
         if self._last_timestamp_us:
             self.rtgs.restore_day(self._last_timestamp_us)
+        if progress is not None:
+            progress("payments", len(self.payments), len(self.payments))
 
     def _begin(self, now_us: int) -> tuple[_Changes, int]:
         """Start a step: time moves on, so reservations and queues react to it first."""

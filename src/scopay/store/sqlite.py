@@ -502,6 +502,9 @@ class SQLiteStore:
             yield PaymentRecord(payment, row[1], events.get(payment.uetr, []), row[2], row[3],
                                 row[4], priorities[row[5]], row[6], row[7])
 
+    def payment_count(self) -> int:
+        return self._reader().execute("SELECT count(*) FROM payment").fetchone()[0]
+
     def policies(self) -> dict[int, AccountPolicy]:
         found = {}
         for row in self._reader().execute("SELECT * FROM account_policy"):
