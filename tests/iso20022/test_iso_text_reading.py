@@ -224,6 +224,16 @@ def test_a_limited_number_of_prefixes_is_compiled(schemas_unconfigured, monkeypa
             from_text(CUSTOMER_TRANSFER)
 
 
+@pytest.mark.parametrize("created", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-01:00"])
+def test_a_creation_time_beyond_the_utc_calendar_is_read_from_the_tree(schemas_unconfigured,
+                                                                        created):
+    # Its UTC date (for value dating) is before year 1 or after 9999: no date value holds it.
+    data = re.sub(rb"<CreDtTm>[^<]*</CreDtTm>", f"<CreDtTm>{created}</CreDtTm>".encode(),
+                  CUSTOMER_TRANSFER)
+    assert from_text(data) is None
+    assert outcome(parse_pacs008, data) == outcome(from_tree, data)
+
+
 def test_deep_nesting_is_refused_alike():
     deep = "<Envlp>" + "<x>" * DEPTH_MAX + "</x>" * DEPTH_MAX + "</Envlp>"
     data = altered(CUSTOMER_TRANSFER, "</FIToFICstmrCdtTrf>",

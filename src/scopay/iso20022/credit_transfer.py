@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from operator import itemgetter
 
 from lxml import etree
 
@@ -41,6 +42,8 @@ from scopay.iso20022.component import AGENT, Components, add_agent, only_value
 from scopay.iso20022.datatype import (
     AMOUNT_DIGITS_MAX,
     CONTROL_SUM_DIGITS_MAX,
+    DAY_US,
+    EPOCH_ORDINAL,
     NAME_LENGTH_MAX,
     add_amount,
     add_external_code,
@@ -70,7 +73,11 @@ from scopay.iso20022.document import (
     qualified_namespace,
     serialize,
 )
-from scopay.iso20022.model import CreditTransferMessage, control_sum
+from scopay.iso20022.model import (
+    CreditTransferMessage,
+    control_sum,
+    new_credit_transfer_message,
+)
 from scopay.iso20022.pattern import (
     PROLOGUE,
     WHITE,
@@ -92,8 +99,6 @@ from scopay.iso20022.shape import (
 )
 
 TRANSACTIONS_MAX = 10_000  # transactions in one pacs.008/pacs.009 message
-DAY_US = 86_400_000_000
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 NO_TIMES = (None, None, None)
 INTERMEDIARY_AGENTS_MAX = 3  # IntrmyAgt1..3
 
@@ -263,8 +268,8 @@ def check_unique_ids(root: etree._Element, payments: Sequence[Payment]) -> None:
 
 def ids_unique(payments: Sequence[Payment]) -> bool:
     count = len(payments)
-    return (len({p.uetr for p in payments}) == count
-            and len({p.instruction_id for p in payments}) == count)
+    return count < 2 or (len({p.uetr for p in payments}) == count
+                         and len({p.instruction_id for p in payments}) == count)
 
 
 def check_sums(root: etree._Element, header: Fields, amounts: list[tuple[int, str]],
@@ -361,7 +366,7 @@ def payment_times(times: tuple[int | None, int | None, int | None], day: date | 
     itself when neither changes it."""
     earliest, latest, reject_by = times
     if day is not None:
-        start_us = (day.toordinal() - _EPOCH_ORDINAL) * DAY_US
+        start_us = (day.toordinal() - EPOCH_ORDINAL) * DAY_US
         if start_us > created_at_us and (earliest is None or earliest < start_us):
             times = earliest, latest, reject_by = start_us, latest, reject_by
     if expiry_us is not None and (reject_by is None or expiry_us < reject_by):
@@ -438,6 +443,7 @@ class TextReading:
         self._header = self.head.getter(*self.header_paths)
         # What read_transaction gets, in this order.
         self.fields = self.transaction.indexes(*fields, *self.TIMES)
+        self.pick_fields = itemgetter(*self.fields)
 
     def read_header(self, groups: tuple, escaped: bool) -> tuple:
         """(MsgId, CreDtTm, NbOfTxs, CtrlSum, TtlIntrBkSttlmAmt, IntrBkSttlmDt, SttlmMtd,
@@ -447,9 +453,13 @@ class TextReading:
         (message_id, created_at_us, count, control, total, day, method, priority, channel,
          instructing, instructing_bic, instructed, instructed_bic) = values[:13]
         agent_text(instructed, instructed_bic)
+        try:
+            created_on = date_of_us(created_at_us)
+        except ValueError:  # a UTC date before year 1 or after 9999: left to the tree reader
+            raise Unreadable from None
         return (message_id, created_at_us, count, control, total, day, method, priority,
                 channel, agent_text(instructing, instructing_bic),
-                values[13] if len(values) > 13 else None, date_of_us(created_at_us))
+                values[13] if len(values) > 13 else None, created_on)
 
 
 def agent_text(present: bool | None, bic: str | None) -> str | None:
@@ -469,7 +479,6 @@ def text_reading(version: CreditTransferVersion, prefix: str | None,
                  reading: type[TextReading] = TextReading) -> TextReading | None:
     """The expressions of a version for a tag prefix, compiled on first use; None beyond
     PREFIXES_MAX prefixes (such messages are read from the tree)."""
-    prefix = "" if prefix is None else prefix + ":"
     key = (version.message_type, prefix)
     compiled = _readings.get(key)
     if compiled is None:
@@ -478,7 +487,8 @@ def text_reading(version: CreditTransferVersion, prefix: str | None,
             if compiled is None:
                 if sum(known == version.message_type for known, _ in _readings) >= PREFIXES_MAX:
                     return None
-                compiled = _readings[key] = reading(version, prefix)
+                compiled = _readings[key] = reading(
+                    version, "" if prefix is None else prefix + ":")
     return compiled
 
 
@@ -517,13 +527,13 @@ def read_credit_transfer_text(data: bytes, document: etree._Element,
         if header[2] != len(found) or not 0 < len(found) <= TRANSACTIONS_MAX:
             return None
         payments = [read_transaction(values, reading, header)
-                    for values in reading.transaction.rows_of(found, escaped, reading.fields)]
+                    for values in reading.transaction.rows_of(found, escaped, reading.fields,
+                                                              reading.pick_fields)]
         if not sums_agree(header[3], header[4], payments) or not ids_unique(payments):
             return None  # the tree reader refuses it
     except Unreadable:
         return None
-    return CreditTransferMessage(message_id=header[0], created_at_us=header[1],
-                                 payments=tuple(payments), settlement_method=header[6])
+    return new_credit_transfer_message(header[0], header[1], tuple(payments), header[6])
 
 
 def sums_agree(declared: Decimal | None, total: tuple[int, str] | None,
@@ -533,10 +543,14 @@ def sums_agree(declared: Decimal | None, total: tuple[int, str] | None,
     for payment in payments:
         currency = payment.settlement_currency
         minors[currency] = minors.get(currency, 0) + payment.settlement_amount_minor
-    if declared is not None and declared != sum(
-            (Decimal(minor).scaleb(-CURRENCIES[currency].minor_units)
-             for currency, minor in minors.items()), Decimal(0)):
-        return False
+    if declared is not None:
+        if len(minors) == 1:  # the usual case: the declared sum in minor units, exactly
+            [(currency, minor)] = minors.items()
+            if declared.scaleb(CURRENCIES[currency].minor_units) != minor:
+                return False
+        elif declared != sum((Decimal(minor).scaleb(-CURRENCIES[currency].minor_units)
+                              for currency, minor in minors.items()), Decimal(0)):
+            return False
     return total is None or (len(minors) == 1 and minors.get(total[1]) == total[0])
 
 

@@ -40,6 +40,8 @@ RATE_FRACTION_DIGITS_MAX = 10  # BaseOneRate fractionDigits
 CONTROL_SUM_DIGITS_MAX = 18  # DecimalNumber totalDigits
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_ORDINAL = EPOCH.toordinal()
+DAY_US = 86_400_000_000
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 _FORMAT = ReasonCode.INVALID_FILE_FORMAT
@@ -389,7 +391,8 @@ def format_time_us(moment_us: int) -> str:
 
 
 def date_of_us(moment_us: int) -> date:
-    return (EPOCH + moment_us * ONE_MICROSECOND).date()
+    """The UTC date of a moment (ValueError outside years 1 to 9999)."""
+    return date.fromordinal(EPOCH_ORDINAL + moment_us // DAY_US)
 
 
 def add_reason_text(parent: etree._Element, text: str | None) -> None:

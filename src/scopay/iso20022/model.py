@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 
 from scopay.domain.money import format_amount
-from scopay.domain.payment import ChargeBearer, Payment
+from scopay.domain.payment import ChargeBearer, Payment, positional_constructor
 from scopay.iso20022.codes import (
     CancellationStatus,
     EntryStatus,
@@ -48,6 +48,10 @@ class CreditTransferMessage:
     def control_sum(self) -> Decimal:
         return control_sum([(p.settlement_amount_minor, p.settlement_currency)
                             for p in self.payments])
+
+
+# (message_id, created_at_us, payments, settlement_method): the text reader's constructor.
+new_credit_transfer_message = positional_constructor(CreditTransferMessage)
 
 
 @dataclass(frozen=True, slots=True)

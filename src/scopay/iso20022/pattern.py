@@ -210,13 +210,13 @@ class Compiled:
                 values[index] = convert(text)
         return values
 
-    def rows_of(self, found: list[tuple], escaped: bool, indexes: tuple[int, ...]
-                ) -> Iterable[tuple]:
-        """The values at `indexes` (two or more, see indexes()) of many matches, as values_of
-        gives them. Many are converted group by group rather than match by match: each
-        conversion then runs in a loop of its own, which keeps processor caches warm."""
+    def rows_of(self, found: list[tuple], escaped: bool, indexes: tuple[int, ...],
+                pick: Callable[[list], tuple]) -> Iterable[tuple]:
+        """The values at `indexes` (two or more, see indexes(); `pick` is their itemgetter,
+        built once by the caller) of many matches, as values_of gives them. Many are converted
+        group by group rather than match by match: each conversion then runs in a loop of its
+        own, which keeps processor caches warm."""
         if len(found) < _BY_GROUP_FROM:
-            pick = itemgetter(*indexes)
             return [pick(self.values_of(groups, escaped)) for groups in found]
         columns: list[Iterable] = list(zip(*found, strict=True))  # one tuple per group
         repeating = self._repeating

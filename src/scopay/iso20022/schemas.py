@@ -35,7 +35,9 @@ def schema_for(message_type: str) -> etree.XMLSchema | None:
     if not directory:
         return None
     # A validator keeps its error log between calls: one per thread, so threads never mix logs.
-    cache: dict[tuple[str, str], etree.XMLSchema] = _local.__dict__.setdefault("schemas", {})
+    cache: dict[tuple[str, str], etree.XMLSchema] | None = getattr(_local, "schemas", None)
+    if cache is None:
+        cache = _local.schemas = {}
     schema = cache.get((directory, message_type))
     if schema is None:
         assert MESSAGE_TYPE_PATTERN.fullmatch(message_type), f"not a message type: {message_type!r}"
