@@ -117,6 +117,21 @@ def test_gridlock_prefers_two_smaller_payments_over_one_larger_when_they_settle_
     assert resolution.value_minor == 90 == find_optimum(balances, floors, queue)
 
 
+def test_short_account_gives_up_payments_to_creditors_with_room_rather_than_overdraw_one() -> None:
+    # Rounding leaves A 21 short; it takes back P6, and B, 119 short then, gives up P2 and P5
+    # (120) but keeps P1: A then has the room for the P4 that C, overdrawn by 3, pulls in.
+    # Giving up all it owed A and P5 (131), the cheapest repair by one payment more, left A
+    # short of P4, and only P1 settled. P1 + P3 + P4 is the optimum.
+    balances, floors = {A: 36, B: 12, C: 17}, {A: 0, B: 0, C: 0}
+    queue = [pay("P1", B, A, 11), pay("P2", B, A, 59), pay("P3", C, A, 20), pay("P4", A, C, 60),
+             pay("P5", B, C, 61), pay("P6", A, B, 147)]
+
+    resolution = resolve_gridlock(balances, floors, queue)
+
+    assert resolution.settle == ("P1", "P3", "P4")
+    assert resolution.value_minor == 91 == find_optimum(balances, floors, queue)
+
+
 def test_credit_line_counts_as_room_below_a_zero_balance() -> None:
     balances, floors = {A: 0, B: 0}, {A: -100, B: 0}
     queue = [pay("P1", A, B, 100), pay("P2", A, B, 1)]

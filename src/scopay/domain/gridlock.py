@@ -23,7 +23,8 @@ How (docs/settlement.md, "Gridlock resolution", has the long version):
 4. Repair: a short account is paid a waiting payment if its debtor can make room for it
    cheaply; else it takes back the least value owed to creditors who can lose it; failing
    that, what costs least counting OVERDRAFT_WEIGHT per unit it overdraws a creditor: one
-   payment, or those safe ones and one more (the creditor may become short in turn).
+   payment, or those safe ones and one more (the creditor may become short in turn), or
+   (plain mode) the least owed to the creditors with the most room first.
 5. Fill again, then exchange: a waiting payment enters when taking back smaller settled
    payments of the same debtor, whose creditors have the room, frees enough room for it.
 6. A queue of at most SHORT_QUEUE_PAYMENTS_MAX payments is also settled greedily (largest
@@ -44,7 +45,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import compress, repeat
+from itertools import accumulate, compress, repeat
 from operator import add, eq, itemgetter, lt, mul, ne
 
 ITERATIONS_MAX = 10_000  # flow phases + exchange rounds; each costs O(pairs) or O(payments)
@@ -796,7 +797,11 @@ class _State:
         (nothing cascades). Else the cheapest of: one payment among the smallest that clear
         the shortfall, or all those safe ones and one more for the rest; the cost is the
         value taken back plus OVERDRAFT_WEIGHT times what the last one overdraws its
-        creditor, who must take back in turn. The largest, when nothing clears it."""
+        creditor, who must take back in turn. The largest, when nothing clears it. Without
+        priority, also what `spread_take_back` finds, if it costs less (counted per
+        creditor): several smaller payments overshoot the shortfall less than the one that
+        clears it. With priority that moved single results too far both ways
+        (docs/settlement.md)."""
         keys = self.sent_keys[i][self.top_sent_level(i)]
         assert keys, "a short account always has a settled outgoing payment"
         creditor, room, amount = self.problem.creditor, self.room, self.amount
@@ -818,7 +823,36 @@ class _State:
                 cost = base_value + amount[k] + OVERDRAFT_WEIGHT * max(0, overdraft)
                 if best_cost is None or cost < best_cost:
                     best, best_cost = [*base, k], cost
+        if self.levels_count > 1:
+            return best
+        spread = self.spread_take_back(keys, need)
+        if spread and self.cost_take_back(spread) < self.cost_take_back(best):
+            return spread
         return best
+
+    def spread_take_back(self, keys: list[int], need: int) -> list[int]:
+        """Payments among `keys` worth at least `need`, owed to the creditors with the most
+        room first (per creditor the smaller first), then trimmed to little more than `need`;
+        none if all of them are not worth `need`."""
+        creditor, room, amount = self.problem.creditor, self.room, self.amount
+        rooms = [room[j] for j in map(creditor.__getitem__, keys)]
+        order = sorted(range(len(keys)), key=rooms.__getitem__, reverse=True)  # stable
+        chosen = list(map(keys.__getitem__, order))
+        position = bisect_left(list(accumulate(map(amount.__getitem__, chosen))), need)
+        if position == len(chosen):
+            return []
+        del chosen[position + 1 :]
+        chosen.sort(key=amount.__getitem__, reverse=True)
+        return cut_at_least(amount, chosen, need)
+
+    def cost_take_back(self, keys: list[int]) -> int:
+        """Value taken back plus OVERDRAFT_WEIGHT per unit it overdraws the creditors."""
+        creditor, room, amount = self.problem.creditor, self.room, self.amount
+        lost: dict[int, int] = {}
+        for k in keys:
+            lost[creditor[k]] = lost.get(creditor[k], 0) + amount[k]
+        overdraft = sum(max(0, value - max(room[j], 0)) for j, value in lost.items())
+        return sum(map(amount.__getitem__, keys)) + OVERDRAFT_WEIGHT * overdraft
 
     def fill(self, accounts: list[int] | None = None) -> None:
         """Accounts with room settle their waiting payments, largest that fits first; a
