@@ -65,3 +65,20 @@ def test_suspended_bank_cannot_pay_and_is_reinstated(live_server):
         accepted = bank.post("/v1/payments", json=pay())
     assert refused.status_code == 403
     assert accepted.status_code == 201 and accepted.json()["status"] == "settled"
+
+
+def test_suspending_or_reinstating_an_unknown_participant_is_not_found(live_server):
+    with live_server.client(OPERATOR) as operator:
+        for action in ("suspend", "reinstate"):
+            answer = operator.post(f"/v1/participants/ZZZZCNX0/{action}")
+            assert answer.status_code == 404, answer.text
+            assert answer.json()["type"] == "/problems/not-found"
+
+
+def test_an_unknown_route_is_not_found_in_the_documented_shape(live_server):
+    with live_server.client(BANK_A) as bank:
+        answer = bank.get("/v1/no-such-route")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert (answer.json()["type"], answer.json()["title"]) == ("/problems/not-found",
+                                                               "Not found")

@@ -74,6 +74,25 @@ def test_transfer_settles_and_resubmission_returns_the_first_outcome(live_server
     assert seen.json()["timestamp_us"] == first.json()["timestamp_us"]
 
 
+def test_transfers_with_a_slash_in_their_id_are_found_by_it(live_server):
+    with live_server.client(BANK_A) as client:
+        assert client.post("/v1/transfers", json=transfer_body(
+            live_server, "invoice/2026/7", "1.00")).status_code == 201
+        escaped = client.get("/v1/transfers/invoice%2F2026%2F7")
+        plain = client.get("/v1/transfers/invoice/2026/7")
+        payment = client.post("/v1/payments", json={
+            "uetr": "0b0d8d1e-2a57-4c1e-9e52-6a1f0c3c7a11", "instruction_id": "SLASH-1",
+            "end_to_end_id": "SLASH-1", "debtor_agent": BANK_A, "creditor_agent": BANK_B,
+            "debtor": {"name": "A"}, "creditor": {"name": "B"}, "amount": "1.00",
+            "currency": "CNY"})
+        assert payment.json()["status"] == "settled", payment.text
+        settled_payment = client.get("/v1/transfers/pay/0b0d8d1e-2a57-4c1e-9e52-6a1f0c3c7a11")
+    assert escaped.status_code == plain.status_code == 200, escaped.text
+    assert escaped.json()["id"] == plain.json()["id"] == "invoice/2026/7"
+    assert settled_payment.status_code == 200, settled_payment.text
+    assert settled_payment.json()["id"] == "pay/0b0d8d1e-2a57-4c1e-9e52-6a1f0c3c7a11"
+
+
 def test_participant_cannot_debit_a_foreign_account(live_server):
     body = transfer_body(live_server, "steal-1", debit=BANK_B, credit=BANK_A)
     before = balances(live_server)

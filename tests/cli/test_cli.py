@@ -166,3 +166,14 @@ def test_iso_validate_accepts_a_valid_message_and_names_the_reason_for_a_bad_one
     refused = runner.invoke(app, ["iso", "validate", str(bad)])
     assert refused.exit_code == 1 and "FF01" in refused.output
     assert "root:" not in refused.output
+
+
+@pytest.mark.parametrize("command", [["balances"], ["reconcile"], ["audit", "verify"],
+                                     ["transfer", "11", "12", "1.00", "CNY"]])
+def test_a_database_of_a_newer_scopay_is_refused_in_one_line(db, command):
+    with sqlite3.connect(db) as raw:
+        raw.execute("INSERT INTO schema_migration VALUES (9999)")
+    result = runner.invoke(app, [*command, "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    assert "newer scopay" in words(result.output) and "upgrade scopay" in words(result.output)

@@ -109,3 +109,30 @@ def test_served_transfers_survive_sigkill_of_the_server(tmp_path):
             "SELECT count(*) FROM journal WHERE id LIKE 'DEMACNX0:w%'").fetchone()[0]
     moved_minor = 10_000_000_00 - int(balance["balance"].replace(".", ""))
     assert moved_minor == settled >= len(acknowledged)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_server_cleanly_with_a_checkpoint_of_the_last_entry(tmp_path):
+    db = tmp_path / "stopped.db"
+    subprocess.run([str(SCOPAY), "init", "--db", str(db)], check=True, capture_output=True)
+    bank_key = tmp_path / "bank.key"
+    subprocess.run([str(SCOPAY), "keys", "issue", "DEMACNX0", "--out", str(bank_key), "--db",
+                    str(db)], check=True, capture_output=True)
+    port = free_port()
+    server = start_server(db, port)
+    try:
+        with ScopayClient(f"http://127.0.0.1:{port}", read_key_file(bank_key)) as client:
+            answer = client.post("/v1/transfers", json={
+                "id": "before-sigterm", "debit_account_id": 11, "credit_account_id": 12,
+                "amount": "0.01", "currency": "CNY"})
+            assert answer.status_code == 201, answer.text
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    finally:
+        server.kill()
+        server.wait()
+    with sqlite3.connect(db) as raw:
+        last_seq = raw.execute("SELECT max(seq) FROM journal").fetchone()[0]
+        checkpoint = raw.execute("SELECT as_of_seq FROM checkpoint").fetchall()
+    assert checkpoint == [(last_seq,)], "the server stopped without its checkpoint"
+    assert "Traceback" not in server.stderr.read().decode()

@@ -2,6 +2,7 @@
 
 import uuid
 
+from scopay.domain.participant import Status
 from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
 from scopay.domain.rejection import Rejection
 from scopay.engine import engine as engine_module
@@ -218,3 +219,17 @@ def test_recovery_reports_its_progress_up_to_every_entry_and_payment(engine, net
     assert by_kind["payments"] == [(3, 7), (6, 7), (7, 7)] and payments_count == 7
     dones = [done for done, _ in by_kind["journal entries"]]
     assert dones == sorted(dones) and len(dones) == journal_entries // 3 + 1
+
+
+def test_payment_to_or_from_a_suspended_agent_is_refused_as_blocked_not_unknown(engine, network):
+    t = network.funded_at_us
+    engine.set_participant_status(ABOC, Status.SUSPENDED, t + 1)
+    (to_suspended,) = engine.submit_payments(ICBK, [payment(ICBK, ABOC, 1)], t + 2)
+    assert (to_suspended.status, to_suspended.reason) == (
+        PaymentStatus.REJECTED, Rejection.CREDIT_ACCOUNT_BLOCKED)
+    engine.set_participant_status(ABOC, Status.ACTIVE, t + 3)
+    engine.set_participant_status(ICBK, Status.SUSPENDED, t + 3)
+    (from_suspended,) = engine.submit_payments(ICBK, [payment(ICBK, ABOC, 1)], t + 4)
+    assert from_suspended.reason == Rejection.DEBIT_ACCOUNT_BLOCKED
+    (to_nobody,) = engine.submit_payments(ABOC, [payment(ABOC, "ZZZZCNX0", 1)], t + 5)
+    assert to_nobody.reason == Rejection.CREDITOR_AGENT_UNKNOWN

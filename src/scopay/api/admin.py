@@ -65,6 +65,7 @@ async def admit_participant(body: ParticipantIn, caller: Caller,
 async def suspend_participant(bic: str, caller: Caller, request: Request) -> None:
     """Suspend a participant: its accounts are blocked, its keys stop working for payments."""
     _operator_only(caller)
+    _known_participant(request, bic)
     await _run(request, lambda e, now: e.set_participant_status(bic, Status.SUSPENDED, now))
 
 
@@ -72,7 +73,13 @@ async def suspend_participant(bic: str, caller: Caller, request: Request) -> Non
              responses=_ANSWERS)
 async def reinstate_participant(bic: str, caller: Caller, request: Request) -> None:
     _operator_only(caller)
+    _known_participant(request, bic)
     await _run(request, lambda e, now: e.set_participant_status(bic, Status.ACTIVE, now))
+
+
+def _known_participant(request: Request, bic: str) -> None:
+    if bic not in _runner(request).engine.participants:
+        raise ApiError(404, "Not found", f"no participant {bic}")
 
 
 @router.post("/v1/accounts", response_model=BalanceOut, status_code=201, tags=["operator"],

@@ -8,6 +8,7 @@ Errors are RFC 9457 problem details (application/problem+json).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -52,14 +53,20 @@ REQUEST_BYTES_MAX = 4 * 1024 * 1024
 _RESOLUTIONS = (TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
 
 
-def create_app(runner: Runner, direct_routes: bool = True) -> FastAPI:
+def create_app(runner: Runner, direct_routes: bool = True,
+               on_shutdown: Callable[[], None] | None = None) -> FastAPI:
     """The API over the runner. With `direct_routes` the guard answers the hottest routes
-    itself (api/payments.py DIRECT_ROUTES); without, they go through FastAPI like the rest."""
+    itself (api/payments.py DIRECT_ROUTES); without, they go through FastAPI like the rest.
+    `on_shutdown` runs once the server has stopped taking requests, before it exits."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         if isinstance(runner, LoopRunner):
             runner.attach(asyncio.get_running_loop())  # the engine runs on the server's loop
         yield
+        if on_shutdown is not None:
+            # Here, not after the server returns: on SIGTERM uvicorn re-raises the signal
+            # once it has shut down, and the process ends there.
+            on_shutdown()
 
     app = FastAPI(
         title="scopay", version=__version__, lifespan=lifespan,
@@ -131,7 +138,8 @@ def create_app(runner: Runner, direct_routes: bool = True) -> FastAPI:
         transfers = [_authorised_transfer(engine, caller, item) for item in body.transfers]
         return [_transfer_out(o, caller) for o in await _submit(runner, transfers)]
 
-    @app.get("/v1/transfers/{transfer_id}", response_model=TransferOut, tags=["transfers"],
+    # `:path`: ids may hold a '/' (a payment's transfer is pay/<uetr>), sent as is or as %2F
+    @app.get("/v1/transfers/{transfer_id:path}", response_model=TransferOut, tags=["transfers"],
              responses={401: PROBLEM, 404: PROBLEM})
     def get_transfer(transfer_id: str, caller: Caller) -> TransferOut:
         """One of the caller's own transfers by its id, or any settled transfer on an
@@ -213,6 +221,8 @@ _COMMON_PROBLEMS = {
     "503": "scopay is at capacity; retry shortly",
 }
 _XML_ROUTES = ("/v1/iso20022",)
+# Titles (and so problem types) of the answers Starlette gives itself, as routes give them.
+_HTTP_ERROR_TITLES = {404: "Not found", 405: "Method not allowed", 422: "Invalid request"}
 
 
 def _openapi(app: FastAPI) -> dict:
@@ -254,7 +264,7 @@ def _install_error_handlers(app: FastAPI, direct: dict) -> None:
     async def on_http_error(_request: Request, error: StarletteHTTPException) -> Response:
         # A body FastAPI could not even decode is invalid input like any other: 422.
         status = 422 if error.status_code == 400 else error.status_code
-        title = "Invalid request" if status == 422 else "Refused"
+        title = _HTTP_ERROR_TITLES.get(status, "Refused")
         return problem(status, title, str(error.detail))
 
     @app.exception_handler(RequestValidationError)

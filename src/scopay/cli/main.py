@@ -36,7 +36,7 @@ from scopay.domain.rejection import REJECTION_TEXT
 from scopay.engine.engine import CommandRefused, Engine
 from scopay.engine.payments import RecoveryProgress
 from scopay.reference.network import OPERATOR_BIC, plan_reference_network
-from scopay.store.sqlite import SQLiteStore, StoreLockedError
+from scopay.store.sqlite import SchemaTooNewError, SQLiteStore, StoreLockedError
 
 app = typer.Typer(
     help="scopay: payment and settlement between the SCO states in their own currencies.",
@@ -71,7 +71,16 @@ def reading(db: Path) -> SQLiteStore:
     if not db.is_file():
         err.print(f"[red]no scopay database at {db}[/red]: `scopay init --db {db}` makes one.")
         raise typer.Exit(2)
-    return SQLiteStore(db, lock=False)
+    return open_store(db, lock=False)
+
+
+def open_store(db: Path, *, lock: bool) -> SQLiteStore:
+    """The store, or exit 2 with one line when this scopay is too old to read it."""
+    try:
+        return SQLiteStore(db, lock=lock)
+    except SchemaTooNewError as error:
+        err.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
 
 
 def reading_engine(db: Path) -> Engine:
@@ -103,7 +112,7 @@ def recovery_progress() -> Iterator[RecoveryProgress | None]:
 def open_engine(db: Path, **settings: bool) -> Engine:
     try:
         with recovery_progress() as progress:
-            return Engine(SQLiteStore(db), progress=progress, **settings)
+            return Engine(open_store(db, lock=True), progress=progress, **settings)
     except StoreLockedError as error:
         err.print(f"[red]{error}[/red]: stop `scopay serve` first, or use the HTTP API.")
         raise typer.Exit(2) from None
@@ -191,13 +200,24 @@ def serve(db: DbOption = DEFAULT_DB,
     engine = open_engine(db, bypass_fifo_normal=bypass_fifo,
                          respect_priority_in_resolution=priority_in_resolution)
     runner = LoopRunner(engine, now_us).start(heartbeat_s=HEARTBEAT_S)
+    stopped = False
+
+    def stop() -> None:
+        """Stop the engine with a checkpoint, once: at the server's shutdown (Ctrl-C or
+        SIGTERM), or after it returns if it never started."""
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            runner.stop()
+            engine.checkpoint(now_us())
+            engine.close()
+
     console.print(f"scopay on http://{host}:{port} (API docs /docs), database {db}")
     try:
-        uvicorn.run(create_app(runner), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(runner, on_shutdown=stop), host=host, port=port,
+                    log_level="warning")
     finally:
-        runner.stop()
-        engine.checkpoint(now_us())
-        engine.close()
+        stop()
 
 
 @app.command()

@@ -309,11 +309,16 @@ class PaymentOperations:
         if payment.settlement_currency not in CURRENCIES:
             return Rejection.CURRENCY_UNKNOWN
         accounts = []
-        for bic, unknown in ((payment.debtor_agent, Rejection.DEBTOR_AGENT_UNKNOWN),
-                             (payment.creditor_agent, Rejection.CREDITOR_AGENT_UNKNOWN)):
+        for bic, unknown, blocked in (
+                (payment.debtor_agent, Rejection.DEBTOR_AGENT_UNKNOWN,
+                 Rejection.DEBIT_ACCOUNT_BLOCKED),
+                (payment.creditor_agent, Rejection.CREDITOR_AGENT_UNKNOWN,
+                 Rejection.CREDIT_ACCOUNT_BLOCKED)):
             participant = self.participants.get(bic)
-            if participant is None or participant.status != Status.ACTIVE:
+            if participant is None:
                 return unknown
+            if participant.status != Status.ACTIVE:  # suspended: its accounts are blocked
+                return blocked
             holder = self._sponsor_of(bic) or bic  # an indirect settles on its sponsor's
             account = self._settlement_account(holder, payment.settlement_currency)
             if account is None:

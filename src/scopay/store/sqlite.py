@@ -56,6 +56,10 @@ class StoreLockedError(RuntimeError):
     """Another process holds this database for writing."""
 
 
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer scopay: this one must not read or change it."""
+
+
 LOCK_WAIT_S = 5.0  # how long a connection waits for another's lock (sqlite3's default)
 
 
@@ -193,7 +197,7 @@ class SQLiteStore:
         known = migrations()
         newest = max(version for version, _ in known)
         if applied and max(applied) > newest:
-            raise RuntimeError(f"{self.path} has schema version {max(applied)}, from a newer "
+            raise SchemaTooNewError(f"{self.path} has schema version {max(applied)}, from a newer "
                                f"scopay; this one knows up to {newest}: upgrade scopay")
         for version, sql in known:
             if version in applied:
