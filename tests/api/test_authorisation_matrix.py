@@ -395,7 +395,7 @@ MATRIX: list[Row] = [
 ]
 
 for _action, _body in (("cancel", None), ("priority", {"priority": "high"}),
-                       ("move", {"to": "front"})):
+                       ("move", {"to": "front"}), ("times", {"latest": None})):
     _cleanup = None if _action == "cancel" else cancel_payment
     MATRIX += row_set(
         f"POST /v1/payments/{{uetr}}/{_action}",
@@ -635,7 +635,7 @@ def auditor_rows() -> list[Row]:
            lambda w, a=action, b=body: Call("POST", f"/v1/payments/{w.b_queued}/{a}", b),
            None, None, False, None)
           for action, body in (("cancel", None), ("priority", {"priority": "high"}),
-                               ("move", {"to": "front"}))],
+                               ("move", {"to": "front"}), ("times", {"latest": None}))],
         ("GET /v1/queue", 200, get("/v1/queue"), None, lists_the_foreign_queued_payment,
          False, None),
         ("POST /v1/gridlock/resolve", 403, lambda w: Call("POST", "/v1/gridlock/resolve"),

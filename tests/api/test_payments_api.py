@@ -151,3 +151,41 @@ def test_a_sponsor_tracks_the_payments_of_the_indirect_participant_it_settles_fo
         assert [n["kind"] for n in notices] == ["incoming_payment"]
         message = sponsor.get(f"/v1/mailbox/{notices[0]['seq']}/message")
     assert message.status_code == 200 and b"pacs.008" in message.content
+
+
+def test_sender_changes_a_queued_payments_times_and_a_past_reject_by_rejects_it(live_server):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    day_end = now.replace(hour=23, minute=59, second=59)
+    body = payment("90000000.00")
+    uetr = body["uetr"]
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        assert a.post("/v1/payments", json=body).json()["status"] == "queued"
+        changed = a.post(f"/v1/payments/{uetr}/times",
+                         json={"latest": day_end.isoformat(), "reject_by": day_end.isoformat()})
+        tracked = b.get(f"/v1/payments/{uetr}").json()
+        refused = [
+            a.post(f"/v1/payments/{uetr}/times", json={"latest": "2026-11-29T10:00:00"}),
+            a.post(f"/v1/payments/{uetr}/times", json={
+                "latest": now.isoformat(), "reject_by": (now + timedelta(days=1)).isoformat()}),
+            a.post(f"/v1/payments/{uetr}/times", json={"latest": None, "earliest": None}),
+            b.post(f"/v1/payments/{uetr}/times", json={"latest": None}),
+        ]
+        unchanged = a.get(f"/v1/payments/{uetr}").json()
+        cleared = a.post(f"/v1/payments/{uetr}/times", json={}).json()
+        past = a.post(f"/v1/payments/{uetr}/times",
+                      json={"reject_by": (now - timedelta(seconds=1)).isoformat()}).json()
+        settled = payment("1.00")
+        a.post("/v1/payments", json=settled)
+        too_late = a.post(f"/v1/payments/{settled['uetr']}/times", json={})
+    assert changed.status_code == 200, changed.text
+    expected = day_end.isoformat().replace("+00:00", "Z")
+    assert (changed.json()["latest"], changed.json()["reject_by"]) == (expected, expected)
+    assert (tracked["latest"], tracked["reject_by"]) == (expected, expected)
+    assert [r.status_code for r in refused] == [422, 422, 422, 403]
+    assert (unchanged["latest"], unchanged["reject_by"]) == (expected, expected)
+    assert (cleared["status"], cleared["latest"], cleared["reject_by"]) == ("queued", None, None)
+    if now.date() == (now - timedelta(seconds=1)).date():  # not at midnight: one UTC date
+        assert (past["status"], past["reason"]) == ("rejected", "reject_time_passed")
+    assert too_late.status_code == 409

@@ -33,6 +33,7 @@ from scopay.api.schemas import (
     PaymentOut,
     PolicyIn,
     PriorityIn,
+    TimesIn,
 )
 from scopay.api.security import ANSWER_KEPT_STATE, IDEMPOTENCY_STATE, Caller
 from scopay.domain.mailbox import MAILBOX_PAGE_MAX
@@ -194,6 +195,21 @@ async def move_payment(uetr: str, body: MoveIn, caller: Caller, request: Request
                          lambda e, now: e.move_payment(uetr, to_front, now))
 
 
+@router.post("/v1/payments/{uetr}/times", response_model=PaymentOut, tags=["payments"],
+             responses=_ANSWERS)
+async def set_payment_times(uetr: str, body: TimesIn, caller: Caller,
+                            request: Request) -> dict:
+    """Change a queued payment's latest settlement time and its reject-by time (both are
+    replaced; null clears one). A reject-by time already past rejects it at once."""
+    payment = _managed_payment(_runner(request), caller, uetr)
+    latest_us, reject_by_us = _micros(body.latest), _micros(body.reject_by)
+    if not on_one_date((payment.earliest_us, latest_us, reject_by_us)):
+        raise ApiError(422, "Invalid request", "latest and reject_by must fall on one UTC "
+                       "date, that of the payment's earliest time if it has one")
+    return await _manage(request, caller, uetr, lambda e, now: e.set_payment_times(
+        uetr, latest_us, reject_by_us, now), payment)
+
+
 @router.get("/v1/queue", response_model=list[PaymentOut], tags=["payments"],
             responses=_ANSWERS)
 def list_queue(caller: Caller, request: Request) -> list[dict]:
@@ -315,16 +331,25 @@ async def _submit(runner: Runner, caller: auth.Caller, payments: list[Payment],
     return await asyncio.wrap_future(future)
 
 
-async def _manage(request: Request, caller: auth.Caller, uetr: str, command) -> dict:
+async def _manage(request: Request, caller: auth.Caller, uetr: str, command,
+                  payment: Payment | None = None) -> dict:
+    """Run a queue command on a payment the caller manages (`payment`: already checked)."""
     runner = _runner(request)
-    payment, sender = _visible_payment(runner, caller, uetr)
-    if not auth.may_manage(caller, sender):
-        raise ApiError(403, "Forbidden", "only the sender or the operator manages a payment")
+    if payment is None:
+        payment = _managed_payment(runner, caller, uetr)
     try:
         result = await asyncio.wrap_future(runner.call(command))
     except PaymentRefused as error:
         raise ApiError(409, "Conflict", str(error)) from None
-    return _payment_out(result, payment)
+    record = runner.engine.payment(uetr)
+    return _payment_out(result, payment, (record.latest_us, record.reject_by_us))
+
+
+def _managed_payment(runner: Runner, caller: auth.Caller, uetr: str) -> Payment:
+    payment, sender = _visible_payment(runner, caller, uetr)
+    if not auth.may_manage(caller, sender):
+        raise ApiError(403, "Forbidden", "only the sender or the operator manages a payment")
+    return payment
 
 
 def _visible_payment(runner: Runner, caller: auth.Caller,
@@ -338,21 +363,27 @@ def _visible_payment(runner: Runner, caller: auth.Caller,
     return payment, sender
 
 
-def _payment_out(result: PaymentResult, payment: Payment | None) -> dict:
+def _payment_out(result: PaymentResult, payment: Payment | None,
+                 times: tuple[int | None, int | None] | None = None) -> dict:
     """The answer from the decided outcome's snapshot; a payment refused before it was
-    recorded (a clash with another one's id) has no history."""
+    recorded (a clash with another one's id) has no history. `times`: its latest and
+    reject-by times now, if the queue changed them (else the payment's own)."""
     reason = result.reason.value if result.reason else result.detail
     if payment is None or not result.history:
         return _answer(result.uetr, result.status.value, reason, _iso(result.status),
-                       None, None, None, None, None, [])
-    return _shape(payment, result.history, result.priority or payment.priority)
+                       None, None, None, None, None, None, None, None, [])
+    latest_us, reject_by_us = times or (payment.latest_us, payment.reject_by_us)
+    return _shape(payment, result.history, result.priority or payment.priority, latest_us,
+                  reject_by_us)
 
 
 def _record_out(record: PaymentRecord) -> dict:
-    return _shape(record.payment, tuple(record.history), record.priority)
+    return _shape(record.payment, tuple(record.history), record.priority, record.latest_us,
+                  record.reject_by_us)
 
 
-def _shape(payment: Payment, history, priority: Priority) -> dict:
+def _shape(payment: Payment, history, priority: Priority, latest_us: int | None,
+           reject_by_us: int | None) -> dict:
     """A payment as the API shows it: a PaymentOut as a plain dict, which FastAPI checks
     against the response model, and which the payment posts serialise with pydantic-core
     directly (building the models costs more than settling the payment)."""
@@ -361,18 +392,24 @@ def _shape(payment: Payment, history, priority: Priority) -> dict:
         payment.uetr, last.status.value, last.reason.value if last.reason else last.detail,
         _iso(last.status), payment.debtor_agent, payment.creditor_agent,
         format_amount(payment.settlement_amount_minor, payment.settlement_currency),
-        payment.settlement_currency, priority.value,
+        payment.settlement_currency, priority.value, _time_or_none(payment.earliest_us),
+        _time_or_none(latest_us), _time_or_none(reject_by_us),
         [{"status": c.status.value, "at": _time(c.at_us),
           "reason": c.reason.value if c.reason else None, "detail": c.detail}
          for c in history])
 
 
 def _answer(uetr, status, reason, iso_status, debtor_agent, creditor_agent, amount, currency,
-            priority, history: list[dict]) -> dict:
+            priority, earliest, latest, reject_by, history: list[dict]) -> dict:
     """PaymentOut's fields in PaymentOut's order, so both ways of serialising agree."""
     return {"uetr": uetr, "status": status, "reason": reason, "iso_status": iso_status,
             "debtor_agent": debtor_agent, "creditor_agent": creditor_agent, "amount": amount,
-            "currency": currency, "priority": priority, "history": history}
+            "currency": currency, "priority": priority, "earliest": earliest,
+            "latest": latest, "reject_by": reject_by, "history": history}
+
+
+def _time_or_none(at_us: int | None) -> datetime | None:
+    return None if at_us is None else _time(at_us)
 
 
 def _iso(status: PaymentStatus) -> str | None:

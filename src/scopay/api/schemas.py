@@ -186,6 +186,9 @@ class PaymentOut(BaseModel):
     amount: str | None = None
     currency: str | None = None
     priority: str | None = None
+    earliest: datetime | None = None
+    latest: datetime | None = None
+    reject_by: datetime | None = None
     history: list[StatusChangeOut] = Field(default_factory=list)
 
 
@@ -193,6 +196,16 @@ class PriorityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     priority: str = Field(pattern=r"^(urgent|high|normal)$")
+
+
+class TimesIn(BaseModel):
+    """A queued payment's latest settlement time and reject-by time, both replaced (null:
+    none). With a UTC offset, on the UTC date of its earliest time if it has one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latest: datetime | None = None
+    reject_by: datetime | None = None
 
 
 class MoveIn(BaseModel):
