@@ -132,6 +132,21 @@ def test_short_account_gives_up_payments_to_creditors_with_room_rather_than_over
     assert resolution.value_minor == 91 == find_optimum(balances, floors, queue)
 
 
+def test_repair_that_takes_back_most_of_the_value_is_redone_with_lumpy_pairs_cut_whole() -> None:
+    # The LP cuts 45 of B->C (one payment of 188) and 90 of A->D (one of 123). Rounding keeps
+    # both (nothing fits in those cuts), B and D end short, and repair takes back 385 of the
+    # LP's 396: only P5 + P9 (43) were left. Rounding them the other way, both cut whole,
+    # leaves the optimum.
+    balances, floors = {A: 12, B: 34, C: 39, D: 53}, {A: 0, B: 0, C: 0, D: 0}
+    queue = [pay("P1", B, C, 188), pay("P3", D, C, 15), pay("P4", D, B, 109),
+             pay("P5", D, C, 22), pay("P6", A, D, 123), pay("P7", C, D, 67), pay("P9", D, A, 21)]
+
+    resolution = resolve_gridlock(balances, floors, queue)
+
+    assert resolution.settle == ("P3", "P5", "P7", "P9")
+    assert resolution.value_minor == 125 == find_optimum(balances, floors, queue)
+
+
 def test_credit_line_counts_as_room_below_a_zero_balance() -> None:
     balances, floors = {A: 0, B: 0}, {A: -100, B: 0}
     queue = [pay("P1", A, B, 100), pay("P2", A, B, 1)]

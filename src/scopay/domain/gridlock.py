@@ -29,6 +29,9 @@ How (docs/settlement.md, "Gridlock resolution", has the long version):
    payments of the same debtor, whose creditors have the room, frees enough room for it.
 6. A queue of at most SHORT_QUEUE_PAYMENTS_MAX payments is also settled greedily (largest
    covered payment first), and the greedy result wins if it settles more.
+7. A meltdown (repair took back more than half the LP's value: shortfalls cascaded) is
+   settled again from the same LP, rounded the other way: a tied pair is cut by at least
+   its LP cut, not at most. The better result wins.
 
 With `respect_priority=True` a payment of priority k from debtor D settles only if every
 queued payment of D with a lower priority number (more urgent) settles too; payments of the
@@ -121,22 +124,49 @@ def resolve_gridlock(
 
 def choose_settled(problem: _Problem, budget: _Budget) -> tuple[list[int], int | None]:
     """Indexes of the payments to settle, and the LP bound (None if not reached)."""
-    settled, room, bound_minor = settle_by_lp_duals(problem, budget)
-    state = _State(problem, settled, room)
-    state.close_priority()
-    state.fill()  # first: short accounts get paid what others can now pay them
-    state.repair()
-    state.fill()
-    exchange_payments(state, budget)
-    chosen = list(compress(range(len(settled)), state.settled))
+    room = compute_rooms(problem)
+    lp = solve_lp_flow(problem, room, budget) if min(room) < 0 else None
+    state, taken_back = settle_and_repair(problem, lp, budget, overshoot=False)
+    lp_value = sum(problem.pair_total) - (sum(lp[0]) if lp else 0)
+    if taken_back > lp_value // 2 and lp is not None:
+        # A meltdown: the shortfalls rounding left cascaded round the network. They come from
+        # lumpy pairs cut by less than the LP's cut; cutting those by more is tried instead.
+        other, _ = settle_and_repair(problem, lp, budget, overshoot=True)
+        if sum(compress(problem.amount, other.settled)) > sum(
+            compress(problem.amount, state.settled)
+        ):
+            state = other
+    chosen = list(compress(range(len(state.settled)), state.settled))
     if len(problem.amount) <= SHORT_QUEUE_PAYMENTS_MAX:
         # Integrality dominates short queues, where rounding the LP can lose to the plain
         # greedy; checking costs little there. Longer ones rely on the LP (bench/gridlock.py).
-        greedy = list(compress(range(len(settled)), settle_greedily(problem)))
+        greedy = list(compress(range(len(state.settled)), settle_greedily(problem)))
         value_of = problem.amount.__getitem__
         if sum(map(value_of, greedy)) > sum(map(value_of, chosen)):
             chosen = greedy
-    return chosen, bound_minor
+    if lp is None:
+        return chosen, sum(problem.pair_total)
+    # With priority the flow is weighted (PRIORITY_CUT_COSTS): its value bounds nothing.
+    return chosen, lp_value if lp[2] and not problem.weighted else None
+
+
+def settle_and_repair(
+    problem: _Problem, lp: tuple[list[int], list[int], bool] | None, budget: _Budget,
+    overshoot: bool,
+) -> tuple[_State, int]:
+    """Round the LP (everything settles without one), then fill, repair, fill and
+    exchange; returns the state and the value repair took back."""
+    if lp is None:
+        settled, room = [True] * len(problem.amount), compute_rooms(problem)
+    else:
+        settled, room = round_by_potential(problem, lp[0], lp[1], overshoot)
+    state = _State(problem, settled, room)
+    state.close_priority()
+    state.fill()  # first: short accounts get paid what others can now pay them
+    taken_back = state.repair()
+    state.fill()
+    exchange_payments(state, budget)
+    return state, taken_back
 
 
 def assert_floors_kept(
@@ -273,21 +303,6 @@ class _Budget:
 # --- 1. The LP relaxation as a min-cost flow ---------------------------------------------------
 
 
-def settle_by_lp_duals(
-    problem: _Problem, budget: _Budget
-) -> tuple[list[bool], list[int], int | None]:
-    """Per payment: settled or not; per account: the room left (some may be short: repair
-    follows); and the LP bound (None if the budget ran out before the LP was solved)."""
-    room = compute_rooms(problem)
-    if min(room) >= 0:
-        return [True] * len(problem.amount), room, sum(problem.pair_total)
-    lp_cut, potential, solved = solve_lp_flow(problem, room, budget)
-    # With priority the flow is weighted (PRIORITY_CUT_COSTS): its value bounds nothing.
-    bound = sum(problem.pair_total) - sum(lp_cut) if solved and not problem.weighted else None
-    settled, room = round_by_potential(problem, lp_cut, potential)
-    return settled, room, bound
-
-
 def compute_rooms(problem: _Problem) -> list[int]:
     """Per account: liquidity - net outflow when every queued payment settles."""
     room = list(problem.liquidity)
@@ -325,7 +340,7 @@ def solve_lp_flow(
 
 
 def round_by_potential(
-    problem: _Problem, lp_cut: list[int], potential: list[int]
+    problem: _Problem, lp_cut: list[int], potential: list[int], overshoot: bool
 ) -> tuple[list[bool], list[int]]:
     """Settled flags and the rooms left: pairs the duals condemn are cut, the others kept, and
     the tied ones cut in whole payments, account by account in rising potential. A tied cut
@@ -354,7 +369,8 @@ def round_by_potential(
         if room[i] >= 0 or not tied[i]:
             continue
         spare = list(map(int.__sub__, room, planned))
-        for k in choose_tied_cut(problem, tied[i], lp_cut, -room[i], spare, passes_on):
+        cuts = choose_tied_cut(problem, tied[i], lp_cut, -room[i], spare, passes_on, overshoot)
+        for k in cuts:
             settled[k] = False
             room[i] += amount[k]
             room[creditor[k]] -= amount[k]
@@ -368,7 +384,7 @@ def _set_each(flags: list[bool], indexes: list[int], value: bool) -> None:
 
 def choose_tied_cut(
     problem: _Problem, pairs: list[int], lp_cut: list[int], need: int, spare: list[int],
-    passes_on: list[bool],
+    passes_on: list[bool], overshoot: bool,
 ) -> list[int]:
     """Payments to cut from one account's tied pairs, at least `need` in all if it can: per
     pair up to the LP's cut, then the least extra among those owed to creditors with room to
@@ -386,7 +402,10 @@ def choose_tied_cut(
             cut = members  # all of them fit
         else:
             members = sorted(members, key=amount.__getitem__, reverse=True)
-            cut = fit_largest_first(amount, members, limit)
+            if overshoot:
+                cut = cut_at_least(amount, members, limit)
+            else:
+                cut = fit_largest_first(amount, members, limit)
             taken = set(cut)
             rest += [k for k in members if k not in taken]
         value = sum(map(amount.__getitem__, cut))
@@ -721,11 +740,13 @@ class _State:
                 return level
         return -1
 
-    def repair(self) -> None:
+    def repair(self) -> int:
         """Until no account is below its floor: a short account is paid what its debtors can
-        cheaply make room for (`pull_in`), then takes back payments (`choose_take_back`)."""
+        cheaply make room for (`pull_in`), then takes back payments (`choose_take_back`).
+        Returns the value taken back."""
         short = [i for i, room in enumerate(self.room) if room < 0]
         waiting_in = self.list_waiting_incoming() if short else []
+        taken_back = 0
         while short:
             i = short.pop()
             while self.room[i] < 0 and self.pull_in(i, waiting_in[i]):
@@ -734,8 +755,10 @@ class _State:
                 for k in self.choose_take_back(i):
                     creditor = self.problem.creditor[k]
                     self.unsettle(k)
+                    taken_back += self.amount[k]
                     if self.room[creditor] < 0:
                         short.append(creditor)
+        return taken_back
 
     def list_waiting_incoming(self) -> list[list[int]]:
         """Per account: the waiting payments owed to it, largest first."""
