@@ -3,6 +3,7 @@ every message scopay answers with is valid against the official schema."""
 
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -21,7 +22,8 @@ from scopay.iso20022.model import (
     CreditTransferMessage,
     TransactionCancellation,
 )
-from scopay.iso20022.pacs008 import PACS008_V08, build_pacs008
+from scopay.iso20022.pacs008 import PACS008_V08, PACS008_V13, build_pacs008
+from scopay.iso20022.pacs009 import PACS009_V08, build_pacs009
 
 BANK_A, BANK_B = "DEMACNX0", "DEMBCNX0"
 XML = {"content-type": "application/xml"}
@@ -96,6 +98,63 @@ def test_creditor_fetches_the_incoming_payment_as_a_pacs008(live_server, xsd):
     assert received.payments[0].settlement_amount_minor == 2_500
     assert valid(xsd, "pacs.002.001.10", report.content)
     assert foreign.status_code == 404
+
+
+def forwarded(live_server, body: bytes, uetr: str) -> httpx.Response:
+    """BANK_A posts the message; BANK_B fetches the incoming payment of `uetr`."""
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        answer = a.post("/v1/iso20022", content=body, headers=XML)
+        assert answer.status_code == 200, answer.text
+        notice = next(n for n in b.get("/v1/mailbox", params={"limit": 500}).json()
+                      if n["uetr"] == uetr and n["kind"] == "incoming_payment")
+        return b.get(f"/v1/mailbox/{notice['seq']}/message")
+
+
+def test_a_pacs008_v13_is_forwarded_as_v13_with_its_long_address(live_server, xsd):
+    street = "Улица " + "Б" * 114  # 120 characters: room in .13 (140), none in .08 (70)
+    paid = replace(payment(3_300), creditor=Party(
+        "王芳", address=PostalAddress("CN", "上海", street=street, building_number="12")))
+    incoming = forwarded(live_server, build_pacs008(message(paid), PACS008_V13), paid.uetr)
+    assert incoming.status_code == 200, incoming.text
+    assert valid(xsd, PACS008_V13, incoming.content)
+    message_type, received = parse_message(incoming.content)
+    assert message_type == PACS008_V13
+    assert received.payments[0].uetr == paid.uetr
+    assert received.payments[0].creditor.address.street == street
+
+
+def test_a_pacs009_is_forwarded_as_a_pacs009(live_server, xsd):
+    transfer = Payment(str(uuid.uuid4()), uuid.uuid4().hex[:16], "E2E-" + uuid.uuid4().hex[:8],
+                       BANK_A, BANK_B, Party("Demo Bank A", address=PostalAddress("CN", "北京")),
+                       Party("Demo Bank B"), 7_700, "CNY")
+    incoming = forwarded(live_server, build_pacs009(message(transfer)), transfer.uetr)
+    assert incoming.status_code == 200, incoming.text
+    assert valid(xsd, PACS009_V08, incoming.content)
+    message_type, received = parse_message(incoming.content)
+    assert message_type == PACS009_V08
+    got = received.payments[0]
+    assert (got.uetr, got.debtor_agent, got.creditor_agent) == (transfer.uetr, BANK_A, BANK_B)
+    assert (got.debtor.name, got.creditor.name) == ("Demo Bank A", "Demo Bank B")
+    assert got.settlement_amount_minor == 7_700
+
+
+def test_an_incoming_payment_that_cannot_be_written_is_a_problem_not_a_server_error(
+        live_server):
+    """A payment entered at the engine with what no pacs.008.001.08 holds (the API refuses
+    it at the door): the fetch says so, on every retry, and the notice stays."""
+    unwritable = replace(payment(1_100), creditor=Party("王芳", address=PostalAddress(
+        "CN", "上海", street="S" * 120)))
+    (result,) = live_server.engine.submit_payments(BANK_A, [unwritable],
+                                                   time.time_ns() // 1000)
+    assert result.status.value == "settled"
+    with live_server.client(BANK_B) as b:
+        notice = next(n for n in b.get("/v1/mailbox", params={"limit": 500}).json()
+                      if n["uetr"] == unwritable.uetr)
+        answers = [b.get(f"/v1/mailbox/{notice['seq']}/message") for _ in range(2)]
+    for answer in answers:
+        assert answer.status_code == 422
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert "cannot be written as pacs.008.001.08" in answer.json()["detail"]
 
 
 def send_then_cancel(live_server, sent: Payment, *uetrs: str):

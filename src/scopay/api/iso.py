@@ -12,6 +12,8 @@ and the engine.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from xml.sax.saxutils import escape
@@ -50,7 +52,8 @@ from scopay.iso20022.model import (
     TransactionStatusReport,
 )
 from scopay.iso20022.pacs002 import build_pacs002
-from scopay.iso20022.pacs008 import PACS008_V08, build_pacs008
+from scopay.iso20022.pacs008 import PACS008_V08, PACS008_V13, build_pacs008
+from scopay.iso20022.pacs009 import PACS009_V08, build_pacs009
 from scopay.iso20022.parsing import MessageRefused
 
 router = APIRouter()
@@ -94,7 +97,7 @@ async def post_message(request: Request, caller: Caller) -> Response:
             response_class=Response)
 def fetch_message(seq: SeqPath, caller: Caller, request: Request) -> Response:
     """A mailbox notice as its ISO 20022 message: a status report (pacs.002) or the incoming
-    payment itself (pacs.008)."""
+    payment itself, in the message it came in (pacs.008 .08 or .13, pacs.009)."""
     engine = _runner(request).engine
     found = [entry for entry in engine.store.mailbox(caller.participant.bic, seq - 1, 1,
                                                      include_acknowledged=True)
@@ -106,9 +109,7 @@ def fetch_message(seq: SeqPath, caller: Caller, request: Request) -> Response:
     if record is None:
         raise ApiError(404, "Not found", f"message {seq} is about no payment")
     if notice.kind == "incoming_payment":
-        message = CreditTransferMessage(f"SCOPAY{seq}", notice.created_us,
-                                        (replace(record.payment, message_id=None),))
-        return Response(build_pacs008(message, PACS008_V08), media_type=XML)
+        return Response(_forwarded(seq, notice.created_us, record.payment), media_type=XML)
     history = next((c for c in record.history if c.status.value == notice.status),
                    record.history[-1])
     result = PaymentResult(record.payment.uetr, history.status, history.reason, history.detail)
@@ -207,6 +208,33 @@ def _transaction_status(message_id: str, message_type: str, payment: Payment,
         original_uetr=payment.uetr, original_end_to_end_id=payment.end_to_end_id,
         original_instruction_id=payment.instruction_id,
         reason_code=None if code is None else code.value, reason_text=text)
+
+
+def _forwarded(seq: int, created_us: int, payment: Payment) -> bytes:
+    """The incoming payment as the creditor agent receives it: in the message type and
+    version it came in (a JSON payment, which came in none, as a pacs.008.001.08). What
+    cannot be written is a clear refusal, not a server error: a retry would fail alike."""
+    message_type = payment.message_type or PACS008_V08
+    build = _FORWARDERS.get(message_type)
+    message = CreditTransferMessage(f"SCOPAY{seq}", created_us,
+                                    (replace(payment, message_id=None),))
+    try:
+        if build is not None:
+            return build(message)
+        problem = "scopay writes no such message"
+    except ValueError as error:  # a value the message type has no room for
+        problem = str(error)
+    raise ApiError(422, "Message cannot be written",
+                   f"message {seq}: payment {payment.uetr} cannot be written as {message_type} "
+                   f"({problem}); GET /v1/payments/{payment.uetr} shows it")
+
+
+# The builder of each message type a payment may come in, to forward it as it came.
+_FORWARDERS: dict[str, Callable[[CreditTransferMessage], bytes]] = {
+    PACS008_V08: functools.partial(build_pacs008, message_type=PACS008_V08),
+    PACS008_V13: functools.partial(build_pacs008, message_type=PACS008_V13),
+    PACS009_V08: build_pacs009,
+}
 
 
 def _status_report(message_id: str, at_us: int, record: PaymentRecord,
