@@ -26,6 +26,7 @@ from scopay.iso20022.pacs008 import PACS008_V08, PACS008_V13, build_pacs008
 from scopay.iso20022.pacs009 import PACS009_V08, build_pacs009
 
 BANK_A, BANK_B = "DEMACNX0", "DEMBCNX0"
+OPERATOR = "SCOPCNX0"
 XML = {"content-type": "application/xml"}
 
 
@@ -178,9 +179,27 @@ def test_camt056_cancels_a_queued_payment_and_answers_camt029(live_server, xsd):
     assert answer.status_code == 200, answer.text
     assert valid(xsd, "camt.029.001.10", answer.content)
     assert tracked["status"] == "cancelled"
+    assert tracked["history"][-1]["detail"] == f"DUPL: cancelled by its sender {BANK_A} (camt.056)"
     _, resolution = parse_message(answer.content)
     assert resolution.transactions[0].status.value == "ACCR"
     assert CAMT056_V09 == "camt.056.001.09"
+
+
+def test_camt056_from_the_operator_is_recorded_as_the_operators_with_its_reason(live_server):
+    waits = payment(97_000_000_000)
+    request = CancellationRequest(
+        "CXL" + uuid.uuid4().hex[:12], OPERATOR, BANK_A,
+        int(datetime.now(UTC).timestamp()) * 1_000_000,
+        (TransactionCancellation("M1", PACS008_V08, "FRAD", original_uetr=waits.uetr,
+                                 reason_text="reported by the debtor"),))
+    with live_server.client(BANK_A) as a, live_server.client(OPERATOR) as operator:
+        a.post("/v1/iso20022", content=build_pacs008(message(waits), PACS008_V08), headers=XML)
+        answer = operator.post("/v1/iso20022", content=build_camt056(request), headers=XML)
+        tracked = a.get(f"/v1/payments/{waits.uetr}").json()
+    assert answer.status_code == 200, answer.text
+    assert tracked["status"] == "cancelled"
+    assert tracked["history"][-1]["detail"] == (
+        "FRAD: cancelled by the operator (camt.056): reported by the debtor")
 
 
 def test_camt056_for_a_settled_or_unknown_payment_is_refused_with_its_reason(live_server, xsd):

@@ -233,3 +233,25 @@ def test_payment_to_or_from_a_suspended_agent_is_refused_as_blocked_not_unknown(
     assert from_suspended.reason == Rejection.DEBIT_ACCOUNT_BLOCKED
     (to_nobody,) = engine.submit_payments(ABOC, [payment(ABOC, "ZZZZCNX0", 1)], t + 5)
     assert to_nobody.reason == Rejection.CREDITOR_AGENT_UNKNOWN
+
+
+def test_a_cancellation_keeps_who_asked_and_why_in_the_history_and_the_notice(engine, network,
+                                                                             open_engine):
+    t = network.funded_at_us
+    asked, plain = payment(ICBK, ABOC, 150_000), payment(ICBK, ABOC, 160_000)
+    engine.submit_payments(ICBK, [asked, plain], t + 1)
+    result = engine.cancel_payment(asked.uetr, t + 2, "DUPL: cancelled by its sender ICBKCNBJ")
+    assert (result.status, result.detail) == (
+        PaymentStatus.CANCELLED, "DUPL: cancelled by its sender ICBKCNBJ")
+    engine.cancel_payment(plain.uetr, t + 3)
+    engine.close()
+
+    reopened = open_engine()
+    last = reopened.payment(asked.uetr).history[-1]
+    assert (last.status, last.at_us, last.reason, last.detail) == (
+        PaymentStatus.CANCELLED, t + 2, None, "DUPL: cancelled by its sender ICBKCNBJ")
+    assert reopened.payment(plain.uetr).history[-1].detail == (
+        "cancelled by its sender or the operator")
+    told = [n.reason for _, n, _ in reopened.mailbox(ICBK)
+            if n.uetr == asked.uetr and n.status == "cancelled"]
+    assert told == ["DUPL: cancelled by its sender ICBKCNBJ"]

@@ -48,6 +48,7 @@ from scopay.iso20022.model import (
     Entry,
     Statement,
     StatusReport,
+    TransactionCancellation,
     TransactionCancellationStatus,
     TransactionStatusReport,
 )
@@ -179,9 +180,11 @@ async def _cancellations(request: Request, caller: auth.Caller,
         sender = runner.engine.payment_sender(uetr)
         outcome, reason = CancellationStatus.REJECTED, "NOOR"  # no original transaction
         if payment is not None and auth.may_manage(caller, sender):
+            detail = _cancellation_detail(caller, sender, item)
             try:
                 await asyncio.wrap_future(runner.call(
-                    lambda e, now, uetr=uetr: e.cancel_payment(uetr, now)))
+                    lambda e, now, uetr=uetr, detail=detail: e.cancel_payment(uetr, now,
+                                                                              detail)))
                 outcome, reason = CancellationStatus.ACCEPTED, None
             except PaymentRefused as refusal:
                 reason = "ARDT" if refusal.status == PaymentStatus.SETTLED else "NOAS"
@@ -196,6 +199,15 @@ async def _cancellations(request: Request, caller: auth.Caller,
         InvestigationConfirmation.CANCELLED_AS_REQUESTED if accepted
         else InvestigationConfirmation.REJECTED_CANCELLATION_REQUEST, tuple(statuses))
     return Response(build_camt029(resolution), media_type=XML)
+
+
+def _cancellation_detail(caller: auth.Caller, sender: str | None,
+                         item: TransactionCancellation) -> str:
+    """Who cancelled and why, for the payment's history: the camt.056's reason code first
+    (DUPL, FRAD, CUST ...), then its text if it gave one."""
+    who = f"its sender {sender}" if caller.participant.bic == sender else "the operator"
+    detail = f"{item.reason_code}: cancelled by {who} (camt.056)"
+    return detail if item.reason_text is None else f"{detail}: {item.reason_text}"
 
 
 def _transaction_status(message_id: str, message_type: str, payment: Payment,

@@ -36,6 +36,8 @@ ANSWERS_FORGOTTEN_PER_BEAT_MAX = 100_000  # keeps one heartbeat's commit short
 # store of millions of payments takes a while to read, and an operator should see it move.
 RecoveryProgress = Callable[[str, int, int], None]
 RECOVERY_PROGRESS_EVERY = 20_000  # records read between two calls
+# Only a payment's sender or the operator may cancel it; said when the caller says no more.
+CANCELLED_ON_REQUEST = "cancelled by its sender or the operator"
 _new_notice = positional_constructor(Notice)  # a Notice without its frozen __init__'s cost
 
 
@@ -126,13 +128,16 @@ class PaymentOperations:
             self.idempotency.add_rows(changes.idempotency)
             return answers
 
-    def cancel_payment(self, uetr: str, now_us: int) -> PaymentResult:
+    def cancel_payment(self, uetr: str, now_us: int,
+                       detail: str = CANCELLED_ON_REQUEST) -> PaymentResult:
+        """Take a queued payment out of the queue for good. `detail`, who asked and why (a
+        camt.056's reason code, say), goes into its history and its sender's notice."""
         with self._lock:
             record = self._queued_record(uetr)
             changes, at = self._begin(now_us)
             if self.rtgs.cancel(uetr) is None:
                 return self._no_longer_queued(record, changes)
-            self._transition(record, PaymentStatus.CANCELLED, at, changes)
+            self._transition(record, PaymentStatus.CANCELLED, at, changes, detail=detail)
             self._commit_changes(changes)
             return _result_of(record)
 
