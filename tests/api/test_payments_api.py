@@ -1,6 +1,7 @@
 """Payments over real HTTP: send, queue, track by UETR, manage the queue, mailboxes."""
 
 import uuid
+from decimal import Decimal
 
 BANK_A, BANK_B, OTHER = "DEMACNX0", "DEMBCNX0", "DEMARUX0"
 OPERATOR, PBOC = "SCOPCNX0", "PBOCCNBJ"
@@ -68,11 +69,18 @@ def test_nobody_sends_for_another_bank(live_server):
         assert operator.post("/v1/payments", json=payment()).status_code == 403
 
 
-def test_unknown_creditor_agent_is_rejected_with_its_reason(live_server):
+def test_unknown_creditor_agent_is_rejected_with_its_reason_and_iso_code(live_server):
     with live_server.client(BANK_A) as a:
         answer = a.post("/v1/payments", json=payment(creditor="ZZZZCNX0"))
+        in_bulk = a.post("/v1/payments/bulk", json={"payments": [
+            payment(creditor="ZZZZCNX0"), payment("1.00")]})
     assert answer.status_code == 422
     assert answer.json()["rejection"] == "creditor_agent_unknown"
+    assert answer.json()["iso_code"] == "RC04"  # what its pacs.002 would say
+    refused, settled = in_bulk.json()
+    assert (refused["status"], refused["iso_status"], refused["iso_reason"]) == (
+        "rejected", "RJCT", "RC04")
+    assert (settled["iso_status"], settled["iso_reason"]) == ("ACSC", None)
 
 
 def test_bad_payment_input_is_refused_before_anything_happens(live_server):
@@ -189,3 +197,61 @@ def test_sender_changes_a_queued_payments_times_and_a_past_reject_by_rejects_it(
     if now.date() == (now - timedelta(seconds=1)).date():  # not at midnight: one UTC date
         assert (past["status"], past["reason"]) == ("rejected", "reject_time_passed")
     assert too_late.status_code == 409
+
+
+def test_creditor_agent_sees_that_a_payment_waits_but_not_why(live_server):
+    body = payment("90000000.00")
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b, \
+            live_server.client(PBOC) as agent:
+        sent = a.post("/v1/payments", json=body).json()
+        by_creditor = b.get(f"/v1/payments/{body['uetr']}").json()
+        in_creditors_queue = [p for p in b.get("/v1/queue").json()
+                              if p["uetr"] == body["uetr"]]
+        by_sender = a.get(f"/v1/payments/{body['uetr']}").json()
+        by_agent = agent.get(f"/v1/payments/{body['uetr']}").json()
+        a.post(f"/v1/payments/{body['uetr']}/cancel")
+    assert sent["status"] == "queued" and sent["reason"] == "insufficient_liquidity"
+    assert by_sender["reason"] == by_agent["reason"] == "insufficient_liquidity"
+    for seen in (by_creditor, *in_creditors_queue):
+        assert seen["status"] == "queued" and seen["reason"] is None
+        assert all(change["detail"] is None for change in seen["history"])
+    assert len(in_creditors_queue) == 1
+
+
+def test_a_bank_reads_back_its_policy_and_where_its_limits_stand(live_server):
+    a_cny = live_server.account_of(BANK_A, "CNY")
+    b_cny = live_server.account_of(BANK_B, "CNY")
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        assert a.put(f"/v1/accounts/{a_cny}/policy", json={
+            "reserved_urgent": "100.00", "reserved_high": "50.00",
+            "multilateral_limit": "5000.00", "bilateral_limits": {str(b_cny): "9000000000.00"},
+        }).status_code == 204
+        before = a.get(f"/v1/accounts/{a_cny}/policy").json()
+        a.post("/v1/payments", json=payment("30.00"))  # a normal payment to BANK_B
+        b.post("/v1/payments", json=payment("5.00", debtor=BANK_B, creditor=BANK_A))
+        after = a.get(f"/v1/accounts/{a_cny}/policy").json()
+        a.put(f"/v1/accounts/{a_cny}/policy", json={})  # back to no reservation or limit
+    moved = (Decimal(after["bilateral_positions"][str(b_cny)])
+             - Decimal(before["bilateral_positions"][str(b_cny)]))
+    assert (after["reserved_urgent"], after["reserved_high"]) == ("100.00", "50.00")
+    assert after["multilateral_limit"] == "5000.00"
+    assert after["bilateral_limits"] == {str(b_cny): "9000000000.00"}
+    assert moved == Decimal("25.00")  # 30.00 out, 5.00 in, on the pair with a bilateral limit
+
+
+def test_settlement_agent_grants_credit_and_resolves_its_own_currency_only(live_server):
+    a_cny = live_server.account_of(BANK_A, "CNY")
+    ru = live_server.account_of(OTHER, "RUB")
+    with live_server.client(PBOC) as agent:
+        granted = agent.put(f"/v1/accounts/{a_cny}/credit-line", json={"credit_line": "10.00"})
+        seen = agent.get(f"/v1/accounts/{a_cny}").json()
+        foreign = agent.put(f"/v1/accounts/{ru}/credit-line", json={"credit_line": "10.00"})
+        own_queue = agent.post("/v1/gridlock/resolve")
+        other_queue = agent.post("/v1/gridlock/resolve", params={"currency": "RUB"})
+        agent.put(f"/v1/accounts/{a_cny}/credit-line", json={"credit_line": "0.00"})
+    with live_server.client(OPERATOR) as operator:
+        unknown = operator.post("/v1/gridlock/resolve", params={"currency": "XXX"})
+    assert granted.status_code == 204 and seen["floor"] == "-10.00"
+    assert foreign.status_code == 404
+    assert own_queue.status_code == 200 and other_queue.status_code == 403
+    assert unknown.status_code == 422

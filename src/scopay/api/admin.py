@@ -106,11 +106,15 @@ async def open_account(body: AccountIn, caller: Caller, request: Request) -> Bal
             responses=_ANSWERS)
 async def set_credit_line(account_id: AccountIdPath, body: CreditLineIn, caller: Caller,
                           request: Request) -> None:
-    """Set the intraday credit line: the account's floor becomes minus the line."""
-    _operator_only(caller)
+    """Set the intraday credit line: the account's floor becomes minus the line. The operator
+    on any account; a settlement agent (the central bank that grants intraday credit) on the
+    accounts of its currency."""
+    if caller.role not in (Role.OPERATOR, Role.SETTLEMENT_AGENT):
+        raise ApiError(403, "Forbidden", "only the operator and settlement agents set credit "
+                       "lines")
     account = _runner(request).engine.accounts.get(account_id)
-    if account is None:
-        raise ApiError(404, "Not found", f"no account {account_id}")
+    if account is None or not auth.may_see_account(caller, account):
+        raise ApiError(404, "Not found", f"no account {account_id} visible to you")
     try:
         line = parse_amount(body.credit_line, account.currency)
     except (AmountError, CurrencyError) as error:

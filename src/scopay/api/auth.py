@@ -97,6 +97,20 @@ def may_see(caller: Caller, payment: Payment, sender_bic: str,
                              participants.get(payment.creditor_agent)))
 
 
+def may_see_why_it_waits(caller: Caller, payment: Payment, sender_bic: str,
+                         participants: Mapping[str, Participant]) -> bool:
+    """Why a payment waits (insufficient liquidity, a limit, a payment ahead) tells of its
+    debtor's liquidity: its sender and debtor agent (and that agent's sponsor), the operator,
+    the auditor and its currency's settlement agent learn it; the creditor side does not."""
+    p = caller.participant
+    if p.role in SEES_EVERYTHING or p.bic in (sender_bic, payment.debtor_agent):
+        return True
+    if p.role == Role.SETTLEMENT_AGENT and p.settlement_currency == payment.settlement_currency:
+        return True
+    debtor_agent = participants.get(payment.debtor_agent)
+    return debtor_agent is not None and debtor_agent.sponsor_bic == p.bic
+
+
 def may_see_payment(caller: Caller, record: PaymentRecord,
                     participants: Mapping[str, Participant]) -> bool:
     return may_see(caller, record.payment, record.sender_bic, participants)

@@ -25,13 +25,14 @@ for _rejection in Rejection:
 
 class ApiError(Exception):
     def __init__(self, status: int, title: str, detail: str,
-                 rejection: Rejection | None = None) -> None:
+                 rejection: Rejection | None = None, iso_code: str | None = None) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.rejection = status, title, detail, rejection
+        self.iso_code = iso_code
 
     def problem_body(self) -> bytes:
         return problem_body(self.status, self.title, self.detail,
-                            self.rejection.value if self.rejection else None)
+                            self.rejection.value if self.rejection else None, self.iso_code)
 
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -51,10 +52,11 @@ def media_type_of_answer(status: int, body: bytes) -> str:
     return media_type_for(status)
 
 
-def rejected(rejection: Rejection) -> ApiError:
-    """The refusal of a command the ledger or the RTGS rejected, in the one table's status."""
+def rejected(rejection: Rejection, iso_code: str | None = None) -> ApiError:
+    """The refusal of a command the ledger or the RTGS rejected, in the one table's status
+    (with, for a payment, the ISO reason code its pacs.002 would give)."""
     return ApiError(REJECTION_STATUS.get(rejection, 422), "Rejected", REJECTION_TEXT[rejection],
-                    rejection)
+                    rejection, iso_code)
 
 
 def problem(status: int, title: str, detail: str, rejection: str | None = None) -> Response:
@@ -62,10 +64,11 @@ def problem(status: int, title: str, detail: str, rejection: str | None = None) 
                     media_type=PROBLEM_MEDIA_TYPE)
 
 
-def problem_body(status: int, title: str, detail: str, rejection: str | None = None) -> bytes:
+def problem_body(status: int, title: str, detail: str, rejection: str | None = None,
+                 iso_code: str | None = None) -> bytes:
     slug = title.lower().replace(" ", "-")
     return Problem(type=f"/problems/{slug}", title=title, status=status, detail=detail,
-                   rejection=rejection).model_dump_json().encode()
+                   rejection=rejection, iso_code=iso_code).model_dump_json().encode()
 
 
 def invalid_input_detail(errors: list) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Query, Request, Response
@@ -32,12 +33,20 @@ from scopay.api.schemas import (
     PaymentIn,
     PaymentOut,
     PolicyIn,
+    PolicyOut,
     PriorityIn,
     TimesIn,
 )
 from scopay.api.security import ANSWER_KEPT_STATE, IDEMPOTENCY_STATE, Caller
 from scopay.domain.mailbox import MAILBOX_PAGE_MAX
-from scopay.domain.money import AmountError, CurrencyError, format_amount, parse_amount
+from scopay.domain.money import (
+    CURRENCIES,
+    AmountError,
+    CurrencyError,
+    format_amount,
+    parse_amount,
+)
+from scopay.domain.participant import Participant
 from scopay.domain.payment import (
     ChargeBearer,
     Party,
@@ -50,10 +59,11 @@ from scopay.domain.payment import (
     new_payment,
     new_postal_address,
 )
+from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import AccountPolicy
 from scopay.engine.payments import PaymentRefused, PaymentResult, Receipt
 from scopay.engine.runner import Runner, RunnerBusyError
-from scopay.iso20022.codes import PAYMENT_STATUS_CODE
+from scopay.iso20022.codes import PAYMENT_STATUS_CODE, REJECTION_REASON_CODE
 from scopay.iso20022.credit_transfer import on_one_date
 
 router = APIRouter()
@@ -129,7 +139,7 @@ def _render(payments: list[Payment], results: list[PaymentResult],
             [_payment_out(r, p) for r, p in zip(results, payments, strict=True)])
     (result,) = results
     if result.status == PaymentStatus.REJECTED and result.reason is not None:
-        refusal = rejected(result.reason)
+        refusal = rejected(result.reason, REJECTION_REASON_CODE[result.reason].value)
         return refusal.status, refusal.problem_body()
     return 201, to_json(_payment_out(result, payments[0]))
 
@@ -168,7 +178,7 @@ def track_payment(uetr: str, caller: Caller, request: Request) -> dict:
     """Where is my payment? Its status and full history, for its sender and agents."""
     runner = _runner(request)
     _visible_payment(runner, caller, uetr)
-    return _record_out(runner.engine.payment(uetr))
+    return _record_out(runner.engine.payment(uetr), caller, runner.engine.participants)
 
 
 @router.post("/v1/payments/{uetr}/cancel", response_model=PaymentOut, tags=["payments"],
@@ -215,18 +225,56 @@ async def set_payment_times(uetr: str, body: TimesIn, caller: Caller,
 def list_queue(caller: Caller, request: Request) -> list[dict]:
     """Queued payments the caller may see, in settlement order per debtor."""
     engine = _runner(request).engine
-    return [_record_out(r) for r in engine.queued_payments()
+    return [_record_out(r, caller, engine.participants) for r in engine.queued_payments()
             if auth.may_see_payment(caller, r, engine.participants)]
 
 
-@router.post("/v1/gridlock/resolve", tags=["operator"], responses=_ANSWERS)
-async def resolve_gridlock(caller: Caller, request: Request) -> dict:
-    """Run multilateral gridlock resolution now (it also runs at intervals)."""
-    if caller.role != auth.Role.OPERATOR:
-        raise ApiError(403, "Forbidden", "only the operator runs gridlock resolution")
+@router.post("/v1/gridlock/resolve", tags=["operator", "settlement agent"],
+             responses=_ANSWERS)
+async def resolve_gridlock(caller: Caller, request: Request, currency: str | None = Query(
+        None, pattern=r"^[A-Z]{3}$", description="only this currency's queue (default: "
+        "every currency for the operator, its own for a settlement agent)")) -> dict:
+    """Run multilateral gridlock resolution now (it also runs at intervals): the operator
+    for any currency, a settlement agent for its own."""
+    if caller.role == auth.Role.SETTLEMENT_AGENT:
+        currency = currency or caller.participant.settlement_currency
+        if currency != caller.participant.settlement_currency:
+            raise ApiError(403, "Forbidden", "a settlement agent resolves its own currency only")
+    elif caller.role != auth.Role.OPERATOR:
+        raise ApiError(403, "Forbidden",
+                       "only the operator and settlement agents run gridlock resolution")
+    if currency is not None and currency not in CURRENCIES:
+        raise ApiError(422, "Invalid request", f"unknown currency {currency}")
     count, value = await asyncio.wrap_future(
-        _runner(request).call(lambda e, now: e.resolve_gridlock(now)))
+        _runner(request).call(lambda e, now: e.resolve_gridlock(now, currency)))
     return {"settled": count, "value_minor": value}
+
+
+@router.get("/v1/accounts/{account_id}/policy", response_model=PolicyOut, tags=["accounts"],
+            responses=_ANSWERS)
+async def get_policy(account_id: AccountIdPath, caller: Caller, request: Request) -> PolicyOut:
+    """An account's reservations and limits, and its positions against the limits today,
+    for whoever may see the account. (On the event loop: the engine's own thread.)"""
+    engine = _runner(request).engine
+    account = engine.accounts.get(account_id)
+    if account is None or not auth.may_see_account(caller, account):
+        raise ApiError(404, "Not found", f"no account {account_id} visible to you")
+    rtgs, currency = engine.rtgs, account.currency
+    policy = rtgs.policies.get(account_id) or AccountPolicy()
+
+    def shown(minor: int) -> str:
+        return format_amount(minor, currency)
+
+    limit = policy.multilateral_limit_minor
+    return PolicyOut(
+        account_id=account_id, currency=currency,
+        reserved_urgent=shown(policy.reserved_urgent_minor),
+        reserved_high=shown(policy.reserved_high_minor),
+        multilateral_limit=None if limit is None else shown(limit),
+        bilateral_limits={k: shown(v) for k, v in policy.bilateral_limits.items()},
+        multilateral_position=shown(rtgs.multilateral_position(account_id)),
+        bilateral_positions={k: shown(rtgs.positions.get((account_id, k), 0))
+                             for k in policy.bilateral_limits})
 
 
 @router.put("/v1/accounts/{account_id}/policy", status_code=204, tags=["accounts"],
@@ -371,14 +419,21 @@ def _payment_out(result: PaymentResult, payment: Payment | None,
     reason = result.reason.value if result.reason else result.detail
     if payment is None or not result.history:
         return _answer(result.uetr, result.status.value, reason, _iso(result.status),
-                       None, None, None, None, None, None, None, None, [])
+                       _iso_reason(result.status, result.reason), None, None, None, None, None,
+                       None, None, None, [])
     latest_us, reject_by_us = times or (payment.latest_us, payment.reject_by_us)
     return _shape(payment, result.history, result.priority or payment.priority, latest_us,
                   reject_by_us)
 
 
-def _record_out(record: PaymentRecord) -> dict:
-    return _shape(record.payment, tuple(record.history), record.priority, record.latest_us,
+def _record_out(record: PaymentRecord, caller: auth.Caller,
+                participants: Mapping[str, Participant]) -> dict:
+    """A payment as the caller may see it: the creditor side sees that it waits, not why."""
+    history = tuple(record.history)
+    if not auth.may_see_why_it_waits(caller, record.payment, record.sender_bic, participants):
+        history = tuple(change._replace(detail=None) if change.status == PaymentStatus.QUEUED
+                        else change for change in history)
+    return _shape(record.payment, history, record.priority, record.latest_us,
                   record.reject_by_us)
 
 
@@ -390,7 +445,8 @@ def _shape(payment: Payment, history, priority: Priority, latest_us: int | None,
     last = history[-1]
     return _answer(
         payment.uetr, last.status.value, last.reason.value if last.reason else last.detail,
-        _iso(last.status), payment.debtor_agent, payment.creditor_agent,
+        _iso(last.status), _iso_reason(last.status, last.reason), payment.debtor_agent,
+        payment.creditor_agent,
         format_amount(payment.settlement_amount_minor, payment.settlement_currency),
         payment.settlement_currency, priority.value, _time_or_none(payment.earliest_us),
         _time_or_none(latest_us), _time_or_none(reject_by_us),
@@ -399,13 +455,14 @@ def _shape(payment: Payment, history, priority: Priority, latest_us: int | None,
          for c in history])
 
 
-def _answer(uetr, status, reason, iso_status, debtor_agent, creditor_agent, amount, currency,
-            priority, earliest, latest, reject_by, history: list[dict]) -> dict:
+def _answer(uetr, status, reason, iso_status, iso_reason, debtor_agent, creditor_agent, amount,
+            currency, priority, earliest, latest, reject_by, history: list[dict]) -> dict:
     """PaymentOut's fields in PaymentOut's order, so both ways of serialising agree."""
     return {"uetr": uetr, "status": status, "reason": reason, "iso_status": iso_status,
-            "debtor_agent": debtor_agent, "creditor_agent": creditor_agent, "amount": amount,
-            "currency": currency, "priority": priority, "earliest": earliest,
-            "latest": latest, "reject_by": reject_by, "history": history}
+            "iso_reason": iso_reason, "debtor_agent": debtor_agent,
+            "creditor_agent": creditor_agent, "amount": amount, "currency": currency,
+            "priority": priority, "earliest": earliest, "latest": latest,
+            "reject_by": reject_by, "history": history}
 
 
 def _time_or_none(at_us: int | None) -> datetime | None:
@@ -415,6 +472,13 @@ def _time_or_none(at_us: int | None) -> datetime | None:
 def _iso(status: PaymentStatus) -> str | None:
     code = PAYMENT_STATUS_CODE.get(status)
     return None if code is None else code.value
+
+
+def _iso_reason(status: PaymentStatus, reason: Rejection | None) -> str | None:
+    """The reason code a pacs.002 gives a rejected payment (from the one table)."""
+    if status != PaymentStatus.REJECTED or reason is None:
+        return None
+    return REJECTION_REASON_CODE[reason].value
 
 
 def _micros(moment: datetime | None) -> int | None:

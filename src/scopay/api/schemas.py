@@ -25,6 +25,8 @@ class Problem(BaseModel):
     status: int
     detail: str
     rejection: str | None = Field(None, description="the ledger's rejection reason, if any")
+    iso_code: str | None = Field(None, description="for a refused payment: the ISO 20022 "
+                                 "status reason code its pacs.002 gives (e.g. AM04, RC04)")
 
 
 class TransferIn(BaseModel):
@@ -181,6 +183,8 @@ class PaymentOut(BaseModel):
     status: str
     reason: str | None = None
     iso_status: str | None = None
+    iso_reason: str | None = Field(None, description="for a rejected payment: the ISO 20022 "
+                                   "status reason code, as in its pacs.002")
     debtor_agent: str | None = None
     creditor_agent: str | None = None
     amount: str | None = None
@@ -237,6 +241,22 @@ class PolicyIn(BaseModel):
     multilateral_limit: str | None = None
     bilateral_limits: dict[PositiveId, str] = Field(default_factory=dict, max_length=1000,
                                              description="creditor account id -> limit")
+
+
+class PolicyOut(BaseModel):
+    """An account's reservations and limits as set, and where its limits stand today."""
+
+    account_id: int
+    currency: str
+    reserved_urgent: str
+    reserved_high: str
+    multilateral_limit: str | None
+    bilateral_limits: dict[int, str] = Field(description="creditor account id -> limit")
+    multilateral_position: str = Field(
+        description="net sent today in normal payments to the creditors without a bilateral "
+                    "limit, less all received from them")
+    bilateral_positions: dict[int, str] = Field(
+        description="creditor account id -> the same net, for each bilateral limit")
 
 
 class CreditLineIn(BaseModel):
