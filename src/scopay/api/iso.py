@@ -2,8 +2,9 @@
 statements as messages.
 
 POST /v1/iso20022 takes a pacs.008 or pacs.009 (bare, or in scopay's head.001 envelope) and
-answers with a pacs.002 giving each transaction's status, or a camt.056 and answers with a
-camt.029. A message refused before any payment exists (malformed, hostile, schema-invalid)
+answers with a pacs.002 giving each transaction's status; a pacs.004 (returns of settled
+payments) and answers with a pacs.002 giving each return's status; or a camt.056 and answers
+with a camt.029. A message refused before any payment exists (malformed, hostile, schema-invalid)
 answers 400 with an RFC 9457 problem document in XML naming the ISO reason code; nothing is
 written. Messages are built and read only by scopay.iso20022; this module maps between them
 and the engine.
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from xml.sax.saxutils import escape
@@ -26,9 +28,18 @@ from scopay.api.errors import PROBLEM, ApiError
 from scopay.api.schemas import AccountIdPath, SeqPath
 from scopay.api.security import Caller
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX
+from scopay.domain.mailbox import NoticeKind
+from scopay.domain.participant import Participant, Role, Status
 from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
+from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
-from scopay.engine.payments import PaymentRefused, PaymentResult
+from scopay.engine.payments import (
+    RETURN_TRANSFER_PREFIX,
+    PaymentRefused,
+    PaymentResult,
+    ReturnOutcome,
+    ReturnRequest,
+)
 from scopay.engine.runner import Runner, RunnerBusyError
 from scopay.iso20022.camt029 import build_camt029
 from scopay.iso20022.camt053 import build_camt053
@@ -37,6 +48,7 @@ from scopay.iso20022.codes import (
     CancellationStatus,
     EntryStatus,
     InvestigationConfirmation,
+    TransactionStatus,
     reason_for,
 )
 from scopay.iso20022.message import parse_message
@@ -46,6 +58,8 @@ from scopay.iso20022.model import (
     CancellationResolution,
     CreditTransferMessage,
     Entry,
+    PaymentReturn,
+    ReturnInstruction,
     Statement,
     StatusReport,
     TransactionCancellation,
@@ -53,6 +67,7 @@ from scopay.iso20022.model import (
     TransactionStatusReport,
 )
 from scopay.iso20022.pacs002 import build_pacs002
+from scopay.iso20022.pacs004 import PACS004_V09, build_pacs004
 from scopay.iso20022.pacs008 import PACS008_V08, PACS008_V13, build_pacs008
 from scopay.iso20022.pacs009 import PACS009_V08, build_pacs009
 from scopay.iso20022.parsing import MessageRefused
@@ -63,6 +78,7 @@ _ANSWERS = {400: {"content": {"application/problem+xml": {}}}, 401: PROBLEM, 403
             404: PROBLEM}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TRANSFER_CODE = ("PMNT", "RCDT", "XBCT")  # payments, received credit transfers, cross-border
+RETURN_TEXT_LENGTH_MAX = 4 * 105  # the AddtlInf lines scopay writes for one reason
 # The last day whose end (the statement's CreDtTm) a date-time can still name.
 STATEMENT_DAY_LAST = date(9999, 12, 30)
 
@@ -74,7 +90,8 @@ def _runner(request: Request) -> Runner:
 @router.post("/v1/iso20022", tags=["iso20022"], responses=_ANSWERS,
              response_class=Response)
 async def post_message(request: Request, caller: Caller) -> Response:
-    """Post an ISO 20022 message (pacs.008, pacs.009, camt.056); the answer is a message."""
+    """Post an ISO 20022 message (pacs.008, pacs.009, pacs.004, camt.056); the answer is a
+    message."""
     body = await request.body()
     try:
         message_type, value = parse_message(body)
@@ -89,6 +106,8 @@ async def post_message(request: Request, caller: Caller) -> Response:
             return await _credit_transfers(request, caller, message_type, value)
         if isinstance(value, CancellationRequest):
             return await _cancellations(request, caller, value)
+        if isinstance(value, ReturnInstruction):
+            return await _returns(request, caller, value)
     except RunnerBusyError as error:  # not kept for the idempotency key: a retry runs again
         return problem_xml(503, "NARR", f"{error}; retry with the same Idempotency-Key")
     return problem_xml(422, "AG03", f"scopay does not take {message_type} here")
@@ -97,8 +116,9 @@ async def post_message(request: Request, caller: Caller) -> Response:
 @router.get("/v1/mailbox/{seq}/message", tags=["mailbox"], responses=_ANSWERS,
             response_class=Response)
 def fetch_message(seq: SeqPath, caller: Caller, request: Request) -> Response:
-    """A mailbox notice as its ISO 20022 message: a status report (pacs.002) or the incoming
-    payment itself, in the message it came in (pacs.008 .08 or .13, pacs.009)."""
+    """A mailbox notice as its ISO 20022 message: a status report (pacs.002), the incoming
+    payment itself, in the message it came in (pacs.008 .08 or .13, pacs.009), or a return
+    (pacs.004 to the debtor agent; a pacs.002 on it to the returner)."""
     engine = _runner(request).engine
     found = [entry for entry in engine.store.mailbox(caller.participant.bic, seq - 1, 1,
                                                      include_acknowledged=True)
@@ -109,6 +129,8 @@ def fetch_message(seq: SeqPath, caller: Caller, request: Request) -> Response:
     record = engine.payment(notice.uetr or "")
     if record is None:
         raise ApiError(404, "Not found", f"message {seq} is about no payment")
+    if notice.status == PaymentStatus.RETURNED:
+        return Response(_return_notice(seq, notice, record), media_type=XML)
     if notice.kind == "incoming_payment":
         return Response(_forwarded(seq, notice.created_us, record.payment), media_type=XML)
     history = next((c for c in record.history if c.status.value == notice.status),
@@ -201,6 +223,112 @@ async def _cancellations(request: Request, caller: auth.Caller,
     return Response(build_camt029(resolution), media_type=XML)
 
 
+async def _returns(request: Request, caller: auth.Caller,
+                   instruction: ReturnInstruction) -> Response:
+    """Each return goes back whole or not at all; one the caller may not make is answered as
+    one of a payment that does not exist."""
+    runner = _runner(request)
+    engine = runner.engine
+    if len(instruction.returns) > BATCH_TRANSFERS_MAX:
+        return problem_xml(422, "AM18", f"{len(instruction.returns)} returns; scopay takes "
+                           f"at most {BATCH_TRANSFERS_MAX} in one message: split it")
+    asked: list[ReturnRequest | None] = []
+    for item in instruction.returns:
+        uetr = item.original_uetr or ""
+        payment = engine.payment_identity(uetr)
+        who = None if payment is None else _returner(caller, payment, engine.participants)
+        asked.append(None if who is None else ReturnRequest(
+            uetr, item.returned_amount_minor, item.currency, caller.participant.bic,
+            _return_detail(instruction.message_id, item, who)))
+    requests = [r for r in asked if r is not None]
+    decided = iter(await asyncio.wrap_future(
+        runner.call(lambda e, now: e.return_payments(requests, now))))
+    outcomes = [next(decided) if r is not None else None for r in asked]
+    transactions = tuple(_return_status(instruction.message_id, item, outcome)
+                         for item, outcome in zip(instruction.returns, outcomes, strict=True))
+    stamps = [outcome.at_us for outcome in outcomes if outcome is not None]
+    report = StatusReport(f"SCOPAY{instruction.message_id}"[:35],
+                          max(stamps, default=instruction.created_at_us), transactions,
+                          instructed_agent=caller.participant.bic)
+    return Response(build_pacs002(report), media_type=XML)
+
+
+def _returner(caller: auth.Caller, payment: Payment,
+              participants: Mapping[str, Participant]) -> str | None:
+    """Who the caller is to the payment, if it may return it: the creditor agent (whose
+    account was credited), the sponsor of an indirect one (whose account it was), or the
+    operator. None for anyone else."""
+    p = caller.participant
+    if p.role == Role.OPERATOR:
+        return "the operator"
+    if p.status != Status.ACTIVE or p.role in (Role.AUDITOR, Role.SETTLEMENT_AGENT):
+        return None
+    if p.bic == payment.creditor_agent:
+        return f"its creditor agent {p.bic}"
+    agent = participants.get(payment.creditor_agent)
+    if agent is not None and agent.role == Role.INDIRECT and agent.sponsor_bic == p.bic:
+        return f"{p.bic}, sponsor of its creditor agent {agent.bic}"
+    return None
+
+
+def _return_detail(message_id: str, item: PaymentReturn, who: str) -> str:
+    """Who returned the payment and why, for its history and the notices: the pacs.004's
+    return reason code first (AC04, MD06, FOCR ...), then its references and text."""
+    detail = (f"{item.reason_code}: returned by {who} (pacs.004 {message_id}, "
+              f"return {item.return_id})")
+    return detail if item.reason_text is None else f"{detail}: {item.reason_text}"
+
+
+_RETURN_DETAIL = re.compile(r"[A-Z0-9]{4}: returned by .+? \(pacs\.004 (.+?), return (.+?)\)"
+                            r"(?:: |$)", re.DOTALL)
+
+
+def _return_status(message_id: str, item: PaymentReturn,
+                   outcome: ReturnOutcome | None) -> TransactionStatusReport:
+    rejection = Rejection.PAYMENT_NOT_FOUND if outcome is None else outcome.rejection
+    code, text = (None, None) if rejection is None else reason_for(rejection)
+    return TransactionStatusReport(
+        message_id, PACS004_V09,
+        TransactionStatus.REJECTED if rejection
+        else TransactionStatus.ACCEPTED_SETTLEMENT_COMPLETED,
+        original_uetr=item.original_uetr, original_end_to_end_id=item.original_end_to_end_id,
+        original_instruction_id=item.return_id,
+        reason_code=None if code is None else code.value, reason_text=text)
+
+
+def _return_notice(seq: int, notice, record: PaymentRecord) -> bytes:
+    """A return as its notice's holder gets it: the debtor agent (and its sponsor) the
+    pacs.004, the returner a pacs.002 saying its pacs.004 settled."""
+    payment = record.payment
+    returned = next(c for c in record.history if c.status == PaymentStatus.RETURNED)
+    detail = returned.detail or ""
+    if notice.kind == NoticeKind.INCOMING_PAYMENT:
+        item = PaymentReturn(
+            _return_id(payment.uetr), payment.message_id or payment.instruction_id,
+            payment.message_type or PACS008_V08, payment.settlement_amount_minor,
+            payment.settlement_currency, detail.partition(":")[0],
+            original_uetr=payment.uetr, original_end_to_end_id=payment.end_to_end_id,
+            original_instruction_id=payment.instruction_id,
+            original_amount_minor=payment.settlement_amount_minor,
+            original_currency=payment.settlement_currency,
+            settlement_date=(_EPOCH + timedelta(microseconds=returned.at_us)).date(),
+            instructing_agent=payment.creditor_agent, instructed_agent=payment.debtor_agent,
+            reason_text=detail[:RETURN_TEXT_LENGTH_MAX])
+        return build_pacs004(ReturnInstruction(f"SCOPAY{seq}", notice.created_us, (item,)))
+    found = _RETURN_DETAIL.match(detail)
+    message_id, return_id = found.groups() if found else (_return_id(payment.uetr), None)
+    status = TransactionStatusReport(
+        message_id, PACS004_V09, TransactionStatus.ACCEPTED_SETTLEMENT_COMPLETED,
+        original_uetr=payment.uetr,
+        original_end_to_end_id=payment.end_to_end_id, original_instruction_id=return_id)
+    return build_pacs002(StatusReport(f"SCOPAY{seq}", notice.created_us, (status,)))
+
+
+def _return_id(uetr: str) -> str:
+    """scopay's id of the return it forwards (35 characters, one per payment)."""
+    return "RTR" + uetr.replace("-", "")
+
+
 def _cancellation_detail(caller: auth.Caller, sender: str | None,
                          item: TransactionCancellation) -> str:
     """Who cancelled and why, for the payment's history: the camt.056's reason code first
@@ -259,8 +387,9 @@ def _status_report(message_id: str, at_us: int, record: PaymentRecord,
 
 
 def _entry(engine, t, change: int, day: date) -> Entry:
-    uetr = t.id[len(PAYMENT_TRANSFER_PREFIX):] if t.id.startswith(
-        PAYMENT_TRANSFER_PREFIX) else None
+    prefix = next((p for p in (PAYMENT_TRANSFER_PREFIX, RETURN_TRANSFER_PREFIX)
+                   if t.id.startswith(p)), None)  # a payment, or its return
+    uetr = t.id[len(prefix):] if prefix else None
     payment = engine.payment_identity(uetr) if uetr else None
     return Entry(change, t.currency, EntryStatus.BOOKED, _TRANSFER_CODE, booking_date=day,
                  value_date=day, entry_reference=t.id[:35],

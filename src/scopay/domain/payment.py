@@ -194,6 +194,24 @@ class PaymentRecord:
         return change
 
 
+def check_return(record: PaymentRecord | None, amount_minor: int,
+                 currency: str) -> Rejection | None:
+    """Why this return of a payment cannot be made, or None: only a settled payment goes
+    back, once, and whole (a partial return would leave the payment half returned). The
+    ledger then decides whether its creditor's account can pay it back."""
+    if record is None:
+        return Rejection.PAYMENT_NOT_FOUND
+    if record.status == PaymentStatus.RETURNED:
+        return Rejection.PAYMENT_RETURNED_ALREADY
+    if record.status != PaymentStatus.SETTLED:
+        return Rejection.PAYMENT_NOT_SETTLED
+    payment = record.payment
+    if (amount_minor, currency) != (payment.settlement_amount_minor,
+                                    payment.settlement_currency):
+        return Rejection.RETURN_AMOUNT_DIFFERS
+    return None
+
+
 def is_valid_uetr(uetr: str) -> bool:
     return isinstance(uetr, str) and UETR_PATTERN.fullmatch(uetr) is not None
 

@@ -53,6 +53,11 @@ class Rejection(StrEnum):
     NO_SETTLEMENT_ACCOUNT = "no_settlement_account"
     QUEUE_FULL = "queue_full"
     REJECT_TIME_PASSED = "reject_time_passed"
+    # Returns (before the ledger):
+    PAYMENT_NOT_FOUND = "payment_not_found"
+    PAYMENT_RETURNED_ALREADY = "payment_returned_already"
+    PAYMENT_NOT_SETTLED = "payment_not_settled"
+    RETURN_AMOUNT_DIFFERS = "return_amount_differs"
 
 
 REJECTION_TEXT: dict[Rejection, str] = {
@@ -105,5 +110,11 @@ REJECTION_TEXT: dict[Rejection, str] = {
     ),
     Rejection.QUEUE_FULL: "the settlement queue is full",
     Rejection.REJECT_TIME_PASSED: "the payment did not settle before its reject-by time",
+    Rejection.PAYMENT_NOT_FOUND: "no payment with this UETR that you may return",
+    Rejection.PAYMENT_RETURNED_ALREADY: "the payment was returned already",
+    Rejection.PAYMENT_NOT_SETTLED: "only a settled payment can be returned",
+    Rejection.RETURN_AMOUNT_DIFFERS: (
+        "a return gives back the whole settlement amount, in the settlement currency"
+    ),
 }
 assert set(REJECTION_TEXT) == set(Rejection), "every rejection needs its text"

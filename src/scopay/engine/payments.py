@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, NoReturn
 
 from scopay.domain.account import AccountKind
-from scopay.domain.ledger import JournalEntry, TransferKind
+from scopay.domain.ledger import JournalEntry, Transfer, TransferKind
 from scopay.domain.mailbox import MAILBOX_PAGE_MAX, Notice, NoticeKind
 from scopay.domain.money import CURRENCIES
 from scopay.domain.participant import Role, Status
@@ -24,6 +24,7 @@ from scopay.domain.payment import (
     PaymentStatus,
     Priority,
     StatusChange,
+    check_return,
     positional_constructor,
 )
 from scopay.domain.rejection import Rejection
@@ -36,6 +37,7 @@ ANSWERS_FORGOTTEN_PER_BEAT_MAX = 100_000  # keeps one heartbeat's commit short
 # store of millions of payments takes a while to read, and an operator should see it move.
 RecoveryProgress = Callable[[str, int, int], None]
 RECOVERY_PROGRESS_EVERY = 20_000  # records read between two calls
+RETURN_TRANSFER_PREFIX = "ret/"  # ledger ids of returned payments: "ret/<uetr>"
 # Only a payment's sender or the operator may cancel it; said when the caller says no more.
 CANCELLED_ON_REQUEST = "cancelled by its sender or the operator"
 _new_notice = positional_constructor(Notice)  # a Notice without its frozen __init__'s cost
@@ -90,6 +92,22 @@ class Receipt:
 PaymentRequest = tuple[str, Sequence[Payment], Receipt | None]  # (sender BIC, payments, ...)
 
 
+class ReturnRequest(NamedTuple):
+    """A settled payment to go back whole, from its creditor's account to its debtor's."""
+
+    uetr: str
+    amount_minor: int  # must be the settlement amount: a return is whole
+    currency: str
+    returner_bic: str  # told the outcome in its mailbox
+    detail: str  # who returns it and why (the return reason code), for history and notices
+
+
+class ReturnOutcome(NamedTuple):
+    uetr: str
+    rejection: Rejection | None  # None: returned
+    at_us: int
+
+
 @dataclass
 class _Changes:
     """Everything one engine step makes durable, gathered in order."""
@@ -140,6 +158,18 @@ class PaymentOperations:
             self._transition(record, PaymentStatus.CANCELLED, at, changes, detail=detail)
             self._commit_changes(changes)
             return _result_of(record)
+
+    def return_payments(self, requests: Sequence[ReturnRequest],
+                        now_us: int) -> list[ReturnOutcome]:
+        """Give settled payments back, each whole or not at all, in one commit: the ledger
+        transfer, the payment moved to RETURNED with the detail, and the notices (the debtor
+        agent and its sponsor get the return, the returner its status)."""
+        assert len(requests) <= PAYMENTS_PER_REQUEST_MAX, "too many in one request"
+        with self._lock:
+            changes, at = self._begin(now_us)
+            outcomes = [self._return(request, at, changes) for request in requests]
+            self._commit_changes(changes)
+            return outcomes
 
     def change_payment_priority(self, uetr: str, priority: Priority,
                                 now_us: int) -> PaymentResult:
@@ -267,6 +297,8 @@ class PaymentOperations:
                 self.rtgs.restore(_order_of(record))
             elif record.status == PaymentStatus.SETTLED:
                 self.rtgs.restore_settled(_order_of(record), record.history[-1].at_us)
+            elif record.status == PaymentStatus.RETURNED:  # counted as it was before a restart
+                self.rtgs.restore_settled(_order_of(record), record.history[-2].at_us)
         if self._last_timestamp_us:
             self.rtgs.restore_day(self._last_timestamp_us)
         if progress is not None:
@@ -308,6 +340,36 @@ class PaymentOperations:
         changes.records[payment.uetr] = record
         self._apply_step(step, at, changes)
         return _result_of(record)
+
+    def _return(self, request: ReturnRequest, at: int, changes: _Changes) -> ReturnOutcome:
+        record = self.payments.get(request.uetr)
+        refusal = check_return(record, request.amount_minor, request.currency)
+        if refusal is not None:
+            return ReturnOutcome(request.uetr, refusal, at)
+        # The id names the payment: a second return could never post it again.
+        transfer = Transfer(RETURN_TRANSFER_PREFIX + request.uetr, record.creditor_account,
+                            record.debtor_account, request.amount_minor, request.currency)
+        result = self.ledger.execute([transfer], at, remember_refusals=False)
+        refusal = result.outcomes[0].rejection
+        if refusal is not None:  # e.g. the returner lacks the liquidity: nothing changed
+            return ReturnOutcome(request.uetr, refusal, at)
+        # -- the money went back: nothing below may fail --
+        changes.journal.extend(result.journal)
+        self._transition(record, PaymentStatus.RETURNED, at, changes, detail=request.detail,
+                         notify=False)
+        debtor_agent = record.payment.debtor_agent
+        told = dict.fromkeys(bic for bic in (debtor_agent, self._sponsor_of(debtor_agent))
+                             if bic is not None)
+        for bic in told:  # the money came back to them, as a payment comes in
+            changes.notices.append(_new_notice(bic, NoticeKind.INCOMING_PAYMENT, request.uetr,
+                                               PaymentStatus.RETURNED.value, request.detail, at))
+        changes.notices.append(_new_notice(request.returner_bic, NoticeKind.STATUS_REPORT,
+                                           request.uetr, PaymentStatus.RETURNED.value,
+                                           request.detail, at))
+        # The debtor's account got room: its queued payments may settle now.
+        self._apply_step(self.rtgs.release(accounts_given_room(result.journal), at), at,
+                         changes)
+        return ReturnOutcome(request.uetr, None, at)
 
     def _route(self, record: PaymentRecord) -> Rejection | None:
         payment = record.payment

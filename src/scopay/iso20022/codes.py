@@ -135,6 +135,10 @@ REJECTION_REASON_CODE: dict[Rejection, ReasonCode] = {
     Rejection.NO_SETTLEMENT_ACCOUNT: ReasonCode.NOT_ALLOWED_CURRENCY,
     Rejection.QUEUE_FULL: ReasonCode.NARRATIVE,
     Rejection.REJECT_TIME_PASSED: ReasonCode.INVALID_CUT_OFF_TIME,
+    Rejection.PAYMENT_NOT_FOUND: ReasonCode.NARRATIVE,
+    Rejection.PAYMENT_RETURNED_ALREADY: ReasonCode.DUPLICATE_PAYMENT,
+    Rejection.PAYMENT_NOT_SETTLED: ReasonCode.NARRATIVE,
+    Rejection.RETURN_AMOUNT_DIFFERS: ReasonCode.WRONG_AMOUNT,
 }
 
 # What a pacs.002 says about a payment in each of its states; a return is a pacs.004 instead.

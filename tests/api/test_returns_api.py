@@ -1,0 +1,179 @@
+"""Returns (pacs.004) over real HTTP: the creditor agent of a settled payment, or the operator,
+sends it back whole; the debtor agent gets the pacs.004, the returner a pacs.002; anyone else
+gets the answer a missing payment gets, and nothing moves twice."""
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from scopay.domain.ledger import Transfer
+from scopay.domain.payment import Party, Payment, PostalAddress
+from scopay.iso20022.message import parse_message
+from scopay.iso20022.model import CreditTransferMessage, PaymentReturn, ReturnInstruction
+from scopay.iso20022.pacs004 import PACS004_V09, build_pacs004
+from scopay.iso20022.pacs008 import PACS008_V08, build_pacs008
+
+BANK_A, BANK_B, OPERATOR = "DEMACNX0", "DEMBCNX0", "SCOPCNX0"
+STRANGER, AGENT, AUDITOR = "DEMARUX0", "PBOCCNBJ", "OVSTCNX0"
+XML = {"content-type": "application/xml"}
+
+
+def now_us() -> int:
+    return int(datetime.now(UTC).timestamp()) * 1_000_000
+
+
+def valid(xsd, message_type, data: bytes) -> bool:
+    schema = xsd(message_type)
+    ok = schema.validate(etree.fromstring(data))
+    assert ok, schema.error_log
+    return ok
+
+
+def pay(live_server, amount_minor: int) -> Payment:
+    """BANK_A pays BANK_B in a pacs.008; the payment as sent."""
+    paid = Payment(str(uuid.uuid4()), uuid.uuid4().hex[:16], "E2E-" + uuid.uuid4().hex[:8],
+                   BANK_A, BANK_B, Party("Сергей Иванов", address=PostalAddress("RU", "Москва")),
+                   Party("王芳", address=PostalAddress("CN", "上海")), amount_minor, "CNY")
+    body = build_pacs008(CreditTransferMessage("MSG" + uuid.uuid4().hex[:20], now_us(),
+                                               (paid,)), PACS008_V08)
+    with live_server.client(BANK_A) as a:
+        assert a.post("/v1/iso20022", content=body, headers=XML).status_code == 200
+    return paid
+
+
+def pacs004(*items: tuple[str, int], reason="AC04", text=None) -> tuple[str, bytes]:
+    """A pacs.004 returning (UETR, amount) pairs of CNY; its message id and bytes."""
+    message_id = "RTRMSG" + uuid.uuid4().hex[:12]
+    returns = tuple(PaymentReturn("RTR" + uuid.uuid4().hex[:12], "MSG1", PACS008_V08, amount,
+                                  "CNY", reason, original_uetr=uetr, reason_text=text)
+                    for uetr, amount in items)
+    return message_id, build_pacs004(ReturnInstruction(message_id, now_us(), returns))
+
+
+def post_return(live_server, bic: str, body: bytes):
+    with live_server.client(bic) as client:
+        answer = client.post("/v1/iso20022", content=body, headers=XML)
+    assert answer.status_code == 200, answer.text
+    _, report = parse_message(answer.content)
+    return answer, report
+
+
+def statuses(report) -> list[tuple[str, str | None, str | None]]:
+    return [(t.status.value, t.reason_code, t.reason_text) for t in report.transactions]
+
+
+def balances(live_server) -> tuple[int, int]:
+    return tuple(live_server.engine.balance(live_server.account_of(bic, "CNY")).posted_minor
+                 for bic in (BANK_A, BANK_B))
+
+
+def notice_of(client, uetr: str, kind: str) -> dict:
+    return next(n for n in client.get("/v1/mailbox", params={"limit": 500}).json()
+                if n["uetr"] == uetr and n["kind"] == kind and n["status"] == "returned")
+
+
+def test_the_creditor_agent_returns_a_settled_payment_and_both_sides_are_told(live_server, xsd):
+    paid = pay(live_server, 4_200)
+    before = balances(live_server)
+    message_id, body = pacs004((paid.uetr, 4_200), text="account closed")
+    answer, report = post_return(live_server, BANK_B, body)
+
+    assert valid(xsd, "pacs.002.001.10", answer.content)
+    (status,) = report.transactions
+    assert (status.status.value, status.original_message_id, status.original_message_type,
+            status.original_uetr) == ("ACSC", message_id, PACS004_V09, paid.uetr)
+    assert balances(live_server) == (before[0] + 4_200, before[1] - 4_200)
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        tracked = a.get(f"/v1/payments/{paid.uetr}").json()
+        back = a.get(f"/v1/mailbox/{notice_of(a, paid.uetr, 'incoming_payment')['seq']}/message")
+        told = b.get(f"/v1/mailbox/{notice_of(b, paid.uetr, 'status_report')['seq']}/message")
+        statement = a.get(f"/v1/accounts/{live_server.account_of(BANK_A, 'CNY')}/statement",
+                          params={"day": datetime.now(UTC).date().isoformat()})
+    assert tracked["status"] == "returned"
+    assert tracked["history"][-1]["detail"] == (
+        f"AC04: returned by its creditor agent {BANK_B} (pacs.004 {message_id}, return "
+        f"{status.original_instruction_id}): account closed")
+
+    assert back.status_code == 200, back.text
+    assert valid(xsd, PACS004_V09, back.content)
+    message_type, instruction = parse_message(back.content)
+    (item,) = instruction.returns
+    assert message_type == PACS004_V09
+    assert (item.original_uetr, item.returned_amount_minor, item.currency, item.reason_code,
+            item.original_instruction_id) == (paid.uetr, 4_200, "CNY", "AC04",
+                                              paid.instruction_id)
+    assert "account closed" in item.reason_text
+
+    assert told.status_code == 200, told.text
+    assert valid(xsd, "pacs.002.001.10", told.content)
+    _, status_report = parse_message(told.content)
+    (told_status,) = status_report.transactions
+    assert (told_status.status.value, told_status.original_message_id,
+            told_status.original_instruction_id) == ("ACSC", message_id,
+                                                     status.original_instruction_id)
+    _, camt053 = parse_message(statement.content)
+    assert sorted(e.amount_minor for e in camt053.entries if e.uetr == paid.uetr) == [
+        -4_200, 4_200]
+    assert live_server.engine.reconcile().ok
+
+
+def test_the_operator_may_return_a_payment(live_server):
+    paid = pay(live_server, 300)
+    _, body = pacs004((paid.uetr, 300), reason="FOCR")
+    _, report = post_return(live_server, OPERATOR, body)
+    assert statuses(report) == [("ACSC", None, None)]
+    detail = live_server.engine.payment(paid.uetr).history[-1].detail
+    assert detail.startswith("FOCR: returned by the operator (pacs.004 ")
+
+
+def test_a_return_by_anyone_else_is_answered_as_one_of_a_missing_payment(live_server):
+    paid = pay(live_server, 500)
+    before = balances(live_server)
+    _, unknown_body = pacs004((str(uuid.uuid4()), 500))
+    _, missing = post_return(live_server, BANK_B, unknown_body)
+    assert statuses(missing) == [
+        ("RJCT", "NARR", "no payment with this UETR that you may return")]
+    for bic in (BANK_A, STRANGER, AGENT, AUDITOR):  # the debtor agent sees it, may not return
+        _, body = pacs004((paid.uetr, 500))
+        _, report = post_return(live_server, bic, body)
+        assert statuses(report) == statuses(missing), bic
+    assert balances(live_server) == before
+    assert live_server.engine.payment(paid.uetr).status.value == "settled"
+
+
+def test_a_payment_goes_back_once_whole_and_only_when_settled(live_server):
+    paid = pay(live_server, 800)
+    waits = pay(live_server, 95_000_000_000)  # more than BANK_A holds: queued
+    _, body = pacs004((paid.uetr, 799), (paid.uetr, 800), (paid.uetr, 800), (waits.uetr, 1))
+    _, report = post_return(live_server, BANK_B, body)
+    assert [s[:2] for s in statuses(report)] == [
+        ("RJCT", "AM09"), ("ACSC", None), ("RJCT", "DUPL"), ("RJCT", "NARR")]
+    after_first = balances(live_server)
+    _, again = pacs004((paid.uetr, 800))
+    _, report = post_return(live_server, BANK_B, again)
+    assert statuses(report)[0][:2] == ("RJCT", "DUPL")
+    assert balances(live_server) == after_first
+    with live_server.client(BANK_A) as a:
+        a.post(f"/v1/payments/{waits.uetr}/cancel")
+
+
+def test_a_returner_short_of_liquidity_is_refused_am04_and_nothing_changes(live_server):
+    engine = live_server.engine
+    paid = pay(live_server, 1_000)
+    a_account, b_account = (live_server.account_of(bic, "CNY") for bic in (BANK_A, BANK_B))
+    view = engine.balance(b_account)
+    spare = view.available_minor - (view.floor_minor or 0)
+    drain = f"drain-{uuid.uuid4().hex[:8]}"
+    (outcome,) = engine.submit([Transfer(drain, b_account, a_account, spare, "CNY")],
+                               time.time_ns() // 1000)
+    assert outcome.rejection is None
+    before = balances(live_server)
+    _, body = pacs004((paid.uetr, 1_000))
+    _, report = post_return(live_server, BANK_B, body)
+    assert statuses(report) == [("RJCT", "AM04", "debit account lacks the funds above its floor")]
+    assert balances(live_server) == before
+    assert engine.payment(paid.uetr).status.value == "settled"
+    engine.submit([Transfer(drain + "-back", a_account, b_account, spare, "CNY")],
+                  time.time_ns() // 1000)
