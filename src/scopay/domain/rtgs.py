@@ -9,7 +9,8 @@ an earlier, larger one waits), as the operator configures.
 Liquidity saving:
 - bilateral offsetting: a payment that is not covered alone settles together with queued
   payments coming the other way, when the pair (or more) is covered on the net;
-- receipt-reactive release: when money arrives on an account, its queue is tried again;
+- receipt-reactive release: when money arrives on an account, its queue is tried again,
+  each payment alone or, not covered alone, offset bilaterally by the same rules as on entry;
 - multilateral gridlock resolution (domain/gridlock.py), on demand and at intervals; it
   keeps the limits too: payments that would end a debtor over a limit are left out and the
   resolution chooses again (a few rounds at most; failing that, nothing settles).
@@ -342,46 +343,54 @@ class Rtgs:
         self._counterparties.setdefault(debtor, set()).add(creditor)
         self._counterparties.setdefault(creditor, set()).add(debtor)
 
-    def _offset(self, order: Order, now_us: int, step: Step) -> bool:
-        """Settle the order with queued payments the other way when the net is covered."""
-        against = self._counter_payments(order, now_us)[:OFFSET_CANDIDATES_MAX]
-        while against:
-            incoming = sum(o.amount_minor for o in against)
-            debtor_ok = self._cover_reason(order, order.amount_minor - incoming) is None
-            if not debtor_ok:
-                return False  # fewer counter-payments only make it worse for the debtor
-            if self._covers_counter_payments(order, against):
-                return self._settle_together([order, *against], now_us, step)
-            against.pop()  # the creditor pays too much back: offset less
-        return False
+    def _offset(self, order: Order, now_us: int, step: Step,
+                against: list[Order] | None = None) -> bool:
+        """Settle the order with queued payments the other way when the net is covered:
+        with as many of them, in the creditor's queue order, as the creditor covers
+        (`against`: the creditor's counter-payments, when already found)."""
+        if against is None:
+            against = self._counter_payments(order, now_us)
+        if not against or not self._debtor_covers_offset(order, against):
+            return False  # the debtor lacks even with every counter-payment
+        count = self._counter_payments_covered(order, against)
+        if count == 0 or not self._debtor_covers_offset(order, against[:count]):
+            return False  # with only those the creditor covers, the debtor lacks
+        return self._settle_together([order, *against[:count]], now_us, step)
+
+    def _debtor_covers_offset(self, order: Order, against: list[Order]) -> bool:
+        incoming = sum(o.amount_minor for o in against)
+        return self._cover_reason(order, order.amount_minor - incoming) is None
 
     def _counter_payments(self, order: Order, now_us: int) -> list[Order]:
         """The creditor's active queued payments to the order's debtor that its queue lets
         go: none behind an active payment to another that it may not pass (an urgent or high
-        one, or any when normal payments keep FIFO). In queue order."""
-        found = []
+        one, or any when normal payments keep FIFO). In queue order, the first
+        OFFSET_CANDIDATES_MAX."""
+        found: list[Order] = []
         for waiting in self.queues.get(order.creditor_account, ()):
             if waiting.earliest_us is not None and now_us < waiting.earliest_us:
                 continue  # not yet active: neither settles nor blocks
             if (waiting.creditor_account == order.debtor_account
                     and waiting.currency == order.currency):
                 found.append(waiting)
+                if len(found) == OFFSET_CANDIDATES_MAX:
+                    break
             elif waiting.rank < 2 or not self.bypass_fifo_normal:
                 break
         return found
 
-    def _covers_counter_payments(self, order: Order, against: list[Order]) -> bool:
-        """Does the creditor cover what it pays back, net of the order, at every priority:
-        the urgent ones from all its liquidity, the high ones above the urgent reservation,
-        the normal ones above both reservations and within their limits?"""
+    def _counter_payments_covered(self, order: Order, against: list[Order]) -> int:
+        """How many of the counter-payments, from the first, the creditor covers net of the
+        order, at every priority: the urgent ones from all its liquidity, the high ones above
+        the urgent reservation, the normal ones above both reservations and within their
+        limits. The first one it cannot cover ends the count: a longer run pays more back
+        at that priority (or leaves the one it belongs to uncovered), so it fails too."""
         paid = 0
         for n, counter in enumerate(against):  # in queue order: most urgent first
             paid += counter.amount_minor
-            last_of_its_rank = n + 1 == len(against) or against[n + 1].rank != counter.rank
-            if last_of_its_rank and self._cover_reason(
-                    counter, paid - order.amount_minor) is not None:
-                return False
-        return True
+            if self._cover_reason(counter, paid - order.amount_minor) is not None:
+                return n
+        return len(against)
 
     def _release(self, accounts: set[int], now_us: int, step: Step) -> None:
         """Receipt-reactive: try queues of accounts that received money, cascading."""
@@ -394,16 +403,42 @@ class Rtgs:
                 work.append(order.creditor_account)
 
     def _settle_from_queue(self, account: int, now_us: int, step: Step) -> list[Order]:
-        settled = []
+        """Settle what the account's queue lets go now: each payment alone when covered,
+        else offset against the payments coming back, by the rules of entry. Returns what
+        settled, counter-payments included (their creditor is this account)."""
+        first = len(step.settled)
+        counters: dict[int, list[Order]] = {}  # creditor -> its payments back to this account
         for order in list(self.queues.get(account, ())):
             if order.earliest_us is not None and now_us < order.earliest_us:
                 continue  # not yet active: neither settles nor blocks
-            if self._cover_reason(order, order.amount_minor) is None:
-                if self._settle_alone(order, now_us, step):
-                    settled.append(order)
+            wait = self._cover_reason(order, order.amount_minor)
+            if wait is None:
+                self._settle_alone(order, now_us, step)
+                continue
+            if (wait is WaitReason.INSUFFICIENT_LIQUIDITY
+                    and self._offset_queued(order, now_us, step, counters)):
                 continue
             if order.rank < 2 or not self.bypass_fifo_normal:
                 break  # FIFO: nothing behind an uncovered urgent/high payment settles
+        return step.settled[first:]
+
+    def _offset_queued(self, order: Order, now_us: int, step: Step,
+                       counters: dict[int, list[Order]]) -> bool:
+        """Offset a queued order, finding its creditor's counter-payments once per pass over
+        a queue (they stay the same until an offset with that creditor settles or is
+        refused): a queue of n payments to creditors with m queued costs n + m, not n * m."""
+        creditor = order.creditor_account
+        if not self.queues.get(creditor):
+            return False
+        against = counters.get(creditor)
+        if against is None:
+            against = counters[creditor] = self._counter_payments(order, now_us)
+        if not against:
+            return False
+        refused = len(step.rejected)
+        settled = self._offset(order, now_us, step, against)
+        if settled or len(step.rejected) != refused:
+            del counters[creditor]  # the creditor's queue changed
         return settled
 
     def _resolve_currency(self, currency: str, now_us: int, step: Step) -> None:
