@@ -40,6 +40,24 @@ def test_openapi_document_lists_the_routes(live_server):
     assert {"/health", "/v1/accounts", "/v1/transfers", "/v1/transfers/batch"} <= set(paths)
 
 
+def test_openapi_document_names_the_signing_headers_and_the_xml_bodies(live_server):
+    with live_server.client(None) as client:
+        document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert {s["name"] for s in schemes.values()} == {
+        "X-Scopay-Key-Id", "X-Scopay-Timestamp", "X-Scopay-Nonce", "X-Scopay-Signature"}
+    iso = document["paths"]["/v1/iso20022"]["post"]
+    assert set(iso["requestBody"]["content"]) == {"application/xml"}
+    assert set(iso["responses"]["200"]["content"]) == {"application/xml"}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if not path.startswith("/v1/"):
+                continue
+            assert set(operation["security"][0]) == set(schemes), (method, path)
+            headers = {p["name"] for p in operation.get("parameters", ()) if p["in"] == "header"}
+            assert ("Idempotency-Key" in headers) == (method != "get"), (method, path)
+
+
 def test_participant_sees_only_its_own_accounts(live_server):
     with live_server.client(BANK_A) as client:
         owners = {account["owner_bic"] for account in client.get("/v1/accounts").json()}

@@ -221,6 +221,31 @@ _COMMON_PROBLEMS = {
     "503": "scopay is at capacity; retry shortly",
 }
 _XML_ROUTES = ("/v1/iso20022",)
+# Answers that are ISO 20022 messages, documented as such (FastAPI cannot see it).
+_XML_ANSWERS = {("post", "/v1/iso20022"), ("get", "/v1/mailbox/{seq}/message"),
+                ("get", "/v1/accounts/{account_id}/statement")}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": True,
+    "description": "a retry with the same key gets the first answer, and changes nothing "
+                   "more (kept 24 hours)",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"},
+}
+# Every /v1 call carries all four signing headers (docs/api.md, "Signed requests"); OpenAPI
+# has no scheme for a request signature, so each header is named as an API key in a header,
+# required together.
+_SECURITY_SCHEMES = {
+    "ScopayKeyId": {"type": "apiKey", "in": "header", "name": "X-Scopay-Key-Id",
+                    "description": "the id of the participant's registered Ed25519 key"},
+    "ScopayTimestamp": {"type": "apiKey", "in": "header", "name": "X-Scopay-Timestamp",
+                        "description": "Unix time in seconds, within 300 s of scopay's"},
+    "ScopayNonce": {"type": "apiKey", "in": "header", "name": "X-Scopay-Nonce",
+                    "description": "16-64 of A-Z a-z 0-9 _ -, never reused"},
+    "ScopaySignature": {
+        "type": "apiKey", "in": "header", "name": "X-Scopay-Signature",
+        "description": "base64url Ed25519 signature of 'scopay-v1', the method, the path and "
+                       "query as sent, the timestamp, the nonce, the Idempotency-Key (or empty) "
+                       "and the body's SHA-256 hex, one a line"},
+}
 # Titles (and so problem types) of the answers Starlette gives itself, as routes give them.
 _HTTP_ERROR_TITLES = {404: "Not found", 405: "Method not allowed", 422: "Invalid request"}
 
@@ -234,10 +259,22 @@ def _openapi(app: FastAPI) -> dict:
     schema = get_openapi(title=app.title, version=app.version, description=app.description,
                          routes=app.routes)
     problem_ref = {"$ref": "#/components/schemas/Problem"}
+    schema.setdefault("components", {})["securitySchemes"] = _SECURITY_SCHEMES
+    xml = {"application/xml": {"schema": {"type": "string"}}}
     for path, operations in schema["paths"].items():
         if not path.startswith("/v1/"):
             continue
-        for operation in operations.values():
+        for method, operation in operations.items():
+            operation["security"] = [{name: [] for name in _SECURITY_SCHEMES}]
+            if method.upper() in signing.STATE_CHANGING_METHODS:
+                operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
+            if (method, path) in _XML_ANSWERS:
+                operation["responses"]["200"]["content"] = xml
+            if (method, path) == ("post", "/v1/iso20022"):
+                operation["requestBody"] = {"required": True, "content": {
+                    "application/xml": {"schema": {
+                        "type": "string", "description": "one ISO 20022 message (pacs.008, "
+                        "pacs.009, pacs.004, camt.056), bare or in a head.001 envelope"}}}}
             responses = operation.setdefault("responses", {})
             for status, text in _COMMON_PROBLEMS.items():
                 content = {"application/problem+json": {"schema": problem_ref}}
