@@ -3,6 +3,7 @@
 import json
 import sqlite3
 import stat
+import uuid
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 from scopay.cli.main import app
 from scopay.client import read_key_file
+from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
 from scopay.engine.engine import Engine
 from scopay.store.sqlite import SQLiteStore
 
@@ -70,6 +72,29 @@ def test_audit_chain_verifies_and_names_a_tampered_entry(db):
     broken = runner.invoke(app, ["audit", "verify", "--db", str(db)])
     assert broken.exit_code == 1
     assert f"entry {entry}" in words(broken.output) and "changed" in broken.output
+
+
+def test_audit_verify_names_a_payment_whose_queue_state_was_changed_behind_its_back(db):
+    """A queued payment made urgent, then put back to normal and its reject-by time removed
+    directly in the file: the engine would recover the changed values."""
+    engine = Engine(SQLiteStore(db))
+    try:
+        now_us = engine.store.last_commit_us() + 1_000_000
+        queued = Payment(str(uuid.uuid4()), "audit-1", "e2e", "DEMACNX0", "DEMBCNX0",
+                         Party("A"), Party("B"), 10**12, "CNY", reject_by_us=now_us + 10**9)
+        (result,) = engine.submit_payments("DEMACNX0", [queued], now_us)
+        assert result.status == PaymentStatus.QUEUED
+        engine.change_payment_priority(queued.uetr, Priority.URGENT, now_us + 1)
+    finally:
+        engine.close()
+    assert runner.invoke(app, ["audit", "verify", "--db", str(db)]).exit_code == 0
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE payment SET priority = 'normal', reject_by_us = NULL WHERE uetr = ?",
+                    (queued.uetr,))
+    broken = runner.invoke(app, ["audit", "verify", "--db", str(db)])
+    assert broken.exit_code == 1
+    assert f"payment {queued.uetr} is not what the audit entries recorded" in words(
+        broken.output)
 
 
 def cut_back(db, entries: int) -> None:

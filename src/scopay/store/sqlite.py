@@ -35,6 +35,7 @@ from scopay.store.audit import (
     append_entry,
     digest_rows,
     last_sha256,
+    record_payment_rows,
 )
 from scopay.store.audit import head as audit_head
 from scopay.store.audit import verify as verify_audit
@@ -358,7 +359,8 @@ class SQLiteStore:
                 "UPDATE SET status = excluded.status, sequence = excluded.sequence, "
                 "priority = excluded.priority, latest_us = excluded.latest_us, "
                 "reject_by_us = excluded.reject_by_us", rows)
-            payload["payments"] = [len(rows), digest_rows([row[:4] for row in rows])]
+            # every row in full, as written: the engine recovers its queue from these columns
+            payload["payment_rows"] = record_payment_rows(rows)
         self._append(db, payload, last_rows, "payment_events",
                      "INSERT INTO payment_event (uetr, status, at_us, reason, detail) "
                      "VALUES (?,?,?,?,?)",
