@@ -57,6 +57,7 @@ def test_a_returned_payment_moves_the_money_back_durably_with_its_history_and_no
     assert notices == {(ICBK, "incoming_payment", DETAIL), (ABOC, "status_report", DETAIL)}
     assert reopened.reconcile().ok
     assert invariant_violations(reopened.ledger) == []
+    assert reopened.store.verify_audit().ok  # the payment's row changed by the engine only
 
 
 def test_a_return_the_returner_cannot_pay_changes_nothing_and_may_come_later(engine, network):
