@@ -95,6 +95,12 @@ class World:
         assert answer.json()["status"] == "queued", answer.text
         return body["uetr"]
 
+    def fresh_settled(self, sender: str, creditor: str) -> str:
+        body = payment_body(sender, creditor, "0.01")
+        answer = self.clients[sender].post("/v1/payments", json=body)
+        assert answer.json()["status"] == "settled", answer.text
+        return body["uetr"]
+
     def fresh_key(self, bic: str) -> str:
         key = KeyFile(signing.new_key_id(), bic, new_private_key())
         self.server.engine.register_key(key.key_id, bic, key.public_key, now_us())
@@ -416,6 +422,28 @@ for _action, _body in (("cancel", None), ("priority", {"priority": "high"}),
         ("unsigned", 401, lambda w, a=_action, b=_body: Call(
             "POST", f"/v1/payments/{w.b_queued}/{a}", b)),
     )
+
+def returning(uetr: str) -> Call:
+    return Call("POST", f"/v1/payments/{uetr}/return", {"reason": "AC04"}, subject=uetr)
+
+
+def returning_a_missing_payment(_w: World) -> Call:
+    return returning(str(uuid.uuid4()))
+
+
+# A settled payment goes back by its creditor agent (or the operator); to anyone else it is
+# as if it did not exist.
+MATRIX += row_set(
+    "POST /v1/payments/{uetr}/return",
+    ("operator", 200, lambda w: returning(w.fresh_settled(BANK_A, BANK_B))),
+    ("agent", 404, lambda w: returning(w.fresh_settled(BANK_A, BANK_B)),
+     returning_a_missing_payment),
+    ("own", 200, lambda w: returning(w.fresh_settled(BANK_B, BANK_A))),
+    ("foreign", 404, lambda w: returning(w.b_settled), returning_a_missing_payment),
+    ("auditor", 404, lambda w: returning(w.fresh_settled(BANK_A, BANK_B)),
+     returning_a_missing_payment),
+    ("unsigned", 401, lambda w: returning(w.b_settled)),
+)
 
 _ZERO_POLICY = {"reserved_urgent": "0", "reserved_high": "0"}
 MATRIX += [

@@ -264,3 +264,16 @@ def test_statements_of_successive_days_chain_and_match_the_journal(engine, netwo
             assert statement.opening_balance_minor + sum(
                 e.amount_minor for e in statement.entries) == statement.closing_balance_minor
     runner.stop()
+
+
+def test_an_oversize_message_is_refused_in_xml_with_ff01_and_nothing_is_read(live_server):
+    from scopay.api.security import REQUEST_BYTES_MAX
+
+    oversize = b"<Document>" + b" " * REQUEST_BYTES_MAX + b"</Document>"
+    journal_before = live_server.engine.journal_count
+    with live_server.client(BANK_A) as bank:
+        answer = bank.post("/v1/iso20022", content=oversize, headers=XML)
+    assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/problem+xml"
+    assert etree.fromstring(answer.content).findtext("{urn:ietf:rfc:7807}reason_code") == "FF01"
+    assert live_server.engine.journal_count == journal_before

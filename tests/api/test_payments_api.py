@@ -255,3 +255,38 @@ def test_settlement_agent_grants_credit_and_resolves_its_own_currency_only(live_
     assert foreign.status_code == 404
     assert own_queue.status_code == 200 and other_queue.status_code == 403
     assert unknown.status_code == 422
+
+
+def test_creditor_agent_returns_a_settled_payment_by_json_and_nobody_else_can(live_server):
+    body = payment("40.00")
+    a_cny, b_cny = live_server.account_of(BANK_A, "CNY"), live_server.account_of(BANK_B, "CNY")
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b, \
+            live_server.client(OTHER) as other, live_server.client(PBOC) as agent:
+        assert a.post("/v1/payments", json=body).json()["status"] == "settled"
+        before = {i: live_server.engine.balance(i).posted_minor for i in (a_cny, b_cny)}
+        refusals = [client.post(f"/v1/payments/{uetr}/return", json={"reason": "AC04"})
+                    for client, uetr in ((a, body["uetr"]), (other, body["uetr"]),
+                                         (agent, body["uetr"]), (b, str(uuid.uuid4())))]
+        bad_reason = b.post(f"/v1/payments/{body['uetr']}/return", json={"reason": "ac04"})
+        returned = b.post(f"/v1/payments/{body['uetr']}/return",
+                          json={"reason": "AC04", "text": "account closed"})
+        again = b.post(f"/v1/payments/{body['uetr']}/return", json={"reason": "AC04"})
+        tracked = a.get(f"/v1/payments/{body['uetr']}").json()
+        after = {i: live_server.engine.balance(i).posted_minor for i in (a_cny, b_cny)}
+    assert [r.status_code for r in refusals] == [404] * 4
+    assert len({r.json()["detail"].replace(body["uetr"], "") for r in refusals[:3]}) == 1
+    assert bad_reason.status_code == 422
+    assert returned.status_code == 200, returned.text
+    assert returned.json()["status"] == tracked["status"] == "returned"
+    assert tracked["history"][-1]["detail"] == (
+        f"AC04: returned by its creditor agent {BANK_B}: account closed")
+    assert (after[a_cny] - before[a_cny], after[b_cny] - before[b_cny]) == (4000, -4000)
+    assert again.status_code in (409, 422) and again.json()["iso_code"] is not None
+
+
+def test_a_cancellation_says_who_cancelled(live_server):
+    body = payment("90000000.00")
+    with live_server.client(BANK_A) as a:
+        assert a.post("/v1/payments", json=body).json()["status"] == "queued"
+        cancelled = a.post(f"/v1/payments/{body['uetr']}/cancel").json()
+    assert cancelled["history"][-1]["detail"] == f"cancelled by its sender {BANK_A}"

@@ -22,6 +22,7 @@ from scopay.api.admin import router as admin_router
 from scopay.api.errors import (
     PROBLEM,
     PROBLEM_MEDIA_TYPE,
+    XML_PATHS,
     ApiError,
     invalid_input_detail,
     problem,
@@ -220,7 +221,6 @@ _COMMON_PROBLEMS = {
     "429": "Over the participant's rate limit (see Retry-After)",
     "503": "scopay is at capacity; retry shortly",
 }
-_XML_ROUTES = ("/v1/iso20022",)
 # Answers that are ISO 20022 messages, documented as such (FastAPI cannot see it).
 _XML_ANSWERS = {("post", "/v1/iso20022"), ("get", "/v1/mailbox/{seq}/message"),
                 ("get", "/v1/accounts/{account_id}/statement")}
@@ -278,7 +278,7 @@ def _openapi(app: FastAPI) -> dict:
             responses = operation.setdefault("responses", {})
             for status, text in _COMMON_PROBLEMS.items():
                 content = {"application/problem+json": {"schema": problem_ref}}
-                if path in _XML_ROUTES and status in ("400", "403", "422"):
+                if path in XML_PATHS and status in ("400", "403", "413", "422", "503"):
                     content["application/problem+xml"] = {"schema": {"type": "string"}}
                 responses[status] = {"description": text, "content": content}
     app.openapi_schema = schema

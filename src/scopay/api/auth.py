@@ -111,6 +111,24 @@ def may_see_why_it_waits(caller: Caller, payment: Payment, sender_bic: str,
     return debtor_agent is not None and debtor_agent.sponsor_bic == p.bic
 
 
+def returner(caller: Caller, payment: Payment,
+             participants: Mapping[str, Participant]) -> str | None:
+    """Who the caller is to a settled payment, if it may send it back: the creditor agent
+    (whose account was credited), the sponsor of an indirect one (whose account it was), or
+    the operator; None for anyone else (answered as for a payment that does not exist)."""
+    p = caller.participant
+    if p.role == Role.OPERATOR:
+        return "the operator"
+    if p.status != Status.ACTIVE or p.role in (Role.AUDITOR, Role.SETTLEMENT_AGENT):
+        return None
+    if p.bic == payment.creditor_agent:
+        return f"its creditor agent {p.bic}"
+    agent = participants.get(payment.creditor_agent)
+    if agent is not None and agent.role == Role.INDIRECT and agent.sponsor_bic == p.bic:
+        return f"{p.bic}, sponsor of its creditor agent {agent.bic}"
+    return None
+
+
 def may_see_payment(caller: Caller, record: PaymentRecord,
                     participants: Mapping[str, Participant]) -> bool:
     return may_see(caller, record.payment, record.sender_bic, participants)

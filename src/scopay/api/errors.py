@@ -3,6 +3,8 @@ rejection reason to an HTTP status."""
 
 from __future__ import annotations
 
+from xml.sax.saxutils import escape
+
 from fastapi.responses import Response
 
 from scopay.api.schemas import Problem
@@ -36,6 +38,8 @@ class ApiError(Exception):
 
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# Routes that take ISO 20022 XML and refuse in XML, with an ISO reason code (problem_xml).
+XML_PATHS = frozenset({"/v1/iso20022"})
 
 
 def media_type_for(status: int) -> str:
@@ -76,3 +80,16 @@ def invalid_input_detail(errors: list) -> str:
     first = errors[0] if errors else {"loc": (), "msg": "invalid"}
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
     return f"{where or 'body'}: {first.get('msg')}"
+
+
+def problem_xml(status: int, reason_code: str, detail: str) -> Response:
+    """RFC 9457 problem details in XML, with the ISO 20022 reason code."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<problem xmlns="urn:ietf:rfc:7807">'
+        f"<type>/problems/iso20022-{reason_code.lower()}</type>"
+        f"<title>Message refused</title><status>{status}</status>"
+        f"<detail>{escape(detail)}</detail><reason_code>{escape(reason_code)}</reason_code>"
+        "</problem>"
+    )
+    return Response(body.encode(), status_code=status, media_type="application/problem+xml")

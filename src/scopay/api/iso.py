@@ -15,21 +15,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from scopay.api import auth
-from scopay.api.errors import PROBLEM, ApiError
+from scopay.api.errors import PROBLEM, ApiError, problem_xml
 from scopay.api.schemas import AccountIdPath, SeqPath
 from scopay.api.security import Caller
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX
 from scopay.domain.mailbox import NoticeKind
-from scopay.domain.participant import Participant, Role, Status
 from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
@@ -236,7 +234,8 @@ async def _returns(request: Request, caller: auth.Caller,
     for item in instruction.returns:
         uetr = item.original_uetr or ""
         payment = engine.payment_identity(uetr)
-        who = None if payment is None else _returner(caller, payment, engine.participants)
+        who = None if payment is None else auth.returner(caller, payment,
+                                                          engine.participants)
         asked.append(None if who is None else ReturnRequest(
             uetr, item.returned_amount_minor, item.currency, caller.participant.bic,
             _return_detail(instruction.message_id, item, who)))
@@ -251,24 +250,6 @@ async def _returns(request: Request, caller: auth.Caller,
                           max(stamps, default=instruction.created_at_us), transactions,
                           instructed_agent=caller.participant.bic)
     return Response(build_pacs002(report), media_type=XML)
-
-
-def _returner(caller: auth.Caller, payment: Payment,
-              participants: Mapping[str, Participant]) -> str | None:
-    """Who the caller is to the payment, if it may return it: the creditor agent (whose
-    account was credited), the sponsor of an indirect one (whose account it was), or the
-    operator. None for anyone else."""
-    p = caller.participant
-    if p.role == Role.OPERATOR:
-        return "the operator"
-    if p.status != Status.ACTIVE or p.role in (Role.AUDITOR, Role.SETTLEMENT_AGENT):
-        return None
-    if p.bic == payment.creditor_agent:
-        return f"its creditor agent {p.bic}"
-    agent = participants.get(payment.creditor_agent)
-    if agent is not None and agent.role == Role.INDIRECT and agent.sponsor_bic == p.bic:
-        return f"{p.bic}, sponsor of its creditor agent {agent.bic}"
-    return None
 
 
 def _return_detail(message_id: str, item: PaymentReturn, who: str) -> str:
@@ -397,17 +378,3 @@ def _entry(engine, t, change: int, day: date) -> Entry:
                  instruction_id=payment.instruction_id if payment else None,
                  debtor_agent=payment.debtor_agent if payment else None,
                  creditor_agent=payment.creditor_agent if payment else None)
-
-
-def problem_xml(status: int, reason_code: str, detail: str) -> Response:
-    """RFC 9457 problem details in XML, with the ISO 20022 reason code."""
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        '<problem xmlns="urn:ietf:rfc:7807">'
-        f"<type>/problems/iso20022-{reason_code.lower()}</type>"
-        f"<title>Message refused</title><status>{status}</status>"
-        f"<detail>{escape(detail)}</detail><reason_code>{escape(reason_code)}</reason_code>"
-        "</problem>"
-    )
-    return Response(body.encode(), status_code=status, media_type="application/problem+xml")
-

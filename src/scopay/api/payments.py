@@ -35,6 +35,7 @@ from scopay.api.schemas import (
     PolicyIn,
     PolicyOut,
     PriorityIn,
+    ReturnIn,
     TimesIn,
 )
 from scopay.api.security import ANSWER_KEPT_STATE, IDEMPOTENCY_STATE, Caller
@@ -61,7 +62,7 @@ from scopay.domain.payment import (
 )
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import AccountPolicy
-from scopay.engine.payments import PaymentRefused, PaymentResult, Receipt
+from scopay.engine.payments import PaymentRefused, PaymentResult, Receipt, ReturnRequest
 from scopay.engine.runner import Runner, RunnerBusyError
 from scopay.iso20022.codes import PAYMENT_STATUS_CODE, REJECTION_REASON_CODE
 from scopay.iso20022.credit_transfer import on_one_date
@@ -184,7 +185,36 @@ def track_payment(uetr: str, caller: Caller, request: Request) -> dict:
 @router.post("/v1/payments/{uetr}/cancel", response_model=PaymentOut, tags=["payments"],
              responses=_ANSWERS)
 async def cancel_payment(uetr: str, caller: Caller, request: Request) -> dict:
-    return await _manage(request, caller, uetr, lambda e, now: e.cancel_payment(uetr, now))
+    """Cancel a queued payment: its sender, or the operator (the history says which)."""
+    detail = ("cancelled by the operator" if caller.role == auth.Role.OPERATOR
+              else f"cancelled by its sender {caller.participant.bic}")
+    return await _manage(request, caller, uetr,
+                         lambda e, now: e.cancel_payment(uetr, now, detail))
+
+
+@router.post("/v1/payments/{uetr}/return", response_model=PaymentOut, tags=["payments"],
+             responses=_ANSWERS)
+async def return_payment(uetr: str, body: ReturnIn, caller: Caller, request: Request) -> dict:
+    """Send a settled payment back whole, as a pacs.004 would: its creditor agent, the
+    sponsor of an indirect one, or the operator. The money goes from the creditor agent's
+    account to the debtor agent's in one commit with the payment's move to `returned`; the
+    debtor agent gets the return in its mailbox. Anyone else is answered as for a payment
+    that does not exist."""
+    runner = _runner(request)
+    engine = runner.engine
+    payment = engine.payment_identity(uetr)
+    who = None if payment is None else auth.returner(caller, payment, engine.participants)
+    if who is None:
+        raise ApiError(404, "Not found", f"no payment {uetr} that you may return")
+    detail = f"{body.reason}: returned by {who}"
+    asked = ReturnRequest(uetr, payment.settlement_amount_minor, payment.settlement_currency,
+                          caller.participant.bic,
+                          detail if body.text is None else f"{detail}: {body.text}")
+    (outcome,) = await asyncio.wrap_future(
+        runner.call(lambda e, now: e.return_payments([asked], now)))
+    if outcome.rejection is not None:
+        raise rejected(outcome.rejection, REJECTION_REASON_CODE[outcome.rejection].value)
+    return _record_out(engine.payment(uetr), caller, engine.participants)
 
 
 @router.post("/v1/payments/{uetr}/priority", response_model=PaymentOut, tags=["payments"],

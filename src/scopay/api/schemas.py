@@ -212,6 +212,17 @@ class TimesIn(BaseModel):
     reject_by: datetime | None = None
 
 
+class ReturnIn(BaseModel):
+    """Why a settled payment goes back: an ISO 20022 return reason code (AC04 closed account,
+    AM09 wrong amount, CUST requested by the customer, FOCR after a cancellation request,
+    MD06 refund ...) and, if wanted, a text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(pattern=r"^[A-Z0-9]{4}$", examples=["AC04"])
+    text: NameText | None = None
+
+
 class MoveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -18,7 +18,14 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from scopay.api import auth, signing
-from scopay.api.errors import ApiError, media_type_for, media_type_of_answer, problem
+from scopay.api.errors import (
+    XML_PATHS,
+    ApiError,
+    media_type_for,
+    media_type_of_answer,
+    problem,
+    problem_xml,
+)
 from scopay.engine.runner import Runner
 
 # Nonces kept at once, each while its timestamp is acceptable (about SKEW_S_MAX seconds):
@@ -205,15 +212,13 @@ class Guard:
             return
         if not scope["path"].startswith("/v1/"):
             if _declared_length(scope) > REQUEST_BYTES_MAX:
-                answer = problem(413, "Too large", f"request body over {REQUEST_BYTES_MAX} bytes")
-                await answer(scope, receive, send)
+                await _too_large(scope)(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
         body = await _read_body(scope, receive)
         if body is None:
-            answer = problem(413, "Too large", f"request body over {REQUEST_BYTES_MAX} bytes")
-            await answer(scope, receive, send)
+            await _too_large(scope)(scope, receive, send)
             return
         headers = _headers(scope)
         refusal, caller = _admit(scope, headers, body)
@@ -228,6 +233,14 @@ class Guard:
             await app(scope, replay, send)
             return
         await _idempotent(app, scope, headers, replay, send, caller.participant.bic, body)
+
+
+def _too_large(scope) -> Response:
+    """413: in XML with FF01 where ISO 20022 messages come in, else problem+json."""
+    detail = f"request body over {REQUEST_BYTES_MAX} bytes"
+    if scope["path"] in XML_PATHS:
+        return problem_xml(413, "FF01", f"message too large: {detail}")
+    return problem(413, "Too large", detail)
 
 
 def _admit(scope, headers: dict[str, str],
