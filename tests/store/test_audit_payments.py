@@ -56,7 +56,7 @@ def queued(engine, network, db_path) -> dict[str, str]:
 
 def last_entry_recording(db_path, uetr: str) -> int:
     return max(seq for seq, payload in payloads(db_path)
-               if any(row[0] == uetr for row in payload.get("payment_rows", [0, []])[1]))
+               if any(row[0] == uetr for row in payload.get("payment_states", ())))
 
 
 def test_queue_operations_verify_and_each_entry_records_the_rows_queue_state(queued, db_path,
@@ -64,7 +64,7 @@ def test_queue_operations_verify_and_each_entry_records_the_rows_queue_state(que
     report = verify_audit(db_path)
     assert report.ok and report.unchecked is None
     written = [row for _, payload in payloads(db_path)
-               for row in payload.get("payment_rows", [0, []])[1] if row[0] == queued["first"]]
+               for row in payload.get("payment_states", ()) if row[0] == queued["first"]]
     uetr, status, _, priority, latest_us, reject_by_us = written[-1]  # the state, in full
     assert (status, priority) == ("queued", "normal")
     assert (latest_us, reject_by_us) == (network.funded_at_us + 60 * SECOND_US,
@@ -91,6 +91,15 @@ def test_a_changed_queue_state_is_named_with_the_entry_that_recorded_it(queued, 
     assert report.first_broken_seq == last_entry_recording(db_path, uetr)
 
 
+def appending_entry(db_path, uetr: str) -> int:
+    """The entry whose payment rowid range holds the row of this UETR."""
+    with closing(sqlite3.connect(db_path)) as db:
+        (rowid,) = db.execute("SELECT rowid FROM payment WHERE uetr = ?", (uetr,)).fetchone()
+    (seq,) = [seq for seq, payload in payloads(db_path)
+              if payload.get("payment", [0, -1])[0] <= rowid <= payload.get("payment", [0, -1])[1]]
+    return seq
+
+
 @pytest.mark.parametrize("assignment", [
     "sender_bic = 'ABOCCNBJ'",
     "instruction_id = 'another'",
@@ -98,22 +107,22 @@ def test_a_changed_queue_state_is_named_with_the_entry_that_recorded_it(queued, 
     "debtor_account = 12",
     "creditor_account = NULL",
 ], ids=["sender", "instruction-id", "content", "debtor-account", "creditor-account"])
-def test_a_changed_fixed_column_is_named_at_the_first_entry_that_wrote_the_row(
+def test_a_changed_fixed_column_is_named_at_the_entry_that_appended_the_row(
         queued, db_path, assignment):
     uetr = queued["third"]
+    entry = appending_entry(db_path, uetr)
     tamper(db_path, f"UPDATE payment SET {assignment} WHERE uetr = '{uetr}'")
     report = verify_audit(db_path)
-    first_write = min(seq for seq, payload in payloads(db_path)
-                      if any(r[0] == uetr for r in payload.get("payment_rows", [0, []])[1]))
-    assert not report.ok and report.first_broken_seq == first_write
-    assert "payment rows it wrote were changed" in report.reason
+    assert not report.ok and report.first_broken_seq == entry
+    assert "payment rows" in report.reason and "changed after they were written" in report.reason
 
 
-def test_a_removed_payment_row_is_named(queued, db_path):
-    tamper(db_path, f"DELETE FROM payment WHERE uetr = '{queued['second']}'")
+@pytest.mark.parametrize("role", ["second", "settled"], ids=["within", "last"])
+def test_a_removed_payment_row_is_named_at_the_entry_that_appended_it(queued, db_path, role):
+    entry = appending_entry(db_path, queued[role])
+    tamper(db_path, f"DELETE FROM payment WHERE uetr = '{queued[role]}'")
     report = verify_audit(db_path)
-    assert not report.ok and f"payment {queued['second']}" in report.reason
-    assert "gone" in report.reason
+    assert not report.ok and report.first_broken_seq == entry
 
 
 def test_an_added_payment_row_is_covered_by_no_entry(queued, db_path):
@@ -122,15 +131,31 @@ def test_an_added_payment_row_is_covered_by_no_entry(queued, db_path):
                     f"priority, latest_us, reject_by_us FROM payment WHERE uetr = "
                     f"'{queued['first']}'")
     report = verify_audit(db_path)
-    assert not report.ok and f"payment x{queued['first']} is covered by no entry" in report.reason
+    assert not report.ok and "payment rows" in report.reason
+    assert "covered by no entry" in report.reason
     assert report.first_broken_seq == report.entries + 1
+
+
+def test_a_commit_appending_one_row_and_rewriting_another_covers_each_its_way(
+        queued, db_path, open_engine, network):
+    engine = open_engine()  # ICBK gets enough to settle the head of its queue: the urgent one
+    (result,) = engine.submit_payments(ABOC, [payment(ABOC, ICBK, 60_000)],
+                                       network.funded_at_us + 10)
+    assert engine.payment(queued["second"]).status == PaymentStatus.SETTLED
+    engine.close()
+    _, last = payloads(db_path)[-1]
+    assert last["payment"][1] == last["payment"][0]  # one row appended
+    assert {row[0] for row in last["payment_states"]} == {result.uetr, queued["second"]}
+    assert verify_audit(db_path).ok
+    tamper(db_path, f"UPDATE payment SET status = 'queued' WHERE uetr = '{queued['second']}'")
+    assert f"payment {queued['second']}" in verify_audit(db_path).reason
 
 
 def test_the_last_recorded_state_wins_over_earlier_ones(queued, db_path):
     """Putting back the state an earlier entry recorded is a change too."""
     uetr = queued["second"]
     recorded = [row for _, payload in payloads(db_path)
-                for row in payload.get("payment_rows", [0, []])[1] if row[0] == uetr]
+                for row in payload.get("payment_states", ()) if row[0] == uetr]
     assert [row[3] for row in recorded][-1] == "urgent" and "normal" in [r[3] for r in recorded]
     tamper(db_path, f"UPDATE payment SET priority = 'normal' WHERE uetr = '{uetr}'")
     assert not verify_audit(db_path).ok
@@ -147,7 +172,8 @@ def write_payments_in_the_older_form(monkeypatch) -> None:
     def write_older_form(self, db, payload, last_rows, payments, *rest):
         payments = list(payments)
         write(self, db, payload, last_rows, payments, *rest)
-        if payload.pop("payment_rows", None) is not None:
+        payload.pop("payment", None)
+        if payload.pop("payment_states", None) is not None:
             payload["payments"] = [len(payments), digest_rows(
                 [(r.payment.uetr, r.sender_bic, r.payment.instruction_id,
                   encode_payment(r.payment)) for r in payments])]
@@ -161,7 +187,8 @@ def older(monkeypatch, open_engine, network, db_path) -> dict[str, str]:
         write_payments_in_the_older_form(patched)
         uetrs = run_queue(open_engine(with_network=network), network)
     assert any("payments" in payload for _, payload in payloads(db_path))
-    assert not any("payment_rows" in payload for _, payload in payloads(db_path))
+    assert not any("payment_states" in payload or "payment" in payload
+                   for _, payload in payloads(db_path))
     return uetrs
 
 
@@ -170,15 +197,23 @@ def test_a_database_written_in_the_older_form_verifies_and_says_what_it_could_no
     report = verify_audit(db_path)
     assert report.ok
     assert report.unchecked is not None and report.unchecked.startswith("5 payment rows")
+    assert report.unchecked.endswith("nor the queue state of the 5 not written since")
 
 
-def test_rows_rewritten_after_an_upgrade_are_checked_again(older, db_path, open_engine,
-                                                          network):
+def test_after_an_upgrade_new_rows_are_checked_and_older_ones_written_again_in_part(
+        older, db_path, open_engine, network):
     engine = open_engine()
     engine.change_payment_priority(older["third"], Priority.HIGH, network.funded_at_us + 10)
+    new = payment(ICBK, ABOC, 1)
+    engine.submit_payments(ICBK, [new], network.funded_at_us + 11)
     engine.close()
     report = verify_audit(db_path)
-    assert report.ok and report.unchecked.startswith("4 payment rows")
+    assert report.ok and report.unchecked.endswith("the 4 not written since")
     tamper(db_path, f"UPDATE payment SET priority = 'urgent' WHERE uetr = '{older['third']}'")
     report = verify_audit(db_path)
     assert not report.ok and f"payment {older['third']}" in report.reason
+    tamper(db_path, f"UPDATE payment SET priority = 'high' WHERE uetr = '{older['third']}'",
+           f"UPDATE payment SET content = content || ' ' WHERE uetr = '{new.uetr}'")
+    report = verify_audit(db_path)
+    assert not report.ok and report.first_broken_seq == appending_entry(db_path, new.uetr)
+

@@ -3,18 +3,21 @@
 An entry's payload says what the commit changed: for each append-only table (journal, refused
 transfers, payment status history, mailbox) the range of rows it appended and a SHA-256 of
 their contents; for the small administrative changes (participants, accounts, keys, limits,
-acknowledgements) their canonical text; for the payment rows it wrote, each row's queue state
-in full (UETR, status, sequence, priority, latest and reject-by times) and a SHA-256 of the
-columns a payment keeps from its first write (sender, instruction id, content, accounts).
-Each entry's hash covers the previous entry's hash and its own payload, so changing, removing
-or reordering any entry, or any row an entry covers, breaks the chain from there on. `verify`
-recomputes everything and names the first broken link; the tables the engine recovers from
-that later commits update in place (participants, accounts, keys, policies, payments) must end
-up as the entries say they were last written.
+acknowledgements) their canonical text. Payment rows are appended once and then updated in
+place: an entry covers the rows it appended like an append-only table's (by rowid range and a
+digest of the columns nothing updates: UETR, sender, instruction id, content, accounts), and
+records every row it wrote by its queue state in full (`payment_states`: UETR, status,
+sequence, priority, latest and reject-by times). Each entry's hash covers the previous entry's
+hash and its own payload, so changing, removing or reordering any entry, or any row an entry
+covers, breaks the chain from there on. `verify` recomputes everything and names the first
+broken link; the tables the engine recovers from that later commits update in place
+(participants, accounts, keys, policies, payment queue state) must end up as the entries say
+they were last written.
 
-Entries written before 2026-11-29 recorded a payment row by a digest of its first four
-columns only (`payments`: count, digest), which a later write of the same row leaves
-unverifiable: a row last written then is counted as not checked (`AuditReport.unchecked`).
+Entries written before 2026-11-29 recorded payment rows by count and a digest of their first
+four columns only (`payments`), which says neither which rows they were nor, once a row is
+written again, what it held. The rows appended then are not checked, except for the queue
+state of those written again since; `AuditReport.unchecked` says how many.
 
 One thing a chain cannot show by itself: the log and the rows it covers cut back together to an
 earlier entry still form an intact chain. So the head (the last entry's number and hash) is
@@ -32,7 +35,7 @@ import operator
 import pickle
 import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -84,31 +87,33 @@ COVERED_TABLES = {
         "WHERE seq BETWEEN ? AND ? ORDER BY seq",
         tuple,
     ),
+    "payment": (  # the columns a payment row keeps from when it was appended
+        "SELECT uetr, sender_bic, instruction_id, content, debtor_account, creditor_account "
+        "FROM payment WHERE rowid BETWEEN ? AND ? ORDER BY rowid",
+        tuple,
+    ),
 }
 LAST_ROW = {
     "journal": "SELECT coalesce(max(seq), 0) FROM journal",
     "rejections": "SELECT coalesce(max(rowid), 0) FROM transfer_rejection",
     "payment_events": "SELECT coalesce(max(seq), 0) FROM payment_event",
     "mailbox": "SELECT coalesce(max(seq), 0) FROM mailbox",
+    "payment": "SELECT coalesce(max(rowid), 0) FROM payment",
 }
 
 
 # A payment row in the order the store writes it: uetr, sender_bic, instruction_id, content,
-# status, debtor_account, creditor_account, sequence, priority, latest_us, reject_by_us. The
-# write updates only the queue state of a row already there; the other columns are fixed.
-PAYMENT_FIXED_COLUMNS = (
-    "uetr, sender_bic, instruction_id, content, debtor_account, creditor_account")
+# status, debtor_account, creditor_account, sequence, priority, latest_us, reject_by_us. A
+# write of a row already there updates its queue state only.
 PAYMENT_STATE_COLUMNS = "uetr, status, sequence, priority, latest_us, reject_by_us"
-_payment_fixed = operator.itemgetter(0, 1, 2, 3, 5, 6)
+payment_fixed_columns = operator.itemgetter(0, 1, 2, 3, 5, 6)  # as COVERED_TABLES reads them
 _payment_state = operator.itemgetter(0, 4, 7, 8, 9, 10)
-_UETRS_PER_QUERY_MAX = 500
 
 
-def record_payment_rows(rows: Sequence[tuple]) -> list:
-    """The audit record of payment rows as written: [digest of their fixed columns, each
-    row's queue state]. Hot path (8,190 rows a bulk commit): itemgetter slices in C, and the
-    content, by far the longest column, is hashed once for all rows."""
-    return [digest_rows(list(map(_payment_fixed, rows))), list(map(_payment_state, rows))]
+def record_payment_states(rows: Sequence[tuple]) -> list[tuple]:
+    """The queue state of payment rows as written, for an entry. Hot path (8,190 rows a bulk
+    commit): itemgetter slices each row in C."""
+    return list(map(_payment_state, rows))
 
 
 class AuditHead(NamedTuple):
@@ -187,15 +192,18 @@ def _verify_chain(db: sqlite3.Connection) -> AuditReport:
         payload = json.loads(payload_text)
         if payload.get("at_us", at_us) != at_us:  # entries of before 2026-11-29 lack it
             return AuditReport(count, seq, "its time is not the time it recorded")
-        problem = (_check_covered_rows(db, payload, expected_next)
-                   or payments.apply(db, seq, payload))
+        payments.admit_older_rows(seq, payload, expected_next)
+        problem = _check_covered_rows(db, payload, expected_next)
         if problem is not None:
             return AuditReport(count, seq, problem)
         prev = sha
         admin.apply(payload)
+        payments.apply(seq, payload)
     for table, next_row in expected_next.items():
         last = db.execute(LAST_ROW[table]).fetchone()[0]
-        if last >= next_row:
+        if table == "payment" and payments.older_rows_pending:
+            payments.admit_older_range(next_row, last)
+        elif last >= next_row:
             return AuditReport(count, None if count == 0 else count + 1,
                                f"{table} rows {next_row}..{last} are covered by no entry")
     problem = admin.compare(db)
@@ -264,55 +272,53 @@ class _AdminState:
 
 
 class _PaymentState:
-    """The payment rows as the entries say they were written (the engine recovers its queue
-    from them). A row's fixed columns are checked at every entry that writes it, against
-    the table as it is: nothing updates them. Its queue state, which later commits change,
-    is kept per UETR as last recorded (with that entry's number), a small tuple rather than
-    the row, and compared with the table at the end."""
+    """The payment rows' queue state as the entries say it was last written (the engine
+    recovers its queue from it), kept per UETR as a small tuple with the number of the entry
+    that recorded it, and compared with the table at the end. The other columns are checked
+    by rowid range, as for the append-only tables."""
 
     def __init__(self) -> None:
         self.state: dict[str, tuple] = {}  # uetr -> (entry, status, sequence, priority, ...)
-        self.old_form_writes = 0  # rows written by entries that did not record them in full
-        self.old_form_last_seq = 0
-        self.not_recorded = 0  # rows in the table no entry recorded (set by compare)
+        self.older_rows_pending = False  # an older-form entry since the last numbered rows
+        self.older_last_seq = 0
+        self.older_ranges: list[tuple[int, int]] = []  # rowids appended by older entries
+        self.state_not_recorded = 0  # of those, rows not written since (set by compare)
 
-    def apply(self, db: sqlite3.Connection, seq: int, payload: dict) -> str | None:
-        old_form = payload.get("payments")
-        if old_form is not None:  # [count, digest of uetr, sender, instruction id, content]
-            self.old_form_writes += old_form[0]
-            self.old_form_last_seq = seq
-        written = payload.get("payment_rows")
-        if written is None:
-            return None
-        digest, rows = written
-        uetrs = [row[0] for row in rows]
-        found = _payment_fixed_rows(db, uetrs)
-        fixed = [found.get(uetr) for uetr in uetrs]
-        for uetr, row in zip(uetrs, fixed, strict=True):
-            if row is None:
-                return f"payment {uetr}, written by this entry, is gone"
-        if digest_rows(fixed) != digest:
-            return (f"the {len(rows)} payment rows it wrote were changed after it was written "
-                    "(sender, instruction id, content or accounts)")
+    def admit_older_rows(self, seq: int, payload: dict, expected_next: dict[str, int]) -> None:
+        """Rows appended by older-form entries (unnumbered) end where the next numbered ones
+        begin: take that gap as theirs, and not as rows missing."""
+        if "payments" in payload:  # older form: [count, digest of uetr ... content]
+            self.older_rows_pending, self.older_last_seq = True, seq
+        covered = payload.get("payment")
+        if covered is not None and self.older_rows_pending:
+            self.admit_older_range(expected_next["payment"], covered[0] - 1)
+            expected_next["payment"] = covered[0]
+            self.older_rows_pending = False
+
+    def admit_older_range(self, first: int, last: int) -> None:
+        if last >= first:
+            self.older_ranges.append((first, last))
+
+    def apply(self, seq: int, payload: dict) -> None:
         intern, state = sys.intern, self.state
-        for uetr, status, sequence, priority, latest_us, reject_by_us in rows:
+        for uetr, status, sequence, priority, latest_us, reject_by_us in payload.get(
+                "payment_states", ()):
             state[uetr] = (seq, intern(status), sequence, intern(priority), latest_us,
                            reject_by_us)
-        return None
 
     def compare(self, db: sqlite3.Connection) -> tuple[int | None, str] | None:
-        """(entry to blame, what is wrong) for the first payment row, in table order, that
-        is not as last recorded; then for a recorded row that is gone."""
+        """(entry to blame, what is wrong) for the first payment row, in table order, whose
+        queue state is not as last recorded; then for a recorded row that is gone."""
         state = self.state
-        self.not_recorded = 0
-        for uetr, *found in db.execute(
-                f"SELECT {PAYMENT_STATE_COLUMNS} FROM payment ORDER BY rowid"):
+        self.state_not_recorded = 0
+        for rowid, uetr, *found in db.execute(
+                f"SELECT rowid, {PAYMENT_STATE_COLUMNS} FROM payment ORDER BY rowid"):
             recorded = state.pop(uetr, None)
             if recorded is None:
-                self.not_recorded += 1
-                if self.not_recorded > self.old_form_writes:
-                    return None, (f"payment {uetr} is covered by no entry (added, or its "
-                                  "entry removed)")
+                if not any(first <= rowid <= last for first, last in self.older_ranges):
+                    return None, (f"payment {uetr} has a queue state no entry recorded "
+                                  "(its entry removed?)")
+                self.state_not_recorded += 1
             elif tuple(found) != recorded[1:]:
                 return recorded[0], (f"payment {uetr} is not what the audit entries recorded "
                                      f"({_state_difference(recorded[1:], found)})")
@@ -323,11 +329,13 @@ class _PaymentState:
         return None
 
     def unchecked(self) -> str | None:
-        if not self.not_recorded:
+        older = sum(last - first + 1 for first, last in self.older_ranges)
+        if not older:
             return None
-        return (f"{self.not_recorded} payment rows were last written by entries of the older "
-                f"form (up to entry {self.old_form_last_seq}), which did not record them in "
-                "full: those rows could not be checked")
+        return (f"{older} payment rows were appended by entries of the older form (up to entry "
+                f"{self.older_last_seq}), which did not record them: their sender, instruction "
+                f"id, content and accounts are not checked, nor the queue state of the "
+                f"{self.state_not_recorded} not written since")
 
 
 def _state_difference(recorded: Sequence, found: Sequence) -> str:
@@ -335,20 +343,6 @@ def _state_difference(recorded: Sequence, found: Sequence) -> str:
     return ", ".join(f"{name} {have!r}, recorded {want!r}"
                      for name, want, have in zip(names, recorded, found, strict=True)
                      if want != have)
-
-
-def _payment_fixed_rows(db: sqlite3.Connection, uetrs: Sequence[str]) -> dict[str, tuple]:
-    found: dict[str, tuple] = {}
-    for chunk in _chunks(uetrs, _UETRS_PER_QUERY_MAX):
-        found.update((row[0], row) for row in db.execute(
-            f"SELECT {PAYMENT_FIXED_COLUMNS} FROM payment WHERE uetr IN "
-            f"({','.join('?' * len(chunk))})", chunk))
-    return found
-
-
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _check_covered_rows(db: sqlite3.Connection, payload: dict,

@@ -35,7 +35,8 @@ from scopay.store.audit import (
     append_entry,
     digest_rows,
     last_sha256,
-    record_payment_rows,
+    payment_fixed_columns,
+    record_payment_states,
 )
 from scopay.store.audit import head as audit_head
 from scopay.store.audit import verify as verify_audit
@@ -146,6 +147,16 @@ def _multi_row(sql: str, size: int) -> str:
         text = f"{head} VALUES " + ",".join([f"({group})"] * size) + tail
         _multi_row_sql[(sql, size)] = text
     return text
+
+
+def _rows_numbered(db: sqlite3.Connection, rows: list[tuple], first: int,
+                   last: int) -> list[tuple]:
+    """The rows (written in this transaction) that took the numbers first..last, in order."""
+    by_uetr: dict[str, tuple] = {}
+    for row in rows:
+        by_uetr.setdefault(row[0], row)  # a UETR twice: its first write made the row
+    return [by_uetr[uetr] for (uetr,) in db.execute(
+        "SELECT uetr FROM payment WHERE rowid BETWEEN ? AND ? ORDER BY rowid", (first, last))]
 
 
 class SQLiteStore:
@@ -354,13 +365,25 @@ class SQLiteStore:
                  r.creditor_account, r.sequence, r.priority._value_, r.latest_us,
                  r.reject_by_us) for r in payments]
         if rows:
+            known = self._last_rows.get("payment")
+            first = (db.execute(LAST_ROW["payment"]).fetchone()[0] if known is None
+                     else known) + 1
             insert_rows(
                 db, "INSERT INTO payment VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (uetr) DO "
                 "UPDATE SET status = excluded.status, sequence = excluded.sequence, "
                 "priority = excluded.priority, latest_us = excluded.latest_us, "
                 "reject_by_us = excluded.reject_by_us", rows)
-            # every row in full, as written: the engine recovers its queue from these columns
-            payload["payment_rows"] = record_payment_rows(rows)
+            # Rows new here are numbered on from the last, in this order; a row already there
+            # keeps its number and takes the new queue state only.
+            last = db.execute(LAST_ROW["payment"]).fetchone()[0]
+            last_rows["payment"] = last
+            if last >= first:
+                appended = rows if last - first + 1 == len(rows) else _rows_numbered(
+                    db, rows, first, last)
+                payload["payment"] = [first, last, digest_rows(
+                    list(map(payment_fixed_columns, appended)))]
+            # the queue state of every row written, in full: the engine recovers from it
+            payload["payment_states"] = record_payment_states(rows)
         self._append(db, payload, last_rows, "payment_events",
                      "INSERT INTO payment_event (uetr, status, at_us, reason, detail) "
                      "VALUES (?,?,?,?,?)",
