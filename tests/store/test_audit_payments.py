@@ -11,7 +11,9 @@ from contextlib import closing
 
 import pytest
 from test_ledger_store_review import tamper, verify_audit  # this folder's helpers
+from typer.testing import CliRunner
 
+from scopay.cli.main import app
 from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
 from scopay.store import sqlite as sqlite_module
 from scopay.store.audit import digest_rows
@@ -198,6 +200,9 @@ def test_a_database_written_in_the_older_form_verifies_and_says_what_it_could_no
     assert report.ok
     assert report.unchecked is not None and report.unchecked.startswith("5 payment rows")
     assert report.unchecked.endswith("nor the queue state of the 5 not written since")
+    shown = CliRunner().invoke(app, ["audit", "verify", "--db", str(db_path)])
+    assert shown.exit_code == 0
+    assert "not checked: 5 payment rows" in " ".join(shown.output.split())
 
 
 def test_after_an_upgrade_new_rows_are_checked_and_older_ones_written_again_in_part(

@@ -356,6 +356,8 @@ def audit_verify(
                   f"{report.reason}")
         raise typer.Exit(1)
     console.print(f"[green]audit chain intact: {report.entries} entries[/green]")
+    if report.unchecked is not None:
+        console.print(f"[yellow]not checked:[/yellow] {report.unchecked}")
 
 
 @audit_app.command("head")
