@@ -162,6 +162,9 @@ READ_FROM_TEXT = {
     "line ends in texts": altered(
         altered(CUSTOMER_TRANSFER, "<Ustrd>Invoice 2026-11-0042,", "<Ustrd>Invoice\r\n2026\r11\n"),
         "<Nm>ООО «Северный Шёлк»</Nm>", "<Nm>ООО\r\r\n«Северный&#13;Шёлк»</Nm>"),
+    "white space in end tags": altered(
+        altered(CUSTOMER_TRANSFER, "</ChrgBr>", "</ChrgBr >"), "</Dbtr>", "</Dbtr\n   >"),
+    "compact but one element": altered(compact(CUSTOMER_TRANSFER), "<ChrgBr>", "\n<ChrgBr>"),
     "current version": CURRENT_VERSION,
     "batch": BATCH,
     "batch, compact": compact(BATCH),
@@ -185,7 +188,6 @@ READ_FROM_TREE = {
     "attribute on a read element": altered(CUSTOMER_TRANSFER, "<TwnNm>",
                                            '<TwnNm xml:lang="zh">'),
     "namespace declared again": altered(CUSTOMER_TRANSFER, "<Dbtr>", f'<Dbtr xmlns="{NS08}">'),
-    "space in an end tag": altered(CUSTOMER_TRANSFER, "</ChrgBr>", "</ChrgBr >"),
     "text between elements": altered(CUSTOMER_TRANSFER, "<ChrgBr>", "x<ChrgBr>"),
     "skipped content beyond the expressions' depth": altered(
         CUSTOMER_TRANSFER, "</FIToFICstmrCdtTrf>",
@@ -201,6 +203,20 @@ READ_FROM_TREE = {
 def test_other_layouts_are_read_from_the_tree(schemas_unconfigured, data):
     assert from_text(data) is None
     assert parse_pacs008(data) == from_tree(data)
+
+
+@pytest.mark.parametrize("data", [compact(CUSTOMER_TRANSFER), compact(BATCH),
+                                  compact(CURRENT_VERSION)])
+def test_compact_texts_match_alike_with_and_without_white_space(data):
+    document, message_type = open_document(data, MESSAGE_TYPES)
+    version, prefix = VERSIONS[message_type], document[0].prefix
+    text = pattern.read_line_ends(data.decode())
+    matches = [credit_transfer.match_message(
+        text, credit_transfer.text_reading(version, prefix, TransactionText, white))
+        for white in (pattern.COMPACT, pattern.WHITE)]
+    assert matches[0] is not None and matches[1] is not None
+    assert matches[0][0].groups() == matches[1][0].groups()
+    assert matches[0][1] == matches[1][1]
 
 
 def test_a_prefix_the_document_does_not_share_is_read_from_the_tree(schemas_unconfigured):

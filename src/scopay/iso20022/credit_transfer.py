@@ -79,6 +79,7 @@ from scopay.iso20022.model import (
     new_credit_transfer_message,
 )
 from scopay.iso20022.pattern import (
+    COMPACT,
     PROLOGUE,
     WHITE,
     Unreadable,
@@ -407,8 +408,9 @@ PREFIXES_MAX = 4  # tag prefixes per version with compiled expressions (most mes
 
 
 class TextReading:
-    """A credit transfer version's expressions for messages whose tags carry one prefix, and
-    where the values the mapping needs sit in what they read."""
+    """A credit transfer version's expressions for messages whose tags carry one prefix and
+    that hold `white` between elements (pattern.WHITE, or COMPACT: nothing), and where the
+    values the mapping needs sit in what they read."""
 
     # The transaction values every credit transfer maps, in the order `fields` gives them;
     # an agent gives two values, presence and BICFI.
@@ -426,7 +428,7 @@ class TextReading:
               ("PmtTpInf", "ClrChanl"), *agent_paths("InstgAgt"), *agent_paths("InstdAgt"))
     TIMES = (("SttlmTmReq", "FrTm"), ("SttlmTmReq", "TillTm"), ("SttlmTmReq", "RjctTm"))  # last
 
-    def __init__(self, version: CreditTransferVersion, prefix: str) -> None:
+    def __init__(self, version: CreditTransferVersion, prefix: str, white: str) -> None:
         message_tag = re.escape(prefix + version.message_name)
         group_header = version.message.readers["GrpHdr"]
         # XpryDtTm (pacs.008.001.13 on) last, where the version has it.
@@ -434,12 +436,12 @@ class TextReading:
             (("XpryDtTm",),) if "XpryDtTm" in group_header.readers else ())
         self.head = compile_element("GrpHdr", group_header, prefix, 3,
                                     before=f"{PROLOGUE}<{message_tag}>{WHITE}<",
-                                    markers=self.header_paths)
+                                    markers=self.header_paths, white=white)
         fields = (*self.BASICS, *self.MAPPED)
         self.transaction = compile_element("CdtTrfTxInf", version.transaction, prefix, 3,
-                                           markers=(*fields, *self.MARKED))
+                                           markers=(*fields, *self.MARKED), white=white)
         self.tail = re.compile(
-            f"(?:{compile_skipped('SplmtryData', prefix, 3)})*+/{message_tag}>")
+            f"(?:{compile_skipped('SplmtryData', prefix, 3, white)})*+/{message_tag}>")
         self._header = self.head.getter(*self.header_paths)
         # What read_transaction gets, in this order.
         self.fields = self.transaction.indexes(*fields, *self.TIMES)
@@ -471,24 +473,27 @@ def agent_text(present: bool | None, bic: str | None) -> str | None:
     return bic
 
 
-_readings: dict[tuple[str, str], TextReading] = {}
+_readings: dict[tuple[str, str | None, str], TextReading] = {}
 _readings_lock = threading.Lock()
 
 
 def text_reading(version: CreditTransferVersion, prefix: str | None,
-                 reading: type[TextReading] = TextReading) -> TextReading | None:
-    """The expressions of a version for a tag prefix, compiled on first use; None beyond
-    PREFIXES_MAX prefixes (such messages are read from the tree)."""
-    key = (version.message_type, prefix)
+                 reading: type[TextReading] = TextReading, white: str = WHITE
+                 ) -> TextReading | None:
+    """The expressions of a version for a tag prefix and what lies between elements, compiled
+    on first use; None beyond PREFIXES_MAX prefixes (such messages are read from the tree)."""
+    key = (version.message_type, prefix, white)
     compiled = _readings.get(key)
     if compiled is None:
         with _readings_lock:
             compiled = _readings.get(key)
             if compiled is None:
-                if sum(known == version.message_type for known, _ in _readings) >= PREFIXES_MAX:
+                prefixes = {known for message_type, known, _ in _readings
+                            if message_type == version.message_type}
+                if prefix not in prefixes and len(prefixes) >= PREFIXES_MAX:
                     return None
                 compiled = _readings[key] = reading(
-                    version, "" if prefix is None else prefix + ":")
+                    version, "" if prefix is None else prefix + ":", white)
     return compiled
 
 
@@ -503,25 +508,23 @@ def read_credit_transfer_text(data: bytes, document: etree._Element,
     they do not take it all and it is to be read from its tree."""
     if len(document) != 1 or (root := document[0]).tag != version.message_tag:
         return None  # the tree reader refuses it
-    reading = text_reading(version, root.prefix, reading_type)
-    if reading is None:
-        return None
     try:
         text = read_line_ends(data.decode("utf-8"))
     except UnicodeDecodeError:
         return None
-    head = reading.head.pattern.match(text)
-    if head is None:
+    # Compact texts are taken by the shorter expressions without white space, anything else
+    # by those with it (which take what the former take, alike).
+    for white in (COMPACT, WHITE):
+        reading = text_reading(version, root.prefix, reading_type, white)
+        if reading is None:
+            return None
+        matched = match_message(text, reading)
+        if matched is not None:
+            break
+    else:
         return None
+    head, found = matched
     escaped = "&" in text
-    match = reading.transaction.pattern.match
-    position = head.end()
-    found = []  # each transaction's groups: matched first, converted and mapped next
-    while (transaction := match(text, position)) is not None:
-        found.append(transaction.groups())
-        position = transaction.end()
-    if reading.tail.match(text, position) is None:
-        return None
     try:
         header = reading.read_header(head.groups(), escaped)
         if header[2] != len(found) or not 0 < len(found) <= TRANSACTIONS_MAX:
@@ -534,6 +537,23 @@ def read_credit_transfer_text(data: bytes, document: etree._Element,
     except Unreadable:
         return None
     return new_credit_transfer_message(header[0], header[1], tuple(payments), header[6])
+
+
+def match_message(text: str, reading: TextReading) -> tuple[re.Match, list[tuple]] | None:
+    """The group header's match and each transaction's groups (matched first, converted and
+    mapped next), when the reading's expressions take the whole message element."""
+    head = reading.head.pattern.match(text)
+    if head is None:
+        return None
+    match = reading.transaction.pattern.match
+    position = head.end()
+    found = []
+    while (transaction := match(text, position)) is not None:
+        found.append(transaction.groups())
+        position = transaction.end()
+    if reading.tail.match(text, position) is None:
+        return None
+    return head, found
 
 
 def sums_agree(declared: Decimal | None, total: tuple[int, str] | None,

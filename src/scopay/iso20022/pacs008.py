@@ -195,8 +195,8 @@ class TransactionText(TextReading):
               ("ChrgsInf",), ("RmtInf", "Ustrd"))
     MARKED = (("ChrgsInf", "Agt"),)
 
-    def __init__(self, version: CreditTransferVersion, prefix: str) -> None:
-        super().__init__(version, prefix)
+    def __init__(self, version: CreditTransferVersion, prefix: str, white: str) -> None:
+        super().__init__(version, prefix, white)
         charge = self.transaction.converts[self.transaction.index("ChrgsInf")].item
         self.charge = charge.getter(("ChrgsInf", "Amt"), *agent_paths("ChrgsInf", "Agt"))
 

@@ -10,12 +10,16 @@ This reading always comes after the hardened parse (and the XSD, when configured
 bytes: the text is well-formed XML that lxml has already read into a tree. The expressions take
 only a plain form of it, whose meaning is therefore plain too:
 
-- every element scopay reads is written `<Name>` / `</Name>` (with the one prefix its message
-  element has in the tree, or none), with no attributes, hence no namespace declarations: each
-  is in the namespace lxml found for the message element. Amounts alone carry `Ccy="XXX"`;
+- every element scopay reads starts `<Name>` (with the one prefix its message element has in
+  the tree, or none), with no attributes, hence no namespace declarations: each is in the
+  namespace lxml found for the message element. Amounts alone carry `Ccy="XXX"`. End tags are
+  taken by their shape (`</...>`): in well-formed text, once an element's children are matched
+  whole, the end tag that follows is its own;
 - between elements only XML white space; leaf texts hold no markup; line ends are read as the
   parser reads them (CR LF and a lone CR as LF, read_line_ends), and the five predefined
-  entities and character references are expanded as the parser does;
+  entities and character references are expanded as the parser does. Each expression comes
+  compiled twice: taking WHITE between elements, and taking nothing there (COMPACT), which
+  takes compact texts in fewer steps and alike;
 - no comments, processing instructions or CDATA inside the message element;
 - children come in ISO order with the cardinality the Shape gives; a refused child (AG03) or an
   unknown one is not in the expression at all. Children scopay skips may hold any elements down
@@ -45,12 +49,18 @@ from scopay.iso20022.shape import Shape, TextReader
 SKIPPED_LEVELS = 6  # element levels the expressions take below a child scopay skips
 
 WHITE = "[ \t\r\n]*+"
-_NAME = r"""[^\s<>/=!?"']++"""
-_ATTRIBUTES = (r"""(?:[ \t\r\n]++[^\s<>/="']++[ \t\r\n]*+=[ \t\r\n]*+(?:"[^"<]*+"|'[^'<]*+'))*+"""
-               + WHITE)
+# An end tag, after its `<`. In the well-formed text the parse accepted it closes the element
+# the expression is in, since every child was matched whole: no need to spell the name.
+_END_TAG = "/[^>]*+>"
+# A start tag up to its `>` or `/>`, after its `<`: a name (not `/`, `!` or `?`, which start
+# end tags, comments, CDATA and processing instructions), attributes, quoted values.
+_START_TAG = r"""[^/!?](?:[^>"'/]++|"[^"]*+"|'[^']*+')*+"""
+# What the expressions for compact texts take between elements (where WHITE would take
+# nothing): an expression with WHITE takes whatever one with COMPACT takes, alike.
+COMPACT = ""
 # Everything before the root's start tag: declaration, comments and white space.
 PROLOGUE = (r"\A\ufeff?(?:<\?xml[ \t\r\n][^?]*+\?>)?(?:[ \t\r\n]++|<!--(?:[^-]++|-(?!-))*+-->)*+"
-            f"<{_NAME}{_ATTRIBUTES}>{WHITE}")
+            f"<{_START_TAG}>{WHITE}")
 
 Path = tuple[str, ...]
 Convert = Callable[[str], Any]
@@ -151,12 +161,12 @@ _any_elements: dict[int, str] = {}
 
 
 def any_element(levels: int) -> str:
-    """An element of at most `levels` levels, any names, attributes or text (well-formed)."""
+    """An element of at most `levels` levels, any names, attributes or text, in well-formed
+    text (start and end tags are then taken by their shape alone; see _START_TAG)."""
     pattern = _any_elements.get(levels)
     if pattern is None:
         content = "[^<]++" if levels <= 1 else f"[^<]++|{any_element(levels - 1)}"
-        pattern = _any_elements[levels] = (
-            f"<{_NAME}{_ATTRIBUTES}(?:/>|>(?:{content})*+</{_NAME}[ \t\r\n]*+>)")
+        pattern = _any_elements[levels] = f"<{_START_TAG}(?:/>|>(?:{content})*+<{_END_TAG})"
     return pattern
 
 
@@ -269,20 +279,22 @@ class Repeated:
 class _Compiler:
     """Element expressions start after their `<` and end past the `<` that follows them, so
     that each optional child's alternative starts with its name: sre's branch skips it at once
-    when the next element's name starts with another letter."""
+    when the next element's name starts with another letter. `white` is what they take
+    between elements: WHITE, or nothing for compact texts (COMPACT)."""
 
-    def __init__(self, prefix: str, markers: frozenset[Path] | None) -> None:
+    def __init__(self, prefix: str, markers: frozenset[Path] | None, white: str) -> None:
         self.prefix = prefix  # "" or "p:"
         self.markers = markers  # components whose presence is captured (None: all)
+        self.white = white
         self.captures: list[tuple[Path, int, Any]] = []
 
     def element(self, name: str, reader: Any, path: Path, depth: int, capture: bool) -> str:
         """`name>...</name>` at `depth`, the white space after it and the next `<`."""
-        tag = re.escape(self.prefix + name)
+        tag, white = re.escape(self.prefix + name), self.white
         if reader is None:  # skipped: any content within the depth limit
             levels = min(SKIPPED_LEVELS, DEPTH_MAX - depth)
             content = f"(?:[^<]++|{any_element(levels)})*+" if levels > 0 else "[^<]*+"
-            return f"{tag}(?:/>|>{content}</{tag}>){WHITE}<"
+            return f"{tag}(?:/>|>{content}<{_END_TAG}){white}<"
         if isinstance(reader, Shape):
             marker = ""
             if capture and (self.markers is None or (*path, name) in self.markers):
@@ -290,9 +302,9 @@ class _Compiler:
                 self.captures.append(((*path, name), _MARKER, None))
             inner = self.children(reader, (*path, name), depth, capture)
             if reader.required or reader.choice:
-                return f"{tag}{marker}>{WHITE}<{inner}/{tag}>{WHITE}<"
+                return f"{tag}{marker}>{white}<{inner}{_END_TAG}{white}<"
             # No child required: `<name/>` reads as `<name></name>`.
-            return f"{tag}{marker}(?:/>|>{WHITE}<{inner}/{tag}>){WHITE}<"
+            return f"{tag}{marker}(?:/>|>{white}<{inner}{_END_TAG}){white}<"
         rule = rule_of(reader)
         text = rule.pattern
         if capture:
@@ -300,7 +312,7 @@ class _Compiler:
             self.captures.append(((*path, name), _DISTINCT if rule.distinct else _LEAF,
                                   rule.convert))
         start = f'{tag} {rule.attribute}="' if rule.attribute else f"{tag}>"
-        return f"{start}{text}</{tag}>{WHITE}<"
+        return f"{start}{text}<{_END_TAG}{white}<"
 
     def children(self, shape: Shape, path: Path, depth: int, capture: bool) -> str:
         """The children of a shape, as one atomic group: once they matched, a failure further
@@ -338,7 +350,7 @@ class _Compiler:
             return repetitions
         markers = self.markers and frozenset(
             marker[len(path):] for marker in self.markers if marker[:len(path)] == path)
-        inner = _Compiler(self.prefix, markers)
+        inner = _Compiler(self.prefix, markers, self.white)
         item_pattern = inner.element(name, reader, (), depth, capture=True)
         self.captures.append(
             ((*path, name), _REPEATED, Repeated(Compiled(item_pattern, inner.captures))))
@@ -346,18 +358,19 @@ class _Compiler:
 
 
 def compile_element(name: str, shape: Shape, prefix: str, depth: int, before: str = "",
-                    markers: Iterable[Path] | None = None) -> Compiled:
+                    markers: Iterable[Path] | None = None, white: str = WHITE) -> Compiled:
     """The expression of element `name` read by `shape` at `depth` (the root is at 1), after
     `before`, which ends with the element's `<`; values are keyed by paths below the element.
     The expression ends past the `<` that follows the element. Of the components, only those
-    in `markers` (all when None) have a group telling whether they are present."""
-    compiler = _Compiler(prefix, None if markers is None else frozenset(markers))
+    in `markers` (all when None) have a group telling whether they are present. Between
+    elements it takes `white`: WHITE, or COMPACT."""
+    compiler = _Compiler(prefix, None if markers is None else frozenset(markers), white)
     tag = re.escape(prefix + name)
     inner = compiler.children(shape, (), depth, capture=True)
-    return Compiled(f"{before}{tag}>{WHITE}<{inner}/{tag}>{WHITE}<", compiler.captures)
+    return Compiled(f"{before}{tag}>{white}<{inner}{_END_TAG}{white}<", compiler.captures)
 
 
-def compile_skipped(name: str, prefix: str, depth: int) -> str:
+def compile_skipped(name: str, prefix: str, depth: int, white: str = WHITE) -> str:
     """The expression of a child scopay skips, named `name`, at `depth` (from after its `<`
     to past the next `<`)."""
-    return _Compiler(prefix, None).element(name, None, (), depth, capture=False)
+    return _Compiler(prefix, None, white).element(name, None, (), depth, capture=False)
