@@ -56,7 +56,9 @@ def build(path, funds: dict[str, int], credit_lines: dict[str, int] | None = Non
 
 
 def fund(engine: Engine, funds: dict[str, int], at: int) -> None:
-    transfers = [Transfer(f"fund-{uuid.uuid4().hex[:12]}", ISSUANCE, ACCOUNT[bic], amount, "CNY")
+    # Named by bank and time, not at random: a live and a recovered engine funded alike must
+    # tell the same transfer ids in their camt.054 notices.
+    transfers = [Transfer(f"fund-{bic}-{at}", ISSUANCE, ACCOUNT[bic], amount, "CNY")
                  for bic, amount in funds.items() if amount]
     if transfers:
         assert all(o.accepted for o in engine.submit(transfers, at))

@@ -27,7 +27,7 @@ from scopay.api.errors import PROBLEM, ApiError, problem_xml
 from scopay.api.schemas import AccountIdPath, SeqPath
 from scopay.api.security import Caller
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX
-from scopay.domain.mailbox import NoticeKind
+from scopay.domain.mailbox import NOTIFICATION_KINDS, Notice, NoticeKind
 from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
@@ -41,6 +41,7 @@ from scopay.engine.payments import (
 from scopay.engine.runner import Runner, RunnerBusyError
 from scopay.iso20022.camt029 import build_camt029
 from scopay.iso20022.camt053 import build_camt053
+from scopay.iso20022.camt054 import build_camt054
 from scopay.iso20022.codes import (
     PAYMENT_STATUS_CODE,
     CancellationStatus,
@@ -56,6 +57,7 @@ from scopay.iso20022.model import (
     CancellationResolution,
     CreditTransferMessage,
     Entry,
+    Notification,
     PaymentReturn,
     ReturnInstruction,
     Statement,
@@ -115,8 +117,9 @@ async def post_message(request: Request, caller: Caller) -> Response:
             response_class=Response)
 def fetch_message(seq: SeqPath, caller: Caller, request: Request) -> Response:
     """A mailbox notice as its ISO 20022 message: a status report (pacs.002), the incoming
-    payment itself, in the message it came in (pacs.008 .08 or .13, pacs.009), or a return
-    (pacs.004 to the debtor agent; a pacs.002 on it to the returner)."""
+    payment itself, in the message it came in (pacs.008 .08 or .13, pacs.009), a return
+    (pacs.004 to the debtor agent; a pacs.002 on it to the returner), or a debit or credit
+    notification of a ledger movement that is no payment (camt.054)."""
     engine = _runner(request).engine
     found = [entry for entry in engine.store.mailbox(caller.participant.bic, seq - 1, 1,
                                                      include_acknowledged=True)
@@ -124,6 +127,8 @@ def fetch_message(seq: SeqPath, caller: Caller, request: Request) -> Response:
     if not found:
         raise ApiError(404, "Not found", f"no message {seq} in your mailbox")
     notice = found[0][1]
+    if notice.kind in NOTIFICATION_KINDS:
+        return Response(_notification(engine, seq, notice), media_type=XML)
     record = engine.payment(notice.uetr or "")
     if record is None:
         raise ApiError(404, "Not found", f"message {seq} is about no payment")
@@ -303,6 +308,32 @@ def _return_notice(seq: int, notice, record: PaymentRecord) -> bytes:
         original_uetr=payment.uetr,
         original_end_to_end_id=payment.end_to_end_id, original_instruction_id=return_id)
     return build_pacs002(StatusReport(f"SCOPAY{seq}", notice.created_us, (status,)))
+
+
+def _notification(engine, seq: int, notice: Notice) -> bytes:
+    """camt.054 of one journal entry on the account of the notice's holder: the entry's
+    reference is the transfer id as the holder knows it (its own without its BIC), the
+    account servicer's reference the journal sequence number, the booking time CreDtTm (the
+    notice was written in the commit that booked the entry)."""
+    found = engine.store.journal_entry(notice.uetr or "")
+    if found is None:
+        raise ApiError(404, "Not found", f"message {seq} is about no journal entry")
+    journal_seq, entry = found
+    transfer = entry.transfer
+    credit = notice.kind == NoticeKind.CREDIT_NOTIFICATION
+    account_id = transfer.credit_account_id if credit else transfer.debit_account_id
+    account = engine.accounts[account_id]
+    day = (_EPOCH + timedelta(microseconds=entry.timestamp_us)).date()
+    booked = Entry(transfer.amount_minor if credit else -transfer.amount_minor,
+                   transfer.currency, EntryStatus.BOOKED,
+                   ("PMNT", "RCDT" if credit else "ICDT", "BOOK"),  # an internal book transfer
+                   booking_date=day, value_date=day,
+                   entry_reference=auth.shown_transfer_id(notice.participant_bic,
+                                                          transfer.id)[:35],
+                   account_servicer_reference=str(journal_seq))
+    return build_camt054(Notification(f"SCOPAY{seq}", entry.timestamp_us, f"NTFCN{seq}",
+                                      str(account_id), transfer.currency, (booked,),
+                                      account_servicer=account.owner_bic))
 
 
 def _return_id(uetr: str) -> str:

@@ -2,7 +2,8 @@
 
 A notice is written in the same commit as the state change it reports, so a participant is
 told of every change that happened and of none that did not. Notices are domain facts;
-iso20022/ renders them as messages (pacs.002, pacs.008, camt.054) when they are fetched.
+iso20022/ renders them as messages (pacs.002, pacs.008, camt.054, camt.053) when they are
+fetched.
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ MAILBOX_PAGE_MAX = 500  # notices returned by one fetch
 class NoticeKind(StrEnum):
     STATUS_REPORT = "status_report"  # to the sender: its payment changed status (pacs.002)
     INCOMING_PAYMENT = "incoming_payment"  # to the creditor agent: a payment settled (pacs.008)
-    DEBIT_NOTIFICATION = "debit_notification"  # camt.054 debit to the debtor agent
-    CREDIT_NOTIFICATION = "credit_notification"  # camt.054 credit to the creditor agent
+    # A ledger movement that is no payment (transfers, funds-in and -out, a reservation's
+    # post): camt.054 to the owner of the account debited, and of the account credited.
+    # `uetr` holds the journal entry's transfer id.
+    DEBIT_NOTIFICATION = "debit_notification"
+    CREDIT_NOTIFICATION = "credit_notification"
+
+
+NOTIFICATION_KINDS = frozenset({NoticeKind.DEBIT_NOTIFICATION, NoticeKind.CREDIT_NOTIFICATION})
+BOOKED = "booked"  # the status of a debit or credit notification: the entry is booked
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from scopay.domain.account import Account, AccountKind, account_key, check_account
 from scopay.domain.ledger import (
+    JournalEntry,
     Ledger,
     Transfer,
     TransferKind,
@@ -27,15 +28,18 @@ from scopay.domain.ledger import (
     invariant_violations,
     posted_change,
 )
+from scopay.domain.mailbox import BOOKED, Notice, NoticeKind
 from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
 from scopay.domain.participant import Participant, Status, check_participant
-from scopay.domain.rtgs import Rtgs
+from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX, Rtgs
 from scopay.engine.answers import AnswerIndex
 from scopay.engine.payments import (
     RECOVERY_PROGRESS_EVERY,
+    RETURN_TRANSFER_PREFIX,
     PaymentOperations,
     RecoveryProgress,
     _Changes,
+    _new_notice,
     accounts_given_room,
 )
 from scopay.engine.port import Store
@@ -68,6 +72,12 @@ def _tune_garbage_collector() -> None:
     gc.freeze()
     young, middle, old = gc.get_threshold()
     gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
+
+
+# Entries whose parties are told otherwise: a payment by its pacs.002 and pacs.008, a return
+# by its pacs.004 and pacs.002. Every other entry that moves posted money gets a camt.054.
+_NOTIFIED_OTHERWISE = (PAYMENT_TRANSFER_PREFIX, RETURN_TRANSFER_PREFIX)
+_MOVES_POSTED = frozenset({TransferKind.POSTED, TransferKind.POST_PENDING})
 
 
 class CommandRefused(ValueError):
@@ -187,15 +197,33 @@ class Engine(PaymentOperations):
                 journal.extend(result.journal)
                 rejections.extend(result.rejections)
                 answers.append(result.outcomes)
+            notices = self._movement_notices(journal)
             if self.rtgs.orders:
-                self._release_queues(journal, rejections, timestamp_us)
+                self._release_queues(journal, rejections, notices, timestamp_us)
             else:
-                self._commit(journal, rejections)
+                self._commit(journal, rejections, notices)
             return answers
 
-    def _release_queues(self, journal: list, rejections: list, timestamp_us: int) -> None:
+    def _movement_notices(self, journal: Sequence[JournalEntry]) -> list[Notice]:
+        """A debit notification to the owner of the account debited and a credit notification
+        to the owner of the account credited, for each entry that moved posted money and is
+        not a payment's or a return's (a reservation, a void or an expiry moves none)."""
+        notices = []
+        for transfer, at in journal:
+            if transfer.kind not in _MOVES_POSTED or transfer.id.startswith(_NOTIFIED_OTHERWISE):
+                continue
+            notices.append(_new_notice(self.accounts[transfer.debit_account_id].owner_bic,
+                                       NoticeKind.DEBIT_NOTIFICATION, transfer.id, BOOKED, None,
+                                       at))
+            notices.append(_new_notice(self.accounts[transfer.credit_account_id].owner_bic,
+                                       NoticeKind.CREDIT_NOTIFICATION, transfer.id, BOOKED, None,
+                                       at))
+        return notices
+
+    def _release_queues(self, journal: list, rejections: list, notices: list[Notice],
+                        timestamp_us: int) -> None:
         """Money arrived by plain transfers: queued payments of those accounts may settle."""
-        changes = _Changes(journal=journal)
+        changes = _Changes(journal=journal, notices=notices)
         self._apply_step(self.rtgs.tick(timestamp_us), timestamp_us, changes)
         self._apply_step(self.rtgs.release(accounts_given_room(journal), timestamp_us),
                          timestamp_us, changes)
@@ -217,11 +245,12 @@ class Engine(PaymentOperations):
             return sum(entry.transfer.kind is TransferKind.EXPIRE_PENDING
                        for entry in changes.journal)
 
-    def _commit(self, journal: list, rejections: list) -> None:
+    def _commit(self, journal: list, rejections: list, notices: list[Notice]) -> None:
         if not journal and not rejections:
             return
         try:
-            self.store.commit(journal, rejections, at_us=self._last_timestamp_us)
+            self.store.commit(journal, rejections, notices=notices,
+                              at_us=self._last_timestamp_us)
         except BaseException:
             self._recover()
             raise

@@ -1,0 +1,88 @@
+"""Debit/credit notifications (camt.054) and end-of-day statements (camt.053) in the mailbox,
+over real HTTP: valid against the official schema, each to its owner only, acknowledged like
+any other notice."""
+
+import uuid
+
+from lxml import etree
+
+from scopay.iso20022.message import parse_message
+
+BANK_A, BANK_B, AGENT = "DEMACNX0", "DEMBCNX0", "PBOCCNBJ"
+
+
+def valid(xsd, message_type, data: bytes) -> bool:
+    schema = xsd(message_type)
+    ok = schema.validate(etree.fromstring(data))
+    assert ok, schema.error_log
+    return ok
+
+
+def notice_about(client, transfer_id: str, kind: str) -> dict:
+    after = 0
+    while page := client.get("/v1/mailbox", params={"after": after, "limit": 500}).json():
+        for notice in page:
+            if notice["uetr"] == transfer_id and notice["kind"] == kind:
+                return notice
+        after = page[-1]["seq"]
+    raise AssertionError(f"no {kind} about {transfer_id}")
+
+
+def test_a_transfer_is_a_camt054_debit_to_the_sender_and_credit_to_the_receiver(
+        live_server, xsd):
+    own_id = "t-" + uuid.uuid4().hex[:10]
+    debit = live_server.account_of(BANK_A, "CNY")
+    credit = live_server.account_of(BANK_B, "CNY")
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        sent = a.post("/v1/transfers", json={"id": own_id, "debit_account_id": debit,
+                                             "credit_account_id": credit, "amount": "12.34",
+                                             "currency": "CNY"})
+        assert sent.status_code == 201, sent.text
+        ledger_id = f"{BANK_A}:{own_id}"
+        told_a = notice_about(a, ledger_id, "debit_notification")
+        told_b = notice_about(b, ledger_id, "credit_notification")
+        assert told_a["status"] == told_b["status"] == "booked"
+        fetched_a = a.get(f"/v1/mailbox/{told_a['seq']}/message")
+        fetched_b = b.get(f"/v1/mailbox/{told_b['seq']}/message")
+        assert b.get(f"/v1/mailbox/{told_a['seq']}/message").status_code == 404
+        assert a.get(f"/v1/mailbox/{told_b['seq']}/message").status_code == 404
+    for answer in (fetched_a, fetched_b):
+        assert answer.status_code == 200, answer.text
+        assert valid(xsd, "camt.054.001.08", answer.content)
+    _, of_a = parse_message(fetched_a.content)
+    _, of_b = parse_message(fetched_b.content)
+    assert (of_a.account, of_a.currency, of_a.account_servicer) == (str(debit), "CNY", BANK_A)
+    assert (of_b.account, of_b.currency, of_b.account_servicer) == (str(credit), "CNY", BANK_B)
+    (entry_a,), (entry_b,) = of_a.entries, of_b.entries
+    assert (entry_a.amount_minor, entry_b.amount_minor) == (-1234, 1234)
+    assert entry_a.entry_reference == own_id  # its own id, as it knows it
+    assert entry_b.entry_reference == ledger_id[:35]  # another's id, whole
+    assert of_a.created_at_us == sent.json()["timestamp_us"]  # booked then
+    assert entry_a.booking_date == entry_b.booking_date
+
+
+def test_funds_in_notifies_the_bank_and_the_agent_and_ack_clears_it(live_server, xsd):
+    own_id = "in-" + uuid.uuid4().hex[:10]
+    account = live_server.account_of(BANK_A, "CNY")
+    with live_server.client(AGENT) as agent, live_server.client(BANK_A) as a:
+        moved = agent.post("/v1/funds-in", json={"id": own_id, "account_id": account,
+                                                 "amount": "5.00"})
+        assert moved.status_code == 201, moved.text
+        ledger_id = f"{AGENT}:{own_id}"
+        told = notice_about(a, ledger_id, "credit_notification")
+        agent_told = notice_about(agent, ledger_id, "debit_notification")
+        answer = a.get(f"/v1/mailbox/{told['seq']}/message")
+        agent_answer = agent.get(f"/v1/mailbox/{agent_told['seq']}/message")
+        assert a.post("/v1/mailbox/ack", json={"seqs": [told["seq"]]}).status_code == 204
+        left = [n["seq"] for n in a.get("/v1/mailbox", params={"after": told["seq"] - 1,
+                                                                "limit": 500}).json()]
+        again = a.get(f"/v1/mailbox/{told['seq']}/message")
+    assert told["seq"] not in left
+    assert again.status_code == 200  # an acknowledged message can still be fetched
+    assert valid(xsd, "camt.054.001.08", answer.content)
+    assert valid(xsd, "camt.054.001.08", agent_answer.content)
+    _, notification = parse_message(answer.content)
+    assert [(e.amount_minor, e.entry_reference) for e in notification.entries] == [
+        (500, ledger_id)]
+    _, of_agent = parse_message(agent_answer.content)
+    assert [(e.amount_minor, e.entry_reference) for e in of_agent.entries] == [(-500, own_id)]
