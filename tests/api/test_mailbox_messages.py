@@ -86,3 +86,37 @@ def test_funds_in_notifies_the_bank_and_the_agent_and_ack_clears_it(live_server,
         (500, ledger_id)]
     _, of_agent = parse_message(agent_answer.content)
     assert [(e.amount_minor, e.entry_reference) for e in of_agent.entries] == [(-500, own_id)]
+
+
+def statement_notice(client) -> dict:
+    """The statement of the day the server was seeded on (1970-01-01), issued at its first
+    step of a later day (the heartbeat's, or any request's)."""
+    after = 0
+    while page := client.get("/v1/mailbox", params={"after": after, "limit": 500}).json():
+        found = [n for n in page if n["kind"] == "statement"]
+        if found:
+            return found[0]
+        after = page[-1]["seq"]
+    raise AssertionError("no statement in the mailbox")
+
+
+def test_the_end_of_day_statement_is_in_the_mailbox_as_the_camt053_of_that_day(
+        live_server, xsd):
+    account = live_server.account_of(BANK_A, "CNY")
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        a.get("/v1/mailbox")  # a step of today's: the seeding day is over
+        told = statement_notice(a)
+        assert (told["uetr"], told["status"]) == (f"{account}-19700101", "1970-01-01")
+        fetched = a.get(f"/v1/mailbox/{told['seq']}/message")
+        asked = a.get(f"/v1/accounts/{account}/statement", params={"day": "1970-01-01"})
+        assert b.get(f"/v1/mailbox/{told['seq']}/message").status_code == 404
+        assert a.post("/v1/mailbox/ack", json={"seqs": [told["seq"]]}).status_code == 204
+        assert all(n["seq"] != told["seq"] for n in a.get(
+            "/v1/mailbox", params={"after": told["seq"] - 1}).json())
+    assert fetched.status_code == 200, fetched.text
+    assert valid(xsd, "camt.053.001.08", fetched.content)
+    assert fetched.content == asked.content  # the same statement as asked for
+    _, statement = parse_message(fetched.content)
+    assert (statement.account, statement.opening_balance_minor) == (str(account), 0)
+    assert statement.closing_balance_minor == sum(e.amount_minor for e in statement.entries)
+    assert statement.closing_balance_minor > 0  # seeded with funds that day

@@ -80,3 +80,62 @@ def test_a_transfer_that_releases_a_queued_payment_notifies_only_itself(engine, 
     assert engine.payment(waits.uetr).status == "settled"
     told = [n[2] for n in notifications(engine, ICBK, ABOC)]
     assert sorted(told) == ["cover", "cover", "fund-icbk-cny"]
+
+
+DAY_US = 86_400_000_000
+STATEMENT = NoticeKind.STATEMENT
+
+
+def statements(engine, *bics):
+    """(bic, statement id, day, created) of the statement notices in these mailboxes."""
+    return sorted((n.participant_bic, n.uetr, n.status, n.created_us) for bic in bics
+                  for _, n, _ in engine.mailbox(bic, 0, 500) if n.kind == STATEMENT)
+
+
+def test_the_first_step_of_a_new_day_issues_one_statement_per_account_with_entries(
+        engine, network):
+    """Day 0 (1970-01-01) had the funding (accounts 1, 11, 2, 21) and a transfer 11 -> 12;
+    a reservation alone (22 has none: RUB) gives no statement."""
+    t = network.funded_at_us
+    engine.submit([Transfer("move-1", 11, 12, 100, "CNY")], t + 1)
+    engine.submit([Transfer("hold", 21, 2, 100, "RUB", TransferKind.PENDING)], t + 2)
+    everyone = ("PBOCCNBJ", "CBRFRUMM", ICBK, ABOC, "SABRRUMM")
+    assert statements(engine, *everyone) == []
+    engine.heartbeat(DAY_US + 5)  # the heartbeat of a new day, with nothing else to do
+    assert statements(engine, *everyone) == [
+        (ABOC, "12-19700101", "1970-01-01", DAY_US + 5),
+        ("CBRFRUMM", "2-19700101", "1970-01-01", DAY_US + 5),
+        (ICBK, "11-19700101", "1970-01-01", DAY_US + 5),
+        ("PBOCCNBJ", "1-19700101", "1970-01-01", DAY_US + 5),
+        ("SABRRUMM", "21-19700101", "1970-01-01", DAY_US + 5)]
+    engine.heartbeat(DAY_US + 6)
+    engine.submit([Transfer("move-2", 11, 12, 100, "CNY")], DAY_US + 7)
+    assert len(statements(engine, *everyone)) == 5  # a day is told once
+
+
+def test_statements_are_issued_once_across_restarts(engine, network, open_engine):
+    t = network.funded_at_us
+    engine.submit([Transfer("move-1", 11, 12, 100, "CNY")], t + 1)
+    engine.close()
+    reopened = open_engine()  # restarted within the day: nothing issued yet
+    assert statements(reopened, ICBK, ABOC) == []
+    reopened.acknowledge(ABOC, [], DAY_US + 1)  # any command of the next day turns it
+    issued = statements(reopened, ICBK, ABOC)
+    assert [s[1] for s in issued] == ["12-19700101", "11-19700101"]
+    reopened.close()
+    again = open_engine()  # restarted after the turn: the day is not told twice
+    again.tick(DAY_US + 2)
+    again.submit([Transfer("move-2", 11, 12, 100, "CNY")], 3 * DAY_US)
+    again.close()
+    last = open_engine()
+    last.heartbeat(4 * DAY_US)  # day 1 had no entries; day 3 had move-2
+    assert statements(last, ICBK, ABOC) == sorted(issued + [
+        (ABOC, "12-19700104", "1970-01-04", 4 * DAY_US),
+        (ICBK, "11-19700104", "1970-01-04", 4 * DAY_US)])
+
+
+def test_an_idle_day_turn_commits_nothing(engine, network, open_engine):
+    engine.heartbeat(DAY_US + 1)  # day 0's statements
+    head = engine.store.audit_head()
+    engine.heartbeat(3 * DAY_US)  # days 1 and 2 had no entries
+    assert engine.store.audit_head() == head

@@ -27,7 +27,7 @@ from scopay.api.errors import PROBLEM, ApiError, problem_xml
 from scopay.api.schemas import AccountIdPath, SeqPath
 from scopay.api.security import Caller
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX
-from scopay.domain.mailbox import NOTIFICATION_KINDS, Notice, NoticeKind
+from scopay.domain.mailbox import NOTIFICATION_KINDS, Notice, NoticeKind, statement_of
 from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
@@ -118,8 +118,9 @@ async def post_message(request: Request, caller: Caller) -> Response:
 def fetch_message(seq: SeqPath, caller: Caller, request: Request) -> Response:
     """A mailbox notice as its ISO 20022 message: a status report (pacs.002), the incoming
     payment itself, in the message it came in (pacs.008 .08 or .13, pacs.009), a return
-    (pacs.004 to the debtor agent; a pacs.002 on it to the returner), or a debit or credit
-    notification of a ledger movement that is no payment (camt.054)."""
+    (pacs.004 to the debtor agent; a pacs.002 on it to the returner), a debit or credit
+    notification of a ledger movement that is no payment (camt.054), or the statement of an
+    account for a finished day (camt.053)."""
     engine = _runner(request).engine
     found = [entry for entry in engine.store.mailbox(caller.participant.bic, seq - 1, 1,
                                                      include_acknowledged=True)
@@ -129,6 +130,9 @@ def fetch_message(seq: SeqPath, caller: Caller, request: Request) -> Response:
     notice = found[0][1]
     if notice.kind in NOTIFICATION_KINDS:
         return Response(_notification(engine, seq, notice), media_type=XML)
+    if notice.kind == NoticeKind.STATEMENT:
+        account_id, day = statement_of(notice)
+        return Response(_statement(engine, engine.accounts[account_id], day), media_type=XML)
     record = engine.payment(notice.uetr or "")
     if record is None:
         raise ApiError(404, "Not found", f"message {seq} is about no payment")
@@ -156,6 +160,12 @@ def statement(account_id: AccountIdPath, caller: Caller, request: Request,
     account = engine.accounts.get(account_id)
     if account is None or not auth.may_see_account(caller, account):
         raise ApiError(404, "Not found", f"no account {account_id} visible to you")
+    return Response(_statement(engine, account, day), media_type=XML)
+
+
+def _statement(engine, account, day: date) -> bytes:
+    """camt.053 of one account and UTC day, whether asked for or fetched from the mailbox."""
+    account_id = account.id
     start_us = (datetime(day.year, day.month, day.day, tzinfo=UTC) - _EPOCH) // timedelta(
         microseconds=1)
     end_us = start_us + 86_400_000_000
@@ -165,7 +175,7 @@ def statement(account_id: AccountIdPath, caller: Caller, request: Request,
     report = Statement(f"STMT{account_id}{day:%Y%m%d}", end_us, f"{account_id}-{day:%Y%m%d}",
                        str(account_id), account.currency, opening, day, closing, day,
                        tuple(entries), account_servicer=account.owner_bic)
-    return Response(build_camt053(report), media_type=XML)
+    return build_camt053(report)
 
 
 # -- mapping ----------------------------------------------------------------------------------

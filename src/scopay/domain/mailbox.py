@@ -9,6 +9,7 @@ fetched.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from enum import StrEnum
 
 MAILBOX_PAGE_MAX = 500  # notices returned by one fetch
@@ -22,6 +23,10 @@ class NoticeKind(StrEnum):
     # `uetr` holds the journal entry's transfer id.
     DEBIT_NOTIFICATION = "debit_notification"
     CREDIT_NOTIFICATION = "credit_notification"
+    # The end of a UTC day on which an account had entries: camt.053 of that account and day
+    # to its owner, written in the commit of the engine's first step of a later day. `uetr`
+    # holds the statement id "<account id>-<YYYYMMDD>", `status` the day (YYYY-MM-DD).
+    STATEMENT = "statement"
 
 
 NOTIFICATION_KINDS = frozenset({NoticeKind.DEBIT_NOTIFICATION, NoticeKind.CREDIT_NOTIFICATION})
@@ -36,3 +41,19 @@ class Notice:
     status: str | None
     reason: str | None
     created_us: int
+
+
+_EPOCH_DAY = date(1970, 1, 1)
+
+
+def statement_notice(owner_bic: str, account_id: int, day_number: int, at_us: int) -> Notice:
+    """The notice of an account's statement for a UTC day (days counted from 1970-01-01)."""
+    day = _EPOCH_DAY + timedelta(days=day_number)
+    return Notice(owner_bic, NoticeKind.STATEMENT, f"{account_id}-{day:%Y%m%d}",
+                  day.isoformat(), None, at_us)
+
+
+def statement_of(notice: Notice) -> tuple[int, date]:
+    """(account id, day) of a statement notice."""
+    assert notice.kind == NoticeKind.STATEMENT and notice.uetr and notice.status
+    return int(notice.uetr.partition("-")[0]), date.fromisoformat(notice.status)

@@ -28,10 +28,10 @@ from scopay.domain.ledger import (
     invariant_violations,
     posted_change,
 )
-from scopay.domain.mailbox import BOOKED, Notice, NoticeKind
+from scopay.domain.mailbox import BOOKED, Notice, NoticeKind, statement_notice
 from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
 from scopay.domain.participant import Participant, Status, check_participant
-from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX, Rtgs
+from scopay.domain.rtgs import BUSINESS_DAY_US, PAYMENT_TRANSFER_PREFIX, Rtgs
 from scopay.engine.answers import AnswerIndex
 from scopay.engine.payments import (
     RECOVERY_PROGRESS_EVERY,
@@ -173,6 +173,9 @@ class Engine(PaymentOperations):
                                        self.store.idempotency_body)
         self.rtgs = Rtgs(self.ledger, **self._rtgs_settings)
         self._recover_payments(progress)
+        # Every commit carries the statements of the days before its own (see _write): so
+        # those of every day before the last commit's were issued, and none of its day yet.
+        self._statement_day = self._last_timestamp_us // BUSINESS_DAY_US
 
     # -- transfers ------------------------------------------------------------------------
 
@@ -228,7 +231,7 @@ class Engine(PaymentOperations):
         self._apply_step(self.rtgs.release(accounts_given_room(journal), timestamp_us),
                          timestamp_us, changes)
         try:
-            self.store.commit(changes.journal, rejections,
+            self._write(changes.journal, rejections,
                               payments=list(changes.records.values()),
                               payment_events=changes.events, notices=changes.notices,
                               at_us=timestamp_us)
@@ -246,10 +249,10 @@ class Engine(PaymentOperations):
                        for entry in changes.journal)
 
     def _commit(self, journal: list, rejections: list, notices: list[Notice]) -> None:
-        if not journal and not rejections:
+        if not journal and not rejections and not self._day_turned():
             return
         try:
-            self.store.commit(journal, rejections, notices=notices,
+            self._write(journal, rejections, notices=notices,
                               at_us=self._last_timestamp_us)
         except BaseException:
             self._recover()
@@ -270,7 +273,7 @@ class Engine(PaymentOperations):
             if problem is not None:
                 raise CommandRefused(problem)
             admitted[participant.bic] = participant
-        self.store.commit(participants=participants, at_us=self._tick(now_us))
+        self._write(participants=participants, at_us=self._tick(now_us))
         self.participants = admitted
 
     def open_account(self, account: Account, now_us: int) -> None:
@@ -287,7 +290,7 @@ class Engine(PaymentOperations):
                 raise CommandRefused(problem)
             opened[account.id] = account
             taken.add(account_key(account))
-        self.store.commit(accounts=accounts, at_us=self._tick(now_us))
+        self._write(accounts=accounts, at_us=self._tick(now_us))
         self.accounts = opened
         for account in accounts:
             self.ledger.open_account(account)
@@ -316,7 +319,7 @@ class Engine(PaymentOperations):
         balance = self.ledger.balances[account_id]
         if balance.available_minor < changed.floor_minor:
             raise CommandRefused("the account already uses more than the new credit line")
-        self.store.commit(accounts=[changed], at_us=self._tick(now_us))
+        self._write(accounts=[changed], at_us=self._tick(now_us))
         self.accounts[account_id] = changed
         assert self.ledger.set_floor(account_id, changed.floor_minor)
         if credit_line_minor > account.credit_line_minor:  # room grew: try its queue
@@ -333,7 +336,7 @@ class Engine(PaymentOperations):
         changed = replace(participant, status=status)
         own = [a.id for a in self.accounts.values() if a.owner_bic == bic]
         blocked = status != Status.ACTIVE
-        self.store.commit(participants=[changed], blocked=[(a, blocked) for a in own],
+        self._write(participants=[changed], blocked=[(a, blocked) for a in own],
                           at_us=self._tick(now_us))
         self.participants[bic] = changed
         for account_id in own:
@@ -347,7 +350,7 @@ class Engine(PaymentOperations):
         if key_id in self.keys:
             raise CommandRefused(f"key {key_id} exists already")
         at = self._tick(now_us)
-        self.store.commit(keys=[(key_id, bic, public_key, at)], at_us=at)
+        self._write(keys=[(key_id, bic, public_key, at)], at_us=at)
         self.keys[key_id] = (bic, public_key, None)
 
     @_exclusive
@@ -358,7 +361,7 @@ class Engine(PaymentOperations):
         if found[2] is not None:
             return  # revoked already: nothing changes
         at = self._tick(now_us)
-        self.store.commit(revoked_keys=[(key_id, at)], at_us=at)
+        self._write(revoked_keys=[(key_id, at)], at_us=at)
         self.keys[key_id] = (found[0], found[1], at)
 
     @_exclusive
@@ -372,7 +375,7 @@ class Engine(PaymentOperations):
             if (bic, key) not in self.idempotency:
                 fresh[(bic, key)] = (bic, key, digest, status_code, body, at)
         if fresh:
-            self.store.commit(idempotency=list(fresh.values()), at_us=at)
+            self._write(idempotency=list(fresh.values()), at_us=at)
             self.idempotency.add_rows(fresh.values())
         return [None] * len(answers)
 
@@ -454,6 +457,45 @@ class Engine(PaymentOperations):
         self.store.close()
 
     # -- internals --------------------------------------------------------------------------
+
+    def _write(self, journal: Sequence[JournalEntry] = (), rejections: Sequence = (), *,
+               at_us: int, notices: Sequence[Notice] = (), **rows) -> None:
+        """Commit one step through the store. The first commit of a new UTC day carries the
+        statement notices of the days before it; a turn of the day with nothing to tell and
+        nothing else to write commits nothing."""
+        day = at_us // BUSINESS_DAY_US
+        if day > self._statement_day:
+            statements = self._statement_notices(day, at_us)
+            if not (statements or journal or rejections or notices or any(rows.values())):
+                self._statement_day = day  # no entries since the last commit's day
+                return
+            notices = [*notices, *statements]
+        self.store.commit(journal, rejections, notices=notices, at_us=at_us, **rows)
+        self._statement_day = max(self._statement_day, day)
+
+    def _day_turned(self) -> bool:
+        """The step now under way is the first of a new UTC day: it must commit statements."""
+        return self._last_timestamp_us // BUSINESS_DAY_US > self._statement_day
+
+    def _statement_notices(self, day: int, at_us: int) -> list[Notice]:
+        """One statement notice per account and finished day with postings, to its owner:
+        the committed journal from the start of the last day told, up to the start of `day`
+        (journal times never go backwards, so these entries are a range of seqs). Read once
+        a day, off the hot path."""
+        end_us = day * BUSINESS_DAY_US
+        last_seq = self.store.last_seq()
+        first_seq = self.store.first_journal_seq_from(self._statement_day * BUSINESS_DAY_US,
+                                                      last_seq)
+        booked: dict[tuple[int, int], None] = {}  # (day, account), in order
+        for _, (transfer, at) in self.store.journal(after_seq=first_seq - 1,
+                                                    until_seq=last_seq):
+            if at >= end_us:
+                break
+            if transfer.kind in _MOVES_POSTED:
+                booked[(at // BUSINESS_DAY_US, transfer.debit_account_id)] = None
+                booked[(at // BUSINESS_DAY_US, transfer.credit_account_id)] = None
+        return [statement_notice(self.accounts[account_id].owner_bic, account_id, finished,
+                                 at_us) for finished, account_id in sorted(booked)]
 
     def _tick(self, now_us: int) -> int:
         """Timestamps never go backwards, whatever the clock passed in does."""

@@ -246,13 +246,13 @@ class PaymentOperations:
             self._commit_changes(changes)
             due = self.idempotency.due(at)[:ANSWERS_FORGOTTEN_PER_BEAT_MAX]
             if due:
-                self.store.commit(forgotten_answers=due, at_us=at)
+                self._write(forgotten_answers=due, at_us=at)
                 self.idempotency.forget(due)
 
     def acknowledge(self, bic: str, seqs: Sequence[int], now_us: int) -> None:
         with self._lock:
             at = self._tick(now_us)
-            self.store.commit(acknowledged=[(seq, bic, at) for seq in seqs], at_us=at)
+            self._write(acknowledged=[(seq, bic, at) for seq in seqs], at_us=at)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -468,10 +468,10 @@ class PaymentOperations:
 
     def _commit_changes(self, changes: _Changes) -> None:
         if not (changes.journal or changes.records or changes.notices or changes.policies
-                or changes.idempotency):
+                or changes.idempotency or self._day_turned()):
             return
         try:
-            self.store.commit(changes.journal, (), payments=list(changes.records.values()),
+            self._write(changes.journal, (), payments=list(changes.records.values()),
                               payment_events=changes.events, policies=changes.policies,
                               notices=changes.notices, idempotency=changes.idempotency,
                               at_us=self._last_timestamp_us)
