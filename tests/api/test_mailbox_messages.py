@@ -19,10 +19,12 @@ def valid(xsd, message_type, data: bytes) -> bool:
 
 
 def notice_about(client, transfer_id: str, kind: str) -> dict:
+    """The notice of that kind about the transfer, listed by its id as the caller knows it."""
     after = 0
     while page := client.get("/v1/mailbox", params={"after": after, "limit": 500}).json():
         for notice in page:
-            if notice["uetr"] == transfer_id and notice["kind"] == kind:
+            if notice["reference"] == transfer_id and notice["kind"] == kind:
+                assert notice["uetr"] is None  # a ledger movement, not a payment
                 return notice
         after = page[-1]["seq"]
     raise AssertionError(f"no {kind} about {transfer_id}")
@@ -39,8 +41,8 @@ def test_a_transfer_is_a_camt054_debit_to_the_sender_and_credit_to_the_receiver(
                                              "currency": "CNY"})
         assert sent.status_code == 201, sent.text
         ledger_id = f"{BANK_A}:{own_id}"
-        told_a = notice_about(a, ledger_id, "debit_notification")
-        told_b = notice_about(b, ledger_id, "credit_notification")
+        told_a = notice_about(a, own_id, "debit_notification")  # its own id, as it knows it
+        told_b = notice_about(b, ledger_id, "credit_notification")  # another's, whole
         assert told_a["status"] == told_b["status"] == "booked"
         fetched_a = a.get(f"/v1/mailbox/{told_a['seq']}/message")
         fetched_b = b.get(f"/v1/mailbox/{told_b['seq']}/message")
@@ -70,7 +72,7 @@ def test_funds_in_notifies_the_bank_and_the_agent_and_ack_clears_it(live_server,
         assert moved.status_code == 201, moved.text
         ledger_id = f"{AGENT}:{own_id}"
         told = notice_about(a, ledger_id, "credit_notification")
-        agent_told = notice_about(agent, ledger_id, "debit_notification")
+        agent_told = notice_about(agent, own_id, "debit_notification")
         answer = a.get(f"/v1/mailbox/{told['seq']}/message")
         agent_answer = agent.get(f"/v1/mailbox/{agent_told['seq']}/message")
         assert a.post("/v1/mailbox/ack", json={"seqs": [told["seq"]]}).status_code == 204
@@ -106,7 +108,7 @@ def test_the_end_of_day_statement_is_in_the_mailbox_as_the_camt053_of_that_day(
     with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
         a.get("/v1/mailbox")  # a step of today's: the seeding day is over
         told = statement_notice(a)
-        assert (told["uetr"], told["status"]) == (f"{account}-19700101", "1970-01-01")
+        assert (told["reference"], told["status"]) == (f"{account}-19700101", "1970-01-01")
         fetched = a.get(f"/v1/mailbox/{told['seq']}/message")
         asked = a.get(f"/v1/accounts/{account}/statement", params={"day": "1970-01-01"})
         assert b.get(f"/v1/mailbox/{told['seq']}/message").status_code == 404

@@ -107,6 +107,9 @@ def cut_back(db, entries: int) -> None:
             covered = json.loads(payload).get("journal")
             if covered:
                 raw.execute("DELETE FROM journal WHERE seq BETWEEN ? AND ?", covered[:2])
+            told = json.loads(payload).get("mailbox")
+            if told:  # a transfer's camt.054 notices, gone with it
+                raw.execute("DELETE FROM mailbox WHERE seq BETWEEN ? AND ?", told[:2])
         raw.execute("DELETE FROM audit_log WHERE seq > ?", (last - entries,))
 
 

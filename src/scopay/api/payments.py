@@ -39,7 +39,7 @@ from scopay.api.schemas import (
     TimesIn,
 )
 from scopay.api.security import ANSWER_KEPT_STATE, IDEMPOTENCY_STATE, Caller
-from scopay.domain.mailbox import MAILBOX_PAGE_MAX
+from scopay.domain.mailbox import MAILBOX_PAGE_MAX, Notice, NoticeKind
 from scopay.domain.money import (
     CURRENCIES,
     AmountError,
@@ -329,9 +329,22 @@ def list_mailbox(caller: Caller, request: Request, after: int = Query(0, ge=0, l
                  limit: int = Query(100, ge=1, le=MAILBOX_PAGE_MAX)) -> list[NoticeOut]:
     """Unacknowledged notices, oldest first; they stay until acknowledged."""
     engine = _runner(request).engine
-    return [NoticeOut(seq=seq, kind=n.kind.value, uetr=n.uetr, status=n.status,
-                      reason=n.reason, created=_time(n.created_us))
-            for seq, n, _ in engine.mailbox(caller.participant.bic, after, limit)]
+    bic = caller.participant.bic
+    return [_notice_out(seq, notice, bic) for seq, notice, _ in engine.mailbox(bic, after, limit)]
+
+
+def _notice_out(seq: int, notice: Notice, bic: str) -> NoticeOut:
+    """A notice as its owner sees it: a payment's by its UETR, a ledger movement's by the
+    transfer id as the owner knows it, a statement's by account and day."""
+    about_payment = notice.kind in (NoticeKind.STATUS_REPORT, NoticeKind.INCOMING_PAYMENT)
+    reference = None
+    if notice.kind in (NoticeKind.DEBIT_NOTIFICATION, NoticeKind.CREDIT_NOTIFICATION):
+        reference = auth.shown_transfer_id(bic, notice.uetr or "")
+    elif not about_payment:
+        reference = notice.uetr
+    return NoticeOut(seq=seq, kind=notice.kind.value,
+                     uetr=notice.uetr if about_payment else None, reference=reference,
+                     status=notice.status, reason=notice.reason, created=_time(notice.created_us))
 
 
 @router.post("/v1/mailbox/ack", status_code=204, tags=["mailbox"], responses=_ANSWERS)

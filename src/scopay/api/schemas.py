@@ -232,7 +232,10 @@ class MoveIn(BaseModel):
 class NoticeOut(BaseModel):
     seq: int
     kind: str
-    uetr: str | None
+    uetr: str | None = Field(description="the payment's, for a payment notice")
+    reference: str | None = Field(None, description="for a debit or credit notification the "
+                                  "transfer id (yours without your BIC); for a statement "
+                                  "'<account id>-<YYYYMMDD>'")
     status: str | None
     reason: str | None
     created: datetime

@@ -445,11 +445,11 @@ def iso_inbox(key: KeyOption = Path("var/operator.key"),
     with ScopayClient.from_key_file(url, key) as client:
         notices = client.get("/v1/mailbox", params={"limit": 500}).json()
         table = Table(title=f"mailbox of {client.key.participant_bic}")
-        for column in ("seq", "kind", "uetr", "status", "reason", "created"):
+        for column in ("seq", "kind", "uetr or reference", "status", "reason", "created"):
             table.add_column(column, overflow="fold")
         for n in notices:
-            table.add_row(str(n["seq"]), n["kind"], n["uetr"] or "", n["status"] or "",
-                          n["reason"] or "", n["created"])
+            table.add_row(str(n["seq"]), n["kind"], n["uetr"] or n.get("reference") or "",
+                          n["status"] or "", n["reason"] or "", n["created"])
             if fetch:
                 print(client.get(f"/v1/mailbox/{n['seq']}/message").text)
         console.print(table)
