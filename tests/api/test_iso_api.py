@@ -277,3 +277,21 @@ def test_an_oversize_message_is_refused_in_xml_with_ff01_and_nothing_is_read(liv
     assert answer.headers["content-type"] == "application/problem+xml"
     assert etree.fromstring(answer.content).findtext("{urn:ietf:rfc:7807}reason_code") == "FF01"
     assert live_server.engine.journal_count == journal_before
+
+
+def test_a_message_id_used_again_for_another_message_is_refused_as_a_duplicate(live_server):
+    first, later = message(payment(1_00)), message(payment(2_00))
+    reused = replace(later, message_id=first.message_id)
+    with live_server.client(BANK_A) as a:
+        assert a.post("/v1/iso20022", content=build_pacs008(first, PACS008_V08),
+                      headers=XML).status_code == 200
+        journal_before = live_server.engine.journal_count
+        answer = a.post("/v1/iso20022", content=build_pacs008(reused, PACS008_V08),
+                        headers=XML)
+        again = a.post("/v1/iso20022", content=build_pacs008(first, PACS008_V08), headers=XML)
+    _, report = parse_message(answer.content)
+    assert [(t.status.value, t.reason_code) for t in report.transactions] == [("RJCT", "DUPL")]
+    assert live_server.engine.journal_count == journal_before
+    assert later.payments[0].uetr not in live_server.engine.payments
+    _, replayed = parse_message(again.content)  # the same message again: its outcome
+    assert [t.status.value for t in replayed.transactions] == ["ACSC"]

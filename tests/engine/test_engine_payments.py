@@ -255,3 +255,25 @@ def test_a_cancellation_keeps_who_asked_and_why_in_the_history_and_the_notice(en
     told = [n.reason for _, n, _ in reopened.mailbox(ICBK)
             if n.uetr == asked.uetr and n.status == "cancelled"]
     assert told == ["DUPL: cancelled by its sender ICBKCNBJ"]
+
+
+def test_a_message_id_names_one_message_of_its_sender_live_and_after_restart(
+        engine, network, open_engine):
+    t = network.funded_at_us
+    first = [payment(ICBK, ABOC, 1, message_id="MSG-1") for _ in range(2)]
+    assert [r.status for r in engine.submit_payments(ICBK, first, t + 1)] == [
+        PaymentStatus.SETTLED] * 2
+    again = engine.submit_payments(ICBK, first, t + 2)  # the same message: its outcomes
+    assert [r.status for r in again] == [PaymentStatus.SETTLED] * 2
+    other = [payment(ICBK, ABOC, 1, message_id="MSG-1")]
+    by_another = [payment(ABOC, ICBK, 1, message_id="MSG-1")]  # another sender's own id
+    engine.close()
+    reopened = open_engine()
+    journal = reopened.journal_count
+    refused = reopened.submit_payments(ICBK, other, t + 3)
+    fewer = reopened.submit_payments(ICBK, first[:1], t + 3)
+    assert [(r.status, r.reason) for r in refused + fewer] == [
+        (PaymentStatus.REJECTED, Rejection.MESSAGE_ID_USED)] * 2
+    assert other[0].uetr not in reopened.payments and reopened.journal_count == journal
+    assert reopened.submit_payments(ABOC, by_another, t + 4)[0].status == PaymentStatus.SETTLED
+    assert reopened.reconcile().ok

@@ -18,6 +18,7 @@ REJECTION_STATUS = {
     Rejection.CREDIT_ACCOUNT_NOT_FOUND: 404,
     Rejection.PENDING_TRANSFER_NOT_FOUND: 404,
     Rejection.PAYMENT_EXISTS_WITH_DIFFERENT_CONTENT: 409,
+    Rejection.MESSAGE_ID_USED: 409,
     Rejection.QUEUE_FULL: 503,
 }
 for _rejection in Rejection:

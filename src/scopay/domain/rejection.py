@@ -48,6 +48,7 @@ class Rejection(StrEnum):
     INSUFFICIENT_LIQUIDITY = "insufficient_liquidity"
     # Payments (before and after the ledger):
     PAYMENT_EXISTS_WITH_DIFFERENT_CONTENT = "payment_exists_with_different_content"
+    MESSAGE_ID_USED = "message_id_used"
     DEBTOR_AGENT_UNKNOWN = "debtor_agent_unknown"
     CREDITOR_AGENT_UNKNOWN = "creditor_agent_unknown"
     NO_SETTLEMENT_ACCOUNT = "no_settlement_account"
@@ -102,6 +103,9 @@ REJECTION_TEXT: dict[Rejection, str] = {
     Rejection.INSUFFICIENT_LIQUIDITY: "debit account lacks the funds above its floor",
     Rejection.PAYMENT_EXISTS_WITH_DIFFERENT_CONTENT: (
         "a payment with this UETR or instruction id exists with other content"
+    ),
+    Rejection.MESSAGE_ID_USED: (
+        "the sender used this message id for another message: a message id names one message"
     ),
     Rejection.DEBTOR_AGENT_UNKNOWN: "the debtor agent is not a scopay participant",
     Rejection.CREDITOR_AGENT_UNKNOWN: "the creditor agent is not a scopay participant",

@@ -138,7 +138,7 @@ class PaymentOperations:
             answers = []
             for sender_bic, payments, receipt in requests:
                 assert len(payments) <= PAYMENTS_PER_REQUEST_MAX, "too many in one request"
-                results = [self._enter(sender_bic, p, at, changes) for p in payments]
+                results = self._enter_message(sender_bic, payments, at, changes)
                 answers.append(results)
                 if receipt is not None:
                     self._keep_answer(sender_bic, receipt, results, at, changes)
@@ -285,6 +285,8 @@ class PaymentOperations:
         self.payments: dict[str, PaymentRecord] = {}
         self._resolved_at_us = 0
         self._instructions: dict[tuple[str, str], str] = {}
+        # (sender, message id) -> the UETRs recorded under it: one id, one message
+        self._messages: dict[tuple[str, str], set[str]] = {}
         total = self.store.payment_count() if progress is not None else 0
         for count, record in enumerate(self.store.payments(), 1):
             if progress is not None and not count % RECOVERY_PROGRESS_EVERY:
@@ -293,6 +295,9 @@ class PaymentOperations:
             self._last_timestamp_us = max(self._last_timestamp_us, record.history[-1].at_us)
             self._instructions[(record.sender_bic, record.payment.instruction_id)] = (
                 record.payment.uetr)
+            if record.payment.message_id is not None:
+                self._messages.setdefault((record.sender_bic, record.payment.message_id),
+                                          set()).add(record.payment.uetr)
             if record.status == PaymentStatus.QUEUED:
                 self.rtgs.restore(_order_of(record))
             elif record.status == PaymentStatus.SETTLED:
@@ -315,6 +320,21 @@ class PaymentOperations:
             self._apply_step(self.rtgs.release(accounts_given_room(expired), at), at, changes)
         return changes, at
 
+    def _enter_message(self, sender_bic: str, payments: Sequence[Payment], at: int,
+                       changes: _Changes) -> list[PaymentResult]:
+        """Enter one request's payments. Those of an ISO message carry its id: a sender's
+        message id names one message, so a message under an id used before enters only if it
+        is that message again (every transaction recorded under the id, and no new one);
+        otherwise each of its payments is refused, and nothing is recorded."""
+        message_id = payments[0].message_id if payments else None
+        known = self._messages.get((sender_bic, message_id)) if message_id else None
+        if known is not None:
+            uetrs = {p.uetr for p in payments}
+            if known - uetrs or any(u not in known and u not in self.payments for u in uetrs):
+                return [PaymentResult(p.uetr, PaymentStatus.REJECTED, Rejection.MESSAGE_ID_USED)
+                        for p in payments]
+        return [self._enter(sender_bic, p, at, changes) for p in payments]
+
     def _enter(self, sender_bic: str, payment: Payment, at: int,
                changes: _Changes) -> PaymentResult:
         known_uetr = self._instructions.get((sender_bic, payment.instruction_id))
@@ -328,6 +348,8 @@ class PaymentOperations:
                                latest_us=payment.latest_us, reject_by_us=payment.reject_by_us)
         self.payments[payment.uetr] = record
         self._instructions[(sender_bic, payment.instruction_id)] = payment.uetr
+        if payment.message_id is not None:
+            self._messages.setdefault((sender_bic, payment.message_id), set()).add(payment.uetr)
         self._transition(record, PaymentStatus.RECEIVED, at, changes, notify=False)
         refusal = self._route(record)
         if refusal is not None:
