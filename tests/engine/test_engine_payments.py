@@ -277,3 +277,29 @@ def test_a_message_id_names_one_message_of_its_sender_live_and_after_restart(
     assert other[0].uetr not in reopened.payments and reopened.journal_count == journal
     assert reopened.submit_payments(ABOC, by_another, t + 4)[0].status == PaymentStatus.SETTLED
     assert reopened.reconcile().ok
+
+
+def test_a_payment_still_queued_at_its_latest_time_warns_its_sender_once(
+        engine, network, open_engine):
+    t = network.funded_at_us
+    late = payment(ABOC, ICBK, 80_000, latest_us=t + 5 * SECOND_US)
+    engine.submit_payments(ABOC, [late], t + 1)
+
+    def warnings(of):
+        return [n for _, n, _ in of.mailbox(ABOC, 0, 500)
+                if n.uetr == late.uetr and n.reason == "latest_time_passed"]
+
+    engine.heartbeat(t + 5 * SECOND_US - 1)
+    assert warnings(engine) == []
+    engine.heartbeat(t + 5 * SECOND_US)
+    engine.heartbeat(t + 6 * SECOND_US)
+    (warned,) = warnings(engine)
+    assert (warned.status, warned.kind.value) == ("queued", "status_report")
+    assert engine.payment(late.uetr).status == PaymentStatus.QUEUED  # a warning, no more
+    engine.close()
+    reopened = open_engine()
+    reopened.heartbeat(t + 7 * SECOND_US)
+    assert len(warnings(reopened)) == 1  # told before the restart: not again
+    reopened.set_payment_times(late.uetr, t + 9 * SECOND_US, None, t + 8 * SECOND_US)
+    reopened.heartbeat(t + 9 * SECOND_US)
+    assert len(warnings(reopened)) == 2  # a new latest time, passed: told again

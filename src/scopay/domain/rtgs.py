@@ -44,7 +44,7 @@ OFFSET_CANDIDATES_MAX = 64  # queued counter-payments weighed when offsetting on
 RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}
 BUSINESS_DAY_US = 86_400_000_000  # limit positions count one UTC day
 LIMIT_ROUNDS_MAX = 16  # resolutions tried, each leaving out payments over a limit
-_REJECT_BY, _EARLIEST = 0, 1  # kinds of timed events
+_REJECT_BY, _EARLIEST, _LATEST = 0, 1, 2  # kinds of timed events
 _NO_FLOOR = -(2**63)  # an issuance account, for the resolution's arithmetic
 _new_transfer = positional_constructor(Transfer)  # a Transfer without its frozen __init__'s cost
 
@@ -98,6 +98,7 @@ class Step:
     settled: list[Order] = field(default_factory=list)
     queued: list[tuple[Order, WaitReason]] = field(default_factory=list)
     rejected: list[tuple[Order, Rejection]] = field(default_factory=list)
+    late: list[Order] = field(default_factory=list)  # still queued at their latest time
     ledger: ExecuteResult = field(default_factory=lambda: ExecuteResult([], [], []))
 
     def absorb(self, result: ExecuteResult) -> None:
@@ -203,8 +204,9 @@ class Rtgs:
     # -- time and liquidity ---------------------------------------------------------------
 
     def tick(self, now_us: int) -> Step:
-        """Reject what passed its reject-by time; try what reached its earliest time; on a
-        new business day, start the limits' positions afresh and try every queue."""
+        """Reject what passed its reject-by time; try what reached its earliest time; name
+        what is still queued at its latest time (its sender is warned); on a new business
+        day, start the limits' positions afresh and try every queue."""
         step = Step()
         due: set[int] = set()
         if self._start_day(now_us // BUSINESS_DAY_US):
@@ -220,6 +222,8 @@ class Rtgs:
                 step.rejected.append((order, Rejection.REJECT_TIME_PASSED))
             elif kind == _EARLIEST and order.earliest_us == at_us:
                 due.add(order.debtor_account)
+            elif kind == _LATEST and order.latest_us == at_us:
+                step.late.append(order)
         self._release({a for a in due if a in self.queues}, now_us, step)
         return step
 
@@ -524,6 +528,8 @@ class Rtgs:
             heappush(self._timed, (order.reject_by_us, _REJECT_BY, order.uetr))
         if order.earliest_us is not None:
             heappush(self._timed, (order.earliest_us, _EARLIEST, order.uetr))
+        if order.latest_us is not None:
+            heappush(self._timed, (order.latest_us, _LATEST, order.uetr))
         if len(self._timed) > 2 * len(self.orders) + 1024:  # mostly orders gone: rebuild
             self._timed = [entry for entry in self._timed if entry[2] in self.orders]
             heapify(self._timed)
@@ -553,8 +559,12 @@ class Rtgs:
 
     def restore_day(self, last_step_us: int) -> None:
         """After recovery: the business day is that of the engine's last step, whether or
-        not a payment settled in it (positions of an earlier day no longer count)."""
+        not a payment settled in it (positions of an earlier day no longer count). Latest
+        times passed by then were warned of then: they are not warned of again."""
         self._start_day(last_step_us // BUSINESS_DAY_US)
+        self._timed = [event for event in self._timed
+                       if event[1] != _LATEST or event[0] > last_step_us]
+        heapify(self._timed)
 
     def restore_settled(self, order: Order, settled_us: int) -> None:
         """Count a payment settled earlier in the limits' positions, if it settled on the

@@ -31,6 +31,7 @@ from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import AccountPolicy, Order, Step
 
 PAYMENTS_PER_REQUEST_MAX = 8190
+LATEST_TIME_PASSED = "latest_time_passed"  # a queued payment's warning notice, no new status
 GRIDLOCK_INTERVAL_US = 10_000_000  # multilateral resolution at most this often on heartbeat
 ANSWERS_FORGOTTEN_PER_BEAT_MAX = 100_000  # keeps one heartbeat's commit short
 # Called as the engine recovers, with (what it reads, how many so far, how many in all): a
@@ -431,6 +432,10 @@ class PaymentOperations:
         for order, rejection in step.rejected:
             self._transition(self.payments[order.uetr], PaymentStatus.REJECTED, at, changes,
                              rejection)
+        for order in step.late:  # no new status: a warning to the sender, as T2 gives one
+            changes.notices.append(_new_notice(
+                self.payments[order.uetr].sender_bic, NoticeKind.STATUS_REPORT, order.uetr,
+                PaymentStatus.QUEUED.value, LATEST_TIME_PASSED, at))
 
     def _transition(self, record: PaymentRecord, status: PaymentStatus, at: int,
                     changes: _Changes, reason: Rejection | None = None,
