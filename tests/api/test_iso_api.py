@@ -295,3 +295,35 @@ def test_a_message_id_used_again_for_another_message_is_refused_as_a_duplicate(l
     assert later.payments[0].uetr not in live_server.engine.payments
     _, replayed = parse_message(again.content)  # the same message again: its outcome
     assert [t.status.value for t in replayed.transactions] == ["ACSC"]
+
+
+def test_a_message_with_a_business_header_is_answered_with_one_and_the_mailbox_gives_one(
+        live_server, xsd):
+    from scopay.iso20022.head001 import build_envelope
+    from scopay.iso20022.model import BusinessAppHeader, BusinessMessage
+
+    sent = message(payment(3_00))
+    header = BusinessAppHeader(BANK_A, "SCOPCNX0", "BIZ" + uuid.uuid4().hex[:20],
+                               PACS008_V08, sent.created_at_us, "swift.cbprplus.02")
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        answer = a.post("/v1/iso20022", content=build_envelope(
+            header, build_pacs008(sent, PACS008_V08)), headers=XML)
+        seq = next(n["seq"] for n in b.get("/v1/mailbox", params={"limit": 500}).json()
+                   if n["uetr"] == sent.payments[0].uetr and n["kind"] == "incoming_payment")
+        bare = b.get(f"/v1/mailbox/{seq}/message")
+        headed = b.get(f"/v1/mailbox/{seq}/message", params={"head": "true"})
+    assert answer.status_code == 200, answer.text
+    message_type, enveloped = parse_message(answer.content)
+    assert message_type == "pacs.002.001.10" and isinstance(enveloped, BusinessMessage)
+    replied = enveloped.header
+    assert (replied.from_bic, replied.to_bic, replied.message_definition_id) == (
+        OPERATOR, BANK_A, "pacs.002.001.10")
+    assert replied.business_service == "swift.cbprplus.02"
+    assert [t.status.value for t in enveloped.document.transactions] == ["ACSC"]
+    for data in (answer.content, headed.content):
+        header_element, document = etree.fromstring(data).getchildren()
+        assert valid(xsd, "head.001.001.02", etree.tostring(header_element))
+    _, forwarded = parse_message(headed.content)
+    assert (forwarded.header.to_bic, forwarded.header.message_definition_id) == (
+        BANK_B, PACS008_V08)
+    assert forwarded.document == parse_message(bare.content)[1]

@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from lxml import etree
 
 from scopay.api import auth
 from scopay.api.errors import PROBLEM, ApiError, problem_xml
@@ -28,6 +30,7 @@ from scopay.api.schemas import AccountIdPath, SeqPath
 from scopay.api.security import Caller
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX
 from scopay.domain.mailbox import NOTIFICATION_KINDS, Notice, NoticeKind, statement_of
+from scopay.domain.participant import Role
 from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
@@ -50,8 +53,11 @@ from scopay.iso20022.codes import (
     TransactionStatus,
     reason_for,
 )
+from scopay.iso20022.document import message_type_of, namespace_of
+from scopay.iso20022.head001 import build_envelope
 from scopay.iso20022.message import parse_message
 from scopay.iso20022.model import (
+    BusinessAppHeader,
     BusinessMessage,
     CancellationRequest,
     CancellationResolution,
@@ -97,25 +103,60 @@ async def post_message(request: Request, caller: Caller) -> Response:
         message_type, value = parse_message(body)
     except MessageRefused as refusal:
         return problem_xml(400, refusal.reason_code, refusal.text)
+    header = None
     if isinstance(value, BusinessMessage):
         if value.header.from_bic != caller.participant.bic:
             return problem_xml(403, "AG01", "the header's sender is not the signing participant")
-        value = value.document
+        header, value = value.header, value.document
     try:
         if isinstance(value, CreditTransferMessage):
-            return await _credit_transfers(request, caller, message_type, value)
-        if isinstance(value, CancellationRequest):
-            return await _cancellations(request, caller, value)
-        if isinstance(value, ReturnInstruction):
-            return await _returns(request, caller, value)
+            answer = await _credit_transfers(request, caller, message_type, value)
+        elif isinstance(value, CancellationRequest):
+            answer = await _cancellations(request, caller, value)
+        elif isinstance(value, ReturnInstruction):
+            answer = await _returns(request, caller, value)
+        else:
+            return problem_xml(422, "AG03", f"scopay does not take {message_type} here")
     except RunnerBusyError as error:  # not kept for the idempotency key: a retry runs again
         return problem_xml(503, "NARR", f"{error}; retry with the same Idempotency-Key")
-    return problem_xml(422, "AG03", f"scopay does not take {message_type} here")
+    if header is None or answer.status_code != 200:
+        return answer
+    # A message that came with a business application header is answered with one.
+    return Response(_with_header(_runner(request).engine, caller, answer.body,
+                                 f"SCOPAY{header.business_message_id}"[:35],
+                                 header.business_service), media_type=XML)
 
 
 @router.get("/v1/mailbox/{seq}/message", tags=["mailbox"], responses=_ANSWERS,
             response_class=Response)
-def fetch_message(seq: SeqPath, caller: Caller, request: Request) -> Response:
+def fetch_message(seq: SeqPath, caller: Caller, request: Request,
+                  head: bool = Query(False, description="wrap the message with a business "
+                                     "application header (head.001), as CBPR+ sends it")
+                  ) -> Response:
+    """A mailbox notice as its ISO 20022 message (see _mailbox_message), with a head.001 in
+    scopay's envelope when asked."""
+    answer = _mailbox_message(seq, caller, request)
+    if not head or answer.status_code != 200:
+        return answer
+    return Response(_with_header(_runner(request).engine, caller, answer.body,
+                                 f"SCOPAYMBX{seq}", None), media_type=XML)
+
+
+def _with_header(engine, caller: auth.Caller, document: bytes, business_message_id: str,
+                 business_service: str | None) -> bytes:
+    """The document in scopay's envelope with a head.001: from scopay (its operator's BIC) to
+    the caller, naming the document's message type."""
+    operator = next((p.bic for p in engine.participants.values() if p.role == Role.OPERATOR),
+                    caller.participant.bic)
+    header = BusinessAppHeader(
+        from_bic=operator, to_bic=caller.participant.bic,
+        business_message_id=business_message_id,
+        message_definition_id=message_type_of(namespace_of(etree.fromstring(document))),
+        created_at_us=time.time_ns() // 1000, business_service=business_service)
+    return build_envelope(header, document)
+
+
+def _mailbox_message(seq: int, caller: auth.Caller, request: Request) -> Response:
     """A mailbox notice as its ISO 20022 message: a status report (pacs.002), the incoming
     payment itself, in the message it came in (pacs.008 .08 or .13, pacs.009), a return
     (pacs.004 to the debtor agent; a pacs.002 on it to the returner), a debit or credit
