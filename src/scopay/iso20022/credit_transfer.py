@@ -443,14 +443,16 @@ class TextReading:
         self.tail = re.compile(
             f"(?:{compile_skipped('SplmtryData', prefix, 3, white)})*+/{message_tag}>")
         self._header = self.head.getter(*self.header_paths)
+        self._control_sum = self.head.index("CtrlSum")
         # What read_transaction gets, in this order.
         self.fields = self.transaction.indexes(*fields, *self.TIMES)
         self.pick_fields = itemgetter(*self.fields)
 
     def read_header(self, groups: tuple, escaped: bool) -> tuple:
         """(MsgId, CreDtTm, NbOfTxs, CtrlSum, TtlIntrBkSttlmAmt, IntrBkSttlmDt, SttlmMtd,
-        InstrPrty, ClrChanl, InstgAgt, XpryDtTm) of the group header, checked, and last the
-        UTC date of CreDtTm (a later settlement date is a value date, payment_times)."""
+        InstrPrty, ClrChanl, InstgAgt, XpryDtTm) of the group header, checked, then the UTC
+        date of CreDtTm (a later settlement date is a value date, payment_times) and last
+        CtrlSum as written (a plain decimal, for sums_agree)."""
         values = self._header(self.head.values_of(groups, escaped))
         (message_id, created_at_us, count, control, total, day, method, priority, channel,
          instructing, instructing_bic, instructed, instructed_bic) = values[:13]
@@ -461,7 +463,7 @@ class TextReading:
             raise Unreadable from None
         return (message_id, created_at_us, count, control, total, day, method, priority,
                 channel, agent_text(instructing, instructing_bic),
-                values[13] if len(values) > 13 else None, created_on)
+                values[13] if len(values) > 13 else None, created_on, groups[self._control_sum])
 
 
 def agent_text(present: bool | None, bic: str | None) -> str | None:
@@ -532,7 +534,8 @@ def read_credit_transfer_text(data: bytes, document: etree._Element,
         payments = [read_transaction(values, reading, header)
                     for values in reading.transaction.rows_of(found, escaped, reading.fields,
                                                               reading.pick_fields)]
-        if not sums_agree(header[3], header[4], payments) or not ids_unique(payments):
+        if (not sums_agree(header[3], header[12], header[4], payments)
+                or not ids_unique(payments)):
             return None  # the tree reader refuses it
     except Unreadable:
         return None
@@ -556,17 +559,20 @@ def match_message(text: str, reading: TextReading) -> tuple[re.Match, list[tuple
     return head, found
 
 
-def sums_agree(declared: Decimal | None, total: tuple[int, str] | None,
+def sums_agree(declared: Decimal | None, written: str | None, total: tuple[int, str] | None,
                payments: list[Payment]) -> bool:
-    """check_sums's rules, on sums per currency (exact, as control_sum is)."""
+    """check_sums's rules, on sums per currency (exact, as control_sum is); `written` is the
+    declared CtrlSum as its text rule took it (digits, perhaps a point and more digits)."""
     minors: dict[str, int] = {}
     for payment in payments:
         currency = payment.settlement_currency
         minors[currency] = minors.get(currency, 0) + payment.settlement_amount_minor
     if declared is not None:
-        if len(minors) == 1:  # the usual case: the declared sum in minor units, exactly
+        if len(minors) == 1:  # the usual case: both sums as integers, exactly
             [(currency, minor)] = minors.items()
-            if declared.scaleb(CURRENCIES[currency].minor_units) != minor:
+            whole, _, fraction = written.partition(".")
+            if (int(whole + fraction) * 10 ** CURRENCIES[currency].minor_units
+                    != minor * 10 ** len(fraction)):
                 return False
         elif declared != sum((Decimal(minor).scaleb(-CURRENCIES[currency].minor_units)
                               for currency, minor in minors.items()), Decimal(0)):
