@@ -246,13 +246,15 @@ def test_settlement_agent_grants_credit_and_resolves_its_own_currency_only(live_
         granted = agent.put(f"/v1/accounts/{a_cny}/credit-line", json={"credit_line": "10.00"})
         seen = agent.get(f"/v1/accounts/{a_cny}").json()
         foreign = agent.put(f"/v1/accounts/{ru}/credit-line", json={"credit_line": "10.00"})
+        issuance = agent.put(f"/v1/accounts/{live_server.engine.issuance_account('CNY')}"
+                             "/credit-line", json={"credit_line": "10.00"})
         own_queue = agent.post("/v1/gridlock/resolve")
         other_queue = agent.post("/v1/gridlock/resolve", params={"currency": "RUB"})
         agent.put(f"/v1/accounts/{a_cny}/credit-line", json={"credit_line": "0.00"})
     with live_server.client(OPERATOR) as operator:
         unknown = operator.post("/v1/gridlock/resolve", params={"currency": "XXX"})
     assert granted.status_code == 204 and seen["floor"] == "-10.00"
-    assert foreign.status_code == 404
+    assert foreign.status_code == 404 and issuance.status_code == 403
     assert own_queue.status_code == 200 and other_queue.status_code == 403
     assert unknown.status_code == 422
 
@@ -290,3 +292,17 @@ def test_a_cancellation_says_who_cancelled(live_server):
         assert a.post("/v1/payments", json=body).json()["status"] == "queued"
         cancelled = a.post(f"/v1/payments/{body['uetr']}/cancel").json()
     assert cancelled["history"][-1]["detail"] == f"cancelled by its sender {BANK_A}"
+
+
+def test_a_return_text_that_mimics_the_references_does_not_break_the_returners_message(
+        live_server):
+    body = payment("3.00")
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        assert a.post("/v1/payments", json=body).json()["status"] == "settled"
+        mimic = "(pacs.004 " + "X" * 40 + ", return " + "Y" * 40 + ")"
+        assert b.post(f"/v1/payments/{body['uetr']}/return",
+                      json={"reason": "AC04", "text": mimic}).status_code == 200
+        told = next(n for n in b.get("/v1/mailbox", params={"limit": 500}).json()
+                    if n["uetr"] == body["uetr"] and n["status"] == "returned")
+        fetched = b.get(f"/v1/mailbox/{told['seq']}/message")
+    assert fetched.status_code == 200, fetched.text

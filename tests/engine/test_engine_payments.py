@@ -303,3 +303,29 @@ def test_a_payment_still_queued_at_its_latest_time_warns_its_sender_once(
     reopened.set_payment_times(late.uetr, t + 9 * SECOND_US, None, t + 8 * SECOND_US)
     reopened.heartbeat(t + 9 * SECOND_US)
     assert len(warnings(reopened)) == 2  # a new latest time, passed: told again
+
+
+def test_a_latest_time_passed_before_a_restart_unwarned_is_warned_after_it_and_only_once(
+        engine, network, open_engine):
+    """A commit that is no settlement step (an acknowledgement) moves time on without
+    warning; the restarted engine still owes the warning, and gives it once."""
+    t = network.funded_at_us
+    late = payment(ABOC, ICBK, 80_000, latest_us=t + 5 * SECOND_US)
+    engine.submit_payments(ABOC, [late], t + 1)
+    engine.acknowledge(ABOC, [], t + 6 * SECOND_US)
+    engine.acknowledge(ABOC, [seq for seq, _, _ in engine.mailbox(ABOC)], t + 6 * SECOND_US)
+    engine.close()
+    reopened = open_engine()
+
+    def warnings():
+        return [n for _, n, _ in reopened.mailbox(ABOC, 0, 500)
+                if n.uetr == late.uetr and n.reason == "latest_time_passed"]
+
+    reopened.heartbeat(t + 7 * SECOND_US)
+    reopened.heartbeat(t + 8 * SECOND_US)
+    assert len(warnings()) == 1
+    # the same latest time given again with another reject-by time: no second warning
+    reopened.set_payment_times(late.uetr, t + 5 * SECOND_US, t + 60 * SECOND_US,
+                               t + 9 * SECOND_US)
+    reopened.heartbeat(t + 10 * SECOND_US)
+    assert len(warnings()) == 1

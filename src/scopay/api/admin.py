@@ -115,6 +115,9 @@ async def set_credit_line(account_id: AccountIdPath, body: CreditLineIn, caller:
     account = _runner(request).engine.accounts.get(account_id)
     if account is None or not auth.may_see_account(caller, account):
         raise ApiError(404, "Not found", f"no account {account_id} visible to you")
+    if not auth.may_set_credit_line(caller, account):
+        raise ApiError(403, "Forbidden", "a settlement agent, while active, grants credit on "
+                       "the banks' accounts of its currency only")
     try:
         line = parse_amount(body.credit_line, account.currency)
     except (AmountError, CurrencyError) as error:

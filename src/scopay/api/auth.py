@@ -57,6 +57,27 @@ def may_read_audit_head(caller: Caller) -> bool:
     return caller.role in (Role.OPERATOR, Role.AUDITOR, Role.SETTLEMENT_AGENT)
 
 
+def may_set_credit_line(caller: Caller, account: Account) -> bool:
+    """Intraday credit is granted by the operator, or by the central bank of the account's
+    currency (an active settlement agent), on a bank's settlement account."""
+    p = caller.participant
+    if p.role == Role.OPERATOR:
+        return True
+    return (p.role == Role.SETTLEMENT_AGENT and p.status == Status.ACTIVE
+            and account.currency == p.settlement_currency
+            and account.kind != AccountKind.ISSUANCE)
+
+
+def may_resolve_gridlock(caller: Caller, currency: str | None) -> bool:
+    """The operator resolves any currency's queue (or all); an active settlement agent its
+    own currency's."""
+    p = caller.participant
+    if p.role == Role.OPERATOR:
+        return True
+    return (p.role == Role.SETTLEMENT_AGENT and p.status == Status.ACTIVE
+            and currency == p.settlement_currency)
+
+
 def may_move(caller: Caller, debit: Account, credit: Account) -> bool:
     """A participant debits only its own accounts; a settlement agent also moves money
     between its issuance account and accounts in its currency (funds-in / funds-out)."""

@@ -354,6 +354,9 @@ def _return_notice(seq: int, notice, record: PaymentRecord) -> bytes:
         return build_pacs004(ReturnInstruction(f"SCOPAY{seq}", notice.created_us, (item,)))
     found = _RETURN_DETAIL.match(detail)
     message_id, return_id = found.groups() if found else (_return_id(payment.uetr), None)
+    if len(message_id) > 35 or (return_id is not None and len(return_id) > 35):
+        # a text that looks like the references but is not (a JSON return's own words)
+        message_id, return_id = _return_id(payment.uetr), None
     status = TransactionStatusReport(
         message_id, PACS004_V09, TransactionStatus.ACCEPTED_SETTLEMENT_COMPLETED,
         original_uetr=payment.uetr,

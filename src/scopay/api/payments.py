@@ -268,11 +268,9 @@ async def resolve_gridlock(caller: Caller, request: Request, currency: str | Non
     for any currency, a settlement agent for its own."""
     if caller.role == auth.Role.SETTLEMENT_AGENT:
         currency = currency or caller.participant.settlement_currency
-        if currency != caller.participant.settlement_currency:
-            raise ApiError(403, "Forbidden", "a settlement agent resolves its own currency only")
-    elif caller.role != auth.Role.OPERATOR:
-        raise ApiError(403, "Forbidden",
-                       "only the operator and settlement agents run gridlock resolution")
+    if not auth.may_resolve_gridlock(caller, currency):
+        raise ApiError(403, "Forbidden", "the operator runs gridlock resolution, an active "
+                       "settlement agent for its own currency")
     if currency is not None and currency not in CURRENCIES:
         raise ApiError(422, "Invalid request", f"unknown currency {currency}")
     count, value = await asyncio.wrap_future(

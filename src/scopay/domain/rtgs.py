@@ -28,7 +28,7 @@ argument, and each step returns what happened for the engine to make durable.
 from __future__ import annotations
 
 from bisect import insort
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from heapq import heapify, heappop, heappush
@@ -73,6 +73,7 @@ class Order:
     earliest_us: int | None = None
     latest_us: int | None = None
     reject_by_us: int | None = None
+    latest_warned_us: int | None = None  # the latest time its sender was warned of
 
     @property
     def rank(self) -> int:
@@ -222,7 +223,9 @@ class Rtgs:
                 step.rejected.append((order, Rejection.REJECT_TIME_PASSED))
             elif kind == _EARLIEST and order.earliest_us == at_us:
                 due.add(order.debtor_account)
-            elif kind == _LATEST and order.latest_us == at_us:
+            elif (kind == _LATEST and order.latest_us == at_us
+                  and order.latest_warned_us != at_us):  # once, however often scheduled
+                order.latest_warned_us = at_us
                 step.late.append(order)
         self._release({a for a in due if a in self.queues}, now_us, step)
         return step
@@ -557,13 +560,14 @@ class Rtgs:
         self._front_sequence = min(self._front_sequence, order.sequence)
         self._enqueue(order)
 
-    def restore_day(self, last_step_us: int) -> None:
+    def restore_day(self, last_step_us: int, warned_us: Mapping[str, int]) -> None:
         """After recovery: the business day is that of the engine's last step, whether or
-        not a payment settled in it (positions of an earlier day no longer count). Latest
-        times passed by then were warned of then: they are not warned of again."""
+        not a payment settled in it (positions of an earlier day no longer count). A latest
+        time its sender was warned of (at `warned_us[uetr]`, at or after it) is not warned
+        of again; one that passed unwarned is, at the next tick."""
         self._start_day(last_step_us // BUSINESS_DAY_US)
         self._timed = [event for event in self._timed
-                       if event[1] != _LATEST or event[0] > last_step_us]
+                       if event[1] != _LATEST or warned_us.get(event[2], -1) < event[0]]
         heapify(self._timed)
 
     def restore_settled(self, order: Order, settled_us: int) -> None:

@@ -480,22 +480,16 @@ class Engine(PaymentOperations):
     def _statement_notices(self, day: int, at_us: int) -> list[Notice]:
         """One statement notice per account and finished day with postings, to its owner:
         the committed journal from the start of the last day told, up to the start of `day`
-        (journal times never go backwards, so these entries are a range of seqs). Read once
-        a day, off the hot path."""
-        end_us = day * BUSINESS_DAY_US
+        (journal times never go backwards, so these entries are a range of seqs). Once a day,
+        in the first step of the day, under the engine's lock: the store finds the accounts
+        (a DISTINCT over the day's range, in SQLite), not Python over every entry."""
         last_seq = self.store.last_seq()
         first_seq = self.store.first_journal_seq_from(self._statement_day * BUSINESS_DAY_US,
                                                       last_seq)
-        booked: dict[tuple[int, int], None] = {}  # (day, account), in order
-        for _, (transfer, at) in self.store.journal(after_seq=first_seq - 1,
-                                                    until_seq=last_seq):
-            if at >= end_us:
-                break
-            if transfer.kind in _MOVES_POSTED:
-                booked[(at // BUSINESS_DAY_US, transfer.debit_account_id)] = None
-                booked[(at // BUSINESS_DAY_US, transfer.credit_account_id)] = None
+        booked = self.store.accounts_posted(first_seq, last_seq, day * BUSINESS_DAY_US,
+                                            BUSINESS_DAY_US, [k.value for k in _MOVES_POSTED])
         return [statement_notice(self.accounts[account_id].owner_bic, account_id, finished,
-                                 at_us) for finished, account_id in sorted(booked)]
+                                 at_us) for finished, account_id in booked]
 
     def _tick(self, now_us: int) -> int:
         """Timestamps never go backwards, whatever the clock passed in does."""

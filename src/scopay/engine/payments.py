@@ -306,7 +306,8 @@ class PaymentOperations:
             elif record.status == PaymentStatus.RETURNED:  # counted as it was before a restart
                 self.rtgs.restore_settled(_order_of(record), record.history[-2].at_us)
         if self._last_timestamp_us:
-            self.rtgs.restore_day(self._last_timestamp_us)
+            self.rtgs.restore_day(self._last_timestamp_us,
+                                  self.store.last_notice_times(LATEST_TIME_PASSED))
         if progress is not None:
             progress("payments", len(self.payments), len(self.payments))
 
@@ -324,16 +325,15 @@ class PaymentOperations:
     def _enter_message(self, sender_bic: str, payments: Sequence[Payment], at: int,
                        changes: _Changes) -> list[PaymentResult]:
         """Enter one request's payments. Those of an ISO message carry its id: a sender's
-        message id names one message, so a message under an id used before enters only if it
-        is that message again (every transaction recorded under the id, and no new one);
-        otherwise each of its payments is refused, and nothing is recorded."""
+        message id names one message, so a message under an id used before must repeat every
+        transaction recorded under it (the same message again: each gets its outcome, and one
+        refused before it was recorded is refused again alike); otherwise each of its
+        payments is refused, and nothing is recorded."""
         message_id = payments[0].message_id if payments else None
         known = self._messages.get((sender_bic, message_id)) if message_id else None
-        if known is not None:
-            uetrs = {p.uetr for p in payments}
-            if known - uetrs or any(u not in known and u not in self.payments for u in uetrs):
-                return [PaymentResult(p.uetr, PaymentStatus.REJECTED, Rejection.MESSAGE_ID_USED)
-                        for p in payments]
+        if known is not None and known - {p.uetr for p in payments}:
+            return [PaymentResult(p.uetr, PaymentStatus.REJECTED, Rejection.MESSAGE_ID_USED)
+                    for p in payments]
         return [self._enter(sender_bic, p, at, changes) for p in payments]
 
     def _enter(self, sender_bic: str, payment: Payment, at: int,

@@ -6,7 +6,7 @@ SQLite (scopay.store.sqlite) implements it; PostgreSQL will implement the same m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from scopay.domain.account import Account
@@ -69,6 +69,14 @@ class Store(Protocol):
     def payments(self) -> Iterator[PaymentRecord]: ...
 
     def payment_count(self) -> int: ...
+
+    def accounts_posted(self, first_seq: int, last_seq: int, before_us: int, day_us: int,
+                        kinds: Sequence[str]) -> list[tuple[int, int]]:
+        """(day number, account id) of each account with a journal entry of these kinds in
+        seqs first_seq..last_seq before `before_us`, sorted."""
+
+    def last_notice_times(self, reason: str) -> dict[str, int]:
+        """Per UETR, the time of the last notice about it with this reason."""
 
     def policies(self) -> dict[int, AccountPolicy]: ...
 

@@ -531,6 +531,22 @@ class SQLiteStore:
             yield PaymentRecord(payment, row[1], events.get(payment.uetr, []), row[2], row[3],
                                 row[4], priorities[row[5]], row[6], row[7])
 
+    def accounts_posted(self, first_seq: int, last_seq: int, before_us: int, day_us: int,
+                        kinds: Sequence[str]) -> list[tuple[int, int]]:
+        marks = ",".join("?" * len(kinds))
+        entries = (f"FROM journal WHERE seq BETWEEN ? AND ? AND timestamp_us < ? "
+                   f"AND kind IN ({marks})")
+        bounds = (first_seq, last_seq, before_us, *kinds)
+        return self._reader().execute(
+            f"SELECT DISTINCT timestamp_us / ? AS day, debit_account_id {entries} UNION "
+            f"SELECT DISTINCT timestamp_us / ? AS day, credit_account_id {entries} "
+            "ORDER BY 1, 2", (day_us, *bounds, day_us, *bounds)).fetchall()
+
+    def last_notice_times(self, reason: str) -> dict[str, int]:
+        return dict(self._reader().execute(
+            "SELECT uetr, max(created_us) FROM mailbox WHERE reason = ? GROUP BY uetr",
+            (reason,)))
+
     def payment_count(self) -> int:
         return self._reader().execute("SELECT count(*) FROM payment").fetchone()[0]
 
