@@ -292,13 +292,8 @@ class PaymentOperations:
         for count, record in enumerate(self.store.payments(), 1):
             if progress is not None and not count % RECOVERY_PROGRESS_EVERY:
                 progress("payments", count, total)
-            self.payments[record.payment.uetr] = record
+            self._record(record)
             self._last_timestamp_us = max(self._last_timestamp_us, record.history[-1].at_us)
-            self._instructions[(record.sender_bic, record.payment.instruction_id)] = (
-                record.payment.uetr)
-            if record.payment.message_id is not None:
-                self._messages.setdefault((record.sender_bic, record.payment.message_id),
-                                          set()).add(record.payment.uetr)
             if record.status == PaymentStatus.QUEUED:
                 self.rtgs.restore(_order_of(record))
             elif record.status == PaymentStatus.SETTLED:
@@ -321,6 +316,15 @@ class PaymentOperations:
         if expired:  # a released reservation gives its debtor room: try its queue
             self._apply_step(self.rtgs.release(accounts_given_room(expired), at), at, changes)
         return changes, at
+
+    def _record(self, record: PaymentRecord) -> None:
+        """Keep a payment and index it by its sender's instruction id and message id: the
+        same indexes live (a payment entered) and after a restart (a payment recovered)."""
+        payment, sender_bic = record.payment, record.sender_bic
+        self.payments[payment.uetr] = record
+        self._instructions[(sender_bic, payment.instruction_id)] = payment.uetr
+        if payment.message_id is not None:
+            self._messages.setdefault((sender_bic, payment.message_id), set()).add(payment.uetr)
 
     def _enter_message(self, sender_bic: str, payments: Sequence[Payment], at: int,
                        changes: _Changes) -> list[PaymentResult]:
@@ -347,10 +351,7 @@ class PaymentOperations:
                                  Rejection.PAYMENT_EXISTS_WITH_DIFFERENT_CONTENT)
         record = PaymentRecord(payment, sender_bic, priority=payment.priority,
                                latest_us=payment.latest_us, reject_by_us=payment.reject_by_us)
-        self.payments[payment.uetr] = record
-        self._instructions[(sender_bic, payment.instruction_id)] = payment.uetr
-        if payment.message_id is not None:
-            self._messages.setdefault((sender_bic, payment.message_id), set()).add(payment.uetr)
+        self._record(record)
         self._transition(record, PaymentStatus.RECEIVED, at, changes, notify=False)
         refusal = self._route(record)
         if refusal is not None:
