@@ -162,5 +162,11 @@ def may_manage(caller: Caller, sender_bic: str) -> bool:
         p.status == Status.ACTIVE and p.role != Role.AUDITOR and p.bic == sender_bic)
 
 
+def manager(caller: Caller, sender_bic: str | None) -> str:
+    """Who manages a payment (may_manage), as its history names them: its sender, or the
+    operator."""
+    return f"its sender {sender_bic}" if caller.participant.bic == sender_bic else "the operator"
+
+
 def may_manage_payment(caller: Caller, record: PaymentRecord) -> bool:
     return may_manage(caller, record.sender_bic)

@@ -399,8 +399,7 @@ def _cancellation_detail(caller: auth.Caller, sender: str | None,
                          item: TransactionCancellation) -> str:
     """Who cancelled and why, for the payment's history: the camt.056's reason code first
     (DUPL, FRAD, CUST ...), then its text if it gave one."""
-    who = f"its sender {sender}" if caller.participant.bic == sender else "the operator"
-    detail = f"{item.reason_code}: cancelled by {who} (camt.056)"
+    detail = f"{item.reason_code}: cancelled by {auth.manager(caller, sender)} (camt.056)"
     return detail if item.reason_text is None else f"{detail}: {item.reason_text}"
 
 

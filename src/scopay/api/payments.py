@@ -186,8 +186,8 @@ def track_payment(uetr: str, caller: Caller, request: Request) -> dict:
              responses=_ANSWERS)
 async def cancel_payment(uetr: str, caller: Caller, request: Request) -> dict:
     """Cancel a queued payment: its sender, or the operator (the history says which)."""
-    detail = ("cancelled by the operator" if caller.role == auth.Role.OPERATOR
-              else f"cancelled by its sender {caller.participant.bic}")
+    sender = _runner(request).engine.payment_sender(uetr)
+    detail = f"cancelled by {auth.manager(caller, sender)}"
     return await _manage(request, caller, uetr,
                          lambda e, now: e.cancel_payment(uetr, now, detail))
 
