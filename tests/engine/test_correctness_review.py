@@ -134,10 +134,15 @@ def test_offsetting_keeps_the_urgent_reservation_from_normal_counter_payments(en
 # -- earliest time ----------------------------------------------------------------------------
 
 
+def later_and_now() -> tuple[Payment, Payment]:
+    """Two urgent payments of 10.00 from A to B: one active only in an hour, one now."""
+    return (payment(A, B, 1_000, priority=Priority.URGENT, earliest_us=T0 + 3600 * SECOND_US),
+            payment(A, B, 1_000, priority=Priority.URGENT))
+
+
 def test_payment_not_yet_active_does_not_hold_back_a_covered_urgent_payment(engines):
     engine = engines("e", {A: 100_000})
-    later = payment(A, B, 1_000, priority=Priority.URGENT, earliest_us=T0 + 3600 * SECOND_US)
-    now = payment(A, B, 1_000, priority=Priority.URGENT)
+    later, now = later_and_now()
     assert send(engine, later, T0 + 1) == PaymentStatus.QUEUED
     # A covers it a hundred times over, and nothing active waits ahead of it
     assert send(engine, now, T0 + 2) == PaymentStatus.SETTLED
@@ -146,8 +151,7 @@ def test_payment_not_yet_active_does_not_hold_back_a_covered_urgent_payment(engi
 def test_not_yet_active_payment_does_not_block_the_queue_on_release(engines):
     """The release path does the same with such a queue as the entry path."""
     engine = engines("e", {A: 0})
-    later = payment(A, B, 1_000, priority=Priority.URGENT, earliest_us=T0 + 3600 * SECOND_US)
-    now = payment(A, B, 1_000, priority=Priority.URGENT)
+    later, now = later_and_now()
     assert send(engine, later, T0 + 1) == PaymentStatus.QUEUED
     assert send(engine, now, T0 + 2) == PaymentStatus.QUEUED
     fund(engine, {A: 1_000}, T0 + 3)
@@ -158,33 +162,37 @@ def test_not_yet_active_payment_does_not_block_the_queue_on_release(engines):
 # -- queue management racing time ----------------------------------------------------------
 
 
-def test_priority_change_arriving_as_the_payment_settles_leaves_its_priority_alone(engines):
-    engine = engines("e", {A: 100_000})
+DUE = T0 + 10 * SECOND_US  # when the normal payment of race_priority_change becomes active
+
+
+def race_priority_change(engine: Engine) -> tuple[Payment, PaymentRefused]:
+    """A's normal payment of 100.00 to B, its whole bilateral limit, waits for DUE; a change
+    to urgent arrives in the step at DUE, which settles it first. The payment and the
+    refusal of the change."""
     engine.set_account_policy(ACCOUNT[A], AccountPolicy(bilateral_limits={ACCOUNT[B]: 10_000}),
                               T0 + 1)
-    due = T0 + 10 * SECOND_US
-    normal = payment(A, B, 10_000, earliest_us=due)
+    normal = payment(A, B, 10_000, earliest_us=DUE)
     assert send(engine, normal, T0 + 2) == PaymentStatus.QUEUED
     with pytest.raises(PaymentRefused) as refused:
-        engine.change_payment_priority(normal.uetr, Priority.URGENT, due)
-    assert refused.value.status == PaymentStatus.SETTLED  # it settled, as normal, first
+        engine.change_payment_priority(normal.uetr, Priority.URGENT, DUE)
+    return normal, refused.value
+
+
+def test_priority_change_arriving_as_the_payment_settles_leaves_its_priority_alone(engines):
+    engine = engines("e", {A: 100_000})
+    normal, refusal = race_priority_change(engine)
+    assert refusal.status == PaymentStatus.SETTLED  # it settled, as normal, first
     assert engine.payment(normal.uetr).priority == Priority.NORMAL
 
 
 def test_bilateral_limit_holds_after_restart_when_priority_change_raced_settlement(engines):
     engine = engines("e", {A: 100_000})
-    engine.set_account_policy(ACCOUNT[A], AccountPolicy(bilateral_limits={ACCOUNT[B]: 10_000}),
-                              T0 + 1)
-    due = T0 + 10 * SECOND_US
-    normal = payment(A, B, 10_000, earliest_us=due)
-    send(engine, normal, T0 + 2)
-    with pytest.raises(PaymentRefused):  # it settles, as normal, in the same step
-        engine.change_payment_priority(normal.uetr, Priority.URGENT, due)
+    race_priority_change(engine)
     over = payment(A, B, 1)
     engine.close()
     reopened = engines("e")
     # the limit of 100.00 towards B is used up today: one more normal minor unit waits
-    assert send(reopened, over, due + 1) == PaymentStatus.QUEUED
+    assert send(reopened, over, DUE + 1) == PaymentStatus.QUEUED
 
 
 # -- limit positions across a restart ---------------------------------------------------------
