@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -83,6 +83,12 @@ class Runner:
     def call(self, command: Callable[[Engine, int], Any]) -> Future[Any]:
         """Run an administrative command on the engine's thread with the current time."""
         return self._put(("call", command))
+
+    def until_durable(self) -> Awaitable[None] | None:
+        """None when nothing the engine has done is waiting for its commit; else an awaitable
+        that completes once it is durable. Whoever reads engine or store state to answer a
+        client waits for it first: no one is told what is not yet durable."""
+        return None
 
     def _put(self, item: tuple) -> Any:
         raise NotImplementedError
