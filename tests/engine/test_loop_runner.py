@@ -1,13 +1,16 @@
 """LoopRunner: the engine on the event loop's thread, as `scopay serve` runs it."""
 
 import asyncio
+import sqlite3
 import threading
 
 import pytest
 
 from scopay.domain.ledger import Transfer
+from scopay.domain.participant import Participant, Role, Tier
 from scopay.engine import runner as runner_module
 from scopay.engine.runner import LoopRunner, RunnerBusyError
+from scopay.store.sqlite import SQLiteStore
 
 
 def transfers(network, prefix: str, count: int) -> list[Transfer]:
@@ -88,3 +91,123 @@ def test_without_a_loop_the_runner_refuses_rather_than_hangs(engine, network):
     runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
     with pytest.raises(RuntimeError):
         runner.submit(transfers(network, "no-loop", 1))
+
+
+class HeldStore(SQLiteStore):
+    """The real SQLite store, whose COMMIT waits until the test lets it go (or fails)."""
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.release = threading.Event()
+        self.fail_next = False
+        self.finishing = threading.Event()
+
+    def finish(self) -> None:
+        self.finishing.set()
+        self.release.wait(10)
+        if self.fail_next:
+            self.fail_next = False
+            self.discard()
+            raise sqlite3.OperationalError("disk I/O error")
+        super().finish()
+
+
+@pytest.fixture
+def held(open_engine, network, tmp_path):
+    store = HeldStore(tmp_path / "held.db")
+    store.release.set()  # the network is built with commits that go through at once
+    engine = open_engine(store, with_network=network)
+    store.release.clear()
+    store.finishing.clear()
+    return engine, store
+
+
+async def until(condition) -> None:
+    """Let the loop run until `condition()` holds (the commit thread hands back through it)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+def test_the_next_batch_gathers_while_a_commit_waits_for_the_disk_and_runs_after_it(
+        held, network):
+    engine, store = held
+    runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
+    entries = engine.journal_count
+
+    async def main():
+        runner.attach(asyncio.get_running_loop())
+        first = runner.submit(transfers(network, "first", 1))
+        await until(store.finishing.is_set)
+        gate = runner.until_durable()
+        assert gate is not None and not first.done()
+        second = [runner.submit([t]) for t in transfers(network, "second", 5)]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        # nothing more reaches the engine, and no one is answered, before the disk says so
+        assert engine.journal_count == entries + 1 and not first.done()
+        assert not any(f.done() for f in second) and not gate.done()
+        store.finishing.clear()
+        store.release.set()
+        await gate
+        return await first, await asyncio.gather(*second)
+
+    (first,), second = asyncio.run(main())
+    runner.stop()
+    assert first.rejection is None and all(o.rejection is None for (o,) in second)
+    assert engine.journal_count == entries + 6
+    assert engine.store.journal_entry("second-4") is not None
+
+
+def test_a_commit_that_fails_tells_its_batch_and_the_engine_forgets_it(held, network):
+    engine, store = held
+    runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
+    before = {b.account_id: b.posted_minor for b in engine.balances()}
+
+    async def main():
+        runner.attach(asyncio.get_running_loop())
+        store.fail_next = True
+        lost = [runner.submit([t]) for t in transfers(network, "lost", 3)]
+        await until(store.finishing.is_set)
+        store.release.set()
+        errors = await asyncio.gather(*lost, return_exceptions=True)
+        kept = await runner.submit(transfers(network, "kept", 1))
+        return errors, kept
+
+    errors, (kept,) = asyncio.run(main())
+    runner.stop()
+    assert all(isinstance(e, sqlite3.OperationalError) for e in errors)
+    assert kept.rejection is None
+    assert engine.ledger.transfer_of("lost-0") is None
+    assert engine.store.journal_entry("lost-0") is None
+    after = {b.account_id: b.posted_minor for b in engine.balances()}
+    moved = {k: after[k] - before[k] for k in after if after[k] != before[k]}
+    assert sorted(moved.values()) == [-1, 1]  # only "kept" moved money
+    assert engine.reconcile().ok
+
+
+def test_a_command_that_fails_after_writing_leaves_nothing_behind(held, network):
+    engine, store = held
+    store.release.set()
+    runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
+    participants = len(engine.participants)
+
+    def admit_then_fail(engine, now_us):
+        engine.admit_participant(
+            Participant("BKCHCNBJ", "Bank of China", Role.DIRECT, "CN", Tier.MEMBER), now_us)
+        raise RuntimeError("the command went wrong after writing")
+
+    async def main():
+        runner.attach(asyncio.get_running_loop())
+        with pytest.raises(RuntimeError):
+            await runner.call(admit_then_fail)
+        return await runner.submit(transfers(network, "after", 1))
+
+    (after,) = asyncio.run(main())
+    runner.stop()
+    assert after.rejection is None
+    assert "BKCHCNBJ" not in engine.participants
+    assert "BKCHCNBJ" not in {p.bic for p in engine.store.participants()}
+    assert len(engine.participants) == participants

@@ -131,6 +131,10 @@ class Engine(PaymentOperations):
         `respect_priority_in_resolution`: gridlock resolution settles a payment only with
         every more urgent payment of the same debtor. `progress` hears how recovery goes."""
         self.store = store
+        # With defer_commits, a command's last batch is written but left for the caller to
+        # commit (finish_commit): the server's runner commits it off its event loop.
+        self.defer_commits = False
+        self._commit_pending = False
         self._rtgs_settings = {"bypass_fifo_normal": bypass_fifo_normal,
                                "respect_priority_in_resolution": respect_priority_in_resolution}
         # Held while a batch is applied and committed: readers see committed state only.
@@ -417,6 +421,7 @@ class Engine(PaymentOperations):
     @_exclusive
     def checkpoint(self, now_us: int) -> int:
         """Write every account's balance with the journal position it reflects."""
+        self.finish_commit()
         as_of_seq = self.store.last_seq()
         rows = [(b.account_id, b.posted_minor, b.debits_pending_minor, b.credits_pending_minor)
                 for b in self.ledger.balances.values()]
@@ -454,6 +459,7 @@ class Engine(PaymentOperations):
                                None if checkpoint is None else checkpoint[0])
 
     def close(self) -> None:
+        self.finish_commit()  # a batch written is kept: its answers may be replayed by key
         self.store.close()
 
     # -- internals --------------------------------------------------------------------------
@@ -463,6 +469,8 @@ class Engine(PaymentOperations):
         """Commit one step through the store. The first commit of a new UTC day carries the
         statement notices of the days before it; a turn of the day with nothing to tell and
         nothing else to write commits nothing."""
+        if self._commit_pending:  # a second step in one command: the first is made durable
+            self.finish_commit()
         day = at_us // BUSINESS_DAY_US
         if day > self._statement_day:
             statements = self._statement_notices(day, at_us)
@@ -470,8 +478,40 @@ class Engine(PaymentOperations):
                 self._statement_day = day  # no entries since the last commit's day
                 return
             notices = [*notices, *statements]
-        self.store.commit(journal, rejections, notices=notices, at_us=at_us, **rows)
+        if self.defer_commits:
+            self.store.stage(journal, rejections, notices=notices, at_us=at_us, **rows)
+            self._commit_pending = True
+        else:
+            self.store.commit(journal, rejections, notices=notices, at_us=at_us, **rows)
         self._statement_day = max(self._statement_day, day)
+
+    # -- commits left to the caller ----------------------------------------------------------
+
+    @property
+    def commit_pending(self) -> bool:
+        """A command's batch is written but not yet durable: its caller must call
+        finish_commit (or, if that fails, abandon_commit) before anything else
+        is asked of the engine or anyone is told what the command did."""
+        return self._commit_pending
+
+    def finish_commit(self) -> None:
+        """Make the pending batch durable. Callable from another thread than the command's:
+        the store's wait for the disk then runs beside the caller's own work."""
+        if self._commit_pending:
+            try:
+                self.store.finish()
+            finally:
+                self._commit_pending = False
+
+    def abandon_commit(self) -> None:
+        """The pending batch is not to be kept (its command failed after writing it), or
+        finish_commit failed: roll it back, and rebuild the in-memory state, which includes
+        it, from the store."""
+        with self._lock:
+            if self._commit_pending:
+                self._commit_pending = False
+                self.store.discard()
+            self._recover()
 
     def _day_turned(self) -> bool:
         """The step now under way is the first of a new UTC day: it must commit statements."""

@@ -18,7 +18,17 @@ from scopay.domain.rtgs import AccountPolicy
 
 
 class Store(Protocol):
-    def commit(
+    def commit(self, journal: Iterable[JournalEntry] = (),
+               rejections: Iterable[RejectionRecord] = (), **rows) -> None:
+        """stage() then finish(): one batch durable, or nothing."""
+
+    def finish(self) -> None:
+        """Make the staged batch durable (any thread); rolled back if it fails."""
+
+    def discard(self) -> None:
+        """Roll the staged batch back."""
+
+    def stage(
         self,
         journal: Iterable[JournalEntry] = (),
         rejections: Iterable[RejectionRecord] = (),

@@ -13,11 +13,12 @@ once. The clock is read here, at the edge, and passed into the engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Future
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX, Transfer, TransferOutcome
 from scopay.domain.payment import Payment
@@ -94,50 +95,67 @@ class Runner:
         raise NotImplementedError
 
     def _run_waiting(self, waiting: list[tuple[tuple, Any]]) -> None:
-        """Run requests in the order they came: a command alone, and each run of requests of
-        one kind together, in commits of at most BATCH_TRANSFERS_MAX transfers or payments."""
-        start = 0
-        while start < len(waiting):
-            (kind, payload), future = waiting[start]
-            if kind == "call":
-                self._run_call(payload, future)
-                start += 1
-                continue
-            end, size = start, 0
-            while end < len(waiting) and waiting[end][0][0] == kind:
-                item_size = _size_of(waiting[end][0])
-                if end > start and size + item_size > BATCH_TRANSFERS_MAX:
-                    break
-                size += item_size
-                end += 1
-            requests = [(payload, future) for (_, payload), future in waiting[start:end]]
-            self._run_batch(self._execute(kind), requests)
-            start = end
+        """Run requests in the order they came, each group to its commit (_groups)."""
+        for group in _groups(waiting, self._execute):
+            _resolve_group(group, _run_group(group, self.engine, self._clock_us()))
 
     def _execute(self, kind: str) -> Callable:
         return {"transfers": self.engine.submit_many,
                 "remember": self.engine.remember_responses,
                 "payments": self.engine.submit_payment_requests}[kind]
 
-    def _run_batch(self, execute: Callable, requests: list) -> None:
-        try:
-            answers = execute([r for r, _ in requests], self._clock_us())
-        except BaseException as error:  # the engine rebuilt itself; every caller must know
-            for _, future in requests:
-                _resolve(future, error=error)
-            if not isinstance(error, Exception):
-                raise
-            return
-        for (_, future), outcomes in zip(requests, answers, strict=True):
-            _resolve(future, outcomes)
 
-    def _run_call(self, command: Callable[[Engine, int], Any], future: Any) -> None:
-        try:
-            result = command(self.engine, self._clock_us())
-        except BaseException as error:  # noqa: BLE001 — the caller gets it and decides
-            _resolve(future, error=error)
-        else:
-            _resolve(future, result)
+class _Group(NamedTuple):
+    """Requests that share one engine call: an administrative command alone, or a run of
+    requests of one kind (at most BATCH_TRANSFERS_MAX transfers or payments)."""
+    run: Callable[[Engine, int], list]  # one answer per future
+    futures: list[Any]
+
+
+def _groups(waiting: list[tuple[tuple, Any]],
+            execute: Callable[[str], Callable]) -> Iterator[_Group]:
+    start = 0
+    while start < len(waiting):
+        (kind, payload), future = waiting[start]
+        if kind == "call":
+            yield _Group(lambda engine, now_us, command=payload: [command(engine, now_us)],
+                         [future])
+            start += 1
+            continue
+        end, size = start, 0
+        while end < len(waiting) and waiting[end][0][0] == kind:
+            item_size = _size_of(waiting[end][0])
+            if end > start and size + item_size > BATCH_TRANSFERS_MAX:
+                break
+            size += item_size
+            end += 1
+        payloads = [payload for (_, payload), _ in waiting[start:end]]
+        yield _Group(lambda _engine, now_us, run=execute(kind), payloads=payloads:
+                     run(payloads, now_us), [future for _, future in waiting[start:end]])
+        start = end
+
+
+def _run_group(group: _Group, engine: Engine, now_us: int) -> list | BaseException:
+    """The group's answers, or the error every caller of the group gets. A failed command
+    has changed nothing: what it wrote and left to commit is rolled back."""
+    try:
+        return group.run(engine, now_us)
+    except BaseException as error:  # noqa: BLE001 — the callers get it and decide
+        if engine.commit_pending:
+            engine.abandon_commit()
+        return error
+
+
+def _resolve_group(group: _Group, answers: list | BaseException) -> None:
+    """Answer the group's callers; an interrupt (not an Exception) goes on up once they know."""
+    if isinstance(answers, BaseException):
+        for future in group.futures:
+            _resolve(future, error=answers)
+        if not isinstance(answers, Exception):
+            raise answers
+    else:
+        for future, answer in zip(group.futures, answers, strict=True):
+            _resolve(future, answer)
 
 
 class EngineRunner(Runner):
@@ -202,11 +220,17 @@ class LoopRunner(Runner):
 
     Requests made on the loop join a batch that runs once the loop has handled what is ready
     (so the requests of many connections share one commit); requests from other threads (the
-    heartbeat, tests) are handed over with call_soon_threadsafe. The commit then blocks the
-    loop for its fsync, a fraction of a millisecond on a quiet disk, and batches grow when it
-    takes longer. Measured against EngineRunner's engine thread on the same server: about
-    0.6 of the CPU per payment. Two Python threads busy at once pay for every hand-over of
-    the GIL, and the sqlite3 module hands it over at each statement.
+    heartbeat, tests) are handed over with call_soon_threadsafe. Measured against
+    EngineRunner's engine thread on the same server: about 0.6 of the CPU per payment. Two
+    Python threads busy at once pay for every hand-over of the GIL, and the sqlite3 module
+    hands it over at each statement.
+
+    One step is the exception: the COMMIT of each batch, a single statement that waits for
+    the disk, runs on a thread of its own (engine.defer_commits). Meanwhile the loop goes on
+    reading, authenticating and parsing the next requests, which gather into the next batch;
+    no batch runs, and no one who reads engine state is answered (until_durable), before the
+    commit has returned. If it fails, the engine rolls back and rebuilds, and the batch's
+    callers get the error.
     """
 
     def __init__(self, engine: Engine, clock_us: Callable[[], int]) -> None:
@@ -214,6 +238,8 @@ class LoopRunner(Runner):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: list[tuple[tuple, Any]] = []
         self._scheduled = False
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scopay-commit")
+        self._committing: asyncio.Future | None = None  # done once the batch is durable
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run batches on this loop (the server's, once it runs)."""
@@ -225,7 +251,13 @@ class LoopRunner(Runner):
         return self
 
     def stop(self) -> None:
+        """Take no more requests; a commit under way finishes first."""
         self._stopped.set()
+        self._committer.shutdown(wait=True)
+
+    def until_durable(self) -> Awaitable[None] | None:
+        committing = self._committing
+        return None if committing is None else asyncio.shield(committing)
 
     def _put(self, item: tuple) -> Any:
         loop = self._loop
@@ -251,7 +283,7 @@ class LoopRunner(Runner):
                 return
             raise error
         self._waiting.append((item, future))
-        if not self._scheduled:
+        if not self._scheduled and self._committing is None:
             self._scheduled = True
             # Two turns of the loop: requests whose data arrived together reach this point
             # in the turn after their data, so one more turn gathers them into the batch.
@@ -259,5 +291,64 @@ class LoopRunner(Runner):
 
     def _drain(self) -> None:
         self._scheduled = False
+        if self._committing is not None:
+            return  # the commit's end drains what waits
         waiting, self._waiting = self._waiting, []
-        self._run_waiting(waiting)
+        self._run_groups(_groups(waiting, self._execute))
+
+    def _run_groups(self, groups: Iterator[_Group]) -> None:
+        """Run groups until one leaves a commit to make; the commit's end runs the rest."""
+        engine = self.engine
+        for group in groups:
+            engine.defer_commits = True
+            try:
+                answers = _run_group(group, engine, self._clock_us())
+            finally:
+                engine.defer_commits = False
+            if not engine.commit_pending:
+                _resolve_group(group, answers)
+                continue
+            self._committing = self._loop.create_future()
+            try:
+                done = self._committer.submit(engine.finish_commit)
+            except RuntimeError:  # stopped: commit here, as any caller would
+                self._committed(group, answers, groups, _finished_here(engine))
+                return
+            done.add_done_callback(lambda done, group=group, answers=answers:
+                                   self._hand_back(self._committed, group, answers, groups,
+                                                   done))
+            return
+        if self._waiting and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._drain)  # they waited for a commit: run them now
+
+    def _hand_back(self, *callback) -> None:
+        """From the commit thread to the loop; a loop closed meanwhile has no one to tell
+        (the commit itself has happened)."""
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(*callback)
+
+    def _committed(self, group: _Group, answers: list | BaseException,
+                   groups: Iterator[_Group], done: Future) -> None:
+        error = done.exception()
+        if error is not None:
+            self.engine.abandon_commit()
+            answers = error
+        committing, self._committing = self._committing, None
+        committing.set_result(None)
+        try:
+            _resolve_group(group, answers)
+        finally:
+            self._run_groups(groups)
+
+
+def _finished_here(engine: Engine) -> Future:
+    """finish_commit run on the caller's thread, as a done future."""
+    done: Future = Future()
+    try:
+        engine.finish_commit()
+    except BaseException as error:  # noqa: BLE001 — handed on with the future
+        done.set_exception(error)
+    else:
+        done.set_result(None)
+    return done

@@ -190,6 +190,7 @@ class SQLiteStore:
         # The last row of each append-only table, known after each commit (this is the only
         # writer): a commit then needs no query to learn where its rows start.
         self._last_rows: dict[str, int] = {}
+        self._staged: dict[str, int] | None = None  # last rows of the batch awaiting finish()
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection: it sees committed batches only."""
@@ -233,7 +234,13 @@ class SQLiteStore:
 
     # -- writing ------------------------------------------------------------------------
 
-    def commit(
+    def commit(self, journal: Iterable[JournalEntry] = (),
+               rejections: Iterable[RejectionRecord] = (), **rows) -> None:
+        """Write one batch, and its audit entry, in one durable transaction, or nothing."""
+        self.stage(journal, rejections, **rows)
+        self.finish()
+
+    def stage(
         self,
         journal: Iterable[JournalEntry] = (),
         rejections: Iterable[RejectionRecord] = (),
@@ -252,7 +259,9 @@ class SQLiteStore:
         forgotten_answers: Iterable[tuple[str, str]] = (),
         at_us: int = 0,
     ) -> None:
-        """Write one batch, and its audit entry, in one durable transaction, or nothing."""
+        """Write one batch and its audit entry into a transaction left open for finish(),
+        or nothing. Nothing else may use the store until finish() has returned."""
+        assert self._staged is None, "a staged batch is not finished"
         db = self._db
         payload: dict = {}
         last_rows: dict[str, int] = {}
@@ -273,12 +282,34 @@ class SQLiteStore:
             self._audit_sha256 = last_sha256(db)
             self._last_rows.clear()
             raise
+        self._staged = last_rows
+
+    def finish(self) -> None:
+        """Commit the staged batch durably. May run on another thread than stage() (its wait
+        for the disk does not hold Python's GIL). If it fails, the batch is rolled back, and
+        the caller must rebuild whatever it derived from it."""
+        last_rows, self._staged = self._staged, None
+        if last_rows is None:
+            return
+        db = self._db
         try:
             db.execute("COMMIT")
         except BaseException:
             self._last_rows.clear()
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._audit_sha256 = last_sha256(db)
             raise
         self._last_rows.update(last_rows)
+
+    def discard(self) -> None:
+        """Roll the staged batch back: it is not to be kept."""
+        if self._staged is None:
+            return
+        self._staged = None
+        self._last_rows.clear()
+        self._db.execute("ROLLBACK")
+        self._audit_sha256 = last_sha256(self._db)
 
     def _append(self, db: sqlite3.Connection, payload: dict, last_rows: dict[str, int],
                 table: str, sql: str, rows: list[tuple]) -> None:
