@@ -43,6 +43,7 @@ from scopay.api.schemas import (
     TransferOut,
 )
 from scopay.api.security import Caller, Guard, RateLimiter, ReplayGuard
+from scopay.api.verifier import Verifier
 from scopay.api.views import balance_out, participant_out
 from scopay.domain.ledger import Transfer, TransferKind, TransferOutcome
 from scopay.domain.money import AmountError, CurrencyError, parse_amount
@@ -63,7 +64,9 @@ def create_app(runner: Runner, direct_routes: bool = True,
     async def lifespan(_app: FastAPI):
         if isinstance(runner, LoopRunner):
             runner.attach(asyncio.get_running_loop())  # the engine runs on the server's loop
+        _app.state.verifier = await Verifier.start()  # signatures checked off the loop
         yield
+        _app.state.verifier.stop()
         if on_shutdown is not None:
             # Here, not after the server returns: on SIGTERM uvicorn re-raises the signal
             # once it has shut down, and the process ends there.

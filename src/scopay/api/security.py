@@ -26,6 +26,7 @@ from scopay.api.errors import (
     problem,
     problem_xml,
 )
+from scopay.api.verifier import Verifier
 from scopay.engine.runner import Runner
 
 # Nonces kept at once, each while its timestamp is acceptable (about SKEW_S_MAX seconds):
@@ -110,8 +111,13 @@ async def current_caller(request: Request) -> auth.Caller:
 Caller = Annotated[auth.Caller, Depends(current_caller)]
 
 
-def authenticate(scope, headers: dict[str, str], body: bytes) -> auth.Caller:
-    """Check the request's signature; refuse stale, replayed, unknown or forged requests."""
+async def authenticate(scope, headers: dict[str, str],
+                       body: bytes) -> tuple[auth.Caller, str]:
+    """Check the request's signature; refuse stale, replayed, unknown or forged requests.
+    The caller, and the public key its signature verified under.
+
+    The signature is checked by the app's verifier process (api/verifier.py) when it runs,
+    else here; meanwhile other requests go on, so the key is looked up again after it."""
     key_id = headers.get(signing.KEY_ID_HEADER, "")
     timestamp = headers.get(signing.TIMESTAMP_HEADER, "")
     nonce = headers.get(signing.NONCE_HEADER, "")
@@ -129,17 +135,23 @@ def authenticate(scope, headers: dict[str, str], body: bytes) -> auth.Caller:
     state = scope["app"].state
     engine = state.runner.engine
     found = engine.keys.get(key_id)
+    if found is None or found[2] is not None:
+        raise ApiError(401, "Unauthenticated", "unknown or revoked key, or a wrong signature")
     message = signing.canonical_request(scope["method"], _raw_target(scope), timestamp, nonce,
                                         idempotency_key, body)
-    if found is None or found[2] is not None or not signing.verify(found[1], signature,
-                                                                     message):
+    verifier: Verifier | None = getattr(state, "verifier", None)
+    if verifier is None:
+        valid = signing.verify(found[1], signature, message)
+    else:
+        valid = await verifier.verify(found[1], signature, message)
+    if not valid or engine.keys.get(key_id) != found:
         raise ApiError(401, "Unauthenticated", "unknown or revoked key, or a wrong signature")
     if not state.replay_guard.first_use(key_id, nonce, int(timestamp), now_s):
         raise ApiError(401, "Unauthenticated", "this nonce was used already (replay)")
     participant = engine.participants.get(found[0])
     if participant is None:
         raise ApiError(401, "Unauthenticated", "key of an unknown participant")
-    return auth.Caller(participant, key_id)
+    return auth.Caller(participant, key_id), found[1]
 
 
 def _headers(scope) -> dict[str, str]:
@@ -195,8 +207,10 @@ DirectRoute = Callable[[dict, bytes, auth.Caller], Awaitable[tuple[int, bytes]]]
 
 class Guard:
     """ASGI middleware for /v1: read the body (at most REQUEST_BYTES_MAX), authenticate,
-    rate-limit, and honour idempotency keys. Plain ASGI, not BaseHTTPMiddleware: it runs on
-    every request and the extra task and stream layers of the latter cost real throughput.
+    rate-limit, wait until what the engine did is durable, and honour idempotency keys.
+    Other paths only wait until what the engine did is durable. Plain ASGI, not
+    BaseHTTPMiddleware: it runs on every request and the extra task and stream layers of the
+    latter cost real throughput.
 
     `direct` routes, keyed by (method, path), are answered here once the request is admitted,
     past FastAPI's routing, dependency and serialisation layers; they are declared to FastAPI
@@ -214,6 +228,7 @@ class Guard:
             if _declared_length(scope) > REQUEST_BYTES_MAX:
                 await _too_large(scope)(scope, receive, send)
                 return
+            await _until_durable(scope["app"].state.runner)
             await self.app(scope, receive, send)
             return
         body = await _read_body(scope, receive)
@@ -221,7 +236,7 @@ class Guard:
             await _too_large(scope)(scope, receive, send)
             return
         headers = _headers(scope)
-        refusal, caller = _admit(scope, headers, body)
+        refusal, caller = await _admit(scope, headers, body)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -243,20 +258,40 @@ def _too_large(scope) -> Response:
     return problem(413, "Too large", detail)
 
 
-def _admit(scope, headers: dict[str, str],
-           body: bytes) -> tuple[Response | None, auth.Caller | None]:
+async def _admit(scope, headers: dict[str, str],
+                 body: bytes) -> tuple[Response | None, auth.Caller | None]:
+    """The caller once authenticated, within its rate, and what the engine did is durable;
+    else the refusal. Signature checks and HTTP parsing overlap a commit in flight; the route
+    runs after it. If the request waited, the key it was admitted under is looked up again:
+    a failed commit undoes what it changed, a key's registration among them."""
     try:
-        caller = authenticate(scope, headers, body)
+        caller, public_key = await authenticate(scope, headers, body)
     except ApiError as error:
         return problem(error.status, error.title, error.detail), None
-    limiter = scope["app"].state.rate_limiter
+    state = scope["app"].state
+    limiter = state.rate_limiter
     wait_s = limiter.allow(caller.participant.bic, time.monotonic())
     if wait_s:
         answer = problem(429, "Too many requests",
                          f"over {limiter.rate_per_s:g} requests a second")
         answer.headers["Retry-After"] = str(max(1, round(wait_s)))
         return answer, None
+    runner: Runner = state.runner
+    if (await _until_durable(runner)
+            and runner.engine.keys.get(caller.key_id) != (caller.participant.bic, public_key,
+                                                          None)):
+        return problem(401, "Unauthenticated",
+                       "unknown or revoked key, or a wrong signature"), None
     return None, caller
+
+
+async def _until_durable(runner: Runner) -> bool:
+    """Wait until what the engine has done is durable; True when that meant waiting."""
+    waiting = runner.until_durable()
+    if waiting is None:
+        return False
+    await waiting
+    return True
 
 
 def _answering(route: DirectRoute, body: bytes, caller: auth.Caller):
