@@ -211,3 +211,23 @@ def test_a_command_that_fails_after_writing_leaves_nothing_behind(held, network)
     assert "BKCHCNBJ" not in engine.participants
     assert "BKCHCNBJ" not in {p.bic for p in engine.store.participants()}
     assert len(engine.participants) == participants
+
+
+def test_stopping_lets_the_commit_under_way_finish_and_runs_nothing_after_it(held, network):
+    engine, store = held
+    runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
+
+    async def main():
+        runner.attach(asyncio.get_running_loop())
+        first = runner.submit(transfers(network, "durable", 1))
+        await until(store.finishing.is_set)
+        later = runner.call(lambda engine, now_us: engine.journal_count)
+        store.release.set()
+        runner.stop()  # as the server's shutdown does, before its checkpoint
+        engine.checkpoint(network.funded_at_us + 2)
+        return await first, await asyncio.gather(later, return_exceptions=True)
+
+    (first,), (later,) = asyncio.run(main())
+    assert first.rejection is None
+    assert isinstance(later, RuntimeError)
+    assert engine.store.journal_entry("durable-0") is not None

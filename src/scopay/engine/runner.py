@@ -300,6 +300,9 @@ class LoopRunner(Runner):
         """Run groups until one leaves a commit to make; the commit's end runs the rest."""
         engine = self.engine
         for group in groups:
+            if self._stopped.is_set():  # the engine may be closed: no more batches
+                _resolve_group(group, RuntimeError("the engine runner has stopped"))
+                continue
             engine.defer_commits = True
             try:
                 answers = _run_group(group, engine, self._clock_us())
