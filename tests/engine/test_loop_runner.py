@@ -231,3 +231,49 @@ def test_stopping_lets_the_commit_under_way_finish_and_runs_nothing_after_it(hel
     assert first.rejection is None
     assert isinstance(later, RuntimeError)
     assert engine.store.journal_entry("durable-0") is not None
+
+
+def test_readers_see_a_batch_only_once_it_is_durable_and_before_the_next_is_written(
+        held, network):
+    engine, store = held
+    runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
+
+    def lock_free_on_another_thread() -> bool:
+        taken: list[bool] = []
+
+        def try_it() -> None:
+            taken.append(engine._lock.acquire(False))
+            if taken[0]:
+                engine._lock.release()
+
+        thread = threading.Thread(target=try_it)
+        thread.start()
+        thread.join()
+        return taken[0]
+
+    async def main():
+        runner.attach(asyncio.get_running_loop())
+        first = runner.submit(transfers(network, "one", 1))
+        await until(store.finishing.is_set)
+        held_while_committing = not lock_free_on_another_thread()
+        second = runner.submit(transfers(network, "two", 1))
+
+        async def reader():
+            await runner.until_durable()
+            return (engine.ledger.transfer_of("two-0"), engine.store.journal_entry("one-0"),
+                    lock_free_on_another_thread())
+
+        reading = asyncio.ensure_future(reader())
+        await asyncio.sleep(0)  # the reader reaches its wait
+        store.finishing.clear()
+        store.release.set()
+        seen = await reading
+        await first, await second
+        return held_while_committing, seen
+
+    held_while_committing, (second_seen, first_entry, free_after) = asyncio.run(main())
+    runner.stop()
+    assert held_while_committing  # a reader on another thread waits for the commit
+    assert first_entry is not None  # the reader on the loop resumes once it is durable...
+    assert second_seen is None  # ...before the next batch is written
+    assert free_after

@@ -503,6 +503,15 @@ class Engine(PaymentOperations):
             finally:
                 self._commit_pending = False
 
+    def hold(self) -> None:
+        """Take the engine's lock until release(), on this thread: readers on other threads
+        wait meanwhile. The server's runner holds it from a batch's start until its deferred
+        commit has returned."""
+        self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
     def abandon_commit(self) -> None:
         """The pending batch is not to be kept (its command failed after writing it), or
         finish_commit failed: roll it back, and rebuild the in-memory state, which includes

@@ -225,11 +225,13 @@ class LoopRunner(Runner):
     Python threads busy at once pay for every hand-over of the GIL, and the sqlite3 module
     hands it over at each statement.
 
-    One step is the exception: the COMMIT of each batch, a single statement that waits for
-    the disk, runs on a thread of its own (engine.defer_commits). Meanwhile the loop goes on
-    reading, authenticating and parsing the next requests, which gather into the next batch;
-    no batch runs, and no one who reads engine state is answered (until_durable), before the
-    commit has returned. If it fails, the engine rolls back and rebuilds, and the batch's
+    One step is the exception: the COMMIT of each batch, a single statement that writes the
+    WAL and waits for the disk, runs on a thread of its own (engine.defer_commits). Meanwhile
+    the loop goes on reading, authenticating and parsing the next requests, which gather into
+    the next batch. Until the commit has returned no batch runs, readers on other threads
+    wait for the engine's lock (held from the batch's start), and readers on the loop wait on
+    until_durable; those resume before the next batch is written. So no one is told what is
+    not yet durable. If the commit fails, the engine rolls back and rebuilds, and the batch's
     callers get the error.
     """
 
@@ -239,7 +241,9 @@ class LoopRunner(Runner):
         self._waiting: list[tuple[tuple, Any]] = []
         self._scheduled = False
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scopay-commit")
-        self._committing: asyncio.Future | None = None  # done once the batch is durable
+        self._busy = False  # groups taken from _waiting are still being run
+        self._in_flight = False  # a batch's COMMIT runs on the commit thread
+        self._durable_waiters: list[asyncio.Future] = []
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run batches on this loop (the server's, once it runs)."""
@@ -256,8 +260,11 @@ class LoopRunner(Runner):
         self._committer.shutdown(wait=True)
 
     def until_durable(self) -> Awaitable[None] | None:
-        committing = self._committing
-        return None if committing is None else asyncio.shield(committing)
+        if not self._in_flight:
+            return None
+        waiter = self._loop.create_future()  # one each: a waiter cancelled cancels only its own
+        self._durable_waiters.append(waiter)
+        return waiter
 
     def _put(self, item: tuple) -> Any:
         loop = self._loop
@@ -283,7 +290,7 @@ class LoopRunner(Runner):
                 return
             raise error
         self._waiting.append((item, future))
-        if not self._scheduled and self._committing is None:
+        if not self._scheduled and not self._busy:
             self._scheduled = True
             # Two turns of the loop: requests whose data arrived together reach this point
             # in the turn after their data, so one more turn gathers them into the batch.
@@ -291,9 +298,10 @@ class LoopRunner(Runner):
 
     def _drain(self) -> None:
         self._scheduled = False
-        if self._committing is not None:
-            return  # the commit's end drains what waits
+        if self._busy:
+            return  # the groups under way drain what waits when they are done
         waiting, self._waiting = self._waiting, []
+        self._busy = True
         self._run_groups(_groups(waiting, self._execute))
 
     def _run_groups(self, groups: Iterator[_Group]) -> None:
@@ -303,15 +311,20 @@ class LoopRunner(Runner):
             if self._stopped.is_set():  # the engine may be closed: no more batches
                 _resolve_group(group, RuntimeError("the engine runner has stopped"))
                 continue
-            engine.defer_commits = True
+            engine.hold()  # other threads' readers wait until this batch is durable
             try:
-                answers = _run_group(group, engine, self._clock_us())
+                engine.defer_commits = True
+                try:
+                    answers = _run_group(group, engine, self._clock_us())
+                finally:
+                    engine.defer_commits = False
             finally:
-                engine.defer_commits = False
+                if not engine.commit_pending:
+                    engine.release()
             if not engine.commit_pending:
                 _resolve_group(group, answers)
                 continue
-            self._committing = self._loop.create_future()
+            self._in_flight = True
             try:
                 done = self._committer.submit(engine.finish_commit)
             except RuntimeError:  # stopped: commit here, as any caller would
@@ -321,6 +334,7 @@ class LoopRunner(Runner):
                                    self._hand_back(self._committed, group, answers, groups,
                                                    done))
             return
+        self._busy = False
         if self._waiting and not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._drain)  # they waited for a commit: run them now
@@ -337,12 +351,18 @@ class LoopRunner(Runner):
         if error is not None:
             self.engine.abandon_commit()
             answers = error
-        committing, self._committing = self._committing, None
-        committing.set_result(None)
+        self.engine.release()
+        self._in_flight = False
+        waiters, self._durable_waiters = self._durable_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         try:
             _resolve_group(group, answers)
         finally:
-            self._run_groups(groups)
+            # Whoever waited for this commit resumes in the next turn of the loop; the next
+            # batch is written in the turn after, so they read this one's state, durable.
+            self._loop.call_soon(self._loop.call_soon, self._run_groups, groups)
 
 
 def _finished_here(engine: Engine) -> Future:
