@@ -3,8 +3,8 @@
 A real server on loopback (uvicorn, the app, the LoopRunner) over real SQLite, whose store holds
 each COMMIT until the test lets it go or fails it. Where a thread-pool route has to be caught
 between two of its own steps, the engine method it calls is wrapped to wait on an event there:
-what a worker thread losing the GIL at that point does, made certain. Tests marked
-xfail(strict) show a defect of the current code; the others pin guarantees that hold.
+what a worker thread losing the GIL at that point does, made certain. Some tests pin
+defects the review found (fixed since); the others pin guarantees that hold.
 """
 
 from __future__ import annotations
@@ -177,12 +177,6 @@ def durable_status(server: HeldServer, uetr: str) -> str | None:
 # -- defects -------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: GET /v1/payments/{uetr} (track_payment, a thread-pool route) shapes the "
-    "PaymentRecord after engine.payment has let go of the engine's lock; the record is "
-    "mutable and the loop's next batch appends to its history before that batch is durable, "
-    "so the client is answered a status (here 'cancelled') whose commit has not returned, "
-    "and which the failed commit then rolls back"))
 def test_tracking_a_payment_never_answers_a_status_that_is_not_durable(held_server):
     server = held_server
     body = payment("90000000.00")  # far beyond the bank's funding: it queues
@@ -205,11 +199,6 @@ def test_tracking_a_payment_never_answers_a_status_that_is_not_durable(held_serv
     assert tracked.json()["status"] == "queued", tracked.json()["status"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: GET /v1/payments/{uetr} (track_payment) finds the payment with "
-    "payment_identity, which reads without the engine's lock and so sees a payment whose "
-    "batch is only written; if that commit fails, engine.payment (after the lock) returns "
-    "None and _record_out(None) raises: 500 Internal Server Error instead of 404"))
 def test_tracking_a_payment_whose_commit_fails_is_answered_404_not_500(held_server):
     server = held_server
     body = payment("1.00")  # covered: it would settle

@@ -2,8 +2,8 @@
 
 Real SQLite throughout. A HeldStore holds each COMMIT until the test lets it go (or fails it),
 so the moments between a batch being written and it being durable are reached on purpose,
-never by sleeping. Tests marked xfail(strict) show a defect of the current code; the others
-pin guarantees that were checked and hold.
+never by sleeping. Some tests pin defects the review found (fixed since); the others pin
+guarantees that were checked and hold.
 """
 
 import asyncio
@@ -84,11 +84,6 @@ def durable_statuses(engine: Engine) -> dict[str, PaymentStatus]:
 # -- defects -------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: a queue command refused by _no_longer_queued (engine/payments.py) commits the "
-    "time step that settled the payment, but under the LoopRunner the step is only staged, "
-    "and runner._run_group calls abandon_commit on any exception: the settlement is rolled "
-    "back while the caller is told 'settled, not queued' (409 / camt.029 ARDT)"))
 def test_a_cancel_refused_because_time_settled_the_payment_leaves_it_settled(held, network):
     engine, store = held
     store.release.set()  # every commit goes through at once here
@@ -111,12 +106,6 @@ def test_a_cancel_refused_because_time_settled_the_payment_leaves_it_settled(hel
     assert engine.payment(waiting.uetr).status == PaymentStatus.SETTLED
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: Engine.heartbeat writes twice in one call (its time step, then forgotten "
-    "idempotency answers); under defer_commits the second _write runs finish_commit for the "
-    "first, and when that COMMIT fails nothing calls _recover (the second _write is not in a "
-    "try/_recover, and runner._run_group sees no commit pending so does not abandon): the "
-    "engine keeps in memory a step the store rolled back"))
 def test_a_heartbeat_whose_first_commit_fails_leaves_memory_equal_to_the_store(held, network):
     engine, store = held
     store.release.set()
@@ -143,12 +132,6 @@ def test_a_heartbeat_whose_first_commit_fails_leaves_memory_equal_to_the_store(h
     assert engine.reconcile().ok
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: at shutdown (scopay serve's stop: runner.stop(), then engine.checkpoint) a "
-    "deferred commit that fails on the commit thread has not been abandoned yet (_committed "
-    "waits for the loop, which is blocked in stop()), so the checkpoint is written from "
-    "in-memory balances that include the rolled-back batch: reconcile then reports the "
-    "checkpoint as not matching the journal"))
 def test_the_shutdown_checkpoint_never_includes_a_batch_whose_commit_failed(
         held, network, tmp_path):
     engine, store = held
@@ -174,12 +157,6 @@ def test_the_shutdown_checkpoint_never_includes_a_batch_whose_commit_failed(
         reopened.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: LoopRunner._committed runs engine.abandon_commit() before engine.release(), "
-    "_in_flight = False, the until_durable waiters and _resolve_group, with no try/finally: "
-    "if rebuilding from the store fails too (the disk error that failed the COMMIT fails a "
-    "read), the batch's callers are never answered, the waiters never resume, _in_flight "
-    "and _busy stay set and the engine's lock stays held: every later request hangs"))
 def test_a_rebuild_that_fails_after_a_failed_commit_still_answers_and_frees_the_runner(
         held, network):
     engine, store = held

@@ -179,7 +179,10 @@ def track_payment(uetr: str, caller: Caller, request: Request) -> dict:
     """Where is my payment? Its status and full history, for its sender and agents."""
     runner = _runner(request)
     _visible_payment(runner, caller, uetr)
-    return _record_out(runner.engine.payment(uetr), caller, runner.engine.participants)
+    record = runner.engine.payment(uetr)
+    if record is None:  # seen while its batch was committing, and that commit failed
+        raise ApiError(404, "Not found", f"no payment {uetr} visible to you")
+    return _record_out(record, caller, runner.engine.participants)
 
 
 @router.post("/v1/payments/{uetr}/cancel", response_model=PaymentOut, tags=["payments"],

@@ -135,6 +135,7 @@ class Engine(PaymentOperations):
         # commit (finish_commit): the server's runner commits it off its event loop.
         self.defer_commits = False
         self._commit_pending = False
+        self._commit_failed = False
         self._rtgs_settings = {"bypass_fifo_normal": bypass_fifo_normal,
                                "respect_priority_in_resolution": respect_priority_in_resolution}
         # Held while a batch is applied and committed: readers see committed state only.
@@ -180,6 +181,7 @@ class Engine(PaymentOperations):
         # Every commit carries the statements of the days before its own (see _write): so
         # those of every day before the last commit's were issued, and none of its day yet.
         self._statement_day = self._last_timestamp_us // BUSINESS_DAY_US
+        self._commit_failed = False
 
     # -- transfers ------------------------------------------------------------------------
 
@@ -422,6 +424,8 @@ class Engine(PaymentOperations):
     def checkpoint(self, now_us: int) -> int:
         """Write every account's balance with the journal position it reflects."""
         self.finish_commit()
+        if self._commit_failed:  # a deferred commit failed and its caller has not rebuilt
+            self._recover()
         as_of_seq = self.store.last_seq()
         rows = [(b.account_id, b.posted_minor, b.debits_pending_minor, b.credits_pending_minor)
                 for b in self.ledger.balances.values()]
@@ -470,7 +474,11 @@ class Engine(PaymentOperations):
         statement notices of the days before it; a turn of the day with nothing to tell and
         nothing else to write commits nothing."""
         if self._commit_pending:  # a second step in one command: the first is made durable
-            self.finish_commit()
+            try:
+                self.finish_commit()
+            except BaseException:
+                self._recover()  # the store rolled the first step back: so does memory
+                raise
         day = at_us // BUSINESS_DAY_US
         if day > self._statement_day:
             statements = self._statement_notices(day, at_us)
@@ -500,6 +508,9 @@ class Engine(PaymentOperations):
         if self._commit_pending:
             try:
                 self.store.finish()
+            except BaseException:
+                self._commit_failed = True  # memory is ahead of the store until _recover
+                raise
             finally:
                 self._commit_pending = False
 
@@ -513,9 +524,9 @@ class Engine(PaymentOperations):
         self._lock.release()
 
     def abandon_commit(self) -> None:
-        """The pending batch is not to be kept (its command failed after writing it), or
-        finish_commit failed: roll it back, and rebuild the in-memory state, which includes
-        it, from the store."""
+        """finish_commit failed (the store has rolled the batch back), or the pending batch
+        is not to be kept: roll it back, and rebuild the in-memory state, which includes it,
+        from the store."""
         with self._lock:
             if self._commit_pending:
                 self._commit_pending = False

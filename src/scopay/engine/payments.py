@@ -10,7 +10,7 @@ the same step, in one transaction, before anyone is answered.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple, NoReturn
 
 from scopay.domain.account import AccountKind
@@ -258,9 +258,11 @@ class PaymentOperations:
     # -- reading ------------------------------------------------------------------------------
 
     def payment(self, uetr: str) -> PaymentRecord | None:
-        """The payment's record, read under the engine's lock (committed state only)."""
+        """A copy of the payment's record, taken under the engine's lock (committed state
+        only): the record itself moves on with the next batch, durable or not."""
         with self._lock:
-            return self.payments.get(uetr)
+            record = self.payments.get(uetr)
+            return None if record is None else _snapshot(record)
 
     def payment_identity(self, uetr: str) -> Payment | None:
         """The payment as sent (immutable), without waiting for the engine's lock: enough to
@@ -273,8 +275,9 @@ class PaymentOperations:
         return None if record is None else record.sender_bic
 
     def queued_payments(self) -> list[PaymentRecord]:
+        """Copies of the queued payments' records, as payment() gives them."""
         with self._lock:
-            return [self.payments[uetr] for uetr in self.rtgs.orders]
+            return [_snapshot(self.payments[uetr]) for uetr in self.rtgs.orders]
 
     def mailbox(self, bic: str, after_seq: int = 0, limit: int = 100):
         return self.store.mailbox(bic, after_seq, min(limit, MAILBOX_PAGE_MAX))
@@ -507,6 +510,10 @@ class PaymentOperations:
             self._recover()
             raise
         self._journal_count += len(changes.journal)
+
+
+def _snapshot(record: PaymentRecord) -> PaymentRecord:
+    return replace(record, history=list(record.history))
 
 
 def _order_of(record: PaymentRecord) -> Order:

@@ -136,13 +136,13 @@ def _groups(waiting: list[tuple[tuple, Any]],
 
 
 def _run_group(group: _Group, engine: Engine, now_us: int) -> list | BaseException:
-    """The group's answers, or the error every caller of the group gets. A failed command
-    has changed nothing: what it wrote and left to commit is rolled back."""
+    """The group's answers, or the error every caller of the group gets. What a command
+    wrote before it raised is committed all the same, as without deferred commits: a
+    command refused once a step of time has run (a payment settled meanwhile, say) keeps
+    that step, and says so."""
     try:
         return group.run(engine, now_us)
     except BaseException as error:  # noqa: BLE001 — the callers get it and decide
-        if engine.commit_pending:
-            engine.abandon_commit()
         return error
 
 
@@ -323,7 +323,8 @@ class LoopRunner(Runner):
                     engine.release()
             if not engine.commit_pending:
                 _resolve_group(group, answers)
-                continue
+                self._then(self._run_groups, groups)
+                return
             self._in_flight = True
             try:
                 done = self._committer.submit(engine.finish_commit)
@@ -348,21 +349,29 @@ class LoopRunner(Runner):
     def _committed(self, group: _Group, answers: list | BaseException,
                    groups: Iterator[_Group], done: Future) -> None:
         error = done.exception()
-        if error is not None:
-            self.engine.abandon_commit()
-            answers = error
-        self.engine.release()
-        self._in_flight = False
-        waiters, self._durable_waiters = self._durable_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
         try:
-            _resolve_group(group, answers)
+            if error is not None:
+                answers = error
+                self.engine.abandon_commit()
+        except Exception as rebuild_error:  # noqa: BLE001 — the store cannot be read either
+            answers = rebuild_error
         finally:
-            # Whoever waited for this commit resumes in the next turn of the loop; the next
-            # batch is written in the turn after, so they read this one's state, durable.
-            self._loop.call_soon(self._loop.call_soon, self._run_groups, groups)
+            self.engine.release()
+            self._in_flight = False
+            waiters, self._durable_waiters = self._durable_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            try:
+                _resolve_group(group, answers)
+            finally:
+                self._then(self._run_groups, groups)
+
+    def _then(self, callback: Callable, *args) -> None:
+        """Run `callback` two turns of the loop from now: the callers just answered (and
+        the readers let through) resume in the next turn, so they read the state they were
+        answered from, not a next batch's, not yet durable."""
+        self._loop.call_soon(self._loop.call_soon, callback, *args)
 
 
 def _finished_here(engine: Engine) -> Future:
