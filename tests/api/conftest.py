@@ -1,6 +1,5 @@
 """A real scopay server on loopback for API tests: seeded network, real HTTP, real SQLite."""
 
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -8,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import uvicorn
+from serving import start_serving
 
 from scopay.api import signing
 from scopay.api.app import create_app
@@ -18,7 +18,6 @@ from scopay.engine.engine import Engine
 from scopay.engine.runner import LoopRunner
 from scopay.store.sqlite import SQLiteStore
 
-STARTUP_S_MAX = 20
 AUDITOR_BIC = "OVSTCNX0"  # a fictional oversight body, admitted as the auditor
 
 
@@ -37,26 +36,6 @@ class LiveServer:
     def account_of(self, bic: str, currency: str) -> int:
         return next(a.id for a in self.engine.accounts.values()
                     if a.owner_bic == bic and a.currency == currency)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_serving(app) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """Serve the app on a free loopback port in a thread; return the server, thread and URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_S_MAX
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 def stop_serving(server: uvicorn.Server, thread: threading.Thread) -> None:

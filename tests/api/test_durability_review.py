@@ -10,7 +10,6 @@ defects the review found (fixed since); the others pin guarantees that hold.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 import time
 import uuid
@@ -19,8 +18,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
+from serving import start_serving
 
+from held_commit import HeldStore
 from scopay.api import signing
 from scopay.api.app import create_app
 from scopay.api.views import balance_out
@@ -28,29 +28,9 @@ from scopay.cli.main import seed_reference_network
 from scopay.client import KeyFile, ScopayClient, new_private_key
 from scopay.engine.engine import Engine
 from scopay.engine.runner import LoopRunner
-from scopay.store.sqlite import SQLiteStore
 
 BANK_A, BANK_B, OPERATOR = "DEMACNX0", "DEMBCNX0", "SCOPCNX0"
 WAIT_S = 20
-
-
-class HeldStore(SQLiteStore):
-    """The real SQLite store, whose COMMIT waits until the test lets it go (or fails)."""
-
-    def __init__(self, path) -> None:
-        super().__init__(path)
-        self.release = threading.Event()
-        self.fail_next = False
-        self.finishing = threading.Event()
-
-    def finish(self) -> None:
-        self.finishing.set()
-        assert self.release.wait(WAIT_S), "the test never let the commit go"
-        if self.fail_next:
-            self.fail_next = False
-            self.discard()
-            raise sqlite3.OperationalError("disk I/O error")
-        super().finish()
 
 
 @dataclass
@@ -85,19 +65,11 @@ def held_server(tmp_path):
         keys[bic] = KeyFile(signing.new_key_id(), bic, new_private_key())
         engine.register_key(keys[bic].key_id, bic, keys[bic].public_key, 2)
     runner = LoopRunner(engine, lambda: time.time_ns() // 1000).start()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(runner), host="127.0.0.1", port=port,
-                                           log_level="critical"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + WAIT_S
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
+    server, thread, url = start_serving(create_app(runner), log_level="critical")
     store.release.clear()
     store.finishing.clear()
     try:
-        yield HeldServer(f"http://127.0.0.1:{port}", engine, store, thread, keys)
+        yield HeldServer(url, engine, store, thread, keys)
     finally:
         store.fail_next = False
         store.release.set()  # never leave a commit waiting at the end
@@ -105,14 +77,6 @@ def held_server(tmp_path):
         thread.join()
         runner.stop()
         engine.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def payment(amount: str, debtor: str = BANK_A, creditor: str = BANK_B) -> dict:

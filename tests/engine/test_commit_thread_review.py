@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from held_commit import lock_free_on_another_thread, until
 from scopay.domain.ledger import Transfer, TransferKind
 from scopay.domain.payment import Party, Payment, PaymentStatus
 from scopay.engine.answers import ANSWER_RETENTION_US
@@ -25,38 +26,6 @@ ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"  # ICBK holds 1000.00 CNY; ABOC 0 with a 500
 SECOND_US = 1_000_000
 
 
-class HeldStore(SQLiteStore):
-    """The real SQLite store, whose COMMIT waits until the test lets it go (or fails)."""
-
-    def __init__(self, path) -> None:
-        super().__init__(path)
-        self.release = threading.Event()
-        self.fail_next = False
-        self.finishing = threading.Event()
-        self.finished_on: list[str] = []  # the thread of each COMMIT that went through
-
-    def finish(self) -> None:
-        self.finishing.set()
-        assert self.release.wait(10), "the test never let the commit go"
-        if self.fail_next:
-            self.fail_next = False
-            self.discard()
-            raise sqlite3.OperationalError("disk I/O error")
-        if self._staged is not None:
-            self.finished_on.append(threading.current_thread().name)
-        super().finish()
-
-
-@pytest.fixture
-def held(open_engine, network, tmp_path):
-    store = HeldStore(tmp_path / "held.db")
-    store.release.set()  # the network is built with commits that go through at once
-    engine = open_engine(store, with_network=network)
-    store.release.clear()
-    store.finishing.clear()
-    store.finished_on.clear()
-    return engine, store
-
 
 def payment(debtor: str, creditor: str, amount_minor: int, **extra) -> Payment:
     return Payment(str(uuid.uuid4()), uuid.uuid4().hex[:12], "e2e", debtor, creditor,
@@ -66,15 +35,6 @@ def payment(debtor: str, creditor: str, amount_minor: int, **extra) -> Payment:
 def move(network, transfer_id: str, amount_minor: int = 1, **extra) -> Transfer:
     return Transfer(transfer_id, network.icbk_cny, network.aboc_cny, amount_minor, "CNY",
                     **extra)
-
-
-async def until(condition) -> None:
-    """Let the loop run until `condition()` holds (the commit thread hands back through it)."""
-    for _ in range(10_000):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never held")
 
 
 def durable_statuses(engine: Engine) -> dict[str, PaymentStatus]:
@@ -199,28 +159,15 @@ def test_the_commit_runs_on_the_commit_thread_and_the_lock_is_free_once_it_retur
     engine, store = held
     runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
 
-    def lock_free_elsewhere() -> bool:
-        taken: list[bool] = []
-
-        def try_it() -> None:
-            taken.append(engine._lock.acquire(False))
-            if taken[0]:
-                engine._lock.release()
-
-        thread = threading.Thread(target=try_it)
-        thread.start()
-        thread.join()
-        return taken[0]
-
     async def main():
         runner.attach(asyncio.get_running_loop())
         first = runner.submit([move(network, "on-thread")])
         await until(store.finishing.is_set)
-        during = lock_free_elsewhere()
+        during = lock_free_on_another_thread(engine)
         store.release.set()
         await first
         await until(lambda: not runner._busy)
-        return during, lock_free_elsewhere()
+        return during, lock_free_on_another_thread(engine)
 
     during, after = asyncio.run(main())
     runner.stop()

@@ -6,11 +6,11 @@ import threading
 
 import pytest
 
+from held_commit import lock_free_on_another_thread, until
 from scopay.domain.ledger import Transfer
 from scopay.domain.participant import Participant, Role, Tier
 from scopay.engine import runner as runner_module
 from scopay.engine.runner import LoopRunner, RunnerBusyError
-from scopay.store.sqlite import SQLiteStore
 
 
 def transfers(network, prefix: str, count: int) -> list[Transfer]:
@@ -91,44 +91,6 @@ def test_without_a_loop_the_runner_refuses_rather_than_hangs(engine, network):
     runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
     with pytest.raises(RuntimeError):
         runner.submit(transfers(network, "no-loop", 1))
-
-
-class HeldStore(SQLiteStore):
-    """The real SQLite store, whose COMMIT waits until the test lets it go (or fails)."""
-
-    def __init__(self, path) -> None:
-        super().__init__(path)
-        self.release = threading.Event()
-        self.fail_next = False
-        self.finishing = threading.Event()
-
-    def finish(self) -> None:
-        self.finishing.set()
-        self.release.wait(10)
-        if self.fail_next:
-            self.fail_next = False
-            self.discard()
-            raise sqlite3.OperationalError("disk I/O error")
-        super().finish()
-
-
-@pytest.fixture
-def held(open_engine, network, tmp_path):
-    store = HeldStore(tmp_path / "held.db")
-    store.release.set()  # the network is built with commits that go through at once
-    engine = open_engine(store, with_network=network)
-    store.release.clear()
-    store.finishing.clear()
-    return engine, store
-
-
-async def until(condition) -> None:
-    """Let the loop run until `condition()` holds (the commit thread hands back through it)."""
-    for _ in range(10_000):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never held")
 
 
 def test_the_next_batch_gathers_while_a_commit_waits_for_the_disk_and_runs_after_it(
@@ -239,30 +201,17 @@ def test_readers_see_a_batch_only_once_it_is_durable_and_before_the_next_is_writ
     engine, store = held
     runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
 
-    def lock_free_on_another_thread() -> bool:
-        taken: list[bool] = []
-
-        def try_it() -> None:
-            taken.append(engine._lock.acquire(False))
-            if taken[0]:
-                engine._lock.release()
-
-        thread = threading.Thread(target=try_it)
-        thread.start()
-        thread.join()
-        return taken[0]
-
     async def main():
         runner.attach(asyncio.get_running_loop())
         first = runner.submit(transfers(network, "one", 1))
         await until(store.finishing.is_set)
-        held_while_committing = not lock_free_on_another_thread()
+        held_while_committing = not lock_free_on_another_thread(engine)
         second = runner.submit(transfers(network, "two", 1))
 
         async def reader():
             await runner.until_durable()
             return (engine.ledger.transfer_of("two-0"), engine.store.journal_entry("one-0"),
-                    lock_free_on_another_thread())
+                    lock_free_on_another_thread(engine))
 
         reading = asyncio.ensure_future(reader())
         await asyncio.sleep(0)  # the reader reaches its wait
