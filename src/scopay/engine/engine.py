@@ -498,7 +498,7 @@ class Engine(PaymentOperations):
     @property
     def commit_pending(self) -> bool:
         """A command's batch is written but not yet durable: its caller must call
-        finish_commit (or, if that fails, abandon_commit) before anything else
+        finish_commit (or, if that fails, rebuild_after_failed_commit) before anything else
         is asked of the engine or anyone is told what the command did."""
         return self._commit_pending
 
@@ -523,14 +523,10 @@ class Engine(PaymentOperations):
     def release(self) -> None:
         self._lock.release()
 
-    def abandon_commit(self) -> None:
-        """finish_commit failed (the store has rolled the batch back), or the pending batch
-        is not to be kept: roll it back, and rebuild the in-memory state, which includes it,
-        from the store."""
+    def rebuild_after_failed_commit(self) -> None:
+        """finish_commit failed and the store rolled the batch back: rebuild the in-memory
+        state, which includes it, from the store."""
         with self._lock:
-            if self._commit_pending:
-                self._commit_pending = False
-                self.store.discard()
             self._recover()
 
     def _day_turned(self) -> bool:

@@ -25,9 +25,6 @@ class Store(Protocol):
     def finish(self) -> None:
         """Make the staged batch durable (any thread); rolled back if it fails."""
 
-    def discard(self) -> None:
-        """Roll the staged batch back."""
-
     def stage(
         self,
         journal: Iterable[JournalEntry] = (),

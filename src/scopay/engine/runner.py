@@ -294,7 +294,7 @@ class LoopRunner(Runner):
             self._scheduled = True
             # Two turns of the loop: requests whose data arrived together reach this point
             # in the turn after their data, so one more turn gathers them into the batch.
-            self._loop.call_soon(self._loop.call_soon, self._drain)
+            self._then(self._drain)
 
     def _drain(self) -> None:
         self._scheduled = False
@@ -352,7 +352,7 @@ class LoopRunner(Runner):
         try:
             if error is not None:
                 answers = error
-                self.engine.abandon_commit()
+                self.engine.rebuild_after_failed_commit()
         except Exception as rebuild_error:  # noqa: BLE001 — the store cannot be read either
             answers = rebuild_error
         finally:
@@ -368,9 +368,9 @@ class LoopRunner(Runner):
                 self._then(self._run_groups, groups)
 
     def _then(self, callback: Callable, *args) -> None:
-        """Run `callback` two turns of the loop from now: the callers just answered (and
-        the readers let through) resume in the next turn, so they read the state they were
-        answered from, not a next batch's, not yet durable."""
+        """Run `callback` two turns of the loop from now. After answers: the callers just
+        answered (and the readers let through) resume in the next turn, so they read the
+        state they were answered from, not a next batch's, not yet durable."""
         self._loop.call_soon(self._loop.call_soon, callback, *args)
 
 
