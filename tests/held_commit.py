@@ -52,6 +52,15 @@ async def until(condition) -> None:
     raise AssertionError("condition never held")
 
 
+async def submitted_and_held(runner, store: HeldStore, transfers) -> asyncio.Future:
+    """Run the runner on this loop, submit `transfers`, and return (the caller's future)
+    once their batch's COMMIT is held."""
+    runner.attach(asyncio.get_running_loop())
+    future = runner.submit(transfers)
+    await until(store.finishing.is_set)
+    return future
+
+
 def lock_free_on_another_thread(engine: Engine) -> bool:
     """Whether a reader on another thread would get the engine's lock now."""
     taken: list[bool] = []

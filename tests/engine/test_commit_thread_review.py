@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from held_commit import lock_free_on_another_thread, until
+from held_commit import lock_free_on_another_thread, submitted_and_held, until
 from scopay.domain.ledger import Transfer, TransferKind
 from scopay.domain.payment import Party, Payment, PaymentStatus
 from scopay.engine.answers import ANSWER_RETENTION_US
@@ -160,9 +160,7 @@ def test_the_commit_runs_on_the_commit_thread_and_the_lock_is_free_once_it_retur
     runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
 
     async def main():
-        runner.attach(asyncio.get_running_loop())
-        first = runner.submit([move(network, "on-thread")])
-        await until(store.finishing.is_set)
+        first = await submitted_and_held(runner, store, [move(network, "on-thread")])
         during = lock_free_on_another_thread(engine)
         store.release.set()
         await first
@@ -252,9 +250,7 @@ def test_a_heartbeat_from_its_thread_during_a_deferred_commit_waits_for_it(held,
     runner = LoopRunner(engine, lambda: clock[0])
 
     async def main():
-        runner.attach(asyncio.get_running_loop())
-        first = runner.submit([move(network, "before-beat")])
-        await until(store.finishing.is_set)
+        first = await submitted_and_held(runner, store, [move(network, "before-beat")])
         store.finishing.clear()
         beat_result: list = []
         thread = threading.Thread(target=lambda: beat_result.append(

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from held_commit import lock_free_on_another_thread, until
+from held_commit import lock_free_on_another_thread, submitted_and_held, until
 from scopay.domain.ledger import Transfer
 from scopay.domain.participant import Participant, Role, Tier
 from scopay.engine import runner as runner_module
@@ -100,9 +100,7 @@ def test_the_next_batch_gathers_while_a_commit_waits_for_the_disk_and_runs_after
     entries = engine.journal_count
 
     async def main():
-        runner.attach(asyncio.get_running_loop())
-        first = runner.submit(transfers(network, "first", 1))
-        await until(store.finishing.is_set)
+        first = await submitted_and_held(runner, store, transfers(network, "first", 1))
         gate = runner.until_durable()
         assert gate is not None and not first.done()
         second = [runner.submit([t]) for t in transfers(network, "second", 5)]
@@ -181,9 +179,7 @@ def test_stopping_lets_the_commit_under_way_finish_and_runs_nothing_after_it(hel
     runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
 
     async def main():
-        runner.attach(asyncio.get_running_loop())
-        first = runner.submit(transfers(network, "durable", 1))
-        await until(store.finishing.is_set)
+        first = await submitted_and_held(runner, store, transfers(network, "durable", 1))
         later = runner.call(lambda engine, now_us: engine.journal_count)
         store.release.set()
         runner.stop()  # as the server's shutdown does, before its checkpoint
@@ -202,9 +198,7 @@ def test_readers_see_a_batch_only_once_it_is_durable_and_before_the_next_is_writ
     runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
 
     async def main():
-        runner.attach(asyncio.get_running_loop())
-        first = runner.submit(transfers(network, "one", 1))
-        await until(store.finishing.is_set)
+        first = await submitted_and_held(runner, store, transfers(network, "one", 1))
         held_while_committing = not lock_free_on_another_thread(engine)
         second = runner.submit(transfers(network, "two", 1))
 
