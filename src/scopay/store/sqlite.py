@@ -149,16 +149,6 @@ def _multi_row(sql: str, size: int) -> str:
     return text
 
 
-def _rows_numbered(db: sqlite3.Connection, rows: list[tuple], first: int,
-                   last: int) -> list[tuple]:
-    """The rows (written in this transaction) that took the numbers first..last, in order."""
-    by_uetr: dict[str, tuple] = {}
-    for row in rows:
-        by_uetr.setdefault(row[0], row)  # a UETR twice: its first write made the row
-    return [by_uetr[uetr] for (uetr,) in db.execute(
-        "SELECT uetr FROM payment WHERE rowid BETWEEN ? AND ? ORDER BY rowid", (first, last))]
-
-
 class SQLiteStore:
     """SQLite implementation of the engine's store port."""
 
@@ -408,11 +398,13 @@ class SQLiteStore:
             # keeps its number and takes the new queue state only.
             last = db.execute(LAST_ROW["payment"]).fetchone()[0]
             last_rows["payment"] = last
-            if last >= first:
-                appended = rows if last - first + 1 == len(rows) else _rows_numbered(
-                    db, rows, first, last)
+            if last - first + 1 == len(rows):
                 payload["payment"] = [first, last, digest_rows(
-                    list(map(payment_fixed_columns, appended)))]
+                    list(map(payment_fixed_columns, rows)))]
+            elif last >= first:  # some were there already: hash what landed, as audit reads
+                read, shape = COVERED_TABLES["payment"]
+                payload["payment"] = [first, last, digest_rows(
+                    [shape(row) for row in db.execute(read, (first, last))])]
             # the queue state of every row written, in full: the engine recovers from it
             payload["payment_states"] = record_payment_states(rows)
         self._append(db, payload, last_rows, "payment_events",
