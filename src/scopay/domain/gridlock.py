@@ -126,12 +126,12 @@ def choose_settled(problem: _Problem, budget: _Budget) -> tuple[list[int], int |
     """Indexes of the payments to settle, and the LP bound (None if not reached)."""
     room = compute_rooms(problem)
     lp = solve_lp_flow(problem, room, budget) if min(room) < 0 else None
-    state, taken_back = settle_and_repair(problem, lp, budget, overshoot=False)
+    state, taken_back = settle_and_repair(problem, lp, room, budget, overshoot=False)
     lp_value = sum(problem.pair_total) - (sum(lp[0]) if lp else 0)
     if taken_back > lp_value // 2 and lp is not None:
         # A meltdown: the shortfalls rounding left cascaded round the network. They come from
         # lumpy pairs cut by less than the LP's cut; cutting those by more is tried instead.
-        other, _ = settle_and_repair(problem, lp, budget, overshoot=True)
+        other, _ = settle_and_repair(problem, lp, room, budget, overshoot=True)
         if sum(compress(problem.amount, other.settled)) > sum(
             compress(problem.amount, state.settled)
         ):
@@ -144,20 +144,20 @@ def choose_settled(problem: _Problem, budget: _Budget) -> tuple[list[int], int |
         value_of = problem.amount.__getitem__
         if sum(map(value_of, greedy)) > sum(map(value_of, chosen)):
             chosen = greedy
-    if lp is None:
-        return chosen, sum(problem.pair_total)
     # With priority the flow is weighted (PRIORITY_CUT_COSTS): its value bounds nothing.
-    return chosen, lp_value if lp[2] and not problem.weighted else None
+    bounded = lp is None or (lp[2] and not problem.weighted)
+    return chosen, lp_value if bounded else None
 
 
 def settle_and_repair(
-    problem: _Problem, lp: tuple[list[int], list[int], bool] | None, budget: _Budget,
-    overshoot: bool,
+    problem: _Problem, lp: tuple[list[int], list[int], bool] | None, room: list[int],
+    budget: _Budget, overshoot: bool,
 ) -> tuple[_State, int]:
-    """Round the LP (everything settles without one), then fill, repair, fill and
-    exchange; returns the state and the value repair took back."""
+    """Round the LP (everything settles without one: `room`, compute_rooms's, is then what
+    is left), then fill, repair, fill and exchange; returns the state and the value repair
+    took back."""
     if lp is None:
-        settled, room = [True] * len(problem.amount), compute_rooms(problem)
+        settled = [True] * len(problem.amount)
     else:
         settled, room = round_by_potential(problem, lp[0], lp[1], overshoot)
     state = _State(problem, settled, room)
