@@ -435,13 +435,9 @@ class Rtgs:
         a queue (they stay the same until an offset with that creditor settles or is
         refused): a queue of n payments to creditors with m queued costs n + m, not n * m."""
         creditor = order.creditor_account
-        if not self.queues.get(creditor):
-            return False
         against = counters.get(creditor)
         if against is None:
             against = counters[creditor] = self._counter_payments(order, now_us)
-        if not against:
-            return False
         refused = len(step.rejected)
         settled = self._offset(order, now_us, step, against)
         if settled or len(step.rejected) != refused:
