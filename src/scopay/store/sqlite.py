@@ -15,10 +15,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.ledger import JournalEntry, RejectionRecord, Transfer, TransferKind
@@ -40,7 +38,7 @@ from scopay.store.audit import (
 )
 from scopay.store.audit import head as audit_head
 from scopay.store.audit import verify as verify_audit
-from scopay.store.payment_codec import decode_payment, encode_payment
+from scopay.store.payment_codec import decode_payment, encode_payment, enum_members
 
 _JOURNAL_COLUMNS = (
     "id, kind, debit_account_id, credit_account_id, amount_minor, currency, pending_id, "
@@ -100,11 +98,6 @@ def _statements(sql: str) -> list[str]:
     """Split a migration into statements (comments dropped; no ';' inside literals)."""
     text = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
     return [statement for statement in text.split(";") if statement.strip()]
-
-
-def _members(enum: type[StrEnum]) -> dict[str, Any]:
-    """An enum's members by value: a dict lookup costs a fraction of calling the enum."""
-    return {member.value: member for member in enum}
 
 
 def journal_row(entry: JournalEntry) -> tuple:
@@ -534,7 +527,7 @@ class SQLiteStore:
     def payments(self) -> Iterator[PaymentRecord]:
         """Every payment with its history, in the order they arrived."""
         events: dict[str, list[StatusChange]] = {}
-        statuses, reasons = _members(PaymentStatus), {None: None, **_members(Rejection)}
+        statuses, reasons = enum_members(PaymentStatus), {None: None, **enum_members(Rejection)}
         for uetr, status, at_us, reason, detail in self._reader().execute(
             "SELECT uetr, status, at_us, reason, detail FROM payment_event ORDER BY seq"
         ):
@@ -544,7 +537,7 @@ class SQLiteStore:
                 events[uetr] = [change]
             else:
                 history.append(change)
-        priorities = _members(Priority)
+        priorities = enum_members(Priority)
         cursor = self._reader().execute(
             "SELECT content, sender_bic, debtor_account, creditor_account, sequence, priority, "
             "latest_us, reject_by_us FROM payment ORDER BY rowid"
