@@ -143,8 +143,8 @@ def head(db: sqlite3.Connection) -> AuditHead | None:
 
 
 def last_sha256(db: sqlite3.Connection) -> str:
-    row = db.execute("SELECT sha256 FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    return GENESIS_SHA256 if row is None else row[0]
+    last = head(db)
+    return GENESIS_SHA256 if last is None else last.sha256
 
 
 def append_entry(db: sqlite3.Connection, prev_sha256: str, at_us: int, payload: dict) -> str:
