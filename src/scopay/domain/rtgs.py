@@ -562,9 +562,10 @@ class Rtgs:
         time its sender was warned of (at `warned_us[uetr]`, at or after it) is not warned
         of again; one that passed unwarned is, at the next tick."""
         self._start_day(last_step_us // BUSINESS_DAY_US)
-        self._timed = [event for event in self._timed
-                       if event[1] != _LATEST or warned_us.get(event[2], -1) < event[0]]
-        heapify(self._timed)
+        for uetr, at_us in warned_us.items():
+            order = self.orders.get(uetr)
+            if order is not None and order.latest_us is not None and order.latest_us <= at_us:
+                order.latest_warned_us = order.latest_us  # tick's "once" then holds
 
     def restore_settled(self, order: Order, settled_us: int) -> None:
         """Count a payment settled earlier in the limits' positions, if it settled on the
