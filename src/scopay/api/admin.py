@@ -109,7 +109,7 @@ async def set_credit_line(account_id: AccountIdPath, body: CreditLineIn, caller:
     """Set the intraday credit line: the account's floor becomes minus the line. The operator
     on any account; a settlement agent (the central bank that grants intraday credit) on the
     accounts of its currency."""
-    if caller.role not in (Role.OPERATOR, Role.SETTLEMENT_AGENT):
+    if caller.role not in auth.GRANTS_CREDIT:
         raise ApiError(403, "Forbidden", "only the operator and settlement agents set credit "
                        "lines")
     account = _runner(request).engine.accounts.get(account_id)

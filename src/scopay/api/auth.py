@@ -57,6 +57,10 @@ def may_read_audit_head(caller: Caller) -> bool:
     return caller.role in (Role.OPERATOR, Role.AUDITOR, Role.SETTLEMENT_AGENT)
 
 
+# Who sets intraday credit lines at all (on which accounts: may_set_credit_line).
+GRANTS_CREDIT = frozenset({Role.OPERATOR, Role.SETTLEMENT_AGENT})
+
+
 def may_set_credit_line(caller: Caller, account: Account) -> bool:
     """Intraday credit is granted by the operator, or by the central bank of the account's
     currency (an active settlement agent), on a bank's settlement account."""
