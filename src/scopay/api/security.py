@@ -112,9 +112,9 @@ Caller = Annotated[auth.Caller, Depends(current_caller)]
 
 
 async def authenticate(scope, headers: dict[str, str],
-                       body: bytes) -> tuple[auth.Caller, str]:
+                       body: bytes) -> tuple[auth.Caller, tuple[str, str, int | None]]:
     """Check the request's signature; refuse stale, replayed, unknown or forged requests.
-    The caller, and the public key its signature verified under.
+    The caller, and the key entry (BIC, public key, revoked at) it was verified under.
 
     The signature is checked by the app's verifier process (api/verifier.py) when it runs,
     else here; meanwhile other requests go on, so the key is looked up again after it."""
@@ -151,7 +151,7 @@ async def authenticate(scope, headers: dict[str, str],
     participant = engine.participants.get(found[0])
     if participant is None:
         raise ApiError(401, "Unauthenticated", "key of an unknown participant")
-    return auth.Caller(participant, key_id), found[1]
+    return auth.Caller(participant, key_id), found
 
 
 def _headers(scope) -> dict[str, str]:
@@ -265,7 +265,7 @@ async def _admit(scope, headers: dict[str, str],
     runs after it. If the request waited, the key it was admitted under is looked up again:
     a failed commit undoes what it changed, a key's registration among them."""
     try:
-        caller, public_key = await authenticate(scope, headers, body)
+        caller, key = await authenticate(scope, headers, body)
     except ApiError as error:
         return problem(error.status, error.title, error.detail), None
     state = scope["app"].state
@@ -277,9 +277,7 @@ async def _admit(scope, headers: dict[str, str],
         answer.headers["Retry-After"] = str(max(1, round(wait_s)))
         return answer, None
     runner: Runner = state.runner
-    if (await _until_durable(runner)
-            and runner.engine.keys.get(caller.key_id) != (caller.participant.bic, public_key,
-                                                          None)):
+    if await _until_durable(runner) and runner.engine.keys.get(caller.key_id) != key:
         return problem(401, "Unauthenticated",
                        "unknown or revoked key, or a wrong signature"), None
     return None, caller
