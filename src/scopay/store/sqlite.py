@@ -271,27 +271,24 @@ class SQLiteStore:
         """Commit the staged batch durably. May run on another thread than stage() (its wait
         for the disk does not hold Python's GIL). If it fails, the batch is rolled back, and
         the caller must rebuild whatever it derived from it."""
-        last_rows, self._staged = self._staged, None
-        if last_rows is None:
+        if self._staged is None:
             return
-        db = self._db
         try:
-            db.execute("COMMIT")
+            self._db.execute("COMMIT")
         except BaseException:
-            self._last_rows.clear()
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            self._audit_sha256 = last_sha256(db)
+            self.discard()
             raise
-        self._last_rows.update(last_rows)
+        self._last_rows.update(self._staged)
+        self._staged = None
 
     def discard(self) -> None:
-        """Roll the staged batch back: it is not to be kept."""
+        """Roll the staged batch back: it is not to be kept (or its COMMIT failed)."""
         if self._staged is None:
             return
         self._staged = None
         self._last_rows.clear()
-        self._db.execute("ROLLBACK")
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
         self._audit_sha256 = last_sha256(self._db)
 
     def _append(self, db: sqlite3.Connection, payload: dict, last_rows: dict[str, int],
