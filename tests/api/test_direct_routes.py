@@ -100,6 +100,35 @@ def test_payments_a_pacs008_cannot_carry_are_refused_by_both_doors(both_doors, e
     assert engine.payment((body.get("payments") or [body])[0]["uetr"]) is None
 
 
+REFUSAL_ORDER = {
+    # Whose payment it is comes first: another bank's payment is refused as forbidden,
+    # whatever its content, so a caller learns nothing about it from a 422.
+    "another bank's, with too many decimals": (
+        "/v1/payments", lambda: payment("1.001", debtor_agent=ABOC, creditor=ICBK), 403),
+    "another bank's, in a bulk after a valid one": (
+        "/v1/payments/bulk", lambda: {"payments": [
+            payment("1.00"), payment("0.00", debtor_agent=ABOC, creditor=ICBK)]}, 403),
+    # In a bulk the first refused payment is the one answered for.
+    "a bad amount before another bank's": (
+        "/v1/payments/bulk", lambda: {"payments": [
+            payment("1.001"), payment("1.00", debtor_agent=ABOC, creditor=ICBK)]}, 422),
+}
+
+
+@pytest.mark.parametrize("case", REFUSAL_ORDER)
+def test_refusals_come_in_the_order_of_the_checks_by_both_doors(both_doors, engine, case):
+    """The guard reads and converts a payment before it waits for a commit in flight, and
+    looks at the caller's right to send it after: the order of the answers is unchanged."""
+    path, body, status = REFUSAL_ORDER[case]
+    answers = []
+    for client in both_doors:
+        sent = body()
+        answers.append(client.post(path, json=sent, headers={"Idempotency-Key": uuid.uuid4().hex}))
+        assert all(engine.payment(p["uetr"]) is None for p in sent.get("payments", [sent]))
+    assert [a.status_code for a in answers] == [status, status]
+    assert answers[0].json() == answers[1].json()
+
+
 @pytest.mark.parametrize(("content", "content_type"), [
     (b'{"uetr": ', "application/json"),  # cut short
     (b'{"uetr": "\xff"}', "application/json"),  # not UTF-8

@@ -21,6 +21,7 @@ import pytest
 from serving import start_serving
 
 from held_commit import HeldStore
+from scopay.api import payments as payments_api
 from scopay.api import signing
 from scopay.api.app import create_app
 from scopay.api.views import balance_out
@@ -258,3 +259,32 @@ def test_a_payment_is_answered_only_once_its_commit_returned(held_server):
         sent = sending.result()
     assert sent.status_code == 201
     assert durable_status(server, body["uetr"]) == "settled"
+
+
+def test_a_payment_sent_during_a_commit_is_read_before_it_returns_and_answered_after(
+        held_server, monkeypatch):
+    """The guard reads and converts a payment's body while a commit is in flight (that work
+    overlaps the commit), but the payment joins a batch, and is answered, only after it."""
+    server = held_server
+    first, second = payment("5.00"), payment("6.00")
+    read = threading.Event()
+    real_parsed = payments_api._parsed
+
+    def parsed(adapter, scope, body):
+        value = real_parsed(adapter, scope, body)
+        if getattr(value, "uetr", None) == second["uetr"]:
+            read.set()
+        return value
+
+    monkeypatch.setattr(payments_api, "_parsed", parsed)
+    with server.client(BANK_A) as a, server.client(BANK_A) as b:
+        sending_first = InThread(lambda: a.post("/v1/payments", json=first))
+        assert server.store.finishing.wait(WAIT_S)
+        sending_second = InThread(lambda: b.post("/v1/payments", json=second))
+        assert read.wait(WAIT_S), "the body was not read while the commit was held"
+        assert not sending_first.done and not sending_second.done
+        server.store.release.set()
+        answers = sending_first.result(), sending_second.result()
+    assert [answer.status_code for answer in answers] == [201, 201], [a.text for a in answers]
+    assert durable_status(server, first["uetr"]) == "settled"
+    assert durable_status(server, second["uetr"]) == "settled"

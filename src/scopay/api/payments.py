@@ -38,7 +38,7 @@ from scopay.api.schemas import (
     ReturnIn,
     TimesIn,
 )
-from scopay.api.security import ANSWER_KEPT_STATE, IDEMPOTENCY_STATE, Caller
+from scopay.api.security import ANSWER_KEPT_STATE, IDEMPOTENCY_STATE, Caller, DirectRoute
 from scopay.domain.mailbox import MAILBOX_PAGE_MAX, Notice, NoticeKind
 from scopay.domain.money import (
     CURRENCIES,
@@ -84,41 +84,60 @@ def _runner(request: Request) -> Runner:
 async def send_payment(body: PaymentIn, caller: Caller, request: Request) -> Response:
     """Send one payment. It settles at once when covered, else it waits in the queue
     (status `queued`); a refused payment answers with the reason and its ISO code."""
-    return _response(*await accept_payments(request.scope, caller, [body], single=True))
+    return _response(*await accept_payments(request.scope, caller, _converted([body], caller),
+                                            single=True))
 
 
 @router.post("/v1/payments/bulk", response_model=list[PaymentOut], tags=["payments"],
              responses=_ANSWERS)
 async def send_payments(body: PaymentBulkIn, caller: Caller, request: Request) -> Response:
     """Send up to 8,190 payments in one request; one answer each, in order."""
-    return _response(*await accept_payments(request.scope, caller, body.payments,
-                                            single=False))
+    return _response(*await accept_payments(request.scope, caller,
+                                            _converted(body.payments, caller), single=False))
 
 
 # The guard (api/security.py) answers the two routes above itself, past FastAPI's routing
 # and dependency layers, which cost more than the payment: same models, same code below.
-async def _send_payment_direct(scope, body: bytes, caller: auth.Caller) -> tuple[int, bytes]:
-    return await accept_payments(scope, caller, [_parsed(_PAYMENT_IN, scope, body)],
-                                 single=True)
+# Their bodies are read and converted before the request waits for a commit in flight.
+Converted = list[tuple[PaymentIn, Payment | ApiError]]
 
 
-async def _send_payments_direct(scope, body: bytes, caller: auth.Caller) -> tuple[int, bytes]:
-    items = _parsed(_PAYMENT_BULK_IN, scope, body).payments
-    return await accept_payments(scope, caller, items, single=False)
+def _prepare_payment(scope, body: bytes, caller: auth.Caller) -> Converted | ApiError:
+    try:
+        return _converted([_parsed(_PAYMENT_IN, scope, body)], caller)
+    except ApiError as error:
+        return error
+
+
+def _prepare_payments(scope, body: bytes, caller: auth.Caller) -> Converted | ApiError:
+    try:
+        return _converted(_parsed(_PAYMENT_BULK_IN, scope, body).payments, caller)
+    except ApiError as error:
+        return error
+
+
+def _sending(single: bool):
+    async def run(scope, prepared: Converted | ApiError,
+                  caller: auth.Caller) -> tuple[int, bytes]:
+        if isinstance(prepared, ApiError):
+            raise prepared
+        return await accept_payments(scope, caller, prepared, single)
+
+    return run
 
 
 DIRECT_ROUTES = {
-    ("POST", "/v1/payments"): _send_payment_direct,
-    ("POST", "/v1/payments/bulk"): _send_payments_direct,
+    ("POST", "/v1/payments"): DirectRoute(_prepare_payment, _sending(single=True)),
+    ("POST", "/v1/payments/bulk"): DirectRoute(_prepare_payments, _sending(single=False)),
 }
 
 
-async def accept_payments(scope, caller: auth.Caller, items: list[PaymentIn],
+async def accept_payments(scope, caller: auth.Caller, items: Converted,
                           single: bool) -> tuple[int, bytes]:
     """Check and submit the payments; the answer (HTTP status, JSON) is rendered from the
     decided outcome and, under an idempotency key, committed with the payments."""
     runner: Runner = scope["app"].state.runner
-    payments = [_payment_from(item, runner, caller) for item in items]
+    payments = [_authorised(item, payment, runner, caller) for item, payment in items]
 
     def render(results: list[PaymentResult]) -> tuple[int, bytes]:
         return _render(payments, results, single)
@@ -359,11 +378,30 @@ async def acknowledge(body: AckIn, caller: Caller, request: Request) -> None:
 # -- shaping -----------------------------------------------------------------------------------
 
 
-def _payment_from(body: PaymentIn, runner: Runner, caller: auth.Caller) -> Payment:
+def _converted(items: list[PaymentIn], caller: auth.Caller) -> Converted:
+    """Each payment as the domain's value, or the refusal of its content: pure work, done
+    before the caller's right to send it is looked at (_authorised), which comes first."""
+    converted: Converted = []
+    for item in items:
+        try:
+            converted.append((item, _payment_from(item, caller.participant.bic)))
+        except ApiError as error:
+            converted.append((item, error))
+    return converted
+
+
+def _authorised(body: PaymentIn, payment: Payment | ApiError, runner: Runner,
+                caller: auth.Caller) -> Payment:
     debtor_agent = runner.engine.participants.get(body.debtor_agent)
     if not auth.may_send_payment(caller, debtor_agent):
         raise ApiError(403, "Forbidden",
                        f"you may not send payments for debtor agent {body.debtor_agent}")
+    if isinstance(payment, ApiError):
+        raise payment
+    return payment
+
+
+def _payment_from(body: PaymentIn, sender_bic: str) -> Payment:
     try:
         amount_minor = parse_amount(body.amount, body.currency)
     except (AmountError, CurrencyError) as error:
@@ -386,7 +424,7 @@ def _payment_from(body: PaymentIn, runner: Runner, caller: auth.Caller) -> Payme
         purpose=body.purpose, priority=Priority(body.priority),
         settlement_method=SettlementMethod.GROSS, earliest_us=earliest_us,
         latest_us=latest_us, reject_by_us=reject_by_us, message_id=None,
-        sender_bic=caller.participant.bic, intermediary_agents=(), charges=(),
+        sender_bic=sender_bic, intermediary_agents=(), charges=(),
         message_type=None,
     )
 

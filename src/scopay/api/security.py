@@ -12,7 +12,7 @@ import hashlib
 import heapq
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -202,7 +202,15 @@ def request_digest(scope, body: bytes) -> str:
         b"\n".join((scope["method"].encode(), scope["path"].encode(), body))).hexdigest()
 
 
-DirectRoute = Callable[[dict, bytes, auth.Caller], Awaitable[tuple[int, bytes]]]
+class DirectRoute(NamedTuple):
+    """A route the guard answers itself. `prepare` does the route's pure work (reading and
+    checking the body; no engine state) and never raises: a refusal is returned, to be
+    raised by `run` at the point the route would have raised it. It runs before the request
+    waits for a commit in flight, so that work overlaps the commit. `run` gets what
+    `prepare` returned and does the rest once what the engine did is durable."""
+
+    prepare: Callable[[dict, bytes, auth.Caller], object]
+    run: Callable[[dict, object, auth.Caller], Awaitable[tuple[int, bytes]]]
 
 
 class Guard:
@@ -236,14 +244,14 @@ class Guard:
             await _too_large(scope)(scope, receive, send)
             return
         headers = _headers(scope)
-        refusal, caller = await _admit(scope, headers, body)
+        route = self.direct.get((scope["method"], scope["path"]))
+        refusal, caller, prepared = await _admit(scope, headers, body, route)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = caller
         replay = _replaying(body, receive)
-        route = self.direct.get((scope["method"], scope["path"]))
-        app = self.app if route is None else _answering(route, body, caller)
+        app = self.app if route is None else _answering(route.run, prepared, caller)
         if scope["method"] not in signing.STATE_CHANGING_METHODS:
             await app(scope, replay, send)
             return
@@ -258,16 +266,18 @@ def _too_large(scope) -> Response:
     return problem(413, "Too large", detail)
 
 
-async def _admit(scope, headers: dict[str, str],
-                 body: bytes) -> tuple[Response | None, auth.Caller | None]:
-    """The caller once authenticated, within its rate, and what the engine did is durable;
-    else the refusal. Signature checks and HTTP parsing overlap a commit in flight; the route
-    runs after it. If the request waited, the key it was admitted under is looked up again:
-    a failed commit undoes what it changed, a key's registration among them."""
+async def _admit(scope, headers: dict[str, str], body: bytes, route: DirectRoute | None
+                 ) -> tuple[Response | None, auth.Caller | None, object]:
+    """(None, the caller, what a direct route prepared) once the caller is authenticated,
+    within its rate, and what the engine did is durable; else (the refusal, None, None).
+    Signature checks, HTTP parsing and a direct route's preparation overlap a commit in
+    flight; the route runs after it. If the request waited, the key it was admitted under is
+    looked up again: a failed commit undoes what it changed, a key's registration among
+    them."""
     try:
         caller, key = await authenticate(scope, headers, body)
     except ApiError as error:
-        return problem(error.status, error.title, error.detail), None
+        return problem(error.status, error.title, error.detail), None, None
     state = scope["app"].state
     limiter = state.rate_limiter
     wait_s = limiter.allow(caller.participant.bic, time.monotonic())
@@ -275,12 +285,13 @@ async def _admit(scope, headers: dict[str, str],
         answer = problem(429, "Too many requests",
                          f"over {limiter.rate_per_s:g} requests a second")
         answer.headers["Retry-After"] = str(max(1, round(wait_s)))
-        return answer, None
+        return answer, None, None
+    prepared = None if route is None else route.prepare(scope, body, caller)
     runner: Runner = state.runner
     if await _until_durable(runner) and runner.engine.keys.get(caller.key_id) != key:
         return problem(401, "Unauthenticated",
-                       "unknown or revoked key, or a wrong signature"), None
-    return None, caller
+                       "unknown or revoked key, or a wrong signature"), None, None
+    return None, caller, prepared
 
 
 async def _until_durable(runner: Runner) -> bool:
@@ -292,12 +303,13 @@ async def _until_durable(runner: Runner) -> bool:
     return True
 
 
-def _answering(route: DirectRoute, body: bytes, caller: auth.Caller):
+def _answering(run: Callable[[dict, object, auth.Caller], Awaitable[tuple[int, bytes]]],
+               prepared: object, caller: auth.Caller):
     """An ASGI app that answers with a direct route; an ApiError becomes a problem answer."""
 
     async def answer(scope, _receive, send) -> None:
         try:
-            status, content = await route(scope, body, caller)
+            status, content = await run(scope, prepared, caller)
         except ApiError as error:
             status, content = error.status, error.problem_body()
         await send({"type": "http.response.start", "status": status,
