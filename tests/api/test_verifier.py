@@ -156,6 +156,28 @@ def test_checks_asked_for_in_one_turn_go_as_one_batch_answered_in_order(run, in_
     assert batches == [BATCH_CHECKS_MAX, sent - BATCH_CHECKS_MAX]  # one turn, at most a batch
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"),
+                    reason="scheduling policies are a Linux feature")
+def test_the_verifier_runs_as_a_batch_process_beside_the_event_loop(run, in_process):
+    """Woken by a message, the verifier must not preempt the loop that sent it (SCHED_BATCH);
+    it answers all the same."""
+    cases = mixed_cases(20)
+
+    async def scenario() -> tuple[int, list[bool]]:
+        started = await Verifier.start()
+        try:
+            answers = await _verify_all(started, cases)
+            return os.sched_getscheduler(started.pid), answers
+        finally:
+            started.stop()
+
+    policy, answers = run(scenario())
+    assert policy == os.SCHED_BATCH
+    assert os.sched_getscheduler(0) != os.SCHED_BATCH  # the server's own process is not
+    assert answers == [c.valid for c in cases]
+    assert in_process.count == 0
+
+
 def test_checks_owed_by_a_killed_verifier_are_made_in_process_and_it_is_replaced(run,
                                                                                   in_process):
     cases = mixed_cases(300)
