@@ -54,6 +54,8 @@ def test_database_runs_in_wal_mode_with_full_sync(store, db_path):
     assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
     # synchronous is a per-connection setting: look at the store's writing connection.
     assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)  # 2 = FULL
+    # Statement journals of multi-row inserts stay in memory, never spilled to a temp file.
+    assert store._db.execute("PRAGMA temp_store").fetchone() == (2,)  # 2 = MEMORY
 
 
 def test_journal_round_trip_preserves_every_field(store, db_path):

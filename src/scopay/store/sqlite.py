@@ -162,6 +162,12 @@ class SQLiteStore:
         _use_wal(self._db)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        # A multi-row INSERT (insert_rows) keeps a statement journal, the pages it changed as
+        # they were, to undo itself if a later row breaks a constraint. Past 64 KiB SQLite
+        # spills that journal to a temporary file; rows with a random key (a UETR, a journal
+        # id) each change another page, so a batch of payments spilled at every commit. In
+        # memory, a batch's inserts take about a fifth less time.
+        self._db.execute("PRAGMA temp_store=MEMORY")
         self._readers = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
         try:
