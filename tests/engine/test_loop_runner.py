@@ -2,6 +2,7 @@
 
 import asyncio
 import sqlite3
+import sys
 import threading
 
 import pytest
@@ -221,3 +222,22 @@ def test_readers_see_a_batch_only_once_it_is_durable_and_before_the_next_is_writ
     assert first_entry is not None  # the reader on the loop resumes once it is durable...
     assert second_seen is None  # ...before the next batch is written
     assert free_after
+
+
+def test_attaching_shortens_the_gil_switch_interval_for_the_commit_thread(engine, network):
+    """The commit thread takes the GIL twice a batch from the busy loop: attach bounds that
+    wait by the interpreter's switch interval, not CPython's default 5 ms."""
+    runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+
+        async def main():
+            runner.attach(asyncio.get_running_loop())
+            return sys.getswitchinterval()
+
+        assert asyncio.run(main()) == pytest.approx(runner_module.GIL_SWITCH_INTERVAL_S)
+        assert runner_module.GIL_SWITCH_INTERVAL_S < 0.005
+    finally:
+        sys.setswitchinterval(before)
+        runner.stop()
