@@ -22,7 +22,7 @@ from serving import start_serving
 
 from held_commit import HeldStore
 from scopay.api import payments as payments_api
-from scopay.api import signing
+from scopay.api import security, signing
 from scopay.api.app import create_app
 from scopay.api.views import balance_out
 from scopay.cli.main import seed_reference_network
@@ -288,3 +288,39 @@ def test_a_payment_sent_during_a_commit_is_read_before_it_returns_and_answered_a
     assert [answer.status_code for answer in answers] == [201, 201], [a.text for a in answers]
     assert durable_status(server, first["uetr"]) == "settled"
     assert durable_status(server, second["uetr"]) == "settled"
+
+
+def _parked(monkeypatch) -> threading.Event:
+    """Set when a request waits for a commit in flight at the guard."""
+    parked = threading.Event()
+    real = security._until_durable
+
+    async def until_durable(runner):
+        if runner.until_durable() is not None:
+            parked.set()
+        return await real(runner)
+
+    monkeypatch.setattr(security, "_until_durable", until_durable)
+    return parked
+
+
+@pytest.mark.parametrize("commit_fails", [True, False])
+def test_a_request_refused_on_a_revocation_being_committed_waits_for_that_commit(
+        held_server, monkeypatch, commit_fails):
+    """A key revoked in a batch not yet durable: a request signed with it is refused only
+    once the revocation is, and not at all if its commit fails (the key is then still good)."""
+    server = held_server
+    parked = _parked(monkeypatch)
+    key_id = server.keys[BANK_A].key_id
+    with server.client(OPERATOR) as operator, server.client(BANK_A) as bank:
+        server.store.fail_next = commit_fails
+        revoking = InThread(lambda: operator.delete(f"/v1/keys/{key_id}"))
+        assert server.store.finishing.wait(WAIT_S)
+        reading = InThread(lambda: bank.get("/v1/accounts"))
+        assert parked.wait(WAIT_S), "the refusal did not wait for the commit"
+        assert not reading.done
+        server.store.release.set()
+        revoked, read = revoking.result(), reading.result()
+    assert revoked.status_code == (500 if commit_fails else 204)
+    assert read.status_code == (200 if commit_fails else 401), read.text
+    assert (server.engine.keys[key_id][2] is None) is commit_fails

@@ -111,6 +111,14 @@ async def current_caller(request: Request) -> auth.Caller:
 Caller = Annotated[auth.Caller, Depends(current_caller)]
 
 
+class KeyStateRefused(ApiError):
+    """A refusal decided on what the engine holds of the key (unknown, revoked, or changed
+    while the signature was checked): state that a commit in flight may yet undo."""
+
+
+KEY_RECHECKS_MAX = 3  # commits a request refused on its key's state waits for, at most
+
+
 async def authenticate(scope, headers: dict[str, str],
                        body: bytes) -> tuple[auth.Caller, tuple[str, str, int | None]]:
     """Check the request's signature; refuse stale, replayed, unknown or forged requests.
@@ -136,7 +144,8 @@ async def authenticate(scope, headers: dict[str, str],
     engine = state.runner.engine
     found = engine.keys.get(key_id)
     if found is None or found[2] is not None:
-        raise ApiError(401, "Unauthenticated", "unknown or revoked key, or a wrong signature")
+        raise KeyStateRefused(401, "Unauthenticated",
+                              "unknown or revoked key, or a wrong signature")
     message = signing.canonical_request(scope["method"], _raw_target(scope), timestamp, nonce,
                                         idempotency_key, body)
     verifier: Verifier | None = getattr(state, "verifier", None)
@@ -144,8 +153,11 @@ async def authenticate(scope, headers: dict[str, str],
         valid = signing.verify(found[1], signature, message)
     else:
         valid = await verifier.verify(found[1], signature, message)
-    if not valid or engine.keys.get(key_id) != found:
+    if not valid:
         raise ApiError(401, "Unauthenticated", "unknown or revoked key, or a wrong signature")
+    if engine.keys.get(key_id) != found:
+        raise KeyStateRefused(401, "Unauthenticated",
+                              "unknown or revoked key, or a wrong signature")
     if not state.replay_guard.first_use(key_id, nonce, int(timestamp), now_s):
         raise ApiError(401, "Unauthenticated", "this nonce was used already (replay)")
     participant = engine.participants.get(found[0])
@@ -274,11 +286,11 @@ async def _admit(scope, headers: dict[str, str], body: bytes, route: DirectRoute
     flight; the route runs after it. If the request waited, the key it was admitted under is
     looked up again: a failed commit undoes what it changed, a key's registration among
     them."""
+    state = scope["app"].state
     try:
-        caller, key = await authenticate(scope, headers, body)
+        caller, key = await _authenticated(scope, headers, body, state.runner)
     except ApiError as error:
         return problem(error.status, error.title, error.detail), None, None
-    state = scope["app"].state
     limiter = state.rate_limiter
     wait_s = limiter.allow(caller.participant.bic, time.monotonic())
     if wait_s:
@@ -292,6 +304,20 @@ async def _admit(scope, headers: dict[str, str], body: bytes, route: DirectRoute
         return problem(401, "Unauthenticated",
                        "unknown or revoked key, or a wrong signature"), None, None
     return None, caller, prepared
+
+
+async def _authenticated(scope, headers: dict[str, str], body: bytes, runner: Runner
+                         ) -> tuple[auth.Caller, tuple[str, str, int | None]]:
+    """authenticate, but a refusal on the key's state made while a commit is in flight
+    waits for that commit and is decided again: a revocation or a registration that fails
+    to commit decides nothing. (A nonce is used only once the key and signature passed.)"""
+    for _ in range(KEY_RECHECKS_MAX):
+        try:
+            return await authenticate(scope, headers, body)
+        except KeyStateRefused:
+            if not await _until_durable(runner):
+                raise
+    return await authenticate(scope, headers, body)
 
 
 async def _until_durable(runner: Runner) -> bool:
