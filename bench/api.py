@@ -185,23 +185,35 @@ class RawConnection:
         self.port = port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.last_used = 0.0
 
     async def send(self, data: bytes) -> tuple[int, bytes]:
+        # Like the httpx clients, drop a connection idle for KEEPALIVE_S: uvicorn closes
+        # idle ones after 5 s, and a request must not go out on one being closed.
+        if self.writer is not None and time.monotonic() - self.last_used > KEEPALIVE_S:
+            await self.aclose()
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
         self.writer.write(data)
         await self.writer.drain()
-        status = int((await self.reader.readline()).split()[1])
+        status_line = (await self.reader.readline()).split()
+        if len(status_line) < 2:
+            await self.aclose()
+            raise ConnectionResetError("the server closed the connection")
+        status = int(status_line[1])
         length = 0
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
-        return status, await self.reader.readexactly(length)
+        answer = await self.reader.readexactly(length)
+        self.last_used = time.monotonic()
+        return status, answer
 
     async def aclose(self) -> None:
         if self.writer is not None:
             self.writer.close()
+            self.reader = self.writer = None
 
 
 @dataclass
