@@ -180,7 +180,7 @@ def _parsed(adapter: TypeAdapter, scope, body: bytes):
             data = json.loads(body)
         except json.JSONDecodeError as error:
             raise ApiError(422, "Invalid request", f"{error.pos}: JSON decode error") from None
-        except UnicodeDecodeError:
+        except (UnicodeDecodeError, RecursionError):  # not UTF-8, or nested past the parser
             raise ApiError(422, "Invalid request", "There was an error parsing the body") from None
     try:
         return adapter.validate_python(data, from_attributes=True)
