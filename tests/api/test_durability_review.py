@@ -9,6 +9,7 @@ defects the review found (fixed since); the others pin guarantees that hold.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -324,3 +325,58 @@ def test_a_request_refused_on_a_revocation_being_committed_waits_for_that_commit
     assert revoked.status_code == (500 if commit_fails else 204)
     assert read.status_code == (200 if commit_fails else 401), read.text
     assert (server.engine.keys[key_id][2] is None) is commit_fails
+
+
+class _CommitsInFlight:
+    """A runner with a commit in flight whenever asked (until_durable's wait ends at once),
+    or with none."""
+
+    def __init__(self, in_flight: bool) -> None:
+        self.in_flight = in_flight
+        self.waits = 0
+
+    def until_durable(self):
+        if not self.in_flight:
+            return None
+        self.waits += 1
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+@pytest.mark.parametrize("in_flight", [True, False])
+def test_a_refusal_on_the_keys_state_waits_for_a_bounded_number_of_commits(
+        monkeypatch, in_flight):
+    """Under constant load a commit is nearly always in flight: a request refused on its
+    key's state waits for at most KEY_RECHECKS_MAX of them, then the refusal stands; with
+    none in flight it is refused at once."""
+    attempts = []
+
+    async def refused(scope, headers, body):
+        attempts.append(body)
+        raise security.KeyStateRefused(401, "Unauthenticated", "revoked")
+
+    monkeypatch.setattr(security, "authenticate", refused)
+    runner = _CommitsInFlight(in_flight)
+
+    async def scenario():
+        with pytest.raises(security.KeyStateRefused):
+            await security._authenticated({}, {}, b"", runner)
+
+    asyncio.run(scenario())
+    rechecks = security.KEY_RECHECKS_MAX if in_flight else 0
+    assert (len(attempts), runner.waits) == (rechecks + 1, rechecks)
+
+
+def test_an_unknown_key_is_refused_at_once_even_while_a_commit_is_in_flight(held_server):
+    """A key not in memory cannot become known by a commit in flight: no wait for it."""
+    server = held_server
+    stranger = KeyFile(signing.new_key_id(), BANK_A, new_private_key())
+    with server.client(BANK_A) as a, ScopayClient(server.url, stranger) as unknown:
+        sending = InThread(lambda: a.post("/v1/payments", json=payment("7.00")))
+        assert server.store.finishing.wait(WAIT_S)
+        refused = unknown.get("/v1/accounts")  # answered while the commit is still held
+        assert not sending.done
+        server.store.release.set()
+        assert sending.result().status_code == 201
+    assert refused.status_code == 401

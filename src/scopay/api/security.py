@@ -112,8 +112,8 @@ Caller = Annotated[auth.Caller, Depends(current_caller)]
 
 
 class KeyStateRefused(ApiError):
-    """A refusal decided on what the engine holds of the key (unknown, revoked, or changed
-    while the signature was checked): state that a commit in flight may yet undo."""
+    """A refusal decided on what the engine holds of the key (revoked, or changed while the
+    signature was checked): state that a commit in flight may yet undo."""
 
 
 KEY_RECHECKS_MAX = 3  # commits a request refused on its key's state waits for, at most
@@ -143,7 +143,9 @@ async def authenticate(scope, headers: dict[str, str],
     state = scope["app"].state
     engine = state.runner.engine
     found = engine.keys.get(key_id)
-    if found is None or found[2] is not None:
+    if found is None:  # no commit in flight can make it known: it is not in memory either
+        raise ApiError(401, "Unauthenticated", "unknown or revoked key, or a wrong signature")
+    if found[2] is not None:
         raise KeyStateRefused(401, "Unauthenticated",
                               "unknown or revoked key, or a wrong signature")
     message = signing.canonical_request(scope["method"], _raw_target(scope), timestamp, nonce,
@@ -309,8 +311,10 @@ async def _admit(scope, headers: dict[str, str], body: bytes, route: DirectRoute
 async def _authenticated(scope, headers: dict[str, str], body: bytes, runner: Runner
                          ) -> tuple[auth.Caller, tuple[str, str, int | None]]:
     """authenticate, but a refusal on the key's state made while a commit is in flight
-    waits for that commit and is decided again: a revocation or a registration that fails
-    to commit decides nothing. (A nonce is used only once the key and signature passed.)"""
+    waits for that commit and is decided again: a revocation that fails to commit refuses
+    nothing. (A nonce is used only once the key and signature passed.) After
+    KEY_RECHECKS_MAX waits the last refusal stands, even if another commit is in flight by
+    then: a request is not held for ever under constant load."""
     for _ in range(KEY_RECHECKS_MAX):
         try:
             return await authenticate(scope, headers, body)
