@@ -194,11 +194,19 @@ class RawConnection:
             await self.aclose()
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        try:
+            answer = await self._exchange(data)
+        except BaseException:
+            await self.aclose()  # the next request starts on a new connection
+            raise
+        self.last_used = time.monotonic()
+        return answer
+
+    async def _exchange(self, data: bytes) -> tuple[int, bytes]:
         self.writer.write(data)
         await self.writer.drain()
         status_line = (await self.reader.readline()).split()
         if len(status_line) < 2:
-            await self.aclose()
             raise ConnectionResetError("the server closed the connection")
         status = int(status_line[1])
         length = 0
@@ -206,9 +214,7 @@ class RawConnection:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
-        answer = await self.reader.readexactly(length)
-        self.last_used = time.monotonic()
-        return status, answer
+        return status, await self.reader.readexactly(length)
 
     async def aclose(self) -> None:
         if self.writer is not None:
