@@ -237,7 +237,6 @@ def test_attaching_shortens_the_gil_switch_interval_for_the_commit_thread(engine
             return sys.getswitchinterval()
 
         assert asyncio.run(main()) == pytest.approx(runner_module.GIL_SWITCH_INTERVAL_S)
-        assert runner_module.GIL_SWITCH_INTERVAL_S < 0.005
     finally:
         sys.setswitchinterval(before)
         runner.stop()

@@ -318,7 +318,9 @@ def _read(reader, size: int) -> bytes | None:
 def _yield_to_the_loop() -> None:
     """Run as a batch process (Linux SCHED_BATCH): woken by a message, the verifier waits
     for a free core instead of preempting the event loop that sent it, which would stall
-    the loop in its write for as long as the checks take on a busy machine."""
+    the loop in its write for as long as the checks take on a busy machine. Where the
+    policy does not exist or cannot be set, the verifier runs as any process: slower
+    beside a busy loop, not less right."""
     if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_BATCH"):
         with contextlib.suppress(OSError):
             os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
