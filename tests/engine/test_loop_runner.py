@@ -224,19 +224,26 @@ def test_readers_see_a_batch_only_once_it_is_durable_and_before_the_next_is_writ
     assert free_after
 
 
-def test_attaching_shortens_the_gil_switch_interval_for_the_commit_thread(engine, network):
-    """The commit thread takes the GIL twice a batch from the busy loop: attach bounds that
-    wait by the interpreter's switch interval, not CPython's default 5 ms."""
+def test_the_gil_switch_interval_is_short_only_while_a_commit_is_in_flight(held, network):
+    """The commit thread takes the GIL from the busy loop to start the COMMIT and to hand
+    the outcome back: while it is in flight the interpreter's switch interval is short;
+    once the outcome is back, the interval in force before is restored."""
+    engine, store = held
     runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
     before = sys.getswitchinterval()
+
+    async def main():
+        first = await submitted_and_held(runner, store, transfers(network, "gil", 1))
+        during = sys.getswitchinterval()
+        store.release.set()
+        await first
+        return during, sys.getswitchinterval()
+
     try:
         sys.setswitchinterval(0.005)
-
-        async def main():
-            runner.attach(asyncio.get_running_loop())
-            return sys.getswitchinterval()
-
-        assert asyncio.run(main()) == pytest.approx(runner_module.GIL_SWITCH_INTERVAL_S)
+        during, after = asyncio.run(main())
     finally:
         sys.setswitchinterval(before)
         runner.stop()
+    assert during == pytest.approx(runner_module.GIL_SWITCH_INTERVAL_S)
+    assert after == pytest.approx(0.005)

@@ -28,7 +28,8 @@ from scopay.engine.payments import PaymentResult, Receipt
 
 QUEUE_REQUESTS_MAX = 100_000  # requests waiting before callers are refused (back-pressure)
 # How long a thread waiting for the GIL waits before the interpreter makes the running
-# thread let go (sys.setswitchinterval; CPython's default is 5 ms). See LoopRunner.attach.
+# thread let go (sys.setswitchinterval; CPython's default is 5 ms), while a batch's COMMIT is
+# on the commit thread. See LoopRunner._run_groups.
 GIL_SWITCH_INTERVAL_S = 0.0002
 
 
@@ -247,19 +248,12 @@ class LoopRunner(Runner):
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scopay-commit")
         self._busy = False  # groups taken from _waiting are still being run
         self._in_flight = False  # a batch's COMMIT runs on the commit thread
+        self._switch_interval = sys.getswitchinterval()  # in force before the commit
         self._durable_waiters: list[asyncio.Future] = []
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Run batches on this loop (the server's, once it runs).
-
-        Also shortens the interpreter's GIL switch interval to GIL_SWITCH_INTERVAL_S. The
-        loop's thread holds the GIL while it works; the commit thread needs it twice a batch,
-        to start the COMMIT and to hand the outcome back, and each time waited for up to the
-        default 5 ms (2.3 ms at the median under load, measured), longer than the COMMIT
-        itself, with the batch's callers waiting too. At 0.2 ms the wait to start was
-        0.25 ms at the median."""
+        """Run batches on this loop (the server's, once it runs)."""
         self._loop = loop
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
     def start(self, heartbeat_s: float | None = None) -> LoopRunner:
         """Start the heartbeat, every `heartbeat_s`; batches run once attached to a loop."""
@@ -338,6 +332,14 @@ class LoopRunner(Runner):
                 self._then(self._run_groups, groups)
                 return
             self._in_flight = True
+            # The loop's thread holds the GIL while it works; the commit thread needs it
+            # twice, to start the COMMIT and to hand the outcome back, and with CPython's
+            # 5 ms switch interval the start waited 2.3 ms at the median under load (longer
+            # than the COMMIT), the batch's callers with it. Shortened while the commit is in
+            # flight only: between commits, threads of the pool run on the default, where a
+            # short interval cost their reads about 7% of throughput.
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
             try:
                 done = self._committer.submit(engine.finish_commit)
             except RuntimeError:  # stopped: commit here, as any caller would
@@ -368,6 +370,7 @@ class LoopRunner(Runner):
         except Exception as rebuild_error:  # noqa: BLE001 — the store cannot be read either
             answers = rebuild_error
         finally:
+            sys.setswitchinterval(self._switch_interval)
             self.engine.release()
             self._in_flight = False
             waiters, self._durable_waiters = self._durable_waiters, []
