@@ -2,13 +2,15 @@
 
 import uuid
 
+import pytest
+
 from scopay.domain.participant import Status
 from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
 from scopay.domain.rejection import Rejection
 from scopay.engine import engine as engine_module
 from scopay.engine import payments as payments_module
 from scopay.engine.engine import Engine
-from scopay.engine.payments import GRIDLOCK_INTERVAL_US
+from scopay.engine.payments import GRIDLOCK_INTERVAL_US, PaymentRefused
 from scopay.store.sqlite import SQLiteStore
 
 ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"  # ICBK holds 1000.00 CNY; ABOC 0 with a 500.00 line
@@ -329,3 +331,29 @@ def test_a_latest_time_passed_before_a_restart_unwarned_is_warned_after_it_and_o
                                t + 9 * SECOND_US)
     reopened.heartbeat(t + 10 * SECOND_US)
     assert len(warnings()) == 1
+
+
+def test_times_set_on_two_dates_are_refused_and_change_nothing(engine, network, open_engine):
+    """ISO 20022 gives a payment's times as clock times on one settlement date: the engine
+    refuses latest and reject-by times on two dates, or on another date than the earliest."""
+    t = network.funded_at_us
+    day = 86_400 * SECOND_US
+    start = t - t % day + day  # the next UTC midnight
+    big = payment(ICBK, ABOC, 150_000)
+    timed = payment(ICBK, ABOC, 150_000, earliest_us=start + SECOND_US)
+    engine.submit_payments(ICBK, [big, timed], t + 1)
+    commits = engine.store.last_seq(), len(engine.mailbox(ICBK, 0, 500))
+    refused = [(big.uetr, start - SECOND_US, start + SECOND_US),  # either side of midnight
+               (timed.uetr, start + day, None)]  # not on the earliest time's date
+    for uetr, latest_us, reject_by_us in refused:
+        with pytest.raises(PaymentRefused, match="one UTC date"):
+            engine.set_payment_times(uetr, latest_us, reject_by_us, t + 2)
+    assert (engine.store.last_seq(), len(engine.mailbox(ICBK, 0, 500))) == commits
+    engine.close()
+    reopened = open_engine()
+    for original in (big, timed):
+        record = reopened.payment(original.uetr)
+        assert (record.latest_us, record.reject_by_us) == (None, None)
+    accepted = reopened.set_payment_times(big.uetr, start + SECOND_US, start + 2 * SECOND_US,
+                                          t + 3)
+    assert accepted.status == PaymentStatus.QUEUED

@@ -59,13 +59,13 @@ from scopay.domain.payment import (
     new_party,
     new_payment,
     new_postal_address,
+    on_one_date,
 )
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import AccountPolicy
 from scopay.engine.payments import PaymentRefused, PaymentResult, Receipt, ReturnRequest
 from scopay.engine.runner import Runner, RunnerBusyError
 from scopay.iso20022.codes import PAYMENT_STATUS_CODE, REJECTION_REASON_CODE
-from scopay.iso20022.credit_transfer import on_one_date
 
 router = APIRouter()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

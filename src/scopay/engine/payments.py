@@ -25,6 +25,7 @@ from scopay.domain.payment import (
     Priority,
     StatusChange,
     check_return,
+    on_one_date,
     positional_constructor,
 )
 from scopay.domain.rejection import Rejection
@@ -202,6 +203,9 @@ class PaymentOperations:
                           now_us: int) -> PaymentResult:
         with self._lock:
             record = self._queued_record(uetr)
+            if not on_one_date((record.payment.earliest_us, latest_us, reject_by_us)):
+                raise PaymentRefused(f"payment {uetr}: latest and reject-by times must fall on "
+                                     "one UTC date, that of its earliest time if it has one")
             changes, at = self._begin(now_us)
             if uetr not in self.rtgs.orders:
                 return self._no_longer_queued(record, changes)

@@ -35,7 +35,7 @@ from operator import itemgetter
 from lxml import etree
 
 from scopay.domain.money import CURRENCIES
-from scopay.domain.payment import Payment, Priority
+from scopay.domain.payment import Payment, Priority, on_one_date
 from scopay.domain.payment import SettlementMethod as ClearingChannel
 from scopay.iso20022.codes import ReasonCode, SettlementMethod
 from scopay.iso20022.component import AGENT, Components, add_agent, only_value
@@ -373,12 +373,6 @@ def payment_times(times: tuple[int | None, int | None, int | None], day: date | 
     if expiry_us is not None and (reject_by is None or expiry_us < reject_by):
         times = earliest, latest, expiry_us
     return times
-
-
-def on_one_date(moments: Sequence[int | None]) -> bool:
-    """Whether the given moments fall on one UTC date, as the builder writes them."""
-    days = {moment // DAY_US for moment in moments if moment is not None}
-    return len(days) <= 1
 
 
 def intermediaries(tx: etree._Element, fields: Fields) -> tuple[str, ...]:
