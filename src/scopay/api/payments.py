@@ -523,17 +523,18 @@ def _shape(payment: Payment, history, priority: Priority, latest_us: int | None,
            reject_by_us: int | None) -> dict:
     """A payment as the API shows it: a PaymentOut as a plain dict, which FastAPI checks
     against the response model, and which the payment posts serialise with pydantic-core
-    directly (building the models costs more than settling the payment)."""
+    directly (building the models costs more than settling the payment). Enums by
+    `_value_`: `.value` is a Python-level property, and a bulk answer shapes thousands."""
     last = history[-1]
     return _answer(
-        payment.uetr, last.status.value, last.reason.value if last.reason else last.detail,
+        payment.uetr, last.status._value_, last.reason._value_ if last.reason else last.detail,
         _iso(last.status), _iso_reason(last.status, last.reason), payment.debtor_agent,
         payment.creditor_agent,
         format_amount(payment.settlement_amount_minor, payment.settlement_currency),
-        payment.settlement_currency, priority.value, _time_or_none(payment.earliest_us),
+        payment.settlement_currency, priority._value_, _time_or_none(payment.earliest_us),
         _time_or_none(latest_us), _time_or_none(reject_by_us),
-        [{"status": c.status.value, "at": _time(c.at_us),
-          "reason": c.reason.value if c.reason else None, "detail": c.detail}
+        [{"status": c.status._value_, "at": _time(c.at_us),
+          "reason": c.reason._value_ if c.reason else None, "detail": c.detail}
          for c in history])
 
 
@@ -553,7 +554,7 @@ def _time_or_none(at_us: int | None) -> datetime | None:
 
 def _iso(status: PaymentStatus) -> str | None:
     code = PAYMENT_STATUS_CODE.get(status)
-    return None if code is None else code.value
+    return None if code is None else code._value_
 
 
 def _iso_reason(status: PaymentStatus, reason: Rejection | None) -> str | None:

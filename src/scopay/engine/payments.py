@@ -454,17 +454,18 @@ class PaymentOperations:
         changes.events.append((uetr, change))
         if not notify:
             return
-        reason_text = reason.value if reason else detail
+        # `_value_`, not `.value` (a Python-level property): paid for each status change
+        reason_text = reason._value_ if reason else detail
         changes.notices.append(_new_notice(record.sender_bic, NoticeKind.STATUS_REPORT, uetr,
-                                           status.value, reason_text, at))
+                                           status._value_, reason_text, at))
         if status == PaymentStatus.SETTLED:
             creditor_agent = record.payment.creditor_agent
             changes.notices.append(_new_notice(creditor_agent, NoticeKind.INCOMING_PAYMENT,
-                                               uetr, status.value, None, at))
+                                               uetr, status._value_, None, at))
             sponsor = self._sponsor_of(creditor_agent)
             if sponsor is not None:  # the money landed on the sponsor's account: tell it
                 changes.notices.append(_new_notice(sponsor, NoticeKind.INCOMING_PAYMENT, uetr,
-                                                   status.value, None, at))
+                                                   status._value_, None, at))
 
     def _sponsor_of(self, bic: str) -> str | None:
         """The sponsor of an indirect participant, whose accounts it settles on."""
