@@ -55,6 +55,11 @@ def digest_rows(rows: Sequence[tuple]) -> str:
     return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
+def answer_sha256(body: bytes) -> str:
+    """The hash an entry records of an answer kept under an idempotency key."""
+    return hashlib.sha256(body).hexdigest()
+
+
 def chain_sha256(prev_sha256: str, payload: str) -> str:
     return hashlib.sha256(f"{prev_sha256}\n{payload}".encode()).hexdigest()
 
@@ -219,9 +224,13 @@ def _verify_chain(db: sqlite3.Connection) -> AuditReport:
 class _AdminState:
     """The participants, accounts, keys and policies as the entries say they were written;
     at the end of a verification they must be what the tables hold (the engine recovers
-    from those rows, so an edit there, or a deleted entry, would otherwise go unseen)."""
+    from those rows, so an edit there, or a deleted entry, would otherwise go unseen). So
+    must the answers kept under idempotency keys, which a retry is given again: each by its
+    request digest, status and (in entries written since the body was hashed) its body."""
 
     def __init__(self) -> None:
+        # (bic, key) -> (request digest, status[, body's SHA-256]), until forgotten
+        self.answers: dict[tuple[str, str], tuple] = {}
         self.participants: dict[str, tuple] = {}
         self.accounts: dict[int, list] = {}  # id -> [id, owner, currency, kind, line, blocked]
         self.keys: dict[str, tuple] = {}  # key id -> (id, bic, public key, created, revoked)
@@ -250,6 +259,10 @@ class _AdminState:
                 self.keys[key_id] = (*known[:4], at_us)
         for row in payload.get("policies", ()):
             self.policies[row[0]] = tuple(row)
+        for row in payload.get("idempotency", ()):
+            self.answers[row[0], row[1]] = tuple(row[2:])
+        for bic, key in payload.get("forgotten_answers", ()):
+            self.answers.pop((bic, key), None)
 
     def compare(self, db: sqlite3.Connection) -> str | None:
         tables = (
@@ -268,6 +281,18 @@ class _AdminState:
                 if found.get(key) != expected.get(key):
                     return (f"{table} row {key} is not what the audit entries recorded "
                             "(changed, added or its entry removed)")
+        # a body edited into another type (text, a number) is hashed as its text: it then
+        # differs from the bytes recorded, and is named rather than crashing the check
+        found = {(bic, key): (digest, status, answer_sha256(
+                     body if isinstance(body, bytes) else str(body).encode()))
+                 for bic, key, digest, status, body in db.execute(
+                     "SELECT participant_bic, idempotency_key, request_sha256, status_code, "
+                     "response_body FROM idempotency_record")}
+        for bic, key in sorted(found.keys() | self.answers.keys()):
+            recorded, row = self.answers.get((bic, key)), found.get((bic, key))
+            if recorded is None or row is None or row[:len(recorded)] != recorded:
+                return (f"the answer kept for {bic}'s idempotency key {key!r} is not what the "
+                        "audit entries recorded (changed, added or its entry removed)")
         return None
 
 

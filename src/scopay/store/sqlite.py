@@ -30,6 +30,7 @@ from scopay.store.audit import (
     LAST_ROW,
     AuditHead,
     AuditReport,
+    answer_sha256,
     append_entry,
     digest_rows,
     last_sha256,
@@ -367,8 +368,9 @@ class SQLiteStore:
         rows = list(idempotency)
         if rows:
             insert_rows(db, "INSERT INTO idempotency_record VALUES (?,?,?,?,?,?)", rows)
-            payload["idempotency"] = [(bic, key, digest, status)
-                                      for bic, key, digest, status, _, _ in rows]
+            # the answer itself by its hash: a retry is given these bytes again
+            payload["idempotency"] = [(bic, key, digest, status, answer_sha256(body))
+                                      for bic, key, digest, status, body, _ in rows]
         rows = list(forgotten_answers)
         if rows:
             db.executemany("DELETE FROM idempotency_record WHERE participant_bic = ? AND "
