@@ -223,11 +223,11 @@ def can_transition(current: PaymentStatus, new: PaymentStatus) -> bool:
 TERMINAL_STATUSES = frozenset(s for s, nexts in ALLOWED_TRANSITIONS.items() if not nexts)
 
 
-_DAY_US = 86_400_000_000
+DAY_US = 86_400_000_000  # a UTC day in microseconds
 
 
 def on_one_date(moments: Iterable[int | None]) -> bool:
     """Whether a payment's times (earliest, latest, reject-by; None for one not given) fall
     on one UTC date: ISO 20022 gives them as clock times on the one settlement date."""
-    days = {moment // _DAY_US for moment in moments if moment is not None}
+    days = {moment // DAY_US for moment in moments if moment is not None}
     return len(days) <= 1

@@ -35,14 +35,14 @@ from heapq import heapify, heappop, heappush
 
 from scopay.domain.gridlock import QueuedPayment, resolve_gridlock
 from scopay.domain.ledger import ExecuteResult, Ledger, Transfer, TransferKind
-from scopay.domain.payment import Priority, positional_constructor
+from scopay.domain.payment import DAY_US, Priority, positional_constructor
 from scopay.domain.rejection import Rejection
 
 PAYMENT_TRANSFER_PREFIX = "pay/"  # ledger ids of settled payments: "pay/<uetr>"
 QUEUE_ORDERS_MAX = 1_000_000
 OFFSET_CANDIDATES_MAX = 64  # queued counter-payments weighed when offsetting one payment
 RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}
-BUSINESS_DAY_US = 86_400_000_000  # limit positions count one UTC day
+BUSINESS_DAY_US = DAY_US  # limit positions count one UTC day
 LIMIT_ROUNDS_MAX = 16  # resolutions tried, each leaving out payments over a limit
 _REJECT_BY, _EARLIEST, _LATEST = 0, 1, 2  # kinds of timed events
 _NO_FLOOR = -(2**63)  # an issuance account, for the resolution's arithmetic

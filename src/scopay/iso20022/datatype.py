@@ -25,7 +25,7 @@ from scopay.domain.money import (
     parse_amount,
 )
 from scopay.domain.participant import is_valid_bic
-from scopay.domain.payment import UETR_PATTERN, is_valid_uetr
+from scopay.domain.payment import DAY_US, UETR_PATTERN, is_valid_uetr
 from scopay.iso20022.codes import ReasonCode
 from scopay.iso20022.pattern import Unreadable, code_rule, non_capturing, text_rule
 from scopay.iso20022.shape import TextReader, add, refuse_at
@@ -41,7 +41,6 @@ CONTROL_SUM_DIGITS_MAX = 18  # DecimalNumber totalDigits
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_ORDINAL = EPOCH.toordinal()
-DAY_US = 86_400_000_000
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 _FORMAT = ReasonCode.INVALID_FILE_FORMAT
