@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Query, Request, Response
@@ -102,18 +102,16 @@ async def send_payments(body: PaymentBulkIn, caller: Caller, request: Request) -
 Converted = list[tuple[PaymentIn, Payment | ApiError]]
 
 
-def _prepare_payment(scope, body: bytes, caller: auth.Caller) -> Converted | ApiError:
-    try:
-        return _converted([_parsed(_PAYMENT_IN, scope, body)], caller)
-    except ApiError as error:
-        return error
+def _preparing(adapter: TypeAdapter, items_of: Callable[[object], list[PaymentIn]]):
+    """A direct route's prepare: the body read by `adapter`, its payments converted."""
 
+    def prepare(scope, body: bytes, caller: auth.Caller) -> Converted | ApiError:
+        try:
+            return _converted(items_of(_parsed(adapter, scope, body)), caller)
+        except ApiError as error:
+            return error
 
-def _prepare_payments(scope, body: bytes, caller: auth.Caller) -> Converted | ApiError:
-    try:
-        return _converted(_parsed(_PAYMENT_BULK_IN, scope, body).payments, caller)
-    except ApiError as error:
-        return error
+    return prepare
 
 
 def _sending(single: bool):
@@ -127,8 +125,10 @@ def _sending(single: bool):
 
 
 DIRECT_ROUTES = {
-    ("POST", "/v1/payments"): DirectRoute(_prepare_payment, _sending(single=True)),
-    ("POST", "/v1/payments/bulk"): DirectRoute(_prepare_payments, _sending(single=False)),
+    ("POST", "/v1/payments"): DirectRoute(_preparing(_PAYMENT_IN, lambda one: [one]),
+                                          _sending(single=True)),
+    ("POST", "/v1/payments/bulk"): DirectRoute(
+        _preparing(_PAYMENT_BULK_IN, lambda bulk: bulk.payments), _sending(single=False)),
 }
 
 
