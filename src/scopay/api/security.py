@@ -117,6 +117,8 @@ class KeyStateRefused(ApiError):
 
 
 KEY_RECHECKS_MAX = 3  # commits a request refused on its key's state waits for, at most
+# One text for every refusal of the key or its signature: which one failed is not told.
+KEY_REFUSED = "unknown or revoked key, or a wrong signature"
 
 
 async def authenticate(scope, headers: dict[str, str],
@@ -144,10 +146,9 @@ async def authenticate(scope, headers: dict[str, str],
     engine = state.runner.engine
     found = engine.keys.get(key_id)
     if found is None:  # no commit in flight can make it known: it is not in memory either
-        raise ApiError(401, "Unauthenticated", "unknown or revoked key, or a wrong signature")
+        raise ApiError(401, "Unauthenticated", KEY_REFUSED)
     if found[2] is not None:
-        raise KeyStateRefused(401, "Unauthenticated",
-                              "unknown or revoked key, or a wrong signature")
+        raise KeyStateRefused(401, "Unauthenticated", KEY_REFUSED)
     message = signing.canonical_request(scope["method"], _raw_target(scope), timestamp, nonce,
                                         idempotency_key, body)
     verifier: Verifier | None = getattr(state, "verifier", None)
@@ -156,10 +157,9 @@ async def authenticate(scope, headers: dict[str, str],
     else:
         valid = await verifier.verify(found[1], signature, message)
     if not valid:
-        raise ApiError(401, "Unauthenticated", "unknown or revoked key, or a wrong signature")
+        raise ApiError(401, "Unauthenticated", KEY_REFUSED)
     if engine.keys.get(key_id) != found:
-        raise KeyStateRefused(401, "Unauthenticated",
-                              "unknown or revoked key, or a wrong signature")
+        raise KeyStateRefused(401, "Unauthenticated", KEY_REFUSED)
     if not state.replay_guard.first_use(key_id, nonce, int(timestamp), now_s):
         raise ApiError(401, "Unauthenticated", "this nonce was used already (replay)")
     participant = engine.participants.get(found[0])
@@ -289,8 +289,9 @@ async def _admit(scope, headers: dict[str, str], body: bytes, route: DirectRoute
     looked up again: a failed commit undoes what it changed, a key's registration among
     them."""
     state = scope["app"].state
+    runner: Runner = state.runner
     try:
-        caller, key = await _authenticated(scope, headers, body, state.runner)
+        caller, key = await _authenticated(scope, headers, body, runner)
     except ApiError as error:
         return problem(error.status, error.title, error.detail), None, None
     limiter = state.rate_limiter
@@ -301,10 +302,8 @@ async def _admit(scope, headers: dict[str, str], body: bytes, route: DirectRoute
         answer.headers["Retry-After"] = str(max(1, round(wait_s)))
         return answer, None, None
     prepared = None if route is None else route.prepare(scope, body, caller)
-    runner: Runner = state.runner
     if await _until_durable(runner) and runner.engine.keys.get(caller.key_id) != key:
-        return problem(401, "Unauthenticated",
-                       "unknown or revoked key, or a wrong signature"), None, None
+        return problem(401, "Unauthenticated", KEY_REFUSED), None, None
     return None, caller, prepared
 
 
