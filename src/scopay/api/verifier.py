@@ -218,9 +218,7 @@ class _Connection(asyncio.Protocol):
             self._watchdog.cancel()
         self._transport = None
         self._end_process()
-        sent, self._sent = self._sent, deque()
-        for _, checks in sent:
-            _check_here(checks)
+        self._answer_owed_here()
         self._on_lost(self)
 
     def close(self) -> None:
@@ -228,10 +226,14 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is not None:
             transport.abort()  # connection_lost follows on the loop's next turn
+        self._answer_owed_here()
+        self._end_process()
+
+    def _answer_owed_here(self) -> None:
+        """Make in-process every check sent and not answered yet."""
         sent, self._sent = self._sent, deque()
         for _, checks in sent:
             _check_here(checks)
-        self._end_process()
 
     def _check_late(self) -> None:
         """Replace a verifier that owes an answer for more than ANSWER_TIMEOUT_S."""
