@@ -25,6 +25,7 @@ import pytest
 import uvloop
 from fastapi import FastAPI
 
+from held_commit import until
 from scopay.api import signing, verifier
 from scopay.api.app import create_app
 from scopay.api.verifier import BATCH_CHECKS_MAX, Verifier
@@ -34,7 +35,6 @@ from scopay.engine.runner import LoopRunner
 
 BANK = "ICBKCNBJ"
 WAIT_S_MAX = 20  # for a condition another thread or process brings about
-TURNS_MAX = 1000  # turns of the loop for one on the same loop
 
 
 class InProcess:
@@ -111,15 +111,6 @@ async def _verify_all(verifier_: Verifier, cases: list[Case]) -> list[bool]:
                                   for c in cases))
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    """Let the loop turn until `condition` holds (it is brought about on this loop)."""
-    for _ in range(TURNS_MAX):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("the condition never held")
-
-
 def _wait_until(condition: Callable[[], bool]) -> None:
     """Wait until `condition` holds (it is brought about by another thread or process)."""
     deadline = time.monotonic() + WAIT_S_MAX
@@ -190,11 +181,11 @@ def test_checks_owed_by_a_killed_verifier_are_made_in_process_and_it_is_replaced
             first = started.pid
             os.kill(first, signal.SIGSTOP)  # it takes the batch but cannot answer
             answers = asyncio.ensure_future(_verify_all(started, cases))
-            await _until(lambda: started.checks_owed == sent)
+            await until(lambda: started.checks_owed == sent)
             os.kill(first, signal.SIGKILL)
             assert await answers == [c.valid for c in cases]
             assert in_process.count == sent
-            await _until(lambda: started.pid not in (None, first))
+            await until(lambda: started.pid not in (None, first))
             assert await _verify_all(started, cases) == [c.valid for c in cases]
             assert in_process.count == sent  # the new verifier answered
         finally:
@@ -212,7 +203,7 @@ def test_a_garbled_answer_is_trusted_for_nothing(run, in_process):
         try:
             os.kill(started.pid, signal.SIGSTOP)
             answers = asyncio.ensure_future(_verify_all(started, cases))
-            await _until(lambda: started.checks_owed == len(cases))
+            await until(lambda: started.checks_owed == len(cases))
             started._connection.data_received(b"\x00\x00\x00\x01\x01")  # one "valid", not 40
             assert await answers == [c.valid for c in cases]
             assert in_process.count == len(cases)
@@ -397,7 +388,7 @@ def test_answers_wait_until_the_engine_is_durable_and_keys_are_looked_up_again(e
                        for path, auth in (("/v1/participants", SignedAuth(kept)),
                                           ("/v1/participants", SignedAuth(revoked)),
                                           ("/health", None))]
-            await _until(lambda: gate.reached == len(answers))
+            await until(lambda: gate.reached == len(answers))
             assert not any(answer.done() for answer in answers)
             engine.revoke_key(revoked.key_id, 3_000_000)  # while the commit is in flight
             gate.open.set_result(None)
