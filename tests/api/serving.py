@@ -1,10 +1,13 @@
-"""Serving an app on a free loopback port, in a thread: for the API tests' live servers."""
+"""Serving an app on a free loopback port, in a thread, with the HTTP protocol `scopay serve`
+runs: for the API tests' live servers."""
 
 import socket
 import threading
 import time
 
 import uvicorn
+
+from scopay.api.http_protocol import OneWriteHttpProtocol
 
 STARTUP_S_MAX = 20
 
@@ -19,7 +22,7 @@ def start_serving(app, log_level: str = "warning") -> tuple[uvicorn.Server, thre
     """Serve the app on a free loopback port in a thread; return the server, thread and URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level=log_level))
+                                           http=OneWriteHttpProtocol, log_level=log_level))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + STARTUP_S_MAX
