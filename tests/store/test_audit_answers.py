@@ -13,6 +13,7 @@ import pytest
 from test_ledger_store_review import tamper, verify_audit  # this folder's helpers
 
 from scopay.engine.answers import ANSWER_RETENTION_US
+from scopay.store.audit import append_entry, last_sha256
 
 ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"
 SETTLED = b'{"status":"settled"}'
@@ -73,3 +74,42 @@ def test_answers_forgotten_after_their_retention_verify(engine, network, db_path
     with closing(sqlite3.connect(db_path)) as db:
         assert db.execute("SELECT count(*) FROM idempotency_record").fetchone() == (0,)
     assert verify_audit(db_path).ok
+
+
+def an_answer_kept_in_the_older_form(db_path, at_us: int) -> None:
+    """An answer kept as scopay wrote it before entries hashed kept bodies: its entry records
+    the request digest and the status only."""
+    with closing(sqlite3.connect(db_path)) as db:
+        db.execute("INSERT INTO idempotency_record VALUES (?,?,?,?,?,?)",
+                   (ICBK, "key-old", "e" * 64, 201, SETTLED, at_us))
+        append_entry(db, last_sha256(db), at_us, {"idempotency": [[ICBK, "key-old", "e" * 64,
+                                                                   201]]})
+        db.commit()
+
+
+def test_an_answer_of_the_older_form_is_checked_by_its_digest_and_status(engine, network,
+                                                                          db_path):
+    an_answer_kept_in_the_older_form(db_path, kept_answers(engine, network) + 1)
+    assert verify_audit(db_path).ok
+    for change in ("UPDATE idempotency_record SET status_code = 422",
+                   "UPDATE idempotency_record SET request_sha256 = 'f'"):
+        tamper(db_path, f"{change} WHERE idempotency_key = 'key-old'")
+        report = verify_audit(db_path)
+        assert not report.ok and "idempotency key 'key-old'" in report.reason
+        tamper(db_path, "UPDATE idempotency_record SET status_code = 201, request_sha256 = "
+               f"'{'e' * 64}' WHERE idempotency_key = 'key-old'")
+        assert verify_audit(db_path).ok
+
+
+def test_an_answer_of_the_older_form_has_its_body_unchecked_the_newer_ones_not(
+        engine, network, db_path):
+    """What the older entries cannot prove: an edited body of theirs goes unseen, while the
+    same edit to an answer kept since is named."""
+    an_answer_kept_in_the_older_form(db_path, kept_answers(engine, network) + 1)
+    tamper(db_path, "UPDATE idempotency_record SET response_body = X'7b7d' "
+           "WHERE idempotency_key = 'key-old'")
+    assert verify_audit(db_path).ok
+    tamper(db_path, "UPDATE idempotency_record SET response_body = X'7b7d' "
+           "WHERE idempotency_key = 'key-1'")
+    report = verify_audit(db_path)
+    assert not report.ok and "idempotency key 'key-1'" in report.reason
