@@ -7,22 +7,32 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from scopay.api.http_protocol import OneWriteHttpProtocol, OneWriteTransport
+from scopay.api.http_protocol import JOIN_BYTES_MAX, OneWriteHttpProtocol, OneWriteTransport
 
 
 class RecordingTransport(asyncio.Transport):
-    """What reached the socket, write by write."""
+    """What reached the socket, write by write (writelines, one writev, counts as one)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[bytes] = []
+        self.joined_by_writelines = 0
+        self.writes_after_close = 0  # counted, not asserted: a flush runs in a loop callback
         self.closed = False
         self.aborted = False
         self.protocol = None
 
     def write(self, data) -> None:
-        assert not self.closed, "a write after close"
+        if self.closed:
+            self.writes_after_close += 1
         self.writes.append(bytes(data))
+
+    def writelines(self, lines) -> None:
+        self.joined_by_writelines += 1
+        self.write(b"".join(lines))
+
+    def write_eof(self) -> None:
+        self.writes.append(b"<end of output>")
 
     def close(self) -> None:
         self.closed = True
@@ -104,6 +114,7 @@ def test_close_sends_what_is_held_first_and_abort_drops_it():
         transport.close()
         assert socket.writes == [b"HTTP/1.1 400 Bad Request\r\n\r\n"] and socket.closed
         await next_turns()  # the scheduled flush finds nothing, and writes nothing after close
+        assert socket.writes_after_close == 0
 
         socket = RecordingTransport()
         transport = OneWriteTransport(socket, loop)
@@ -122,15 +133,40 @@ def test_a_write_held_when_the_socket_closes_is_dropped_as_the_socket_would():
         transport.write(b"late")
         socket.close()  # the peer went away meanwhile
         await next_turns()
-        assert socket.writes == []
+        assert socket.writes == [] and socket.writes_after_close == 0
 
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("body_size", [0, 20, 300_000])
-def test_uvicorns_protocol_sends_an_answer_in_one_write(body_size):
-    body = b"x" * body_size
+def test_write_eof_and_writelines_keep_the_order():
+    async def scenario():
+        socket = RecordingTransport()
+        transport = OneWriteTransport(socket, asyncio.get_running_loop())
+        transport.writelines([b"HTTP/1.1 200 OK\r\n", b"\r\n"])
+        transport.write_eof()
+        assert socket.writes == [b"HTTP/1.1 200 OK\r\n\r\n", b"<end of output>"]
 
+    asyncio.run(scenario())
+
+
+def serving(app) -> tuple[OneWriteHttpProtocol, RecordingTransport]:
+    """uvicorn's protocol over a OneWriteTransport, on the running loop, for `app`."""
+    protocol = OneWriteHttpProtocol(Config(app, log_level="warning"), ServerState(),
+                                    app_state={}, _loop=asyncio.get_running_loop())
+    socket = RecordingTransport()
+    protocol.connection_made(socket)
+    return protocol, socket
+
+
+async def answered(protocol: OneWriteHttpProtocol) -> None:
+    async def complete() -> None:
+        while protocol.cycle is None or not protocol.cycle.response_complete:
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(complete(), timeout=10)
+
+
+def answering(body: bytes):
     async def app(scope, receive, send):
         assert scope["type"] == "http"
         await receive()
@@ -139,19 +175,50 @@ def test_uvicorns_protocol_sends_an_answer_in_one_write(body_size):
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
+    return app
+
+
+@pytest.mark.parametrize("body_size", [0, 20, 300_000])
+def test_uvicorns_protocol_sends_an_answer_in_one_write(body_size):
+    body = b"x" * body_size
+
     async def scenario():
-        loop = asyncio.get_running_loop()
-        protocol = OneWriteHttpProtocol(Config(app, log_level="warning"), ServerState(),
-                                        app_state={}, _loop=loop)
-        socket = RecordingTransport()
-        protocol.connection_made(socket)
+        protocol, socket = serving(answering(body))
         protocol.data_received(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        while protocol.cycle is None or not protocol.cycle.response_complete:
-            await asyncio.sleep(0)
+        await answered(protocol)
         await next_turns()
         assert len(socket.writes) == 1
         head, _, sent_body = socket.writes[0].partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 OK\r\n") and sent_body == body
+        # a large body is handed over with the head, not copied into one buffer with it
+        assert socket.joined_by_writelines == (len(socket.writes[0]) > JOIN_BYTES_MAX)
         protocol.connection_lost(None)
+
+    asyncio.run(scenario())
+
+
+def test_an_answer_held_when_the_client_ends_its_input_is_sent_before_the_close():
+    """A HEAD answer is a lone write, held until the loop's next callbacks; the client's end
+    of input may be read before them, and the transport then closes itself."""
+    ended: list = []
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+        protocol, socket = ended[0]
+        assert socket.writes == []  # held
+        if not protocol.eof_received():  # the end of input, read now: the transport closes
+            socket.close()
+
+    async def scenario():
+        protocol, socket = serving(app)
+        ended.append((protocol, socket))
+        protocol.data_received(b"HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await answered(protocol)
+        await next_turns()
+        assert len(socket.writes) == 1 and socket.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+        assert socket.closed and socket.writes_after_close == 0
 
     asyncio.run(scenario())
