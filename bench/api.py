@@ -18,6 +18,9 @@ with a fixed count and a time cap, traffic to 127.0.0.1 only:
 - trivial: GET /health (unsigned) and a signed GET /v1/participants/DEMACNX0, same workers.
 - bulk: POST /v1/payments/bulk with 1,000 payments a request.
 
+The server's CPU a payment in the payments phase (`scopay serve` and its verifier, read from
+/proc) is printed too: the same code takes more CPU while other tenants share the machine's
+cores, so it tells a slowed machine from a slower server.
 Afterwards `scopay reconcile` proves the ledger. The load generator shares the machine with
 the server: on a 2-core sandbox the two compete for CPU, so the figures are a floor.
 The last line is one JSON object.
@@ -101,6 +104,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user and system) used so far by a process and its live children (the
+    server's verifier), from /proc; None where there is no /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, found = 0.0, False
+    try:
+        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+            found = True
+    return total if found else None
 
 
 def scopay_command() -> list[str]:
@@ -325,8 +349,9 @@ def open_lanes(base_url: str, keys: dict[str, Path], count: int, port: int) -> l
     return lanes
 
 
-async def drive(base_url: str, keys: dict[str, Path], plan: Plan,
-                raw: bool) -> dict[str, Phase]:
+async def drive(base_url: str, keys: dict[str, Path], plan: Plan, raw: bool,
+                server_pid: int) -> tuple[dict[str, Phase], float | None]:
+    """The phases, and the server's CPU seconds (verifier included) in the payments phase."""
     port = int(base_url.rsplit(":", 1)[1])
     lanes = open_lanes(base_url, keys, plan.workers, port)
     files = {bic: read_key_file(path) for bic, path in keys.items()}
@@ -370,13 +395,18 @@ async def drive(base_url: str, keys: dict[str, Path], plan: Plan,
             p["status"] == "settled" for p in answer.json())
 
     phases: dict[str, Phase] = {}
+    payments_cpu_s = None
     try:
         prepare(plan.workers * 4)
         await closed_loop("warm-up", lanes, plan.workers * 4, plan.phase_cap_s, pay)
         offset["n"] = 10**6
         prepare(plan.payments)
+        cpu_before = process_cpu_s(server_pid)
         phases["payments"] = await closed_loop("payments, full concurrency", lanes,
                                                plan.payments, plan.phase_cap_s, pay)
+        cpu_after = process_cpu_s(server_pid)
+        payments_cpu_s = (None if cpu_before is None or cpu_after is None
+                          else cpu_after - cpu_before)
         half_rate = phases["payments"].per_s / 2
         offset["n"] = 2 * 10**6
         prepare(max(plan.trivial, int(half_rate * plan.half_load_s) + 1))
@@ -394,14 +424,14 @@ async def drive(base_url: str, keys: dict[str, Path], plan: Plan,
     finally:
         for lane in lanes:
             await lane.aclose()
-    return phases
+    return phases, payments_cpu_s
 
 
 # -- report --------------------------------------------------------------------------------------
 
 
-def report(phases: dict[str, Phase], reconciled: bool, plan: Plan,
-           load_before: float) -> dict:
+def report(phases: dict[str, Phase], reconciled: bool, plan: Plan, load_before: float,
+           payments_cpu_s: float | None) -> dict:
     payments, half, health = phases["payments"], phases["half"], phases["health"]
     participant, bulk = phases["participant"], phases["bulk"]
     bulk_payments_per_s = bulk.per_s * BULK_SIZE
@@ -421,6 +451,11 @@ def report(phases: dict[str, Phase], reconciled: bool, plan: Plan,
     if load_before > LOAD_QUIET_MAX:
         console.print(f"[red]The machine was busy before the run (1-minute load average "
                       f"{load_before:.2f}): other processes took CPU from both sides.[/red]")
+    cpu_us = (None if payments_cpu_s is None or not payments.done
+              else 1e6 * payments_cpu_s / payments.done)
+    if cpu_us is not None:
+        console.print(f"server CPU a payment (scopay serve and its verifier): {cpu_us:.0f} µs; "
+                      "the same code costs more of it while other tenants share the cores")
     console.print(f"payments/s vs signed trivial GET: {payments.per_s / participant.per_s:.2f}; "
                   f"vs GET /health: {payments.per_s / health.per_s:.2f}; "
                   f"bulk vs single: {bulk_payments_per_s / payments.per_s:.1f}x; "
@@ -442,6 +477,7 @@ def report(phases: dict[str, Phase], reconciled: bool, plan: Plan,
         "workers": plan.workers,
         "cpu_cores": cores,
         "load_average_before": round(load_before, 2),
+        "server_cpu_us_per_payment": None if cpu_us is None else round(cpu_us),
     }
 
 
@@ -467,8 +503,9 @@ def main() -> None:
         try:
             # uvloop (installed with uvicorn[standard]) keeps the load generator's own CPU
             # use low: it shares the machine with the server
-            phases = uvloop.run(drive(f"http://{HOST}:{port}", keys, plan,
-                                      raw=args.client == "raw"))
+            phases, payments_cpu_s = uvloop.run(drive(
+                f"http://{HOST}:{port}", keys, plan, raw=args.client == "raw",
+                server_pid=server.pid))
         except Exception:
             console.print(f"[red]the run failed; the server's log ends:[/red]\n"
                           f"{log.read_text()[-4000:]}")
@@ -476,7 +513,7 @@ def main() -> None:
         finally:
             stop_server(server)
         reconciled = "reconciled" in run([*scopay_command(), "reconcile", "--db", str(db)])
-    summary = report(phases, reconciled, plan, load_before)
+    summary = report(phases, reconciled, plan, load_before, payments_cpu_s)
     print(json.dumps(summary))
 
 
