@@ -222,3 +222,54 @@ def test_an_answer_held_when_the_client_ends_its_input_is_sent_before_the_close(
         assert socket.closed and socket.writes_after_close == 0
 
     asyncio.run(scenario())
+
+
+def test_a_100_continue_leaves_before_the_body_it_asks_for_arrives():
+    """A client that sends `Expect: 100-continue` waits for it before sending the body: the
+    lone interim answer must not wait for a next write."""
+    bodies: list[bytes] = []
+
+    async def app(scope, receive, send):
+        bodies.append((await receive())["body"])
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def scenario():
+        protocol, socket = serving(app)
+        protocol.data_received(b"POST /v1/payments HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               b"Expect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+        await next_turns(4)
+        assert socket.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"] and bodies == []
+        protocol.data_received(b"{}{}")
+        await answered(protocol)
+        await next_turns()
+        assert bodies == [b"{}{}"]
+        assert len(socket.writes) == 2 and socket.writes[1].startswith(b"HTTP/1.1 200 OK\r\n")
+
+    asyncio.run(scenario())
+
+
+def test_pipelined_requests_are_answered_in_order_each_in_one_write():
+    async def app(scope, receive, send):
+        await receive()
+        body = scope["path"].encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def scenario():
+        protocol, socket = serving(app)
+        protocol.data_received(b"GET /first HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                               b"GET /second HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+
+        async def both_answered() -> None:
+            while len(socket.writes) < 2:
+                await asyncio.sleep(0)
+
+        await asyncio.wait_for(both_answered(), timeout=10)
+        assert [write.endswith(path) for write, path in
+                zip(socket.writes, (b"/first", b"/second"), strict=True)] == [True, True]
+        assert all(write.startswith(b"HTTP/1.1 200 OK\r\n") for write in socket.writes)
+
+    asyncio.run(scenario())
