@@ -60,6 +60,12 @@ class RecordingTransport(asyncio.Transport):
             name, default)
 
 
+def held_over() -> tuple[RecordingTransport, OneWriteTransport]:
+    """A socket's recording, and a OneWriteTransport over it on the running loop."""
+    socket = RecordingTransport()
+    return socket, OneWriteTransport(socket, asyncio.get_running_loop())
+
+
 async def next_turns(count: int = 2) -> None:
     for _ in range(count):
         await asyncio.sleep(0)
@@ -67,8 +73,7 @@ async def next_turns(count: int = 2) -> None:
 
 def test_two_writes_in_one_turn_leave_as_one_in_order():
     async def scenario():
-        socket = RecordingTransport()
-        transport = OneWriteTransport(socket, asyncio.get_running_loop())
+        socket, transport = held_over()
         transport.write(b"HTTP/1.1 201 Created\r\n\r\n")
         transport.write(b'{"status":"settled"}')
         assert socket.writes == [b'HTTP/1.1 201 Created\r\n\r\n{"status":"settled"}']
@@ -80,8 +85,7 @@ def test_two_writes_in_one_turn_leave_as_one_in_order():
 
 def test_a_lone_write_leaves_when_the_turn_ends():
     async def scenario():
-        socket = RecordingTransport()
-        transport = OneWriteTransport(socket, asyncio.get_running_loop())
+        socket, transport = held_over()
         transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         assert socket.writes == []
         assert transport.get_write_buffer_size() == len(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -93,8 +97,7 @@ def test_a_lone_write_leaves_when_the_turn_ends():
 
 def test_at_most_one_write_is_held_and_order_is_kept():
     async def scenario():
-        socket = RecordingTransport()
-        transport = OneWriteTransport(socket, asyncio.get_running_loop())
+        socket, transport = held_over()
         for chunk in (b"a", b"b", b"c", b"d", b"e"):
             transport.write(chunk)
             assert transport.get_write_buffer_size() <= 1
@@ -107,17 +110,14 @@ def test_at_most_one_write_is_held_and_order_is_kept():
 
 def test_close_sends_what_is_held_first_and_abort_drops_it():
     async def scenario():
-        loop = asyncio.get_running_loop()
-        socket = RecordingTransport()
-        transport = OneWriteTransport(socket, loop)
+        socket, transport = held_over()
         transport.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
         transport.close()
         assert socket.writes == [b"HTTP/1.1 400 Bad Request\r\n\r\n"] and socket.closed
         await next_turns()  # the scheduled flush finds nothing, and writes nothing after close
         assert socket.writes_after_close == 0
 
-        socket = RecordingTransport()
-        transport = OneWriteTransport(socket, loop)
+        socket, transport = held_over()
         transport.write(b"partial")
         transport.abort()
         await next_turns()
@@ -128,8 +128,7 @@ def test_close_sends_what_is_held_first_and_abort_drops_it():
 
 def test_a_write_held_when_the_socket_closes_is_dropped_as_the_socket_would():
     async def scenario():
-        socket = RecordingTransport()
-        transport = OneWriteTransport(socket, asyncio.get_running_loop())
+        socket, transport = held_over()
         transport.write(b"late")
         socket.close()  # the peer went away meanwhile
         await next_turns()
@@ -140,8 +139,7 @@ def test_a_write_held_when_the_socket_closes_is_dropped_as_the_socket_would():
 
 def test_write_eof_and_writelines_keep_the_order():
     async def scenario():
-        socket = RecordingTransport()
-        transport = OneWriteTransport(socket, asyncio.get_running_loop())
+        socket, transport = held_over()
         transport.writelines([b"HTTP/1.1 200 OK\r\n", b"\r\n"])
         transport.write_eof()
         assert socket.writes == [b"HTTP/1.1 200 OK\r\n\r\n", b"<end of output>"]
