@@ -265,7 +265,7 @@ class Guard:
             return
         scope.setdefault("state", {})["caller"] = caller
         replay = _replaying(body, receive)
-        app = self.app if route is None else _answering(route.run, prepared, caller)
+        app = self.app if route is None else _answering(route, prepared, caller)
         if scope["method"] not in signing.STATE_CHANGING_METHODS:
             await app(scope, replay, send)
             return
@@ -332,13 +332,13 @@ async def _until_durable(runner: Runner) -> bool:
     return True
 
 
-def _answering(run: Callable[[dict, object, auth.Caller], Awaitable[tuple[int, bytes]]],
-               prepared: object, caller: auth.Caller):
-    """An ASGI app that answers with a direct route; an ApiError becomes a problem answer."""
+def _answering(route: DirectRoute, prepared: object, caller: auth.Caller):
+    """An ASGI app that answers with a direct route's run, given what its prepare returned;
+    an ApiError becomes a problem answer."""
 
     async def answer(scope, _receive, send) -> None:
         try:
-            status, content = await run(scope, prepared, caller)
+            status, content = await route.run(scope, prepared, caller)
         except ApiError as error:
             status, content = error.status, error.problem_body()
         await send({"type": "http.response.start", "status": status,
