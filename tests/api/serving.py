@@ -7,7 +7,7 @@ import time
 
 import uvicorn
 
-from scopay.api.http_protocol import OneWriteHttpProtocol
+from scopay.api.http_protocol import SERVER_OPTIONS
 
 STARTUP_S_MAX = 20
 
@@ -21,8 +21,8 @@ def free_port() -> int:
 def start_serving(app, log_level: str = "warning") -> tuple[uvicorn.Server, threading.Thread, str]:
     """Serve the app on a free loopback port in a thread; return the server, thread and URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           http=OneWriteHttpProtocol, log_level=log_level))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level,
+                                           **SERVER_OPTIONS))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + STARTUP_S_MAX

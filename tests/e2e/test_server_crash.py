@@ -126,6 +126,7 @@ def test_sigterm_stops_the_server_cleanly_with_a_checkpoint_of_the_last_entry(tm
                 "id": "before-sigterm", "debit_account_id": 11, "credit_account_id": 12,
                 "amount": "0.01", "currency": "CNY"})
             assert answer.status_code == 201, answer.text
+            assert "server" not in answer.headers  # the answer does not name the software
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     finally:

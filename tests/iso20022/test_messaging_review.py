@@ -40,7 +40,7 @@ from lxml import etree
 
 from scopay.api import signing
 from scopay.api.app import create_app
-from scopay.api.http_protocol import OneWriteHttpProtocol
+from scopay.api.http_protocol import SERVER_OPTIONS
 from scopay.cli.main import seed_reference_network
 from scopay.client import KeyFile, ScopayClient, new_private_key
 from scopay.domain.money import CURRENCIES
@@ -390,7 +390,7 @@ def api(tmp_path_factory):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(runner), host="127.0.0.1", port=port,
-                                           http=OneWriteHttpProtocol, log_level="critical"))
+                                           log_level="critical", **SERVER_OPTIONS))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

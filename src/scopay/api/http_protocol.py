@@ -87,3 +87,11 @@ class OneWriteHttpProtocol(HttpToolsProtocol):
         # and a write held back then would be dropped: it goes first.
         self.transport.flush()
         return super().eof_received()
+
+
+# How `scopay serve` runs uvicorn, and so the tests' live servers: this protocol; no
+# X-Forwarded-For or X-Forwarded-Proto trusted (scopay listens to its clients directly, and a
+# local process could otherwise name any client address); no Server header naming the
+# software; no access log, which the warning log level leaves unwritten all the same.
+SERVER_OPTIONS: dict[str, Any] = {"http": OneWriteHttpProtocol, "proxy_headers": False,
+                                  "server_header": False, "access_log": False}

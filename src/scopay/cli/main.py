@@ -195,7 +195,7 @@ def serve(db: DbOption = DEFAULT_DB,
     import uvicorn
 
     from scopay.api.app import create_app
-    from scopay.api.http_protocol import OneWriteHttpProtocol
+    from scopay.api.http_protocol import SERVER_OPTIONS
     from scopay.engine.runner import LoopRunner
 
     engine = open_engine(db, bypass_fifo_normal=bypass_fifo,
@@ -216,7 +216,7 @@ def serve(db: DbOption = DEFAULT_DB,
     console.print(f"scopay on http://{host}:{port} (API docs /docs), database {db}")
     try:
         uvicorn.run(create_app(runner, on_shutdown=stop), host=host, port=port,
-                    http=OneWriteHttpProtocol, log_level="warning")
+                    log_level="warning", **SERVER_OPTIONS)
     finally:
         stop()
 
