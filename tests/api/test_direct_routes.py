@@ -135,6 +135,7 @@ def test_refusals_come_in_the_order_of_the_checks_by_both_doors(both_doors, engi
     (b'{"uetr": "\\ud800"}', "application/json"),  # a lone surrogate, escaped
     (b'{"uetr": NaN}', "application/json"),  # not JSON, though json.loads reads it
     (b"[" * 100_000 + b"]" * 100_000, "application/json"),  # nested past the parser's depth
+    (b'{"uetr": ' + b"9" * 5_000 + b"}", "application/json"),  # more digits than Python reads
     (b"", "application/json"),  # empty
     (b'{"uetr": "x"}', None),  # no content type
     (b'{"uetr": "x"}', "text/plain"),

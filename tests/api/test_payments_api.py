@@ -93,6 +93,31 @@ def test_bad_payment_input_is_refused_before_anything_happens(live_server):
             assert a.get(f"/v1/payments/{body['uetr']}").status_code == 404
 
 
+# Times every UTC offset allows but no answer could write: year 0 and year 10000 in UTC.
+TIMES_OUT_OF_RANGE = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00",
+                      "1969-12-31T23:59:59Z")
+
+
+def test_payment_times_out_of_range_are_refused_and_change_nothing(live_server):
+    with live_server.client(BANK_A) as a, live_server.client(OPERATOR) as operator:
+        queued = payment("90000000.00")
+        assert a.post("/v1/payments", json=queued).json()["status"] == "queued"
+        for moment in TIMES_OUT_OF_RANGE:
+            for field in ("earliest", "latest", "reject_by"):
+                body = payment(**{field: moment})
+                for path, sent in (("/v1/payments", body),
+                                   ("/v1/payments/bulk", {"payments": [payment(), body]})):
+                    answer = a.post(path, json=sent)
+                    assert answer.status_code == 422, (path, field, moment, answer.text)
+                    assert "1970-01-01 to 9999-12-30 UTC" in answer.json()["detail"]
+                assert a.get(f"/v1/payments/{body['uetr']}").status_code == 404
+            changed = a.post(f"/v1/payments/{queued['uetr']}/times", json={"latest": moment})
+            assert changed.status_code == 422, changed.text
+        assert a.get(f"/v1/payments/{queued['uetr']}").json()["latest"] is None
+        assert operator.get("/v1/queue").status_code == 200
+        assert operator.post("/v1/reconcile").json()["ok"]
+
+
 def test_priority_change_and_queue_listing(live_server):
     body = payment("80000000.00")
     with live_server.client(BANK_A) as a:

@@ -130,6 +130,29 @@ def test_an_answer_under_an_idempotency_key_is_committed_with_its_payments(engin
     assert reopened.payment(paid.uetr).status == PaymentStatus.SETTLED
 
 
+def test_an_answer_that_cannot_be_rendered_leaves_no_payment_settled_in_memory_alone(
+        engine, network, open_engine):
+    from scopay.engine.payments import Receipt
+
+    def render(results):
+        raise OverflowError("the answer cannot be written")
+
+    before = engine.balance(11).posted_minor
+    paid = payment(ICBK, ABOC, 10_000)
+    with pytest.raises(OverflowError):
+        engine.submit_payment_requests([(ICBK, [paid], Receipt("k", "f" * 64, render))],
+                                       network.funded_at_us + 1)
+    # nothing was committed, and memory says so too: no payment, no money moved
+    assert engine.payment(paid.uetr) is None
+    assert engine.balance(11).posted_minor == before
+    assert engine.reconcile().ok
+    (result,) = engine.submit_payments(ICBK, [paid], network.funded_at_us + 2)  # sent again
+    assert result.status == PaymentStatus.SETTLED
+    assert engine.balance(11).posted_minor == before - 10_000
+    engine.close()
+    assert open_engine().payment(paid.uetr).status == PaymentStatus.SETTLED
+
+
 def test_limit_positions_survive_a_restart_within_the_day_and_reset_the_next(engine, network,
                                                                            open_engine):
     from scopay.domain.rtgs import BUSINESS_DAY_US, AccountPolicy

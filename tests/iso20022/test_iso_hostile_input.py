@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from iso_support import CUSTOMER_TRANSFER, SAMPLES_DIR
+from iso_support import CURRENT_VERSION, CUSTOMER_TRANSFER, SAMPLES_DIR
 
 from scopay.iso20022.message import parse_message
 from scopay.iso20022.pacs008 import parse_pacs008
@@ -253,6 +253,22 @@ def test_party_scopay_cannot_carry_is_refused_rather_than_dropped():
 def test_time_without_utc_offset_is_refused():
     data = altered(CUSTOMER_TRANSFER, "2026-11-29T09:30:00+08:00", "2026-11-29T09:30:00")
     assert "is not a date-time with UTC offset" in refused(data).text
+
+
+@pytest.mark.parametrize(("message", "day", "old", "new"), [
+    (CUSTOMER_TRANSFER, "9999-12-31", "<SttlmPrty>HIGH</SttlmPrty>",  # 10000-01-01T00:59:59Z
+     "<SttlmPrty>HIGH</SttlmPrty><SttlmTmReq><FrTm>23:59:59-01:00</FrTm></SttlmTmReq>"),
+    (CUSTOMER_TRANSFER, "1970-01-01", "<SttlmPrty>HIGH</SttlmPrty>",  # before 1970
+     "<SttlmPrty>HIGH</SttlmPrty><SttlmTmReq><TillTm>00:00:00+01:00</TillTm></SttlmTmReq>"),
+    (CURRENT_VERSION, "9999-12-31", "<NbOfTxs>1</NbOfTxs>",  # the expiry is the reject-by time
+     "<XpryDtTm>9999-12-31T23:59:59-01:00</XpryDtTm><NbOfTxs>1</NbOfTxs>"),
+])
+def test_settlement_times_no_answer_could_write_back_are_refused(message, day, old, new):
+    data = altered(altered(message, "<IntrBkSttlmDt>2026-11-29<", f"<IntrBkSttlmDt>{day}<"),
+                   old, new)
+    error = refused(data, parse_pacs008)
+    assert error.reason_code == "FF01"
+    assert "payment times must fall from 1970-01-01 to 9999-12-30 UTC" in error.text
 
 
 def test_header_must_name_the_enclosed_message():

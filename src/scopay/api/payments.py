@@ -49,6 +49,7 @@ from scopay.domain.money import (
 )
 from scopay.domain.participant import Participant
 from scopay.domain.payment import (
+    TIME_RANGE_TEXT,
     ChargeBearer,
     Party,
     Payment,
@@ -56,6 +57,7 @@ from scopay.domain.payment import (
     PaymentStatus,
     Priority,
     SettlementMethod,
+    in_time_range,
     new_party,
     new_payment,
     new_postal_address,
@@ -180,7 +182,9 @@ def _parsed(adapter: TypeAdapter, scope, body: bytes):
             data = json.loads(body)
         except json.JSONDecodeError as error:
             raise ApiError(422, "Invalid request", f"{error.pos}: JSON decode error") from None
-        except (UnicodeDecodeError, RecursionError):  # not UTF-8, or nested past the parser
+        except (UnicodeDecodeError, RecursionError, ValueError):
+            # not UTF-8, nested past the parser, or an integer of more digits than Python
+            # converts (sys.get_int_max_str_digits)
             raise ApiError(422, "Invalid request", "There was an error parsing the body") from None
     try:
         return adapter.validate_python(data, from_attributes=True)
@@ -569,7 +573,10 @@ def _micros(moment: datetime | None) -> int | None:
         return None
     if moment.tzinfo is None:
         raise ApiError(422, "Invalid request", "times need a UTC offset, e.g. 2026-11-29T10:00Z")
-    return (moment - _EPOCH) // _MICROSECOND
+    at_us = (moment - _EPOCH) // _MICROSECOND
+    if not in_time_range((at_us,)):
+        raise ApiError(422, "Invalid request", TIME_RANGE_TEXT)
+    return at_us
 
 
 @functools.lru_cache(maxsize=1024)

@@ -224,6 +224,19 @@ TERMINAL_STATUSES = frozenset(s for s, nexts in ALLOWED_TRANSITIONS.items() if n
 
 
 DAY_US = 86_400_000_000  # a UTC day in microseconds
+# The payment times scopay takes (earliest, latest, reject-by), in microseconds since the Unix
+# epoch: from its start to the end of 9999-12-30 UTC, the last day that every UTC offset still
+# names within the four-digit years ISO 20022 and RFC 3339 write, so every stored time can be
+# written back in any message or answer.
+PAYMENT_TIME_US_MIN = 0
+PAYMENT_TIME_US_MAX = 2_932_896 * DAY_US - 1  # days from 1970-01-01 to 9999-12-31
+TIME_RANGE_TEXT = "payment times must fall from 1970-01-01 to 9999-12-30 UTC"
+
+
+def in_time_range(moments: Iterable[int | None]) -> bool:
+    """Whether each of a payment's times given (None: not given) is one scopay takes."""
+    return all(PAYMENT_TIME_US_MIN <= moment <= PAYMENT_TIME_US_MAX
+               for moment in moments if moment is not None)
 
 
 def on_one_date(moments: Iterable[int | None]) -> bool:

@@ -138,12 +138,18 @@ class PaymentOperations:
         with self._lock:
             changes, at = self._begin(now_us)
             answers = []
-            for sender_bic, payments, receipt in requests:
-                assert len(payments) <= PAYMENTS_PER_REQUEST_MAX, "too many in one request"
-                results = self._enter_message(sender_bic, payments, at, changes)
-                answers.append(results)
-                if receipt is not None:
-                    self._keep_answer(sender_bic, receipt, results, at, changes)
+            try:
+                for sender_bic, payments, receipt in requests:
+                    assert len(payments) <= PAYMENTS_PER_REQUEST_MAX, "too many in one request"
+                    results = self._enter_message(sender_bic, payments, at, changes)
+                    answers.append(results)
+                    if receipt is not None:  # the caller's code: it may raise
+                        self._keep_answer(sender_bic, receipt, results, at, changes)
+            except BaseException:
+                # Memory holds payments no commit has written: back to what the store holds,
+                # so that nothing settles in memory alone, and every caller gets the error.
+                self._recover()
+                raise
             self._commit_changes(changes)
             self.idempotency.add_rows(changes.idempotency)
             return answers

@@ -35,7 +35,13 @@ from operator import itemgetter
 from lxml import etree
 
 from scopay.domain.money import CURRENCIES
-from scopay.domain.payment import Payment, Priority, on_one_date
+from scopay.domain.payment import (
+    TIME_RANGE_TEXT,
+    Payment,
+    Priority,
+    in_time_range,
+    on_one_date,
+)
 from scopay.domain.payment import SettlementMethod as ClearingChannel
 from scopay.iso20022.codes import ReasonCode, SettlementMethod
 from scopay.iso20022.component import AGENT, Components, add_agent, only_value
@@ -349,6 +355,10 @@ def settlement_times(tx: etree._Element, fields: Fields,
         moments = tuple(None if times.get(name) is None else instant_us(day, times[name])
                         for name in ("FrTm", "TillTm", "RjctTm"))
     moments = payment_times(moments, day, header["CreDtTm"], header.get("XpryDtTm"))
+    if not in_time_range(moments):
+        refuse_below(tx, ("SttlmTmReq",), ReasonCode.INVALID_FILE_FORMAT,
+                     f"{TIME_RANGE_TEXT}: check the settlement times, settlement date "
+                     "and expiry")
     if not on_one_date(moments):
         refuse_below(tx, ("SttlmTmReq",), ReasonCode.INVALID_FILE_FORMAT,
                      "settlement times, settlement date and expiry fall on two UTC dates "
@@ -585,8 +595,8 @@ def settlement_times_text(times: Sequence | None, day: date | None, header: tupl
             raise Unreadable
         moments = tuple(None if clock is None else instant_us(day, clock) for clock in times)
     moments = payment_times(moments, day, header[1], header[10])
-    if moments is not NO_TIMES and not on_one_date(moments):
-        raise Unreadable
+    if moments is not NO_TIMES and not (on_one_date(moments) and in_time_range(moments)):
+        raise Unreadable  # the tree reader names the refusal
     return moments
 
 
