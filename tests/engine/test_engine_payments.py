@@ -42,6 +42,22 @@ def test_queued_payment_survives_a_restart_and_settles_afterwards(engine, networ
     assert reopened.reconcile().ok
 
 
+def test_cancelling_the_urgent_payment_that_held_a_queue_back_settles_the_rest(
+        engine, network, open_engine):
+    t = network.funded_at_us
+    urgent = payment(ICBK, ABOC, 150_000, priority=Priority.URGENT)  # more than ICBK holds
+    behind = payment(ICBK, ABOC, 500)
+    engine.submit_payments(ICBK, [urgent, behind], t + 1)
+    assert engine.payment(behind.uetr).status == PaymentStatus.QUEUED
+    engine.cancel_payment(urgent.uetr, t + 2)
+    assert engine.payment(behind.uetr).status == PaymentStatus.SETTLED  # at once, live
+    assert engine.balance(11).posted_minor == 100_000 - 500
+    engine.close()
+    reopened = open_engine()  # and so it stays after a restart
+    assert reopened.payment(behind.uetr).status == PaymentStatus.SETTLED
+    assert reopened.reconcile().ok
+
+
 def test_history_and_notices_are_durable_with_the_state_change(engine, network, open_engine):
     t = network.funded_at_us
     paid = payment(ICBK, ABOC, 10_000)
@@ -176,6 +192,32 @@ def test_limit_positions_survive_a_restart_within_the_day_and_reset_the_next(eng
     (result,) = again.submit_payments(ICBK, [payment(ICBK, ABOC, 7_000)],
                                       day_start + BUSINESS_DAY_US + 1)
     assert result.status == PaymentStatus.SETTLED
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["live", "restarted"])
+def test_a_new_day_reached_first_by_a_mailbox_acknowledgement_still_frees_the_limits(
+        engine, network, open_engine, restart):
+    """An administrative commit (here a mailbox acknowledgement) moves the engine's time into
+    a new day without turning the settlement side's business day; live or after a restart,
+    the next step turns it: the limits count afresh and the queue they held back settles."""
+    from scopay.domain.rtgs import BUSINESS_DAY_US, AccountPolicy
+
+    day_start = (network.funded_at_us // BUSINESS_DAY_US + 1) * BUSINESS_DAY_US
+    icbk = engine._settlement_account(ICBK, "CNY")
+    aboc = engine._settlement_account(ABOC, "CNY")
+    engine.set_account_policy(icbk, AccountPolicy(bilateral_limits={aboc: 10_000}), day_start)
+    engine.submit_payments(ICBK, [payment(ICBK, ABOC, 10_000)], day_start + 1)
+    held = payment(ICBK, ABOC, 5_000)
+    (result,) = engine.submit_payments(ICBK, [held], day_start + 2)
+    assert (result.status, result.detail) == (PaymentStatus.QUEUED, "bilateral_limit")
+    next_day = day_start + BUSINESS_DAY_US + 10 * SECOND_US
+    (seq, _, _), *_ = engine.mailbox(ABOC)
+    engine.acknowledge(ABOC, [seq], next_day)
+    if restart:
+        engine.close()
+        engine = open_engine()
+    engine.tick(next_day + SECOND_US)
+    assert engine.payment(held.uetr).status == PaymentStatus.SETTLED
 
 
 def test_reordered_and_reprioritised_queue_survives_a_restart(engine, network, open_engine):

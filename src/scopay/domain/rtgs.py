@@ -160,7 +160,9 @@ class Rtgs:
             self._settle_alone(order, now_us, step)
         elif wait is WaitReason.INSUFFICIENT_LIQUIDITY and self._offset(order, now_us, step):
             pass
-        else:
+        elif not any(rejected is order for rejected, _ in step.rejected):
+            # (an offset the ledger refused for the order itself, say for a blocked
+            # creditor account, rejected it: it does not wait as well)
             self._enqueue(order)
             step.queued.append((order, wait))
         self._release({o.creditor_account for o in step.settled}, now_us, step)
@@ -173,6 +175,14 @@ class Rtgs:
         if order is not None:
             self.queues[order.debtor_account].remove(order)
         return order
+
+    def withdraw(self, uetr: str, now_us: int) -> tuple[Order | None, Step]:
+        """Take a queued order out for good (a cancellation): the payments it held back in
+        its debtor's queue (an urgent or high one not covered holds back those after it)
+        are tried at once."""
+        order = self.cancel(uetr)
+        step = Step() if order is None else self.release([order.debtor_account], now_us)
+        return order, step
 
     def change_priority(self, uetr: str, priority: Priority, now_us: int) -> Step:
         order = self.cancel(uetr)
@@ -221,6 +231,7 @@ class Rtgs:
             if kind == _REJECT_BY and order.reject_by_us == at_us:
                 self.cancel(uetr)
                 step.rejected.append((order, Rejection.REJECT_TIME_PASSED))
+                due.add(order.debtor_account)  # what it held back may go now
             elif kind == _EARLIEST and order.earliest_us == at_us:
                 due.add(order.debtor_account)
             elif (kind == _LATEST and order.latest_us == at_us

@@ -170,7 +170,10 @@ class Engine(PaymentOperations):
         for record in self.store.rejections():
             self.ledger.remember_rejection(record)
             self._last_timestamp_us = max(self._last_timestamp_us, record.timestamp_us)
-        # Administrative commits move time on too: it never goes back past any commit.
+        # The last step the settlement side took (the RTGS's day is that of its last step),
+        # before administrative commits, which move time on too but turn no business day:
+        # time never goes back past any commit.
+        self._last_step_us = self._last_timestamp_us
         self._last_timestamp_us = max(self._last_timestamp_us, self.store.last_commit_us())
         self._account_index = {account_key(a): a.id for a in self.accounts.values()}
         self.keys = self.store.keys()
@@ -248,8 +251,7 @@ class Engine(PaymentOperations):
 
     def expire(self, now_us: int) -> int:
         """Release reservations whose timeout has passed; return how many."""
-        with self._lock:
-            changes, _ = self._begin(now_us)  # queues the released room covers move too
+        with self._lock, self._step(now_us) as (changes, _):  # released room moves queues too
             self._commit_changes(changes)
             return sum(entry.transfer.kind is TransferKind.EXPIRE_PENDING
                        for entry in changes.journal)
@@ -329,9 +331,9 @@ class Engine(PaymentOperations):
         self.accounts[account_id] = changed
         assert self.ledger.set_floor(account_id, changed.floor_minor)
         if credit_line_minor > account.credit_line_minor:  # room grew: try its queue
-            changes, at = self._begin(now_us)
-            self._apply_step(self.rtgs.release([account_id], at), at, changes)
-            self._commit_changes(changes)
+            with self._step(now_us) as (changes, at):
+                self._apply_step(self.rtgs.release([account_id], at), at, changes)
+                self._commit_changes(changes)
 
     @_exclusive
     def set_participant_status(self, bic: str, status: Status, now_us: int) -> None:

@@ -9,7 +9,8 @@ the same step, in one transaction, before anyone is answered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple, NoReturn
 
@@ -120,6 +121,8 @@ class _Changes:
     notices: list[Notice] = field(default_factory=list)
     policies: list[tuple[int, AccountPolicy]] = field(default_factory=list)
     idempotency: list[tuple[str, str, str, int, bytes, int]] = field(default_factory=list)
+    # True once the store holds these changes, or memory was rebuilt without them (_step)
+    closed: bool = False
 
 
 class PaymentOperations:
@@ -135,21 +138,14 @@ class PaymentOperations:
                                 now_us: int) -> list[list[PaymentResult]]:
         """Enter the payments of several senders' requests; one commit for all of them.
         A request may carry a Receipt: its answer is rendered and committed with them."""
-        with self._lock:
-            changes, at = self._begin(now_us)
+        with self._lock, self._step(now_us) as (changes, at):
             answers = []
-            try:
-                for sender_bic, payments, receipt in requests:
-                    assert len(payments) <= PAYMENTS_PER_REQUEST_MAX, "too many in one request"
-                    results = self._enter_message(sender_bic, payments, at, changes)
-                    answers.append(results)
-                    if receipt is not None:  # the caller's code: it may raise
-                        self._keep_answer(sender_bic, receipt, results, at, changes)
-            except BaseException:
-                # Memory holds payments no commit has written: back to what the store holds,
-                # so that nothing settles in memory alone, and every caller gets the error.
-                self._recover()
-                raise
+            for sender_bic, payments, receipt in requests:
+                assert len(payments) <= PAYMENTS_PER_REQUEST_MAX, "too many in one request"
+                results = self._enter_message(sender_bic, payments, at, changes)
+                answers.append(results)
+                if receipt is not None:  # the caller's code renders the answer: it may raise
+                    self._keep_answer(sender_bic, receipt, results, at, changes)
             self._commit_changes(changes)
             self.idempotency.add_rows(changes.idempotency)
             return answers
@@ -160,12 +156,14 @@ class PaymentOperations:
         camt.056's reason code, say), goes into its history and its sender's notice."""
         with self._lock:
             record = self._queued_record(uetr)
-            changes, at = self._begin(now_us)
-            if self.rtgs.cancel(uetr) is None:
-                return self._no_longer_queued(record, changes)
-            self._transition(record, PaymentStatus.CANCELLED, at, changes, detail=detail)
-            self._commit_changes(changes)
-            return _result_of(record)
+            with self._step(now_us) as (changes, at):
+                order, step = self.rtgs.withdraw(uetr, at)
+                if order is None:
+                    return self._no_longer_queued(record, changes)
+                self._transition(record, PaymentStatus.CANCELLED, at, changes, detail=detail)
+                self._apply_step(step, at, changes)  # what it held back, settled now
+                self._commit_changes(changes)
+                return _result_of(record)
 
     def return_payments(self, requests: Sequence[ReturnRequest],
                         now_us: int) -> list[ReturnOutcome]:
@@ -173,8 +171,7 @@ class PaymentOperations:
         transfer, the payment moved to RETURNED with the detail, and the notices (the debtor
         agent and its sponsor get the return, the returner its status)."""
         assert len(requests) <= PAYMENTS_PER_REQUEST_MAX, "too many in one request"
-        with self._lock:
-            changes, at = self._begin(now_us)
+        with self._lock, self._step(now_us) as (changes, at):
             outcomes = [self._return(request, at, changes) for request in requests]
             self._commit_changes(changes)
             return outcomes
@@ -183,27 +180,27 @@ class PaymentOperations:
                                 now_us: int) -> PaymentResult:
         with self._lock:
             record = self._queued_record(uetr)
-            changes, at = self._begin(now_us)
-            if uetr not in self.rtgs.orders:  # time moving on settled or rejected it
-                return self._no_longer_queued(record, changes)
-            self._apply_step(self.rtgs.change_priority(uetr, priority, at), at, changes)
-            record.priority = priority
-            self._follow_queue(record)
-            changes.records[uetr] = record
-            self._commit_changes(changes)
-            return _result_of(record)
+            with self._step(now_us) as (changes, at):
+                if uetr not in self.rtgs.orders:  # time moving on settled or rejected it
+                    return self._no_longer_queued(record, changes)
+                self._apply_step(self.rtgs.change_priority(uetr, priority, at), at, changes)
+                record.priority = priority
+                self._follow_queue(record)
+                changes.records[uetr] = record
+                self._commit_changes(changes)
+                return _result_of(record)
 
     def move_payment(self, uetr: str, to_front: bool, now_us: int) -> PaymentResult:
         with self._lock:
             record = self._queued_record(uetr)
-            changes, at = self._begin(now_us)
-            if uetr not in self.rtgs.orders:
-                return self._no_longer_queued(record, changes)
-            self._apply_step(self.rtgs.move(uetr, to_front, at), at, changes)
-            self._follow_queue(record)
-            changes.records[uetr] = record
-            self._commit_changes(changes)
-            return _result_of(record)
+            with self._step(now_us) as (changes, at):
+                if uetr not in self.rtgs.orders:
+                    return self._no_longer_queued(record, changes)
+                self._apply_step(self.rtgs.move(uetr, to_front, at), at, changes)
+                self._follow_queue(record)
+                changes.records[uetr] = record
+                self._commit_changes(changes)
+                return _result_of(record)
 
     def set_payment_times(self, uetr: str, latest_us: int | None, reject_by_us: int | None,
                           now_us: int) -> PaymentResult:
@@ -212,29 +209,28 @@ class PaymentOperations:
             if not on_one_date((record.payment.earliest_us, latest_us, reject_by_us)):
                 raise PaymentRefused(f"payment {uetr}: latest and reject-by times must fall on "
                                      "one UTC date, that of its earliest time if it has one")
-            changes, at = self._begin(now_us)
-            if uetr not in self.rtgs.orders:
-                return self._no_longer_queued(record, changes)
-            self.rtgs.set_times(uetr, latest_us, reject_by_us)
-            record.latest_us, record.reject_by_us = latest_us, reject_by_us
-            changes.records[uetr] = record
-            self._apply_step(self.rtgs.tick(at), at, changes)
-            self._commit_changes(changes)
-            return _result_of(record)
+            with self._step(now_us) as (changes, at):
+                if uetr not in self.rtgs.orders:
+                    return self._no_longer_queued(record, changes)
+                self.rtgs.set_times(uetr, latest_us, reject_by_us)
+                record.latest_us, record.reject_by_us = latest_us, reject_by_us
+                changes.records[uetr] = record
+                self._apply_step(self.rtgs.tick(at), at, changes)
+                self._commit_changes(changes)
+                return _result_of(record)
 
     def set_account_policy(self, account_id: int, policy: AccountPolicy, now_us: int) -> None:
         with self._lock:
             if account_id not in self.accounts:
                 raise PaymentRefused(f"no account {account_id}")
-            changes, at = self._begin(now_us)
-            changes.policies.append((account_id, policy))
-            self._apply_step(self.rtgs.set_policy(account_id, policy, at), at, changes)
-            self._commit_changes(changes)
+            with self._step(now_us) as (changes, at):
+                changes.policies.append((account_id, policy))
+                self._apply_step(self.rtgs.set_policy(account_id, policy, at), at, changes)
+                self._commit_changes(changes)
 
     def resolve_gridlock(self, now_us: int, currency: str | None = None) -> tuple[int, int]:
         """Run multilateral gridlock resolution; return (payments settled, value in minor)."""
-        with self._lock:
-            changes, at = self._begin(now_us)
+        with self._lock, self._step(now_us) as (changes, at):
             step = self.rtgs.resolve(at, currency)
             self._apply_step(step, at, changes)
             self._commit_changes(changes)
@@ -242,19 +238,18 @@ class PaymentOperations:
 
     def tick(self, now_us: int) -> None:
         """Let time pass: reservations expire, reject-by times reject, earliest times release."""
-        with self._lock:
-            changes, _ = self._begin(now_us)
+        with self._lock, self._step(now_us) as (changes, _):
             self._commit_changes(changes)
 
     def heartbeat(self, now_us: int) -> None:
         """Called at intervals: time passes, a gridlocked queue gets a resolution, and
         answers kept under idempotency keys past their retention are forgotten."""
         with self._lock:
-            changes, at = self._begin(now_us)
-            if self.rtgs.orders and at - self._resolved_at_us >= GRIDLOCK_INTERVAL_US:
-                self._resolved_at_us = at
-                self._apply_step(self.rtgs.resolve(at), at, changes)
-            self._commit_changes(changes)
+            with self._step(now_us) as (changes, at):
+                if self.rtgs.orders and at - self._resolved_at_us >= GRIDLOCK_INTERVAL_US:
+                    self._resolved_at_us = at
+                    self._apply_step(self.rtgs.resolve(at), at, changes)
+                self._commit_changes(changes)
             due = self.idempotency.due(at)[:ANSWERS_FORGOTTEN_PER_BEAT_MAX]
             if due:
                 self._write(forgotten_answers=due, at_us=at)
@@ -306,18 +301,35 @@ class PaymentOperations:
             if progress is not None and not count % RECOVERY_PROGRESS_EVERY:
                 progress("payments", count, total)
             self._record(record)
-            self._last_timestamp_us = max(self._last_timestamp_us, record.history[-1].at_us)
+            last_change_us = record.history[-1].at_us
+            self._last_timestamp_us = max(self._last_timestamp_us, last_change_us)
+            self._last_step_us = max(self._last_step_us, last_change_us)
             if record.status == PaymentStatus.QUEUED:
                 self.rtgs.restore(_order_of(record))
             elif record.status == PaymentStatus.SETTLED:
                 self.rtgs.restore_settled(_order_of(record), record.history[-1].at_us)
             elif record.status == PaymentStatus.RETURNED:  # counted as it was before a restart
                 self.rtgs.restore_settled(_order_of(record), record.history[-2].at_us)
-        if self._last_timestamp_us:
-            self.rtgs.restore_day(self._last_timestamp_us,
+        if self._last_step_us:
+            self.rtgs.restore_day(self._last_step_us,
                                   self.store.last_notice_times(LATEST_TIME_PASSED))
         if progress is not None:
             progress("payments", len(self.payments), len(self.payments))
+
+    @contextmanager
+    def _step(self, now_us: int) -> Iterator[tuple[_Changes, int]]:
+        """A command's step, from _begin to its commit. Commands refuse before their step
+        begins or after it has committed; should one raise between (a defect, or the caller's
+        code that renders an answer), memory holds changes the store does not, and is rebuilt
+        from the store: nothing settles in memory alone."""
+        changes = None
+        try:
+            changes, at = self._begin(now_us)
+            yield changes, at
+        except BaseException:
+            if changes is None or not changes.closed:
+                self._recover()
+            raise
 
     def _begin(self, now_us: int) -> tuple[_Changes, int]:
         """Start a step: time moves on, so reservations and queues react to it first."""
@@ -509,6 +521,7 @@ class PaymentOperations:
         return record
 
     def _commit_changes(self, changes: _Changes) -> None:
+        changes.closed = True  # written below, or memory rebuilt if the write fails
         if not (changes.journal or changes.records or changes.notices or changes.policies
                 or changes.idempotency or self._day_turned()):
             return

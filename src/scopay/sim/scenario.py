@@ -113,6 +113,14 @@ class Scenario:
         if expected is not None:
             self._expect(uetr, expected)
 
+    def _do_block(self, args: list[str]) -> None:
+        name, currency = args  # the account refuses every movement (its owner is suspended)
+        self.ledger.set_blocked(self._account(name, currency), True)
+
+    def _do_unblock(self, args: list[str]) -> None:
+        name, currency = args
+        self.ledger.set_blocked(self._account(name, currency), False)
+
     def _do_expect(self, args: list[str]) -> None:
         uetr, expected = args[:2]
         self._expect(uetr, expected)
@@ -126,10 +134,11 @@ class Scenario:
             raise ScenarioError(f"{name} {currency} is {format_amount(balance, currency)}")
 
     def _do_cancel(self, args: list[str]) -> None:
-        order = self.rtgs.cancel(args[0])
+        order, step = self.rtgs.withdraw(args[0], self.now_us)
         if order is None:
             raise ScenarioError(f"{args[0]} is not queued")
         self.status[args[0]] = "cancelled"
+        self._apply(step)
 
     def _do_priority(self, args: list[str]) -> None:
         self._apply(self.rtgs.change_priority(args[0], Priority(args[1]), self.now_us))
