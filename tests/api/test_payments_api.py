@@ -161,6 +161,33 @@ def test_operator_resolves_a_gridlock(live_server):
         a.post(f"/v1/payments/{first['uetr']}/cancel")
 
 
+def test_an_indirect_participant_does_not_move_its_sponsors_money_itself(live_server):
+    """Its payments settle on its sponsor's account: the sponsor sends them, and an indirect
+    participant holding a key of its own may read (its mailbox) but send none."""
+    from scopay.client import KeyFile, ScopayClient, new_private_key
+    from scopay.domain.participant import Role
+
+    indirect = next(p.bic for p in live_server.engine.participants.values()
+                    if p.role == Role.INDIRECT and p.sponsor_bic == BANK_A)
+    private = new_private_key()
+    with live_server.client(OPERATOR) as operator:
+        registered = operator.post(f"/v1/participants/{indirect}/keys", json={
+            "public_key": KeyFile("x", indirect, private).public_key})
+    assert registered.status_code == 201, registered.text
+    own = payment("5.00", debtor=indirect)
+    with ScopayClient(live_server.url, KeyFile(registered.json()["key_id"], indirect,
+                                               private)) as client, \
+            live_server.client(BANK_A) as sponsor:
+        assert client.get("/v1/mailbox").status_code == 200
+        refused = client.post("/v1/payments", json=own)
+        bulk = client.post("/v1/payments/bulk", json={"payments": [payment("5.00",
+                                                                            debtor=indirect)]})
+        assert sponsor.get(f"/v1/payments/{own['uetr']}").status_code == 404  # nothing made
+        sent = sponsor.post("/v1/payments", json=own)  # the sponsor sends it
+    assert (refused.status_code, bulk.status_code) == (403, 403)
+    assert sent.status_code == 201, sent.text
+
+
 def test_a_sponsor_tracks_the_payments_of_the_indirect_participant_it_settles_for(live_server):
     from scopay.domain.participant import Role
 

@@ -96,11 +96,14 @@ def may_move(caller: Caller, debit: Account, credit: Account) -> bool:
 
 
 def may_send_payment(caller: Caller, debtor_agent: Participant | None) -> bool:
-    """A bank sends its own payments, or those of an indirect participant it sponsors; the
-    operator and settlement agents send none (an agent moves money by transfers)."""
+    """A direct participant sends its own payments, or those of an indirect participant it
+    sponsors. An indirect participant sends none itself: its payments settle on its sponsor's
+    account, which only the sponsor moves (it reaches scopay through its sponsor, as in T2 or
+    CIPS, and may hold a key to track its payments and read its mailbox). The operator and
+    settlement agents send none either (an agent moves money by transfers)."""
     p = caller.participant
     if (p.status != Status.ACTIVE
-            or p.role in (Role.OPERATOR, Role.SETTLEMENT_AGENT, Role.AUDITOR)
+            or p.role in (Role.OPERATOR, Role.SETTLEMENT_AGENT, Role.AUDITOR, Role.INDIRECT)
             or debtor_agent is None):
         return False
     return debtor_agent.bic == p.bic or debtor_agent.sponsor_bic == p.bic
