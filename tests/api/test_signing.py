@@ -359,6 +359,19 @@ def test_same_idempotency_key_with_another_request_is_refused_and_changes_nothin
     assert live_server.engine.store.journal_entry("sig-reuse-2") is None
 
 
+def test_same_idempotency_key_with_another_query_is_another_request(live_server, raw):
+    key = live_server.keys[OPERATOR]
+    first = raw.send(signed(live_server, key, "POST", "/v1/gridlock/resolve?currency=CNY",
+                            idempotency_key="resolve-once"))
+    other = raw.send(signed(live_server, key, "POST", "/v1/gridlock/resolve?currency=RUB",
+                            idempotency_key="resolve-once"))
+    again = raw.send(signed(live_server, key, "POST", "/v1/gridlock/resolve?currency=CNY",
+                            idempotency_key="resolve-once"))
+    assert first.status_code == 200, first.text
+    assert_refused(other, 422, "different request")
+    assert again.content == first.content and again.headers["idempotent-replay"] == "true"
+
+
 def test_idempotency_keys_belong_to_one_participant(live_server, raw):
     a = raw.send(signed(live_server, live_server.keys[BANK_A], "POST", "/v1/transfers",
                         transfer(live_server, "sig-scope-a"), idempotency_key="shared-name"))

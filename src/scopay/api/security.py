@@ -212,8 +212,13 @@ def _raw_target(scope) -> str:
 
 
 def request_digest(scope, body: bytes) -> str:
-    return hashlib.sha256(
-        b"\n".join((scope["method"].encode(), scope["path"].encode(), body))).hexdigest()
+    """What makes two requests under one idempotency key the same: method, path, query (its
+    bytes as sent; a request without one digests as it always has) and body."""
+    target = scope["path"].encode()
+    query = scope.get("query_string", b"")
+    if query:
+        target += b"?" + query
+    return hashlib.sha256(b"\n".join((scope["method"].encode(), target, body))).hexdigest()
 
 
 class DirectRoute(NamedTuple):
