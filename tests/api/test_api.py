@@ -196,8 +196,12 @@ def test_settlement_agent_funds_in_and_out(live_server):
             "id": "fout-2", "debit_account_id": bank,
             "credit_account_id": live_server.account_of(BANK_B, "CNY"), "amount": "1.00",
             "currency": "CNY"})
+        unwritable = client.post("/v1/transfers", json={  # 19 digits: no ISO amount
+            "id": "fin-2", "debit_account_id": issuance, "credit_account_id": bank,
+            "amount": "10000000000000000.00", "currency": "CNY"})
     assert funds_in.status_code == funds_out.status_code == 201
     assert elsewhere.status_code == 404
+    assert unwritable.status_code == 422 and "ISO amount" in unwritable.json()["detail"]
 
 
 def test_concurrent_clients_with_shared_ids_settle_each_transfer_once(live_server):

@@ -266,6 +266,50 @@ def test_statements_of_successive_days_chain_and_match_the_journal(engine, netwo
     runner.stop()
 
 
+def test_a_balance_past_what_an_iso_amount_holds_is_refused_clearly_not_a_server_error(
+        engine, network, serve_app, xsd):
+    """Each movement fits the 18 digits of an ISO amount, so each is notified; their sum
+    does not, so the day's statement cannot be written: a 422 saying so, not a 500."""
+    most = 10**18 - 1  # 9999999999999999.99 CNY
+    for n in range(2):
+        (outcome,) = engine.submit([Transfer(f"most-{n}", network.cny_issuance,
+                                             network.icbk_cny, most, "CNY")],
+                                   network.funded_at_us + 1 + n)
+        assert outcome.rejection is None
+    key = KeyFile(signing.new_key_id(), "ICBKCNBJ", new_private_key())
+    engine.register_key(key.key_id, "ICBKCNBJ", key.public_key, network.funded_at_us + 3)
+    runner = EngineRunner(engine, lambda: time.time_ns() // 1000).start()
+    url = serve_app(create_app(runner))
+    day = (datetime(1970, 1, 1, tzinfo=UTC)
+           + timedelta(microseconds=network.funded_at_us)).date().isoformat()
+    with httpx.Client(base_url=url, auth=SignedAuth(key)) as client:
+        statement = client.get(f"/v1/accounts/{network.icbk_cny}/statement",
+                               params={"day": day})
+        credits = [n for n in client.get("/v1/mailbox", params={"limit": 500}).json()
+                   if n["kind"] == "credit_notification" and n["reference"].startswith("most-")]
+        messages = [client.get(f"/v1/mailbox/{n['seq']}/message") for n in credits]
+    runner.stop()
+    assert statement.status_code == 422, statement.text
+    assert "cannot be written in ISO 20022" in statement.json()["detail"]
+    assert len(messages) == 2
+    assert all(m.status_code == 200 and valid(xsd, "camt.054.001.08", m.content)
+               for m in messages)
+
+
+def test_a_status_report_that_refuses_every_transaction_is_dated_now(live_server):
+    first = payment(1_000)
+    again = replace(first, uetr=str(uuid.uuid4()))  # a new UETR under a used instruction id
+    with live_server.client(BANK_A) as bank:
+        assert bank.post("/v1/iso20022", content=build_pacs008(message(first)),
+                         headers=XML).status_code == 200
+        asked_us = time.time_ns() // 1000
+        answer = bank.post("/v1/iso20022", content=build_pacs008(message(again)), headers=XML)
+    assert answer.status_code == 200, answer.text
+    _, report = parse_message(answer.content)
+    assert [t.status.value for t in report.transactions] == ["RJCT"]
+    assert report.created_at_us >= asked_us - 1_000_000  # CreDtTm to the second
+
+
 def test_an_oversize_message_is_refused_in_xml_with_ff01_and_nothing_is_read(live_server):
     from scopay.api.security import REQUEST_BYTES_MAX
 

@@ -86,7 +86,8 @@ def test_unknown_creditor_agent_is_rejected_with_its_reason_and_iso_code(live_se
 def test_bad_payment_input_is_refused_before_anything_happens(live_server):
     with live_server.client(BANK_A) as a:
         for change in ({"amount": "1.001"}, {"amount": "0"}, {"uetr": "not-a-uuid"},
-                       {"currency": "cny"}, {"priority": "asap"}, {"surprise": True}):
+                       {"currency": "cny"}, {"priority": "asap"}, {"surprise": True},
+                       {"amount": "10000000000000000.00"}):  # 19 digits: no ISO amount
             body = {**payment(), **change}
             answer = a.post("/v1/payments", json=body)
             assert answer.status_code == 422, change
@@ -336,6 +337,40 @@ def test_creditor_agent_returns_a_settled_payment_by_json_and_nobody_else_can(li
         f"AC04: returned by its creditor agent {BANK_B}: account closed")
     assert (after[a_cny] - before[a_cny], after[b_cny] - before[b_cny]) == (4000, -4000)
     assert again.status_code in (409, 422) and again.json()["iso_code"] is not None
+
+
+def test_the_bank_whose_account_a_return_debits_is_told_even_when_the_operator_returns(
+        live_server):
+    body = payment("2.00")
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b, \
+            live_server.client(OPERATOR) as operator:
+        assert a.post("/v1/payments", json=body).json()["status"] == "settled"
+        returned = operator.post(f"/v1/payments/{body['uetr']}/return", json={"reason": "FRAD"})
+        told = [n for n in b.get("/v1/mailbox", params={"limit": 500}).json()
+                if n["uetr"] == body["uetr"]]
+    assert returned.status_code == 200, returned.text
+    assert [(n["kind"], n["status"]) for n in told] == [
+        ("incoming_payment", "settled"), ("status_report", "returned")]
+
+
+def test_an_indirect_creditor_agent_returns_through_its_sponsor_only(live_server):
+    from scopay.client import KeyFile, ScopayClient, new_private_key
+    from scopay.domain.participant import Role
+
+    indirect = next(p.bic for p in live_server.engine.participants.values()
+                    if p.role == Role.INDIRECT and p.sponsor_bic == BANK_A)
+    private = new_private_key()
+    with live_server.client(OPERATOR) as operator:
+        key_id = operator.post(f"/v1/participants/{indirect}/keys", json={
+            "public_key": KeyFile("x", indirect, private).public_key}).json()["key_id"]
+    body = payment("3.00", debtor=BANK_B, creditor=indirect)
+    with live_server.client(BANK_B) as b, live_server.client(BANK_A) as sponsor, \
+            ScopayClient(live_server.url, KeyFile(key_id, indirect, private)) as client:
+        assert b.post("/v1/payments", json=body).json()["status"] == "settled"
+        refused = client.post(f"/v1/payments/{body['uetr']}/return", json={"reason": "AC04"})
+        returned = sponsor.post(f"/v1/payments/{body['uetr']}/return", json={"reason": "AC04"})
+    assert refused.status_code == 404
+    assert returned.status_code == 200, returned.text
 
 
 def test_a_cancellation_says_who_cancelled(live_server):

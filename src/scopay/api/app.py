@@ -29,7 +29,7 @@ from scopay.api.errors import (
     rejected,
 )
 from scopay.api.iso import router as iso_router
-from scopay.api.payments import DIRECT_ROUTES
+from scopay.api.payments import DIRECT_ROUTES, amount_of
 from scopay.api.payments import router as payments_router
 from scopay.api.schemas import (
     AccountIdPath,
@@ -46,7 +46,6 @@ from scopay.api.security import Caller, Guard, RateLimiter, ReplayGuard
 from scopay.api.verifier import Verifier
 from scopay.api.views import balance_out, participant_out
 from scopay.domain.ledger import Transfer, TransferKind, TransferOutcome
-from scopay.domain.money import AmountError, CurrencyError, parse_amount
 from scopay.domain.participant import Role
 from scopay.domain.rejection import REJECTION_TEXT
 from scopay.engine.runner import LoopRunner, Runner, RunnerBusyError
@@ -340,10 +339,7 @@ def _transfer_from(body: TransferIn, bic: str) -> Transfer:
     """The ledger's command, with the caller's ids put in its own namespace."""
     amount_minor = 0
     if body.currency:
-        try:
-            amount_minor = parse_amount(body.amount, body.currency)
-        except (AmountError, CurrencyError) as error:
-            raise ApiError(422, "Invalid amount", str(error)) from None
+        amount_minor = amount_of(body.amount, body.currency)
     elif body.kind not in _RESOLUTIONS or body.amount not in ("0", ""):
         raise ApiError(422, "Invalid request", "currency is required with an amount")
     pending_id = None if body.pending_id is None else auth.ledger_transfer_id(bic, body.pending_id)

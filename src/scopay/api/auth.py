@@ -147,8 +147,9 @@ def returner(caller: Caller, payment: Payment,
     p = caller.participant
     if p.role == Role.OPERATOR:
         return "the operator"
-    if p.status != Status.ACTIVE or p.role in (Role.AUDITOR, Role.SETTLEMENT_AGENT):
-        return None
+    if p.status != Status.ACTIVE or p.role in (Role.AUDITOR, Role.SETTLEMENT_AGENT,
+                                                Role.INDIRECT):
+        return None  # an indirect participant's sponsor returns for it (may_send_payment)
     if p.bic == payment.creditor_agent:
         return f"its creditor agent {p.bic}"
     agent = participants.get(payment.creditor_agent)

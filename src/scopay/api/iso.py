@@ -216,7 +216,17 @@ def _statement(engine, account, day: date) -> bytes:
     report = Statement(f"STMT{account_id}{day:%Y%m%d}", end_us, f"{account_id}-{day:%Y%m%d}",
                        str(account_id), account.currency, opening, day, closing, day,
                        tuple(entries), account_servicer=account.owner_bic)
-    return build_camt053(report)
+    return _written(build_camt053, report, f"the statement of account {account_id} for {day}")
+
+
+def _written(build: Callable, report, what: str) -> bytes:
+    """The message built, or a clear refusal where a value has no room in it (a balance past
+    the 18 digits of an ISO amount, say): a retry would fail alike, so not a server error."""
+    try:
+        return build(report)
+    except ValueError as error:
+        raise ApiError(422, "Message cannot be written",
+                       f"{what} cannot be written in ISO 20022: {error}") from None
 
 
 # -- mapping ----------------------------------------------------------------------------------
@@ -240,7 +250,8 @@ async def _credit_transfers(request: Request, caller: auth.Caller, message_type:
     stamps = [result.history[-1].at_us for result in results if result.history]
     transactions = [_transaction_status(message.message_id, message_type, payment, result)
                     for payment, result in zip(payments, results, strict=True)]
-    report = StatusReport(f"SCOPAY{message.message_id}"[:35], max(stamps, default=0),
+    report = StatusReport(f"SCOPAY{message.message_id}"[:35],
+                          max(stamps, default=time.time_ns() // 1000),  # none recorded: now
                           tuple(transactions),
                           instructing_agent=None, instructed_agent=bic)
     return Response(build_pacs002(report), media_type=XML)
@@ -385,9 +396,9 @@ def _notification(engine, seq: int, notice: Notice) -> bytes:
                    entry_reference=auth.shown_transfer_id(notice.participant_bic,
                                                           transfer.id)[:35],
                    account_servicer_reference=str(journal_seq))
-    return build_camt054(Notification(f"SCOPAY{seq}", entry.timestamp_us, f"NTFCN{seq}",
-                                      str(account_id), transfer.currency, (booked,),
-                                      account_servicer=account.owner_bic))
+    return _written(build_camt054, Notification(
+        f"SCOPAY{seq}", entry.timestamp_us, f"NTFCN{seq}", str(account_id), transfer.currency,
+        (booked,), account_servicer=account.owner_bic), f"message {seq}")
 
 
 def _return_id(uetr: str) -> str:

@@ -68,6 +68,7 @@ from scopay.domain.rtgs import AccountPolicy
 from scopay.engine.payments import PaymentRefused, PaymentResult, Receipt, ReturnRequest
 from scopay.engine.runner import Runner, RunnerBusyError
 from scopay.iso20022.codes import PAYMENT_STATUS_CODE, REJECTION_REASON_CODE
+from scopay.iso20022.datatype import format_iso_amount
 
 router = APIRouter()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -405,11 +406,19 @@ def _authorised(body: PaymentIn, payment: Payment | ApiError, runner: Runner,
     return payment
 
 
-def _payment_from(body: PaymentIn, sender_bic: str) -> Payment:
+def amount_of(text: str, currency: str) -> int:
+    """An amount of the JSON API in minor units: exact to its currency's decimals, and within
+    the 18 digits of an ISO 20022 amount, so that every message about it can be written."""
     try:
-        amount_minor = parse_amount(body.amount, body.currency)
-    except (AmountError, CurrencyError) as error:
+        amount_minor = parse_amount(text, currency)
+        format_iso_amount(amount_minor, currency)
+    except (AmountError, CurrencyError, ValueError) as error:
         raise ApiError(422, "Invalid amount", str(error)) from None
+    return amount_minor
+
+
+def _payment_from(body: PaymentIn, sender_bic: str) -> Payment:
+    amount_minor = amount_of(body.amount, body.currency)
     if amount_minor == 0:
         raise ApiError(422, "Invalid amount", "a payment amount must be positive")
     earliest_us, latest_us = _micros(body.earliest), _micros(body.latest)

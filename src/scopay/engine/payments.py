@@ -412,9 +412,10 @@ class PaymentOperations:
         for bic in told:  # the money came back to them, as a payment comes in
             changes.notices.append(_new_notice(bic, NoticeKind.INCOMING_PAYMENT, request.uetr,
                                                PaymentStatus.RETURNED.value, request.detail, at))
-        changes.notices.append(_new_notice(request.returner_bic, NoticeKind.STATUS_REPORT,
-                                           request.uetr, PaymentStatus.RETURNED.value,
-                                           request.detail, at))
+        debited = self.accounts[record.creditor_account].owner_bic
+        for bic in dict.fromkeys((request.returner_bic, debited)):  # the operator may return
+            changes.notices.append(_new_notice(bic, NoticeKind.STATUS_REPORT, request.uetr,
+                                               PaymentStatus.RETURNED.value, request.detail, at))
         # The debtor's account got room: its queued payments may settle now.
         self._apply_step(self.rtgs.release(accounts_given_room(result.journal), at), at,
                          changes)
