@@ -148,6 +148,7 @@ class Rtgs:
         """Settle the new order at once if it may, else offset it, else queue it."""
         assert order.uetr not in self.orders, "an order enters the queue once"
         step = Step()
+        self._enter_day(now_us, step)
         if order.reject_by_us is not None and now_us >= order.reject_by_us:
             step.rejected.append((order, Rejection.REJECT_TIME_PASSED))
             return step
@@ -244,12 +245,14 @@ class Rtgs:
     def release(self, accounts: Iterable[int], now_us: int) -> Step:
         """Try the queues of accounts whose liquidity (or limits) changed."""
         step = Step()
+        self._enter_day(now_us, step)
         self._release(set(accounts), now_us, step)
         return step
 
     def resolve(self, now_us: int, currency: str | None = None) -> Step:
         """Multilateral gridlock resolution over every queued payment (of one currency)."""
         step = Step()
+        self._enter_day(now_us, step)
         currencies = {o.currency for o in self.orders.values()} if currency is None else {currency}
         for code in sorted(currencies):
             self._resolve_currency(code, now_us, step)
@@ -477,8 +480,10 @@ class Rtgs:
             chosen = [candidates[uetr] for uetr in resolution.settle]
             over = self._over_limits(chosen)
             if not over:
-                if chosen:
-                    self._settle_together(chosen, now_us, step)
+                if chosen and self._settle_together(chosen, now_us, step):
+                    # the money the resolution moved gives room, as any settled payment
+                    # does: the queues it reached are tried, cascading
+                    self._release({o.creditor_account for o in chosen}, now_us, step)
                 return
             for order in over:  # leave out, and choose again without them
                 del candidates[order.uetr]
@@ -543,6 +548,13 @@ class Rtgs:
         if len(self._timed) > 2 * len(self.orders) + 1024:  # mostly orders gone: rebuild
             self._timed = [entry for entry in self._timed if entry[2] in self.orders]
             heapify(self._timed)
+
+    def _enter_day(self, now_us: int, step: Step) -> None:
+        """Count positions for the day of `now_us`, whichever step comes first in it (tick
+        does the same): on a new day they start from zero, and every queue is tried, as a
+        limit may have held its payments back."""
+        if self._start_day(now_us // BUSINESS_DAY_US):
+            self._release(set(self.queues), now_us, step)
 
     def _start_day(self, day: int) -> bool:
         """Count positions for `day` from now on; True when that cleared an earlier day."""
