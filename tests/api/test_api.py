@@ -235,6 +235,25 @@ def test_revoked_key_is_refused_and_a_rotated_one_works(live_server):
             assert bank.get("/v1/accounts").status_code == 401
 
 
+def test_the_operator_cannot_revoke_its_last_key(live_server):
+    from scopay.client import KeyFile, ScopayClient, new_private_key
+
+    last = live_server.keys[OPERATOR].key_id
+    private = new_private_key()
+    with live_server.client(OPERATOR) as operator:
+        refused = operator.delete(f"/v1/keys/{last}")
+        second = operator.post(f"/v1/participants/{OPERATOR}/keys", json={
+            "public_key": KeyFile("x", OPERATOR, private).public_key}).json()["key_id"]
+        with ScopayClient(live_server.url, KeyFile(second, OPERATOR, private)) as other:
+            assert other.get("/v1/accounts").status_code == 200
+            assert other.delete(f"/v1/keys/{second}").status_code == 204  # one is left
+        refused_again = operator.delete(f"/v1/keys/{last}")
+        still = operator.get("/v1/accounts")
+    assert refused.status_code == refused_again.status_code == 409
+    assert "last key" in refused.json()["detail"]
+    assert still.status_code == 200
+
+
 def test_only_the_operator_reconciles(live_server):
     with live_server.client(BANK_A) as bank, live_server.client(OPERATOR) as operator:
         assert bank.post("/v1/reconcile").status_code == 403

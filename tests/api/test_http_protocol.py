@@ -7,6 +7,7 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
+from scopay.api import http_protocol
 from scopay.api.http_protocol import JOIN_BYTES_MAX, OneWriteHttpProtocol, OneWriteTransport
 
 
@@ -269,5 +270,93 @@ def test_pipelined_requests_are_answered_in_order_each_in_one_write():
         assert [write.endswith(path) for write, path in
                 zip(socket.writes, (b"/first", b"/second"), strict=True)] == [True, True]
         assert all(write.startswith(b"HTTP/1.1 200 OK\r\n") for write in socket.writes)
+
+    asyncio.run(scenario())
+
+
+async def closed(socket: RecordingTransport, feed=None) -> None:
+    """Until the server closes the connection (feeding it a byte a turn, if given)."""
+    async def until_closed() -> None:
+        while not socket.closed:
+            if feed is not None:
+                feed()
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(until_closed(), timeout=10)
+
+
+def test_a_request_head_over_the_limit_is_answered_431_and_the_connection_closed():
+    seen: list = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["path"])
+
+    async def scenario():
+        protocol, socket = serving(app)
+        protocol.data_received(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ")
+        for _ in range(64):  # one header that never ends: 512 KiB
+            if socket.closed:
+                break
+            protocol.data_received(b"x" * 8192)
+        await next_turns()
+        assert socket.closed
+        assert len(socket.writes) == 1
+        assert socket.writes[0].startswith(b"HTTP/1.1 431 ")
+        assert seen == []
+
+    asyncio.run(scenario())
+
+
+def test_a_head_sent_too_slowly_or_never_closes_the_connection(monkeypatch):
+    monkeypatch.setattr(http_protocol, "HEAD_TIMEOUT_S", 0.05)
+    seen: list = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["path"])
+
+    async def scenario():
+        _, silent = serving(app)  # connects and never sends
+        await closed(silent)
+        protocol, trickled = serving(app)
+        head = iter(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Pad: x\r\n" * 1000)
+        await closed(trickled, lambda: protocol.data_received(bytes([next(head)])))
+        assert next(head, None) is not None  # closed before the head was in: not put off
+        assert silent.writes == trickled.writes == [] and seen == []
+
+    asyncio.run(scenario())
+
+
+def test_a_body_sent_too_slowly_closes_the_connection_and_the_route_sees_the_client_gone(
+        monkeypatch):
+    monkeypatch.setattr(http_protocol, "BODY_TIMEOUT_S", 0.05)
+    received: list = []
+
+    async def app(scope, receive, send):
+        while True:
+            message = await receive()
+            received.append(message["type"])
+            if message["type"] != "http.request" or not message.get("more_body"):
+                return
+
+    async def scenario():
+        protocol, socket = serving(app)
+        protocol.data_received(b"POST /v1/payments HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               b"Content-Length: 100\r\n\r\n{")
+        await closed(socket)
+        protocol.connection_lost(None)
+        await next_turns(4)
+        assert received[-1] == "http.disconnect" and socket.writes == []
+
+    asyncio.run(scenario())
+
+
+def test_a_request_that_arrives_whole_sets_no_deadline():
+    async def scenario():
+        protocol, socket = serving(answering(b"ok"))
+        protocol.data_received(b"POST /v1/payments HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               b"Content-Length: 2\r\n\r\n{}")
+        await answered(protocol)
+        assert protocol._deadline is None  # neither deadline was set for this request
+        assert not socket.closed and len(socket.writes) == 1
 
     asyncio.run(scenario())

@@ -372,6 +372,26 @@ def test_same_idempotency_key_with_another_query_is_another_request(live_server,
     assert again.content == first.content and again.headers["idempotent-replay"] == "true"
 
 
+@pytest.mark.parametrize("headers", [
+    b"",  # no signature at all
+    b"X-Scopay-Key-Id: kffffffffffffffff\r\nX-Scopay-Timestamp: 1\r\n"
+    b"X-Scopay-Nonce: nnnnnnnnnnnnnnnn\r\nX-Scopay-Signature: x\r\n",  # stale, unknown key
+])
+def test_a_request_its_headers_refuse_is_answered_before_its_body_is_read(live_server, headers):
+    """An unsigned client declaring a large body is refused on its headers: scopay neither
+    waits for nor holds the body."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(live_server.url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as client:
+        client.sendall(b"POST /v1/payments HTTP/1.1\r\nHost: scopay\r\n"
+                       b"Content-Type: application/json\r\nContent-Length: 4000000\r\n"
+                       + headers + b"\r\n{")  # one byte of the body, and no more
+        answer = client.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
+
+
 def test_idempotency_keys_belong_to_one_participant(live_server, raw):
     a = raw.send(signed(live_server, live_server.keys[BANK_A], "POST", "/v1/transfers",
                         transfer(live_server, "sig-scope-a"), idempotency_key="shared-name"))

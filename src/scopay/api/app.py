@@ -205,6 +205,12 @@ def create_app(runner: Runner, direct_routes: bool = True,
         if found is None or (caller.role != Role.OPERATOR
                              and found[0] != caller.participant.bic):
             raise ApiError(404, "Not found", f"no key {key_id} that you may revoke")
+        owner = engine.participants.get(found[0])
+        if owner is not None and owner.role == Role.OPERATOR and found[2] is None and not any(
+                k != key_id and bic == found[0] and revoked is None
+                for k, (bic, _, revoked) in engine.keys.items()):
+            raise ApiError(409, "Refused", "the operator's last key: register another one "
+                           "first (or, with scopay stopped, issue one: scopay keys issue)")
         await asyncio.wrap_future(runner.call(lambda e, now: e.revoke_key(key_id, now)))
 
     return app

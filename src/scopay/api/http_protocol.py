@@ -20,6 +20,10 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 JOIN_BYTES_MAX = 64 * 1024  # a held write and the next are copied into one up to this size
+HEAD_BYTES_MAX = 64 * 1024  # a request's line and headers; scopay's own need under 2 KiB
+HEAD_TIMEOUT_S = 10.0  # to send a request's head, from the connection or its first byte
+BODY_TIMEOUT_S = 60.0  # to send a body (at most 4 MiB) once its head is in
+_HEAD, _BODY = "head", "body"  # what a connection is reading
 
 
 class OneWriteTransport:
@@ -77,16 +81,84 @@ class OneWriteTransport:
 
 
 class OneWriteHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a OneWriteTransport."""
+    """uvicorn's httptools protocol over a OneWriteTransport, with the limits uvicorn leaves
+    out: a request's head (request line and headers) of at most HEAD_BYTES_MAX, answered 431
+    past it, and deadlines for a client to send what it started: its request's head within
+    HEAD_TIMEOUT_S of the connection or of the request's first byte, its body within
+    BODY_TIMEOUT_S of the head. A client past a deadline has its connection closed. Idle
+    between requests, uvicorn's keep-alive timeout applies. Deadlines are set only when a
+    read ends inside a head or a body: a request that arrives whole costs no timer."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(OneWriteTransport(transport, self.loop))
+        self._reading: str | None = _HEAD  # what the client is sending now; None: nothing
+        self._head_bytes = 0  # bytes read while in this request's head
+        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline_for: str | None = None
+        self._set_deadline()  # a connection that never sends its request is closed too
+
+    def data_received(self, data: bytes) -> None:
+        if self._reading is _HEAD:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self._reading is _HEAD and self._head_bytes > HEAD_BYTES_MAX:
+            self._refuse_head()
+            return
+        self._set_deadline()
+
+    def on_message_begin(self) -> None:
+        self._reading = _HEAD
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._reading, self._head_bytes = _BODY, 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._reading = None
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
 
     def eof_received(self) -> bool | None:
         # The client sent all it will send; the transport closes itself once this returns,
         # and a write held back then would be dropped: it goes first.
         self.transport.flush()
         return super().eof_received()
+
+    def _set_deadline(self) -> None:
+        """One deadline for each head or body, from when it began: sending a byte now and
+        then does not put it off."""
+        if self._reading is self._deadline_for:
+            return
+        self._cancel_deadline()
+        if self._reading is not None:
+            timeout_s = HEAD_TIMEOUT_S if self._reading is _HEAD else BODY_TIMEOUT_S
+            self._deadline = self.loop.call_later(timeout_s, self._past_deadline)
+            self._deadline_for = self._reading
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self._deadline_for = None
+
+    def _past_deadline(self) -> None:
+        self._deadline = self._deadline_for = None
+        if not self.transport.is_closing():
+            self.transport.close()  # a route reading the body sees the client gone
+
+    def _refuse_head(self) -> None:
+        self._cancel_deadline()
+        message = f"request head over {HEAD_BYTES_MAX} bytes".encode()
+        self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                             b"content-type: text/plain; charset=utf-8\r\n"
+                             b"content-length: " + str(len(message)).encode() + b"\r\n"
+                             b"connection: close\r\n\r\n" + message)
+        self.transport.close()
 
 
 # How `scopay serve` runs uvicorn, and so the tests' live servers: this protocol; no

@@ -128,24 +128,12 @@ async def authenticate(scope, headers: dict[str, str],
 
     The signature is checked by the app's verifier process (api/verifier.py) when it runs,
     else here; meanwhile other requests go on, so the key is looked up again after it."""
-    key_id = headers.get(signing.KEY_ID_HEADER, "")
-    timestamp = headers.get(signing.TIMESTAMP_HEADER, "")
-    nonce = headers.get(signing.NONCE_HEADER, "")
-    signature = headers.get(signing.SIGNATURE_HEADER, "")
+    key_id, timestamp, nonce, signature, now_s = signed_headers(scope, headers)
     idempotency_key = headers.get(signing.IDEMPOTENCY_HEADER, "")
-    if not (key_id and timestamp and nonce and signature):
-        raise ApiError(401, "Unauthenticated",
-                       "sign the request: X-Scopay-Key-Id, -Timestamp, -Nonce and -Signature")
-    now_s = time.time()
-    if not _is_unix_seconds(timestamp) or abs(now_s - int(timestamp)) > signing.SKEW_S_MAX:
-        raise ApiError(401, "Unauthenticated",
-                       f"timestamp more than {signing.SKEW_S_MAX} s away from scopay's clock")
-    if not signing.NONCE_PATTERN.fullmatch(nonce):
-        raise ApiError(401, "Unauthenticated", "nonce must be 16-64 of A-Z a-z 0-9 _ -")
     state = scope["app"].state
     engine = state.runner.engine
     found = engine.keys.get(key_id)
-    if found is None:  # no commit in flight can make it known: it is not in memory either
+    if found is None:  # known when the headers were read, undone since by a failed commit
         raise ApiError(401, "Unauthenticated", KEY_REFUSED)
     if found[2] is not None:
         raise KeyStateRefused(401, "Unauthenticated", KEY_REFUSED)
@@ -166,6 +154,30 @@ async def authenticate(scope, headers: dict[str, str],
     if participant is None:
         raise ApiError(401, "Unauthenticated", "key of an unknown participant")
     return auth.Caller(participant, key_id), found
+
+
+def signed_headers(scope, headers: dict[str, str]) -> tuple[str, str, str, str, float]:
+    """(key id, timestamp, nonce, signature, now) of a request whose signing headers are all
+    there, timely and well formed, under a key scopay knows; else the refusal. The headers
+    alone decide this: the guard asks before it reads a body, so an unsigned client cannot
+    have scopay hold megabytes for it."""
+    key_id = headers.get(signing.KEY_ID_HEADER, "")
+    timestamp = headers.get(signing.TIMESTAMP_HEADER, "")
+    nonce = headers.get(signing.NONCE_HEADER, "")
+    signature = headers.get(signing.SIGNATURE_HEADER, "")
+    if not (key_id and timestamp and nonce and signature):
+        raise ApiError(401, "Unauthenticated",
+                       "sign the request: X-Scopay-Key-Id, -Timestamp, -Nonce and -Signature")
+    now_s = time.time()
+    if not _is_unix_seconds(timestamp) or abs(now_s - int(timestamp)) > signing.SKEW_S_MAX:
+        raise ApiError(401, "Unauthenticated",
+                       f"timestamp more than {signing.SKEW_S_MAX} s away from scopay's clock")
+    if not signing.NONCE_PATTERN.fullmatch(nonce):
+        raise ApiError(401, "Unauthenticated", "nonce must be 16-64 of A-Z a-z 0-9 _ -")
+    if key_id not in scope["app"].state.runner.engine.keys:
+        # no commit in flight can make it known: it is not in memory either
+        raise ApiError(401, "Unauthenticated", KEY_REFUSED)
+    return key_id, timestamp, nonce, signature, now_s
 
 
 def _headers(scope) -> dict[str, str]:
@@ -258,11 +270,19 @@ class Guard:
             await _until_durable(scope["app"].state.runner)
             await self.app(scope, receive, send)
             return
+        if _declared_length(scope) > REQUEST_BYTES_MAX:
+            await _too_large(scope)(scope, receive, send)
+            return
+        headers = _headers(scope)
+        try:
+            signed_headers(scope, headers)  # before the body is read: see there
+        except ApiError as error:
+            await problem(error.status, error.title, error.detail)(scope, receive, send)
+            return
         body = await _read_body(scope, receive)
         if body is None:
             await _too_large(scope)(scope, receive, send)
             return
-        headers = _headers(scope)
         route = self.direct.get((scope["method"], scope["path"]))
         refusal, caller, prepared = await _admit(scope, headers, body, route)
         if refusal is not None:
