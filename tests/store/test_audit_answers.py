@@ -35,11 +35,12 @@ def recorded_answers(db_path) -> list[list]:
                 for row in json.loads(text).get("idempotency", ())]
 
 
-def test_kept_answers_are_recorded_with_their_body_and_verify(engine, network, db_path):
-    kept_answers(engine, network)
+def test_kept_answers_are_recorded_with_their_body_and_time_and_verify(engine, network,
+                                                                      db_path):
+    at = kept_answers(engine, network)
     assert recorded_answers(db_path) == [
-        [ICBK, "key-1", "a" * 64, 201, hashlib.sha256(SETTLED).hexdigest()],
-        [ABOC, "key-2", "b" * 64, 202, hashlib.sha256(QUEUED).hexdigest()],
+        [ICBK, "key-1", "a" * 64, 201, hashlib.sha256(SETTLED).hexdigest(), at],
+        [ABOC, "key-2", "b" * 64, 202, hashlib.sha256(QUEUED).hexdigest(), at],
     ]
     assert verify_audit(db_path).ok
 
@@ -53,6 +54,9 @@ def test_kept_answers_are_recorded_with_their_body_and_verify(engine, network, d
     ("UPDATE idempotency_record SET request_sha256 = 'c' WHERE idempotency_key = 'key-1'",
      "key-1"),
     ("DELETE FROM idempotency_record WHERE idempotency_key = 'key-2'", "key-2"),
+    # kept longer (or forgotten sooner) than the retention the time it was kept gives
+    ("UPDATE idempotency_record SET created_us = created_us + 8640000000000 "
+     "WHERE idempotency_key = 'key-1'", "key-1"),
     (f"INSERT INTO idempotency_record VALUES ('{ICBK}', 'key-3', 'd', 201, X'7b7d', 1)",
      "key-3"),
 ])

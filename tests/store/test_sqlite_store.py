@@ -174,6 +174,18 @@ def test_second_store_on_the_same_file_is_refused_while_the_first_is_open(db_pat
     second.close()
 
 
+def test_a_second_writer_is_refused_whatever_name_it_gives_the_file(db_path, tmp_path):
+    link = tmp_path / "elsewhere.db"
+    link.symlink_to(db_path)
+    first = SQLiteStore(db_path)
+    try:
+        for other in (link, tmp_path / "." / link.name):
+            with pytest.raises(StoreLockedError):
+                SQLiteStore(other)
+    finally:
+        first.close()
+
+
 def test_checkpoint_round_trip(store):
     assert store.checkpoint() is None
     store.write_checkpoint(7, 1_000, [(1, -100, 0, 0), (11, 100, 30, 0), (12, 0, 0, 30)])

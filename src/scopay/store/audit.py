@@ -105,6 +105,10 @@ LAST_ROW = {
     "mailbox": "SELECT coalesce(max(seq), 0) FROM mailbox",
     "payment": "SELECT coalesce(max(rowid), 0) FROM payment",
 }
+# The first row of each: rows are numbered from 1, so a row numbered 0 or below was put there
+# by hand (SQLite takes any number given), where no entry's range reaches.
+FIRST_ROW = {table: sql.replace("max(", "min(").replace(", 0)", ", 1)")
+             for table, sql in LAST_ROW.items()}
 
 
 # A payment row in the order the store writes it: uetr, sender_bic, instruction_id, content,
@@ -190,6 +194,8 @@ def _verify_chain(db: sqlite3.Connection) -> AuditReport:
         "SELECT seq, at_us, payload, prev_sha256, sha256 FROM audit_log ORDER BY seq"
     ):
         count += 1
+        if seq != count:  # numbered from 1 without gaps, as appended: a head names its entry
+            return AuditReport(count, seq, f"it is numbered {seq} where entry {count} should be")
         if prev_sha != prev:
             return AuditReport(count, seq, "its link to the previous entry is broken")
         if chain_sha256(prev, payload_text) != sha:
@@ -205,6 +211,11 @@ def _verify_chain(db: sqlite3.Connection) -> AuditReport:
         admin.apply(payload)
         payments.apply(seq, payload)
     for table, next_row in expected_next.items():
+        first = db.execute(FIRST_ROW[table]).fetchone()[0]
+        if first < 1:
+            return AuditReport(count, None if count == 0 else count + 1,
+                               f"{table} rows numbered from {first}, below 1, are covered by "
+                               "no entry")
         last = db.execute(LAST_ROW[table]).fetchone()[0]
         if table == "payment" and payments.older_rows_pending:
             payments.admit_older_range(next_row, last)
@@ -235,6 +246,7 @@ class _AdminState:
         self.accounts: dict[int, list] = {}  # id -> [id, owner, currency, kind, line, blocked]
         self.keys: dict[str, tuple] = {}  # key id -> (id, bic, public key, created, revoked)
         self.policies: dict[int, tuple] = {}
+        self.acknowledged: dict[int, tuple] = {}  # mailbox seq -> (seq, bic, at)
 
     def apply(self, payload: dict) -> None:
         for row in payload.get("participants", ()):
@@ -263,6 +275,8 @@ class _AdminState:
             self.answers[row[0], row[1]] = tuple(row[2:])
         for bic, key in payload.get("forgotten_answers", ()):
             self.answers.pop((bic, key), None)
+        for row in payload.get("acknowledged", ()):
+            self.acknowledged[row[0]] = tuple(row)
 
     def compare(self, db: sqlite3.Connection) -> str | None:
         tables = (
@@ -274,6 +288,9 @@ class _AdminState:
              "revoked_us FROM participant_key", self.keys),
             ("account_policy", "SELECT account_id, reserved_urgent_minor, reserved_high_minor, "
              "multilateral_limit_minor, bilateral_limits FROM account_policy", self.policies),
+            # a notice acknowledged leaves its holder's unread list: which were, and when
+            ("mailbox", "SELECT seq, participant_bic, acked_us FROM mailbox "
+             "WHERE acked_us IS NOT NULL", self.acknowledged),
         )
         for table, sql, expected in tables:
             found = {row[0]: tuple(row) for row in db.execute(sql)}
@@ -284,10 +301,10 @@ class _AdminState:
         # a body edited into another type (text, a number) is hashed as its text: it then
         # differs from the bytes recorded, and is named rather than crashing the check
         found = {(bic, key): (digest, status, answer_sha256(
-                     body if isinstance(body, bytes) else str(body).encode()))
-                 for bic, key, digest, status, body in db.execute(
+                     body if isinstance(body, bytes) else str(body).encode()), created_us)
+                 for bic, key, digest, status, body, created_us in db.execute(
                      "SELECT participant_bic, idempotency_key, request_sha256, status_code, "
-                     "response_body FROM idempotency_record")}
+                     "response_body, created_us FROM idempotency_record")}
         for bic, key in sorted(found.keys() | self.answers.keys()):
             recorded, row = self.answers.get((bic, key)), found.get((bic, key))
             if recorded is None or row is None or row[:len(recorded)] != recorded:

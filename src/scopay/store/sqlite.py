@@ -61,6 +61,11 @@ class SchemaTooNewError(RuntimeError):
     """The database was written by a newer scopay: this one must not read or change it."""
 
 
+class SchemaTooOldError(RuntimeError):
+    """The database needs schema changes this scopay would apply, but it was opened to read
+    only: a reader changes nothing."""
+
+
 LOCK_WAIT_S = 5.0  # how long a connection waits for another's lock (sqlite3's default)
 
 
@@ -146,11 +151,17 @@ def _multi_row(sql: str, size: int) -> str:
 class SQLiteStore:
     """SQLite implementation of the engine's store port."""
 
-    def __init__(self, path: str | os.PathLike[str], *, lock: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, lock: bool = True,
+                 migrate: bool = True) -> None:
+        """`lock`: the only writer (a lock file keeps a second one out). `migrate`: apply the
+        schema changes the database lacks; without it, a database that lacks any is
+        refused (SchemaTooOldError), as readers change nothing."""
         self.path = Path(path)
         self._lock_file = None
         if lock:
-            self._lock_file = open(f"{self.path}.lock", "a+")  # noqa: SIM115 — held open
+            # beside the file itself, however it is named (a symbolic link, another path)
+            self._lock_file = open(  # noqa: SIM115 — held open
+                f"{os.path.realpath(self.path)}.lock", "a+")
             try:
                 fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -174,7 +185,10 @@ class SQLiteStore:
         self._readers = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
         try:
-            self.migrate()
+            if migrate:
+                self.migrate()
+            else:
+                self._check_schema()
         except BaseException:
             self.close()  # a database this scopay cannot take: let go of it
             raise
@@ -220,6 +234,22 @@ class SQLiteStore:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    def _check_schema(self) -> None:
+        db = self._db
+        versioned = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                               "name = 'schema_migration'").fetchone()
+        applied = ({row[0] for row in db.execute("SELECT version FROM schema_migration")}
+                   if versioned else set())
+        known = {version for version, _ in migrations()}
+        if applied - known:
+            raise SchemaTooNewError(f"{self.path} has schema version {max(applied)}, from a newer "
+                                    f"scopay; this one knows up to {max(known)}: upgrade scopay")
+        if known - applied:
+            raise SchemaTooOldError(
+                f"{self.path} has schema version {max(applied, default=0)}; this scopay reads "
+                f"version {max(known)} and upgrades a database when it opens it to write "
+                "(scopay serve, or any command that writes)")
 
     def schema_version(self) -> int:
         return self._db.execute("SELECT max(version) FROM schema_migration").fetchone()[0]
@@ -368,9 +398,10 @@ class SQLiteStore:
         rows = list(idempotency)
         if rows:
             insert_rows(db, "INSERT INTO idempotency_record VALUES (?,?,?,?,?,?)", rows)
-            # the answer itself by its hash: a retry is given these bytes again
-            payload["idempotency"] = [(bic, key, digest, status, answer_sha256(body))
-                                      for bic, key, digest, status, body, _ in rows]
+            # the answer itself by its hash (a retry is given these bytes again), and when it
+            # was kept (which decides when it is forgotten)
+            payload["idempotency"] = [(bic, key, digest, status, answer_sha256(body), created)
+                                      for bic, key, digest, status, body, created in rows]
         rows = list(forgotten_answers)
         if rows:
             db.executemany("DELETE FROM idempotency_record WHERE participant_bic = ? AND "

@@ -1,0 +1,78 @@
+"""`scopay audit verify` over what the entries' row ranges alone would miss: rows numbered
+below 1 (SQLite takes any number given, and the engine reads them), acknowledgements of
+mailbox notices (an edit brings a notice back as unread, or hides one), and the entries' own
+numbers (a published head names its entry by number)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from test_ledger_store_review import tamper, verify_audit  # this folder's helpers
+
+from scopay.domain.ledger import Transfer
+from scopay.domain.payment import Party, Payment
+
+ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"
+
+
+def activity(engine, network) -> int:
+    """A transfer, a payment, its notices, one of them acknowledged; the engine closed. The
+    acknowledged notice's number."""
+    t = network.funded_at_us
+    engine.submit([Transfer("cover-1", network.icbk_cny, network.aboc_cny, 100, "CNY")], t + 1)
+    engine.submit_payments(ICBK, [Payment(str(uuid.uuid4()), "i-1", "e2e", ICBK, ABOC,
+                                          Party("Ли Вэй"), Party("王芳"), 200, "CNY")], t + 2)
+    (seq, _, _), *_ = engine.mailbox(ABOC)
+    engine.acknowledge(ABOC, [seq], t + 3)
+    engine.close()
+    return seq
+
+
+def test_the_activity_verifies_untouched(engine, network, db_path):
+    activity(engine, network)
+    assert verify_audit(db_path).ok
+
+
+_FIRST = "ORDER BY seq LIMIT 1"
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ("INSERT INTO journal (seq, id, kind, debit_account_id, credit_account_id, amount_minor, "
+     "currency, pending_id, timeout_s, linked, timestamp_us) SELECT 0, 'forged', kind, "
+     "debit_account_id, credit_account_id, amount_minor, currency, pending_id, timeout_s, "
+     f"linked, timestamp_us FROM journal {_FIRST}", "journal rows numbered from 0"),
+    ("INSERT INTO payment_event (seq, uetr, status, at_us, reason, detail) SELECT -5, uetr, "
+     f"'rejected', at_us, NULL, 'forged' FROM payment_event {_FIRST}",
+     "payment_events rows numbered from -5"),
+    ("INSERT INTO mailbox (seq, participant_bic, kind, uetr, status, reason, created_us) "
+     "SELECT 0, participant_bic, kind, uetr, status, 'forged', created_us FROM mailbox "
+     f"{_FIRST}", "mailbox rows numbered from 0"),
+])
+def test_a_row_numbered_below_1_is_named(engine, network, db_path, change, named):
+    activity(engine, network)
+    tamper(db_path, change)
+    report = verify_audit(db_path)
+    assert not report.ok and named in report.reason
+
+
+def test_an_acknowledgement_undone_or_made_behind_scopays_back_is_named(engine, network,
+                                                                        db_path):
+    acknowledged = activity(engine, network)
+    tamper(db_path, f"UPDATE mailbox SET acked_us = NULL WHERE seq = {acknowledged}")
+    undone = verify_audit(db_path)
+    tamper(db_path, f"UPDATE mailbox SET acked_us = 1 WHERE seq = {acknowledged}")
+    changed = verify_audit(db_path)
+    tamper(db_path, "UPDATE mailbox SET acked_us = NULL",  # back as it was, and another one
+           f"UPDATE mailbox SET acked_us = 1 WHERE seq = {acknowledged + 1}")
+    made = verify_audit(db_path)
+    assert [r.ok for r in (undone, changed, made)] == [False, False, False]
+    assert all("mailbox row" in r.reason for r in (undone, changed, made))
+
+
+def test_an_entry_renumbered_is_named(engine, network, db_path):
+    activity(engine, network)
+    tamper(db_path, "UPDATE audit_log SET seq = seq + 100 WHERE seq = "
+                    "(SELECT max(seq) FROM audit_log)")
+    report = verify_audit(db_path)
+    assert not report.ok and "should be" in report.reason
