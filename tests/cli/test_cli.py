@@ -205,3 +205,49 @@ def test_a_database_of_a_newer_scopay_is_refused_in_one_line(db, command):
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)  # no traceback
     assert "newer scopay" in words(result.output) and "upgrade scopay" in words(result.output)
+
+
+@pytest.mark.parametrize("command", [["transfer", "11", "12", "1.00", "CNY"],
+                                     ["keys", "issue", "DEMACNX0", "--out", "k.key"],
+                                     ["balances"], ["audit", "verify"]])
+def test_a_mistyped_database_path_is_refused_and_no_database_is_made(tmp_path, command):
+    missing = tmp_path / "tpyo.db"
+    result = runner.invoke(app, [*command, "--db", str(missing)])
+    assert result.exit_code == 2, result.output
+    assert "no scopay database" in words(result.output)
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", [["transfer", "11", "12", "1.00", "CNY"],
+                                     ["reconcile"], ["audit", "verify"]])
+def test_a_file_that_is_no_database_is_refused_in_one_line(tmp_path, command):
+    other = tmp_path / "notes.db"
+    other.write_text("not a database, but a note that happens to end in .db\n" * 100)
+    result = runner.invoke(app, [*command, "--db", str(other)])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    assert "is not a scopay database" in words(result.output)
+
+
+def test_an_anchor_number_beyond_any_entry_is_refused_as_a_parameter(db):
+    for seq in ("\u00b2", "9" * 30):  # a superscript digit; more than a 64-bit number
+        result = runner.invoke(app, ["audit", "verify", "--db", str(db), "--anchor",
+                                     f"{seq}:" + "a" * 64])
+        assert result.exit_code == 2 and "SEQ:SHA256" in words(result.output), seq
+
+
+@pytest.mark.parametrize("command", [["balances"], ["reconcile"], ["audit", "verify"]])
+def test_a_reader_changes_no_schema_and_a_writer_upgrades_it(db, command):
+    with sqlite3.connect(db) as raw:  # as version 3 left it: the index version 4 drops
+        newest = raw.execute("SELECT max(version) FROM schema_migration").fetchone()[0]
+        assert newest == 4, "written for version 4: give this test the newest one's undoing"
+        raw.execute("CREATE INDEX payment_event_by_uetr ON payment_event (uetr, seq)")
+        raw.execute("DELETE FROM schema_migration WHERE version = ?", (newest,))
+    refused = runner.invoke(app, [*command, "--db", str(db)])
+    assert refused.exit_code == 2, refused.output
+    assert "opens it to write" in words(refused.output)
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("SELECT max(version) FROM schema_migration").fetchone()[0] < newest
+    assert runner.invoke(app, ["transfer", "11", "12", "1.00", "CNY", "--db", str(db)]
+                         ).exit_code == 0
+    assert runner.invoke(app, [*command, "--db", str(db)]).exit_code == 0

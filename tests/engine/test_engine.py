@@ -174,6 +174,22 @@ def test_reconcile_finds_a_checkpoint_that_differs_from_the_journal(engine, netw
     assert any("checkpoint" in m and "account 11" in m for m in report.mismatches)
 
 
+@pytest.mark.parametrize(("change", "named"), [
+    ("DELETE FROM checkpoint_balance WHERE account_id = 11", "account 11"),
+    ("DELETE FROM checkpoint_balance", "account 11"),
+    ("UPDATE checkpoint SET as_of_seq = as_of_seq + 1000", "past the journal's last entry"),
+])
+def test_reconcile_finds_a_checkpoint_cut_short_or_ahead_of_the_journal(engine, network, db_path,
+                                                                       change, named):
+    engine.checkpoint(network.funded_at_us + 1)
+    assert engine.reconcile().ok
+    with closing(sqlite3.connect(db_path)) as db, db:
+        db.execute(change)
+    report = engine.reconcile()
+    assert not report.ok
+    assert any(named in m for m in report.mismatches), report.mismatches
+
+
 # -- failures ----------------------------------------------------------------------------------
 
 

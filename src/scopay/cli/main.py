@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,7 +37,12 @@ from scopay.domain.rejection import REJECTION_TEXT
 from scopay.engine.engine import CommandRefused, Engine
 from scopay.engine.payments import RecoveryProgress
 from scopay.reference.network import OPERATOR_BIC, plan_reference_network
-from scopay.store.sqlite import SchemaTooNewError, SQLiteStore, StoreLockedError
+from scopay.store.sqlite import (
+    SchemaTooNewError,
+    SchemaTooOldError,
+    SQLiteStore,
+    StoreLockedError,
+)
 
 app = typer.Typer(
     help="scopay: payment and settlement between the SCO states in their own currencies.",
@@ -68,19 +74,30 @@ def now_us() -> int:
 def reading(db: Path) -> SQLiteStore:
     """The store of an existing database, for commands that only read (a mistyped path is
     an error, not a new empty database)."""
+    existing(db)
+    return open_store(db, lock=False, migrate=False)
+
+
+def existing(db: Path) -> None:
+    """Exit 2 with one line unless a database is there: every command but `init` works on
+    one that exists, and a mistyped path must not become a new, empty one."""
     if not db.is_file():
         err.print(f"[red]no scopay database at {db}[/red]: `scopay init --db {db}` makes one.")
         raise typer.Exit(2)
-    return open_store(db, lock=False)
 
 
-def open_store(db: Path, *, lock: bool) -> SQLiteStore:
-    """The store, or exit 2 with one line when this scopay is too old to read it."""
+def open_store(db: Path, *, lock: bool, migrate: bool = True) -> SQLiteStore:
+    """The store, or exit 2 with one line when it cannot be opened: this scopay is too old
+    to read it, the file is no SQLite database, or the path cannot be used."""
     try:
-        return SQLiteStore(db, lock=lock)
-    except SchemaTooNewError as error:
+        return SQLiteStore(db, lock=lock, migrate=migrate)
+    except (SchemaTooNewError, SchemaTooOldError) as error:
         err.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from None
+    except sqlite3.DatabaseError as error:
+        err.print(f"[red]{db} is not a scopay database[/red] ({error})")
+    except OSError as error:
+        err.print(f"[red]cannot open {db}[/red]: {error.strerror or error}")
+    raise typer.Exit(2)
 
 
 def reading_engine(db: Path) -> Engine:
@@ -109,7 +126,11 @@ def recovery_progress() -> Iterator[RecoveryProgress | None]:
         yield report
 
 
-def open_engine(db: Path, **settings: bool) -> Engine:
+def open_engine(db: Path, *, create: bool = False, **settings: bool) -> Engine:
+    """The engine over the database (`create`: making it if it is not there, for `init`),
+    the only writer while it is open."""
+    if not create:
+        existing(db)
     try:
         with recovery_progress() as progress:
             return Engine(open_store(db, lock=True), progress=progress, **settings)
@@ -165,8 +186,12 @@ def init(db: DbOption = DEFAULT_DB,
              help="Where to write the operator's signing key (default: beside the database).",
          )] = None) -> None:
     """Create the database and seed the SCO reference network (central banks, demo banks)."""
-    db.parent.mkdir(parents=True, exist_ok=True)
-    engine = open_engine(db)
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        err.print(f"[red]cannot make the folder of {db}[/red]: {error.strerror or error}")
+        raise typer.Exit(2) from None
+    engine = open_engine(db, create=True)
     try:
         if engine.participants:
             err.print(f"[yellow]{db} holds a network already; nothing changed.[/yellow]")
@@ -380,7 +405,7 @@ def audit_head(db: DbOption = DEFAULT_DB) -> None:
 
 def _anchor(text: str) -> tuple[int, str]:
     seq, _, sha = text.partition(":")
-    if not (seq.isdigit() and re.fullmatch(r"[0-9a-fA-F]{64}", sha)):
+    if not (re.fullmatch(r"[0-9]{1,18}", seq) and re.fullmatch(r"[0-9a-fA-F]{64}", sha)):
         raise typer.BadParameter(f"{text!r} is not SEQ:SHA256 (an entry number, 64 hex digits)")
     return int(seq), sha.lower()
 

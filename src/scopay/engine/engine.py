@@ -455,11 +455,19 @@ class Engine(PaymentOperations):
         checkpoint = self.store.checkpoint()
         if checkpoint is not None:
             as_of_seq, _, saved = checkpoint
+            last_seq = self.store.last_seq()
+            if as_of_seq > last_seq:  # the journal was cut back, or the checkpoint moved
+                mismatches.append(f"checkpoint as of seq {as_of_seq}, past the journal's last "
+                                  f"entry {last_seq}")
             partial = fold_journal(accounts, (e for _, e in self.store.journal(0, as_of_seq)))
-            for account_id, values in saved.items():
-                if partial.get(account_id) != values:
+            # every account the journal had moved by then, and only those, with its balance:
+            # a row missing from the checkpoint is as wrong as a changed one
+            untouched = (0, 0, 0)
+            for account_id in sorted(saved.keys() | partial.keys()):
+                values = saved.get(account_id, untouched)
+                if partial.get(account_id, untouched) != values:
                     mismatches.append(f"account {account_id}: checkpoint {values} != journal "
-                                      f"{partial.get(account_id)} at seq {as_of_seq}")
+                                      f"{partial.get(account_id, untouched)} at seq {as_of_seq}")
         return ReconcileReport(len(entries), len(accounts), mismatches,
                                invariant_violations(self.ledger),
                                None if checkpoint is None else checkpoint[0])
