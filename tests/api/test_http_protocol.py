@@ -307,6 +307,37 @@ def test_a_request_head_over_the_limit_is_answered_431_and_the_connection_closed
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("head_kib", [65, 120, 250])
+def test_a_request_head_over_the_limit_in_one_read_is_answered_431(head_kib):
+    seen: list = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["path"])
+
+    async def scenario():
+        protocol, socket = serving(app)
+        protocol.data_received(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
+                               + b"x" * (head_kib * 1024) + b"\r\n\r\n")
+        await next_turns()
+        assert socket.closed and len(socket.writes) == 1
+        assert socket.writes[0].startswith(b"HTTP/1.1 431 ")
+        assert seen == []
+
+    asyncio.run(scenario())
+
+
+def test_a_request_head_just_under_the_limit_is_served():
+    async def scenario():
+        protocol, socket = serving(answering(b"ok"))
+        protocol.data_received(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
+                               + b"x" * 60_000 + b"\r\n\r\n")
+        await answered(protocol)
+        await next_turns()
+        assert not socket.closed and socket.writes[0].startswith(b"HTTP/1.1 200 ")
+
+    asyncio.run(scenario())
+
+
 def test_a_head_sent_too_slowly_or_never_closes_the_connection(monkeypatch):
     monkeypatch.setattr(http_protocol, "HEAD_TIMEOUT_S", 0.05)
     seen: list = []

@@ -26,6 +26,10 @@ BODY_TIMEOUT_S = 60.0  # to send a body (at most 4 MiB) once its head is in
 _HEAD, _BODY = "head", "body"  # what a connection is reading
 
 
+class HeadTooLarge(Exception):
+    """A request's line and headers over HEAD_BYTES_MAX: raised to stop the parser."""
+
+
 class OneWriteTransport:
     """A transport that joins a write with the next one (see the module's text); everything
     else goes to the transport it wraps."""
@@ -95,6 +99,7 @@ class OneWriteHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes read while in this request's head
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_for: str | None = None
+        self._head_refused = False
         self._set_deadline()  # a connection that never sends its request is closed too
 
     def data_received(self, data: bytes) -> None:
@@ -114,7 +119,18 @@ class OneWriteHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading, self._head_bytes = _BODY, 0
+        if len(self.url) + sum(len(name) + len(value) for name, value in self.headers) > (
+                HEAD_BYTES_MAX):  # a head that arrived whole, in one read: stop parsing
+            self._head_refused = True
+            raise HeadTooLarge
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers a parser callback's error as a malformed request
+        if self._head_refused:
+            self._refuse_head()
+        else:
+            super().send_400_response(msg)
 
     def on_message_complete(self) -> None:
         self._reading = None
