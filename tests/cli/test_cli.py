@@ -251,3 +251,14 @@ def test_a_reader_changes_no_schema_and_a_writer_upgrades_it(db, command):
     assert runner.invoke(app, ["transfer", "11", "12", "1.00", "CNY", "--db", str(db)]
                          ).exit_code == 0
     assert runner.invoke(app, [*command, "--db", str(db)]).exit_code == 0
+
+
+def test_the_operators_last_key_is_not_revoked_from_the_shell_either(db):
+    key = read_key_file(db.with_name("operator.key"))
+    result = runner.invoke(app, ["keys", "revoke", key.key_id, "--db", str(db)])
+    assert result.exit_code == 1 and "last key" in words(result.output)
+    store = SQLiteStore(db, lock=False)
+    try:
+        assert store.keys()[key.key_id][2] is None  # not revoked
+    finally:
+        store.close()

@@ -48,6 +48,7 @@ from scopay.api.views import balance_out, participant_out
 from scopay.domain.ledger import Transfer, TransferKind, TransferOutcome
 from scopay.domain.participant import Role
 from scopay.domain.rejection import REJECTION_TEXT
+from scopay.engine.engine import CommandRefused
 from scopay.engine.runner import LoopRunner, Runner, RunnerBusyError
 
 REQUEST_BYTES_MAX = 4 * 1024 * 1024
@@ -205,13 +206,10 @@ def create_app(runner: Runner, direct_routes: bool = True,
         if found is None or (caller.role != Role.OPERATOR
                              and found[0] != caller.participant.bic):
             raise ApiError(404, "Not found", f"no key {key_id} that you may revoke")
-        owner = engine.participants.get(found[0])
-        if owner is not None and owner.role == Role.OPERATOR and found[2] is None and not any(
-                k != key_id and bic == found[0] and revoked is None
-                for k, (bic, _, revoked) in engine.keys.items()):
-            raise ApiError(409, "Refused", "the operator's last key: register another one "
-                           "first (or, with scopay stopped, issue one: scopay keys issue)")
-        await asyncio.wrap_future(runner.call(lambda e, now: e.revoke_key(key_id, now)))
+        try:
+            await asyncio.wrap_future(runner.call(lambda e, now: e.revoke_key(key_id, now)))
+        except CommandRefused as error:  # the operator's last key
+            raise ApiError(409, "Refused", str(error)) from None
 
     return app
 

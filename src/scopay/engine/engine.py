@@ -30,7 +30,7 @@ from scopay.domain.ledger import (
 )
 from scopay.domain.mailbox import BOOKED, Notice, NoticeKind, statement_notice
 from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
-from scopay.domain.participant import Participant, Status, check_participant
+from scopay.domain.participant import Participant, Role, Status, check_participant
 from scopay.domain.rtgs import BUSINESS_DAY_US, PAYMENT_TRANSFER_PREFIX, Rtgs
 from scopay.engine.answers import AnswerIndex
 from scopay.engine.payments import (
@@ -368,6 +368,12 @@ class Engine(PaymentOperations):
             raise CommandRefused(f"no key {key_id}")
         if found[2] is not None:
             return  # revoked already: nothing changes
+        owner = self.participants.get(found[0])
+        if owner is not None and owner.role == Role.OPERATOR and not any(
+                other != key_id and bic == found[0] and revoked is None
+                for other, (bic, _, revoked) in self.keys.items()):
+            raise CommandRefused(f"the operator's last key: register another one first (with "
+                                 f"scopay stopped, `scopay keys issue {found[0]}` makes one)")
         at = self._tick(now_us)
         self._write(revoked_keys=[(key_id, at)], at_us=at)
         self.keys[key_id] = (found[0], found[1], at)
