@@ -73,7 +73,12 @@ def compact(data: bytes) -> bytes:
 @given(message=credit_transfers(), version=st.sampled_from(MESSAGE_TYPES))
 def test_generated_messages_are_read_from_their_text(message, version):
     data = build_pacs008(message, version)
-    assert from_text(data) == message == from_tree(data)
+    assert from_tree(data) == message
+    # The text reader reads it, or leaves it to the tree: that it may do only where a text is
+    # written with a reference (`&amp;` for `&`) and so may be longer, as written, than the
+    # most its element holds (its patterns see the text as written: pattern.py)
+    text = from_text(data)
+    assert text == message or (text is None and b"&" in data)
 
 
 def many_transactions(count: int) -> bytes:
