@@ -449,7 +449,8 @@ def iso_validate(file: Annotated[Path, typer.Argument(help="ISO 20022 XML file."
 
 
 @iso_app.command("send")
-def iso_send(file: Annotated[Path, typer.Argument(help="pacs.008, pacs.009 or camt.056.")],
+def iso_send(file: Annotated[Path, typer.Argument(
+                 help="pacs.008, pacs.009, pacs.004 or camt.056.")],
              key: KeyOption = Path("var/operator.key"),
              url: UrlOption = "http://127.0.0.1:8000") -> None:
     """Post a message to the running server; prints the answer (pacs.002 or camt.029)."""
