@@ -43,9 +43,10 @@ def pay(live_server, amount_minor: int) -> Payment:
     return paid
 
 
-def pacs004(*items: tuple[str, int], reason="AC04", text=None) -> tuple[str, bytes]:
+def pacs004(*items: tuple[str, int], reason="AC04", text=None,
+            message_id=None) -> tuple[str, bytes]:
     """A pacs.004 returning (UETR, amount) pairs of CNY; its message id and bytes."""
-    message_id = "RTRMSG" + uuid.uuid4().hex[:12]
+    message_id = message_id or "RTRMSG" + uuid.uuid4().hex[:12]
     returns = tuple(PaymentReturn("RTR" + uuid.uuid4().hex[:12], "MSG1", PACS008_V08, amount,
                                   "CNY", reason, original_uetr=uetr, reason_text=text)
                     for uetr, amount in items)
@@ -93,8 +94,8 @@ def test_the_creditor_agent_returns_a_settled_payment_and_both_sides_are_told(li
                           params={"day": datetime.now(UTC).date().isoformat()})
     assert tracked["status"] == "returned"
     assert tracked["history"][-1]["detail"] == (
-        f"AC04: returned by its creditor agent {BANK_B} (pacs.004 {message_id}, return "
-        f"{status.original_instruction_id}): account closed")
+        f'AC04: returned by its creditor agent {BANK_B} (pacs.004 "{message_id}", return '
+        f'"{status.original_instruction_id}"): account closed')
 
     assert back.status_code == 200, back.text
     assert valid(xsd, PACS004_V09, back.content)
@@ -117,6 +118,19 @@ def test_the_creditor_agent_returns_a_settled_payment_and_both_sides_are_told(li
     assert sorted(e.amount_minor for e in camt053.entries if e.uetr == paid.uetr) == [
         -4_200, 4_200]
     assert live_server.engine.reconcile().ok
+
+
+def test_the_returners_status_names_the_pacs004s_ids_whatever_their_text(live_server):
+    paid = pay(live_server, 700)
+    message_id, body = pacs004((paid.uetr, 700), message_id='BATCH 7, return "of" goods)')
+    _, report = post_return(live_server, BANK_B, body)
+    (status,) = report.transactions
+    with live_server.client(BANK_B) as b:
+        told = b.get(f"/v1/mailbox/{notice_of(b, paid.uetr, 'status_report')['seq']}/message")
+    _, status_report = parse_message(told.content)
+    (told_status,) = status_report.transactions
+    assert (told_status.original_message_id, told_status.original_instruction_id) == (
+        message_id, status.original_instruction_id)
 
 
 def test_the_operator_may_return_a_payment(live_server):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import re
 import time
 from collections.abc import Callable
@@ -321,14 +322,29 @@ async def _returns(request: Request, caller: auth.Caller,
 
 def _return_detail(message_id: str, item: PaymentReturn, who: str) -> str:
     """Who returned the payment and why, for its history and the notices: the pacs.004's
-    return reason code first (AC04, MD06, FOCR ...), then its references and text."""
-    detail = (f"{item.reason_code}: returned by {who} (pacs.004 {message_id}, "
-              f"return {item.return_id})")
+    return reason code first (AC04, MD06, FOCR ...), then its references, each a JSON string
+    (any text of theirs is read back whole: _return_references), and its text."""
+    detail = (f"{item.reason_code}: returned by {who} (pacs.004 {json.dumps(message_id)}, "
+              f"return {json.dumps(item.return_id)})")
     return detail if item.reason_text is None else f"{detail}: {item.reason_text}"
 
 
-_RETURN_DETAIL = re.compile(r"[A-Z0-9]{4}: returned by .+? \(pacs\.004 (.+?), return (.+?)\)"
-                            r"(?:: |$)", re.DOTALL)
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_RETURN_DETAIL = re.compile(
+    rf"[A-Z0-9]{{4}}: returned by .+? \(pacs\.004 ({_QUOTED}), return ({_QUOTED})\)(?:: |$)",
+    re.DOTALL)
+# as written before the references were quoted (a MsgId holding ", return " splits wrongly)
+_UNQUOTED_RETURN_DETAIL = re.compile(
+    r"[A-Z0-9]{4}: returned by .+? \(pacs\.004 (.+?), return (.+?)\)(?:: |$)", re.DOTALL)
+
+
+def _return_references(detail: str) -> tuple[str, str] | None:
+    """The pacs.004's message id and return id a return's history detail names, if any."""
+    found = _RETURN_DETAIL.match(detail)
+    if found is not None:
+        return json.loads(found[1]), json.loads(found[2])
+    found = _UNQUOTED_RETURN_DETAIL.match(detail)
+    return None if found is None else (found[1], found[2])
 
 
 def _return_status(message_id: str, item: PaymentReturn,
@@ -363,8 +379,7 @@ def _return_notice(seq: int, notice, record: PaymentRecord) -> bytes:
             instructing_agent=payment.creditor_agent, instructed_agent=payment.debtor_agent,
             reason_text=detail[:RETURN_TEXT_LENGTH_MAX])
         return build_pacs004(ReturnInstruction(f"SCOPAY{seq}", notice.created_us, (item,)))
-    found = _RETURN_DETAIL.match(detail)
-    message_id, return_id = found.groups() if found else (_return_id(payment.uetr), None)
+    message_id, return_id = _return_references(detail) or (_return_id(payment.uetr), None)
     if len(message_id) > 35 or (return_id is not None and len(return_id) > 35):
         # a text that looks like the references but is not (a JSON return's own words)
         message_id, return_id = _return_id(payment.uetr), None
