@@ -76,3 +76,23 @@ def test_an_entry_renumbered_is_named(engine, network, db_path):
                     "(SELECT max(seq) FROM audit_log)")
     report = verify_audit(db_path)
     assert not report.ok and "should be" in report.reason
+
+
+def test_acknowledgements_recorded_that_changed_nothing_verify(engine, network, db_path):
+    """Until 2026-11-29 the store recorded every acknowledgement asked for, also those that
+    changed nothing: a repeat (with a later time) and another participant's notice. A
+    database written then verifies: the records are replayed as the store applied them."""
+    import sqlite3
+    from contextlib import closing
+
+    from scopay.store.audit import append_entry, last_sha256
+
+    acknowledged = activity(engine, network)
+    with closing(sqlite3.connect(db_path)) as db, db:
+        other = db.execute("SELECT seq FROM mailbox WHERE participant_bic != ? AND "
+                           "acked_us IS NULL ORDER BY seq LIMIT 1", (ABOC,)).fetchone()[0]
+        append_entry(db, last_sha256(db), network.funded_at_us + 9, {"acknowledged": [
+            [acknowledged, ABOC, network.funded_at_us + 9],  # again, later: no change
+            [other, ABOC, network.funded_at_us + 9],  # another's notice: no change
+        ]})
+    assert verify_audit(db_path).ok

@@ -246,7 +246,7 @@ class _AdminState:
         self.accounts: dict[int, list] = {}  # id -> [id, owner, currency, kind, line, blocked]
         self.keys: dict[str, tuple] = {}  # key id -> (id, bic, public key, created, revoked)
         self.policies: dict[int, tuple] = {}
-        self.acknowledged: dict[int, tuple] = {}  # mailbox seq -> (seq, bic, at)
+        self.acknowledged: list[tuple] = []  # (seq, bic, at) as recorded, in order
 
     def apply(self, payload: dict) -> None:
         for row in payload.get("participants", ()):
@@ -275,8 +275,25 @@ class _AdminState:
             self.answers[row[0], row[1]] = tuple(row[2:])
         for bic, key in payload.get("forgotten_answers", ()):
             self.answers.pop((bic, key), None)
-        for row in payload.get("acknowledged", ()):
-            self.acknowledged[row[0]] = tuple(row)
+        self.acknowledged.extend(tuple(row) for row in payload.get("acknowledged", ()))
+
+    def _acknowledgements(self, db: sqlite3.Connection) -> dict[int, tuple]:
+        """The acknowledged notices the records make, as the store applies them: a notice of
+        the acknowledging participant's own, the first time. (Until 2026-11-29 the store
+        also recorded acknowledgements that changed nothing: a repeat, another's notice.)
+        The holders are the mailbox rows' own, which the entries' digests cover."""
+        seqs = sorted({seq for seq, _, _ in self.acknowledged})
+        holders: dict[int, str] = {}
+        for first in range(0, len(seqs), 500):
+            chunk = seqs[first:first + 500]
+            holders.update(db.execute(
+                f"SELECT seq, participant_bic FROM mailbox WHERE seq IN "
+                f"({','.join('?' * len(chunk))})", chunk))
+        made: dict[int, tuple] = {}
+        for seq, bic, at_us in self.acknowledged:
+            if holders.get(seq) == bic and seq not in made:
+                made[seq] = (seq, bic, at_us)
+        return made
 
     def compare(self, db: sqlite3.Connection) -> str | None:
         tables = (
@@ -290,7 +307,7 @@ class _AdminState:
              "multilateral_limit_minor, bilateral_limits FROM account_policy", self.policies),
             # a notice acknowledged leaves its holder's unread list: which were, and when
             ("mailbox", "SELECT seq, participant_bic, acked_us FROM mailbox "
-             "WHERE acked_us IS NOT NULL", self.acknowledged),
+             "WHERE acked_us IS NOT NULL", self._acknowledgements(db)),
         )
         for table, sql, expected in tables:
             found = {row[0]: tuple(row) for row in db.execute(sql)}
