@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+from scopay.domain.ledger import Transfer
 from scopay.domain.participant import Status
 from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
 from scopay.domain.rejection import Rejection
@@ -422,3 +423,40 @@ def test_times_set_on_two_dates_are_refused_and_change_nothing(engine, network, 
     accepted = reopened.set_payment_times(big.uetr, start + SECOND_US, start + 2 * SECOND_US,
                                           t + 3)
     assert accepted.status == PaymentStatus.QUEUED
+
+
+def _broken(*_args, **_kwargs):
+    raise RuntimeError("a defect in the step")  # what the rebuild after a raise is there for
+
+
+def test_a_step_that_raises_after_a_staged_write_keeps_the_write_and_memory_agrees(
+        engine, network, open_engine):
+    """Under the server's deferred commits, raising the credit line stages the account's
+    row, then tries its queue: if that raises, the row staged is kept (as an inline commit
+    would have kept it) and memory is rebuilt to match the store."""
+    aboc = engine._settlement_account(ABOC, "CNY")
+    raised = engine.accounts[aboc].credit_line_minor + 100_000
+    engine.rtgs.release = _broken
+    engine.defer_commits = True  # as the server's runner runs commands
+    with pytest.raises(RuntimeError):
+        engine.set_credit_line(aboc, raised, network.funded_at_us + 1)
+    engine.defer_commits = False
+    assert not engine.commit_pending
+    assert engine.accounts[aboc].credit_line_minor == raised
+    engine.close()
+    assert open_engine().accounts[aboc].credit_line_minor == raised
+
+
+def test_a_transfer_step_that_raises_leaves_nothing_in_memory_alone(engine, network,
+                                                                   open_engine):
+    t = network.funded_at_us
+    (queued,) = engine.submit_payments(ICBK, [payment(ICBK, ABOC, 150_000)], t + 1)
+    assert queued.status == PaymentStatus.QUEUED  # so a transfer is a step of the RTGS too
+    before = engine.balance(12).posted_minor
+    engine.rtgs.release = _broken
+    with pytest.raises(RuntimeError):
+        engine.submit([Transfer("t-broken", 11, 12, 1_000, "CNY")], t + 2)
+    assert engine.balance(12).posted_minor == before
+    assert engine.reconcile().ok
+    engine.close()
+    assert open_engine().balance(12).posted_minor == before

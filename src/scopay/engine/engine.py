@@ -201,17 +201,23 @@ class Engine(PaymentOperations):
         """
         with self._lock:
             timestamp_us = self._tick(now_us)
-            journal = self.ledger.expire_pending(timestamp_us)
-            rejections = []
-            answers = []
-            for transfers in requests:
-                result = self.ledger.execute(transfers, timestamp_us)
-                journal.extend(result.journal)
-                rejections.extend(result.rejections)
-                answers.append(result.outcomes)
-            notices = self._movement_notices(journal)
-            if self.rtgs.orders:
-                self._release_queues(journal, rejections, notices, timestamp_us)
+            try:  # as a payment command's _step: memory must not keep what no commit wrote
+                journal = self.ledger.expire_pending(timestamp_us)
+                rejections = []
+                answers = []
+                for transfers in requests:
+                    result = self.ledger.execute(transfers, timestamp_us)
+                    journal.extend(result.journal)
+                    rejections.extend(result.rejections)
+                    answers.append(result.outcomes)
+                notices = self._movement_notices(journal)
+                changes = (self._queues_released(journal, notices, timestamp_us)
+                           if self.rtgs.orders else None)
+            except BaseException:
+                self._recover()
+                raise
+            if changes is not None:
+                self._commit_released(changes, rejections, timestamp_us)
             else:
                 self._commit(journal, rejections, notices)
             return answers
@@ -232,13 +238,16 @@ class Engine(PaymentOperations):
                                        at))
         return notices
 
-    def _release_queues(self, journal: list, rejections: list, notices: list[Notice],
-                        timestamp_us: int) -> None:
+    def _queues_released(self, journal: list, notices: list[Notice],
+                         timestamp_us: int) -> _Changes:
         """Money arrived by plain transfers: queued payments of those accounts may settle."""
         changes = _Changes(journal=journal, notices=notices)
         self._apply_step(self.rtgs.tick(timestamp_us), timestamp_us, changes)
         self._apply_step(self.rtgs.release(accounts_given_room(journal), timestamp_us),
                          timestamp_us, changes)
+        return changes
+
+    def _commit_released(self, changes: _Changes, rejections: list, timestamp_us: int) -> None:
         try:
             self._write(changes.journal, rejections,
                               payments=list(changes.records.values()),

@@ -9,6 +9,7 @@ the same step, in one transaction, before anyone is answered.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -328,6 +329,9 @@ class PaymentOperations:
             yield changes, at
         except BaseException:
             if changes is None or not changes.closed:
+                if self._commit_pending:  # what the command wrote before is kept, as inline
+                    with contextlib.suppress(BaseException):  # else rolled back: rebuilt below
+                        self.finish_commit()
                 self._recover()
             raise
 
