@@ -391,3 +391,26 @@ def test_a_request_that_arrives_whole_sets_no_deadline():
         assert not socket.closed and len(socket.writes) == 1
 
     asyncio.run(scenario())
+
+
+def test_one_client_address_holds_at_most_its_share_of_connections(monkeypatch):
+    monkeypatch.setattr(http_protocol, "CONNECTIONS_PER_CLIENT_MAX", 3)
+
+    async def scenario():
+        state = ServerState()
+
+        def connect() -> tuple[OneWriteHttpProtocol, RecordingTransport]:
+            protocol = OneWriteHttpProtocol(Config(answering(b"ok"), log_level="warning"),
+                                            state, app_state={},
+                                            _loop=asyncio.get_running_loop())
+            socket = RecordingTransport()
+            protocol.connection_made(socket)
+            return protocol, socket
+
+        connections = [connect() for _ in range(4)]  # all from 127.0.0.1
+        assert [socket.closed for _, socket in connections] == [False, False, False, True]
+        connections[3][0].connection_lost(None)
+        connections[0][0].connection_lost(None)  # one of the three goes: room for another
+        assert not connect()[1].closed
+
+    asyncio.run(scenario())

@@ -14,6 +14,7 @@ which the transport closes itself.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +25,18 @@ HEAD_BYTES_MAX = 64 * 1024  # a request's line and headers; scopay's own need un
 HEAD_TIMEOUT_S = 10.0  # to send a request's head, from the connection or its first byte
 BODY_TIMEOUT_S = 60.0  # to send a body (at most 4 MiB) once its head is in
 _HEAD, _BODY = "head", "body"  # what a connection is reading
+# Open connections one client address may hold (more are closed at once): the banks connect
+# from a few addresses each; an address opening thousands would take every file descriptor.
+CONNECTIONS_PER_CLIENT_MAX = 1024
+
+
+def _open_connections(server_state: Any) -> Counter:
+    """The count of open connections by client address, kept on uvicorn's state of the server
+    (one per server, shared by its connections' protocols)."""
+    counts = getattr(server_state, "scopay_open_by_client", None)
+    if counts is None:
+        counts = server_state.scopay_open_by_client = Counter()
+    return counts
 
 
 class HeadTooLarge(Exception):
@@ -101,6 +114,12 @@ class OneWriteHttpProtocol(HttpToolsProtocol):
         self._deadline_for: str | None = None
         self._head_refused = False
         self._set_deadline()  # a connection that never sends its request is closed too
+        # connections open per client address, across this server's protocols
+        counts = self._open_by_client = _open_connections(self.server_state)
+        self._address = self.client[0] if self.client else None
+        counts[self._address] += 1
+        if counts[self._address] > CONNECTIONS_PER_CLIENT_MAX:
+            self.transport.close()  # one address may not hold every connection scopay has
 
     def data_received(self, data: bytes) -> None:
         if self._reading is _HEAD:
@@ -138,6 +157,10 @@ class OneWriteHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        counts = self._open_by_client
+        counts[self._address] -= 1
+        if not counts[self._address]:
+            del counts[self._address]
         super().connection_lost(exc)
 
     def eof_received(self) -> bool | None:
