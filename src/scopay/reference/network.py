@@ -1,7 +1,9 @@
 """The SCO reference network: the states, their central banks, and fictional demo banks.
 
 Facts (countries, currencies, central banks, BICs where a public source gave one) come from
-`data/sco_countries.csv`, which names its sources. What the data leaves blank is not invented:
+`data/sco_countries.csv` (its sources are listed with the reference data the project keeps
+beside the repository, shared/data/README.md; its `bic_verified` column says whether a BIC is
+official or from a secondary source). What the data leaves blank is not invented:
 a central bank with no published BIC gets a synthetic test BIC (bank code "ZZCB", location
 "X0": ISO 9362 marks a location ending in "0" as test-and-training), and every demo bank is
 plainly fictional with a test BIC of the same kind.
