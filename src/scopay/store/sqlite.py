@@ -212,13 +212,8 @@ class SQLiteStore:
     def migrate(self) -> None:
         db = self._db
         db.execute("CREATE TABLE IF NOT EXISTS schema_migration (version INTEGER PRIMARY KEY)")
-        applied = {row[0] for row in db.execute("SELECT version FROM schema_migration")}
-        known = migrations()
-        newest = max(version for version, _ in known)
-        if applied and max(applied) > newest:
-            raise SchemaTooNewError(f"{self.path} has schema version {max(applied)}, from a newer "
-                               f"scopay; this one knows up to {newest}: upgrade scopay")
-        for version, sql in known:
+        applied = self._applied_versions()
+        for version, sql in migrations():
             if version in applied:
                 continue
             db.execute("BEGIN IMMEDIATE")
@@ -236,20 +231,28 @@ class SQLiteStore:
             db.execute("COMMIT")
 
     def _check_schema(self) -> None:
-        db = self._db
-        versioned = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                               "name = 'schema_migration'").fetchone()
-        applied = ({row[0] for row in db.execute("SELECT version FROM schema_migration")}
-                   if versioned else set())
+        """A reader's check: the database has every schema change this scopay knows."""
+        applied = self._applied_versions()
         known = {version for version, _ in migrations()}
-        if applied - known:
-            raise SchemaTooNewError(f"{self.path} has schema version {max(applied)}, from a newer "
-                                    f"scopay; this one knows up to {max(known)}: upgrade scopay")
         if known - applied:
             raise SchemaTooOldError(
                 f"{self.path} has schema version {max(applied, default=0)}; this scopay reads "
                 f"version {max(known)} and upgrades a database when it opens it to write "
                 "(scopay serve, or any command that writes)")
+
+    def _applied_versions(self) -> set[int]:
+        """The schema versions the database records (none before its first migration), or
+        SchemaTooNewError when one is newer than this scopay knows."""
+        db = self._db
+        versioned = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                               "name = 'schema_migration'").fetchone()
+        applied = ({row[0] for row in db.execute("SELECT version FROM schema_migration")}
+                   if versioned else set())
+        newest = max(version for version, _ in migrations())
+        if applied and max(applied) > newest:
+            raise SchemaTooNewError(f"{self.path} has schema version {max(applied)}, from a newer "
+                                    f"scopay; this one knows up to {newest}: upgrade scopay")
+        return applied
 
     def schema_version(self) -> int:
         return self._db.execute("SELECT max(version) FROM schema_migration").fetchone()[0]
