@@ -98,17 +98,20 @@ COVERED_TABLES = {
         tuple,
     ),
 }
-LAST_ROW = {
-    "journal": "SELECT coalesce(max(seq), 0) FROM journal",
-    "rejections": "SELECT coalesce(max(rowid), 0) FROM transfer_rejection",
-    "payment_events": "SELECT coalesce(max(seq), 0) FROM payment_event",
-    "mailbox": "SELECT coalesce(max(seq), 0) FROM mailbox",
-    "payment": "SELECT coalesce(max(rowid), 0) FROM payment",
+# Each covered table's SQL table and the column its rows are numbered by.
+_NUMBERED_BY = {
+    "journal": ("journal", "seq"),
+    "rejections": ("transfer_rejection", "rowid"),
+    "payment_events": ("payment_event", "seq"),
+    "mailbox": ("mailbox", "seq"),
+    "payment": ("payment", "rowid"),
 }
+LAST_ROW = {name: f"SELECT coalesce(max({column}), 0) FROM {table}"
+            for name, (table, column) in _NUMBERED_BY.items()}
 # The first row of each: rows are numbered from 1, so a row numbered 0 or below was put there
 # by hand (SQLite takes any number given), where no entry's range reaches.
-FIRST_ROW = {table: sql.replace("max(", "min(").replace(", 0)", ", 1)")
-             for table, sql in LAST_ROW.items()}
+FIRST_ROW = {name: f"SELECT coalesce(min({column}), 1) FROM {table}"
+             for name, (table, column) in _NUMBERED_BY.items()}
 
 
 # A payment row in the order the store writes it: uetr, sender_bic, instruction_id, content,
