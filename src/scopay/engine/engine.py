@@ -201,7 +201,7 @@ class Engine(PaymentOperations):
         """
         with self._lock:
             timestamp_us = self._tick(now_us)
-            try:  # as a payment command's _step: memory must not keep what no commit wrote
+            with self._rebuilt_on_raise():  # a step of the ledger, and of the RTGS if it waits
                 journal = self.ledger.expire_pending(timestamp_us)
                 rejections = []
                 answers = []
@@ -213,9 +213,6 @@ class Engine(PaymentOperations):
                 notices = self._movement_notices(journal)
                 changes = (self._queues_released(journal, notices, timestamp_us)
                            if self.rtgs.orders else None)
-            except BaseException:
-                self._recover()
-                raise
             if changes is not None:
                 self._commit_released(changes, rejections, timestamp_us)
             else:

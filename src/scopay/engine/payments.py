@@ -321,15 +321,24 @@ class PaymentOperations:
     def _step(self, now_us: int) -> Iterator[tuple[_Changes, int]]:
         """A command's step, from _begin to its commit. Commands refuse before their step
         begins or after it has committed; should one raise between (a defect, or the caller's
-        code that renders an answer), memory holds changes the store does not, and is rebuilt
-        from the store: nothing settles in memory alone."""
-        changes = None
-        try:
+        code that renders an answer), memory is rebuilt (_rebuilt_on_raise)."""
+        begun: list[_Changes] = []
+        with self._rebuilt_on_raise(lambda: bool(begun) and begun[0].closed):
             changes, at = self._begin(now_us)
+            begun.append(changes)
             yield changes, at
+
+    @contextmanager
+    def _rebuilt_on_raise(self, closed: Callable[[], bool] = lambda: False) -> Iterator[None]:
+        """Should the block raise before its changes are `closed` (committed, or undone),
+        memory holds what the store does not, and is rebuilt from the store: nothing settles
+        in memory alone. What the command staged before is kept first, as an inline commit
+        would have kept it."""
+        try:
+            yield
         except BaseException:
-            if changes is None or not changes.closed:
-                if self._commit_pending:  # what the command wrote before is kept, as inline
+            if not closed():
+                if self._commit_pending:
                     with contextlib.suppress(BaseException):  # else rolled back: rebuilt below
                         self.finish_commit()
                 self._recover()
