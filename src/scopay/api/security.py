@@ -194,10 +194,9 @@ def _declared_length(scope) -> int:
     return 0
 
 
-async def _read_body(scope, receive) -> bytes | None:
-    """The body, read at most REQUEST_BYTES_MAX bytes far; None when it is longer."""
-    if _declared_length(scope) > REQUEST_BYTES_MAX:
-        return None
+async def _read_body(receive) -> bytes | None:
+    """The body, read at most REQUEST_BYTES_MAX bytes far; None when it is longer (one that
+    declares itself longer the guard refuses before reading)."""
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -279,7 +278,7 @@ class Guard:
         except ApiError as error:
             await problem(error.status, error.title, error.detail)(scope, receive, send)
             return
-        body = await _read_body(scope, receive)
+        body = await _read_body(receive)
         if body is None:
             await _too_large(scope)(scope, receive, send)
             return
