@@ -148,10 +148,13 @@ def test_write_eof_and_writelines_keep_the_order():
     asyncio.run(scenario())
 
 
-def serving(app) -> tuple[OneWriteHttpProtocol, RecordingTransport]:
-    """uvicorn's protocol over a OneWriteTransport, on the running loop, for `app`."""
-    protocol = OneWriteHttpProtocol(Config(app, log_level="warning"), ServerState(),
-                                    app_state={}, _loop=asyncio.get_running_loop())
+def serving(app, server_state: ServerState | None = None
+            ) -> tuple[OneWriteHttpProtocol, RecordingTransport]:
+    """uvicorn's protocol over a OneWriteTransport, on the running loop, for `app` (one
+    connection of the server whose `server_state` is given, else of a server of its own)."""
+    protocol = OneWriteHttpProtocol(Config(app, log_level="warning"),
+                                    server_state or ServerState(), app_state={},
+                                    _loop=asyncio.get_running_loop())
     socket = RecordingTransport()
     protocol.connection_made(socket)
     return protocol, socket
@@ -400,12 +403,7 @@ def test_one_client_address_holds_at_most_its_share_of_connections(monkeypatch):
         state = ServerState()
 
         def connect() -> tuple[OneWriteHttpProtocol, RecordingTransport]:
-            protocol = OneWriteHttpProtocol(Config(answering(b"ok"), log_level="warning"),
-                                            state, app_state={},
-                                            _loop=asyncio.get_running_loop())
-            socket = RecordingTransport()
-            protocol.connection_made(socket)
-            return protocol, socket
+            return serving(answering(b"ok"), state)
 
         connections = [connect() for _ in range(4)]  # all from 127.0.0.1
         assert [socket.closed for _, socket in connections] == [False, False, False, True]
