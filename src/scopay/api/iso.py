@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import re
 import time
@@ -84,7 +85,7 @@ XML = "application/xml"
 _ANSWERS = {400: {"content": {"application/problem+xml": {}}}, 401: PROBLEM, 403: PROBLEM,
             404: PROBLEM}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TRANSFER_CODE = ("PMNT", "RCDT", "XBCT")  # payments, received credit transfers, cross-border
+ISO_ID_LENGTH_MAX = 35  # Max35Text: the ids of the messages scopay writes
 RETURN_TEXT_LENGTH_MAX = 4 * 105  # the AddtlInf lines scopay writes for one reason
 # The last day whose end (the statement's CreDtTm) a date-time can still name.
 STATEMENT_DAY_LAST = date(9999, 12, 30)
@@ -124,7 +125,7 @@ async def post_message(request: Request, caller: Caller) -> Response:
         return answer
     # A message that came with a business application header is answered with one.
     return Response(_with_header(_runner(request).engine, caller, answer.body,
-                                 f"SCOPAY{header.business_message_id}"[:35],
+                                 _answer_id(header.business_message_id),
                                  header.business_service), media_type=XML)
 
 
@@ -147,14 +148,35 @@ def _with_header(engine, caller: auth.Caller, document: bytes, business_message_
                  business_service: str | None) -> bytes:
     """The document in scopay's envelope with a head.001: from scopay (its operator's BIC) to
     the caller, naming the document's message type."""
-    operator = next((p.bic for p in engine.participants.values() if p.role == Role.OPERATOR),
-                    caller.participant.bic)
+    operator = _operator_bic(engine, caller)
     header = BusinessAppHeader(
         from_bic=operator, to_bic=caller.participant.bic,
         business_message_id=business_message_id,
         message_definition_id=message_type_of(namespace_of(etree.fromstring(document))),
         created_at_us=time.time_ns() // 1000, business_service=business_service)
     return build_envelope(header, document)
+
+
+def _operator_bic(engine, caller: auth.Caller) -> str:
+    """scopay's own BIC, its operator's, in what scopay writes as itself."""
+    return next((p.bic for p in engine.participants.values() if p.role == Role.OPERATOR),
+                caller.participant.bic)
+
+
+def _answer_id(message_id: str) -> str:
+    """The id of scopay's answer to a message: SCOPAY and the message's id when that fits in
+    the 35 characters of an ISO id, else SCOPAY and a digest of it (so that two long ids
+    never share an answer id, and a message sent again gets the same one)."""
+    answer_id = f"SCOPAY{message_id}"
+    if len(answer_id) <= ISO_ID_LENGTH_MAX:
+        return answer_id
+    return "SCOPAY" + hashlib.sha256(message_id.encode()).hexdigest()[
+        :ISO_ID_LENGTH_MAX - len("SCOPAY")]
+
+
+def _day_digits(day: date) -> str:
+    """A date as eight digits, years below 1000 zero-padded (`%Y` does not pad them)."""
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
 
 
 def _mailbox_message(seq: int, caller: auth.Caller, request: Request) -> Response:
@@ -214,7 +236,8 @@ def _statement(engine, account, day: date) -> bytes:
     activity = engine.account_activity(account_id, start_us, end_us)
     entries = [_entry(engine, t, change, day) for t, change in activity.postings]
     opening, closing = activity.opening_minor, activity.closing_minor
-    report = Statement(f"STMT{account_id}{day:%Y%m%d}", end_us, f"{account_id}-{day:%Y%m%d}",
+    digits = _day_digits(day)
+    report = Statement(f"STMT{account_id}{digits}", end_us, f"{account_id}-{digits}",
                        str(account_id), account.currency, opening, day, closing, day,
                        tuple(entries), account_servicer=account.owner_bic)
     return _written(build_camt053, report, f"the statement of account {account_id} for {day}")
@@ -251,7 +274,7 @@ async def _credit_transfers(request: Request, caller: auth.Caller, message_type:
     stamps = [result.history[-1].at_us for result in results if result.history]
     transactions = [_transaction_status(message.message_id, message_type, payment, result)
                     for payment, result in zip(payments, results, strict=True)]
-    report = StatusReport(f"SCOPAY{message.message_id}"[:35],
+    report = StatusReport(_answer_id(message.message_id),
                           max(stamps, default=time.time_ns() // 1000),  # none recorded: now
                           tuple(transactions),
                           instructing_agent=None, instructed_agent=bic)
@@ -261,6 +284,8 @@ async def _credit_transfers(request: Request, caller: auth.Caller, message_type:
 async def _cancellations(request: Request, caller: auth.Caller,
                          cancellation: CancellationRequest) -> Response:
     runner = _runner(request)
+    if cancellation.assigner != caller.participant.bic:  # as a head.001's sender is checked
+        return problem_xml(403, "AG01", "the camt.056's assigner is not the signing participant")
     statuses = []
     for item in cancellation.transactions:
         uetr = item.original_uetr or ""
@@ -280,13 +305,22 @@ async def _cancellations(request: Request, caller: auth.Caller,
             item.original_message_id, item.original_message_type, outcome,
             original_uetr=item.original_uetr, original_end_to_end_id=item.original_end_to_end_id,
             original_instruction_id=item.original_instruction_id, reason_code=reason))
-    accepted = all(s.status == CancellationStatus.ACCEPTED for s in statuses)
+    # scopay, which took the payments out of its queues, resolves the case, to its assigner
     resolution = CancellationResolution(
-        cancellation.assignment_id, cancellation.assignee, cancellation.assigner,
-        cancellation.created_at_us,
-        InvestigationConfirmation.CANCELLED_AS_REQUESTED if accepted
-        else InvestigationConfirmation.REJECTED_CANCELLATION_REQUEST, tuple(statuses))
+        cancellation.assignment_id, _operator_bic(runner.engine, caller),
+        cancellation.assigner, time.time_ns() // 1000, _confirmation(statuses),
+        tuple(statuses))
     return Response(build_camt029(resolution), media_type=XML)
+
+
+def _confirmation(statuses: list[TransactionCancellationStatus]) -> InvestigationConfirmation:
+    """The case's outcome: every transaction cancelled, none, or some (each says which)."""
+    accepted = sum(s.status == CancellationStatus.ACCEPTED for s in statuses)
+    if accepted == len(statuses):
+        return InvestigationConfirmation.CANCELLED_AS_REQUESTED
+    if accepted == 0:
+        return InvestigationConfirmation.REJECTED_CANCELLATION_REQUEST
+    return InvestigationConfirmation.PARTIALLY_EXECUTED_CANCELLATION_REQUEST
 
 
 async def _returns(request: Request, caller: auth.Caller,
@@ -314,7 +348,7 @@ async def _returns(request: Request, caller: auth.Caller,
     transactions = tuple(_return_status(instruction.message_id, item, outcome)
                          for item, outcome in zip(instruction.returns, outcomes, strict=True))
     stamps = [outcome.at_us for outcome in outcomes if outcome is not None]
-    report = StatusReport(f"SCOPAY{instruction.message_id}"[:35],
+    report = StatusReport(_answer_id(instruction.message_id),
                           max(stamps, default=instruction.created_at_us), transactions,
                           instructed_agent=caller.participant.bic)
     return Response(build_pacs002(report), media_type=XML)
@@ -324,9 +358,15 @@ def _return_detail(message_id: str, item: PaymentReturn, who: str) -> str:
     """Who returned the payment and why, for its history and the notices: the pacs.004's
     return reason code first (AC04, MD06, FOCR ...), then its references, each a JSON string
     (any text of theirs is read back whole: _return_references), and its text."""
-    detail = (f"{item.reason_code}: returned by {who} (pacs.004 {json.dumps(message_id)}, "
-              f"return {json.dumps(item.return_id)})")
+    detail = (f"{item.reason_code}: returned by {who} (pacs.004 {_quoted(message_id)}, "
+              f"return {_quoted(item.return_id)})")
     return detail if item.reason_text is None else f"{detail}: {item.reason_text}"
+
+
+def _quoted(text: str) -> str:
+    """A reference as a JSON string, its letters kept as they are (not `\\uXXXX`): the
+    detail is read by people too, and cut into lines in the messages that carry it."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
@@ -477,12 +517,30 @@ def _status_report(message_id: str, at_us: int, record: PaymentRecord,
     return StatusReport(message_id, at_us, (transaction,))
 
 
+def _transaction_code(engine, change: int, prefix: str | None,
+                      payment: Payment | None) -> tuple[str, str, str]:
+    """The bank transaction code of a statement entry (domain, family, sub-family): a
+    credit transfer received (RCDT) or issued (ICDT); a payment between agents of two
+    countries cross-border (XBCT) or else domestic (DMCT), a return's money going back RRTN,
+    any other movement (funds-in and -out, transfers) an internal book transfer (BOOK), as the
+    camt.054 of that movement says."""
+    family = "RCDT" if change > 0 else "ICDT"
+    if prefix == RETURN_TRANSFER_PREFIX:
+        return "PMNT", family, "RRTN"
+    if payment is None:
+        return "PMNT", family, "BOOK"
+    countries = {getattr(engine.participants.get(bic), "country", None)
+                 for bic in (payment.debtor_agent, payment.creditor_agent)}
+    return "PMNT", family, "DMCT" if len(countries) == 1 else "XBCT"
+
+
 def _entry(engine, t, change: int, day: date) -> Entry:
     prefix = next((p for p in (PAYMENT_TRANSFER_PREFIX, RETURN_TRANSFER_PREFIX)
                    if t.id.startswith(p)), None)  # a payment, or its return
     uetr = t.id[len(prefix):] if prefix else None
     payment = engine.payment_identity(uetr) if uetr else None
-    return Entry(change, t.currency, EntryStatus.BOOKED, _TRANSFER_CODE, booking_date=day,
+    return Entry(change, t.currency, EntryStatus.BOOKED,
+                 _transaction_code(engine, change, prefix, payment), booking_date=day,
                  value_date=day, entry_reference=t.id[:35],
                  uetr=uetr, end_to_end_id=payment.end_to_end_id if payment else None,
                  instruction_id=payment.instruction_id if payment else None,

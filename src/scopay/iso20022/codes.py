@@ -72,6 +72,7 @@ class InvestigationConfirmation(StrEnum):
     CANCELLED_AS_REQUESTED = "CNCL"
     PENDING_CANCELLATION_REQUEST = "PDCR"
     REJECTED_CANCELLATION_REQUEST = "RJCR"
+    PARTIALLY_EXECUTED_CANCELLATION_REQUEST = "PECR"  # some of its transactions cancelled
 
 
 class EntryStatus(StrEnum):
