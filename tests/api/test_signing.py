@@ -272,6 +272,17 @@ def test_query_changed_after_signing_is_refused(live_server, raw):
     assert_refused(answer, 401, "wrong signature")
 
 
+@pytest.mark.parametrize("sent", ["/v1/mailbox?limit=1?", "/v1/mailbox?limit=1??"])
+def test_a_question_mark_added_to_a_signed_query_is_refused(live_server, raw, sent):
+    request = signed(live_server, live_server.keys[BANK_A], "GET", "/v1/mailbox?limit=1")
+    assert_refused(raw.send(altered(request, path=sent)), 401, "wrong signature")
+
+
+def test_a_target_ending_in_an_empty_query_is_signed_as_one_without():
+    assert signing.canonical_request("GET", "/v1/mailbox?", "1", "n" * 16, "", b"") == (
+        signing.canonical_request("GET", "/v1/mailbox", "1", "n" * 16, "", b""))
+
+
 @pytest.mark.parametrize("changed_key", ["another-key", None], ids=["changed", "removed"])
 def test_idempotency_key_changed_after_signing_is_refused(live_server, raw, changed_key):
     request = signed(live_server, live_server.keys[BANK_A], "POST", "/v1/transfers",

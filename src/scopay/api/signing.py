@@ -46,11 +46,13 @@ def canonical_request(method: str, path: str, timestamp: str, nonce: str,
                       idempotency_key: str, body: bytes) -> bytes:
     """The exact bytes signed: one field a line, the body by its SHA-256. `path` is the
     target as sent (path and query, percent-encoding kept); an empty query is signed as no
-    query: a trailing '?' does not reach the server (ASGI drops it)."""
+    query: a '?' with nothing after it does not reach the server (ASGI drops it). A '?'
+    that ends a query (`?limit=1?`) is part of it, and signed."""
     digest = hashlib.sha256(body).hexdigest()
+    if path.find("?") == len(path) - 1:  # the only '?', and the last character
+        path = path[:-1]
     return "\n".join(
-        (SCHEME, method.upper(), path.removesuffix("?"), timestamp, nonce, idempotency_key,
-         digest)
+        (SCHEME, method.upper(), path, timestamp, nonce, idempotency_key, digest)
     ).encode()
 
 
