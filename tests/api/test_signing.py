@@ -20,6 +20,7 @@ import pytest
 
 from scopay.api import signing
 from scopay.api.app import create_app
+from scopay.api.auth import OWN_TRANSFER_ID_MAX
 from scopay.api.security import RateLimiter
 from scopay.client import KeyFile, ScopayClient, SignedAuth, new_private_key, sign_request
 from scopay.engine.runner import EngineRunner
@@ -401,6 +402,28 @@ def test_a_request_its_headers_refuse_is_answered_before_its_body_is_read(live_s
                        + headers + b"\r\n{")  # one byte of the body, and no more
         answer = client.recv(65536)
     assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
+
+
+def test_a_key_whose_answer_was_large_still_refuses_another_request(live_server, raw):
+    """A batch answer past a megabyte is kept too: the key then refuses a different batch."""
+    stem = "big-answer-" + uuid.uuid4().hex[:8] + "-"
+    items = [transfer(live_server, stem + f"{n:05d}".rjust(OWN_TRANSFER_ID_MAX - len(stem), "0"),
+                      amount="0.01") for n in range(8190)]
+    first = raw.send(signed(live_server, live_server.keys[BANK_A], "POST", "/v1/transfers/batch",
+                            {"transfers": items}, idempotency_key="large-answer"))
+    assert first.status_code == 200, first.text
+    assert len(first.content) > 1024 * 1024
+    before = snapshot(live_server)
+    other = [{**item, "id": item["id"][:-1] + "x"} for item in items[:2]]
+    again = raw.send(signed(live_server, live_server.keys[BANK_A], "POST", "/v1/transfers/batch",
+                            {"transfers": other}, idempotency_key="large-answer"))
+    assert again.status_code == 422, again.text
+    assert snapshot(live_server) == before
+    replayed = raw.send(signed(live_server, live_server.keys[BANK_A], "POST",
+                               "/v1/transfers/batch", {"transfers": items},
+                               idempotency_key="large-answer"))
+    assert replayed.headers.get("Idempotent-Replay") == "true"
+    assert replayed.content == first.content
 
 
 def test_idempotency_keys_belong_to_one_participant(live_server, raw):
