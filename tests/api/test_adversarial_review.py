@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 
 from scopay.api import app as app_module
 from scopay.api import security, signing
+from scopay.api.errors import ApiError
 from scopay.client import sign_request
 from scopay.domain.participant import Status
 from scopay.domain.payment import Party, Payment
@@ -132,6 +133,27 @@ def test_replay_guard_keeps_a_nonce_exactly_as_long_as_its_timestamp_is_acceptab
     assert len(guard) == 2
     assert guard.first_use("key", "m" * 16, window_end + 1, window_end + 1)
     assert len(guard) == 1  # the first second's nonces are stale now, and forgotten
+
+
+def test_a_full_nonce_memory_refuses_the_participants_holding_their_share_not_the_others():
+    guard, now_s = security.ReplayGuard(limit=10), 1_800_000_000
+    flood = [guard.first_use("key-a", f"a{n:015d}", now_s + 200, now_s, "BANKA")
+             for n in range(10)]
+    assert all(flood)
+    with pytest.raises(ApiError) as busy:
+        guard.first_use("key-a", "a" * 16, now_s + 200, now_s, "BANKA")
+    assert busy.value.status == 503
+    # another participant is still served, up to its share of the memory
+    served = 0
+    with contextlib.suppress(ApiError):
+        for n in range(20):
+            assert guard.first_use("key-b", f"b{n:015d}", now_s, now_s, "BANKB")
+            served += 1
+    assert served == 5  # the limit over the two participants holding nonces
+    assert len(guard) <= 2 * guard.limit
+    # once BANKB's second is stale, its nonces are forgotten and it is served again
+    assert guard.first_use("key-b", "c" * 16, now_s + 301, now_s + 301, "BANKB")
+    assert len(guard) == 11
 
 
 def test_replay_is_refused_even_when_the_nonce_memory_is_full(live_server, clients,

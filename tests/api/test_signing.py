@@ -483,8 +483,15 @@ def limited_app(engine, serve_app):
     app = create_app(runner)
     app.state.rate_limiter = RateLimiter(rate_per_s=RATE_PER_S, burst=BURST)
     with httpx.Client(base_url=serve_app(app), timeout=30) as client:
+        client.app_state = app.state  # for a test to change the limiter
         yield client, keys
     runner.stop()
+
+
+def signed_get(client, key: KeyFile) -> httpx.Request:
+    request = client.build_request("GET", "/v1/participants")
+    sign_request(request, key)
+    return request
 
 
 def _burst(client, key: KeyFile) -> list[httpx.Response]:
@@ -506,6 +513,15 @@ def test_rate_limit_of_one_participant_leaves_others_alone(limited_app):
     client, keys = limited_app
     assert 429 in [a.status_code for a in _burst(client, keys["ICBKCNBJ"])]
     assert client.get("/v1/participants", auth=SignedAuth(keys["ABOCCNBJ"])).status_code == 200
+
+
+def test_a_request_over_the_rate_keeps_its_nonce_unused_so_it_can_be_sent_again(limited_app):
+    client, keys = limited_app
+    requests = [signed_get(client, keys["ICBKCNBJ"]) for _ in range(REQUESTS_TRIED)]
+    answers = [client.send(request) for request in requests]
+    refused = next(r for r, a in zip(requests, answers, strict=True) if a.status_code == 429)
+    client.app_state.rate_limiter = RateLimiter()  # the rate has room again
+    assert client.send(refused).status_code == 200
 
 
 def test_rate_limit_refusal_names_the_configured_rate(limited_app):

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import heapq
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Annotated, NamedTuple
 
@@ -44,32 +45,42 @@ class ReplayGuard:
 
     A replay carries the timestamp it was signed with, so nonces are kept per timestamp
     second and forgotten once that second is more than SKEW_S_MAX in the past: the request
-    would be refused as stale by then. When NONCES_REMEMBERED_MAX nonces are still inside the
-    window, new requests are refused (503, try again) rather than any nonce forgotten early.
-    Each is kept as a 64-bit hash of (key, nonce), keyed per process (SipHash), so a
-    collision, which would refuse one honest request, cannot be aimed at. Memory only: after
-    a restart a captured request could be replayed within the window; idempotency keys and
-    payment ids make such a replay change nothing."""
+    would be refused as stale by then. No nonce is forgotten early. Once `limit` nonces are
+    inside the window, a participant holding at least its fair share of them (the limit over
+    the participants holding any) is refused (503, try again); one holding less is still
+    served, so one participant's flood never locks out another, and the store stays below
+    twice the limit. Each nonce is kept as a 64-bit hash of (key, nonce), keyed per process
+    (SipHash), so a collision, which would refuse one honest request, cannot be aimed at.
+    Memory only: after a restart a captured request could be replayed within the window;
+    idempotency keys and payment ids make such a replay change nothing."""
 
-    def __init__(self) -> None:
-        self._by_second: dict[int, set[int]] = {}
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit  # None: NONCES_REMEMBERED_MAX
+        # per signed second: the hashes seen, and how many of them each participant sent
+        self._by_second: dict[int, tuple[set[int], Counter[str]]] = {}
         self._seconds: list[int] = []  # heap of the keys of _by_second
         self._count = 0
+        self._held: Counter[str] = Counter()  # nonces in the window, by participant
 
-    def first_use(self, key_id: str, nonce: str, signed_s: int, now_s: float) -> bool:
-        """True the first time; False for a replay. Raises ApiError 503 when full."""
+    def first_use(self, key_id: str, nonce: str, signed_s: int, now_s: float,
+                  owner: str = "") -> bool:
+        """True the first time; False for a replay. Raises ApiError 503 when the store is
+        full and `owner` (the key's participant) holds its share of it already."""
         self._forget_before(now_s - signing.SKEW_S_MAX)
         seen = self._by_second.get(signed_s)
         token = hash((key_id, nonce))
-        if seen is not None and token in seen:
+        if seen is not None and token in seen[0]:
             return False
-        if self._count >= NONCES_REMEMBERED_MAX:
-            raise ApiError(503, "Busy", "too many requests inside the signing window; "
-                           "try again in a second")
+        held, limit = self._held, self.limit or NONCES_REMEMBERED_MAX
+        if self._count >= limit and held[owner] * len(held) >= limit:
+            raise ApiError(503, "Busy", "too many of your requests inside the signing "
+                           "window; try again in a second")
         if seen is None:
-            seen = self._by_second[signed_s] = set()
+            seen = self._by_second[signed_s] = (set(), Counter())
             heapq.heappush(self._seconds, signed_s)
-        seen.add(token)
+        seen[0].add(token)
+        seen[1][owner] += 1
+        held[owner] += 1
         self._count += 1
         return True
 
@@ -79,7 +90,12 @@ class ReplayGuard:
     def _forget_before(self, oldest_s: float) -> None:
         seconds = self._seconds
         while seconds and seconds[0] < oldest_s:
-            self._count -= len(self._by_second.pop(heapq.heappop(seconds)))
+            tokens, senders = self._by_second.pop(heapq.heappop(seconds))
+            self._count -= len(tokens)
+            self._held.subtract(senders)
+            for owner in senders:
+                if self._held[owner] <= 0:
+                    del self._held[owner]
 
 
 class RateLimiter:
@@ -108,6 +124,14 @@ async def current_caller(request: Request) -> auth.Caller:
 
 
 Caller = Annotated[auth.Caller, Depends(current_caller)]
+
+
+class RateLimited(ApiError):
+    """Over the participant's rate: a 429 with the seconds to wait."""
+
+    def __init__(self, rate_per_s: float, wait_s: float) -> None:
+        super().__init__(429, "Too many requests", f"over {rate_per_s:g} requests a second")
+        self.retry_after_s = max(1, round(wait_s))
 
 
 class KeyStateRefused(ApiError):
@@ -147,11 +171,17 @@ async def authenticate(scope, headers: dict[str, str],
         raise ApiError(401, "Unauthenticated", KEY_REFUSED)
     if engine.keys.get(key_id) != found:
         raise KeyStateRefused(401, "Unauthenticated", KEY_REFUSED)
-    if not state.replay_guard.first_use(key_id, nonce, int(timestamp), now_s):
-        raise ApiError(401, "Unauthenticated", "this nonce was used already (replay)")
     participant = engine.participants.get(found[0])
     if participant is None:
         raise ApiError(401, "Unauthenticated", "key of an unknown participant")
+    # The rate first: a request over it is refused before its nonce is kept (it may be sent
+    # again as it is), and a participant's nonces never outgrow its rate.
+    limiter = state.rate_limiter
+    wait_s = limiter.allow(participant.bic, time.monotonic())
+    if wait_s:
+        raise RateLimited(limiter.rate_per_s, wait_s)
+    if not state.replay_guard.first_use(key_id, nonce, int(timestamp), now_s, participant.bic):
+        raise ApiError(401, "Unauthenticated", "this nonce was used already (replay)")
     return auth.Caller(participant, key_id), found
 
 
@@ -316,13 +346,9 @@ async def _admit(scope, headers: dict[str, str], body: bytes, route: DirectRoute
     try:
         caller, key = await _authenticated(scope, headers, body, runner)
     except ApiError as error:
-        return problem(error.status, error.title, error.detail), None, None
-    limiter = state.rate_limiter
-    wait_s = limiter.allow(caller.participant.bic, time.monotonic())
-    if wait_s:
-        answer = problem(429, "Too many requests",
-                         f"over {limiter.rate_per_s:g} requests a second")
-        answer.headers["Retry-After"] = str(max(1, round(wait_s)))
+        answer = problem(error.status, error.title, error.detail)
+        if isinstance(error, RateLimited):
+            answer.headers["Retry-After"] = str(error.retry_after_s)
         return answer, None, None
     prepared = None if route is None else route.prepare(scope, body, caller)
     if await _until_durable(runner) and runner.engine.keys.get(caller.key_id) != key:
