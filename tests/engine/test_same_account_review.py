@@ -5,11 +5,13 @@ it broke gridlock resolution and the heartbeat for every currency."""
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import Future
 
 from scopay.domain.participant import Participant, Role, Tier
 from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import Order, Rtgs
+from scopay.engine.runner import log_failed_beat
 
 SPONSOR, INDIRECT = "ICBKCNBJ", "ICBKCNBJ001"
 AT_US = 2_000_000
@@ -39,3 +41,14 @@ def test_resolution_passes_over_an_order_to_its_own_account_queued_by_an_older_s
     rtgs.restore(Order("a-b", 12, 11, 10_000, "CNY", Priority.NORMAL, sequence=2))
     step = rtgs.resolve(AT_US)
     assert [order.uetr for order in step.settled] == ["a-b"]
+
+
+def test_a_heartbeat_that_fails_is_logged(caplog):
+    failed, busy = Future(), Future()
+    failed.set_exception(AssertionError("a payment to its own account"))
+    busy.set_exception(RuntimeError("stopping"))
+    with caplog.at_level("ERROR", logger="scopay.engine.runner"):
+        log_failed_beat(failed)
+        log_failed_beat(busy)
+    assert [record.exc_info[1] for record in caplog.records] == [failed.exception()]
+    assert "heartbeat step failed" in caplog.records[0].getMessage()

@@ -152,6 +152,9 @@ class Rtgs:
         if order.reject_by_us is not None and now_us >= order.reject_by_us:
             step.rejected.append((order, Rejection.REJECT_TIME_PASSED))
             return step
+        if order.debtor_account == order.creditor_account:  # (a sponsor paying its indirect)
+            step.rejected.append((order, Rejection.ACCOUNTS_MUST_BE_DIFFERENT))
+            return step  # it could never settle: refused now, never queued
         if len(self.orders) >= QUEUE_ORDERS_MAX:
             step.rejected.append((order, Rejection.QUEUE_FULL))
             return step
@@ -459,8 +462,11 @@ class Rtgs:
         return settled
 
     def _resolve_currency(self, currency: str, now_us: int, step: Step) -> None:
+        # (an order to its own account, queued before submit refused such orders, is left to
+        # the ledger's refusal when its queue is tried: no resolution can settle it)
         active = [o for o in self.orders.values() if o.currency == currency
-                  and (o.earliest_us is None or o.earliest_us <= now_us)]
+                  and (o.earliest_us is None or o.earliest_us <= now_us)
+                  and o.debtor_account != o.creditor_account]
         if not active:
             return
         accounts = {o.debtor_account for o in active} | {o.creditor_account for o in active}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sys
 import threading
@@ -44,6 +45,18 @@ class RunnerBusyError(RuntimeError):
     """The runner's queue is full: the caller should retry later (HTTP 503)."""
 
 
+log = logging.getLogger(__name__)
+
+
+def log_failed_beat(beat: Future) -> None:
+    """A heartbeat step that raised (its changes undone, memory rebuilt) is told to the
+    operator's log: each later beat may fail alike, and time-driven events then wait."""
+    error = None if beat.cancelled() else beat.exception()
+    if error is not None and not isinstance(error, RuntimeError):  # busy, or stopping
+        log.error("heartbeat step failed; reservations, reject-by times and gridlock "
+                  "resolution wait until one succeeds", exc_info=error)
+
+
 class Runner:
     """What callers see of a runner: requests in, futures out. The two kinds below differ in
     where the engine's batches run."""
@@ -63,9 +76,10 @@ class Runner:
     def _beat(self, interval_s: float) -> None:
         while not self._stopped.wait(interval_s):
             try:
-                self.call(lambda engine, now_us: engine.heartbeat(now_us))
+                beat = self.call(lambda engine, now_us: engine.heartbeat(now_us))
             except (RunnerBusyError, RuntimeError):
                 continue  # busy or stopping: the next beat comes soon enough
+            beat.add_done_callback(log_failed_beat)
 
     def submit(self, transfers: Sequence[Transfer]) -> Future[list[TransferOutcome]]:
         """Queue one request (a ledger batch); the future resolves once it is durable."""
