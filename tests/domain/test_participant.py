@@ -143,6 +143,32 @@ def test_duplicate_bic_and_malformed_bic_and_empty_name_are_refused(network):
     assert "name" in check_participant(too_long, existing, CURRENCY_CODES)
 
 
+def test_a_primary_office_bic11_is_refused_beside_or_instead_of_its_bic8(network):
+    existing = network.participants_by_bic
+    for bic in ("ICBKCNBJXXX", "BKCHCNBJXXX"):
+        problem = check_participant(bank(bic), existing, CURRENCY_CODES)
+        assert problem is not None and f"admit it as {bic[:8]}" in problem
+    assert check_participant(bank("BKCHCNBJ001"), existing, CURRENCY_CODES) is None  # a branch
+
+
+@pytest.mark.parametrize("name", ["Bank\x00of China", "Bank\nof China", "Bank\u202eof China",
+                                  "Bank\u2028of China"])
+def test_a_name_with_control_or_format_characters_is_refused(network, name):
+    problem = check_participant(replace(bank("BKCHCNBJ"), name=name),
+                                network.participants_by_bic, CURRENCY_CODES)
+    assert problem is not None and "control or format" in problem
+    fine = replace(bank("BKCHCNBJ"), name="Банк Китая 中国银行 بانک")
+    assert check_participant(fine, network.participants_by_bic, CURRENCY_CODES) is None
+
+
+def test_an_indirect_participant_needs_an_active_sponsor(network):
+    existing = dict(network.participants_by_bic)
+    existing["ICBKCNBJ"] = replace(existing["ICBKCNBJ"], status=Status.SUSPENDED)
+    indirect = replace(bank("BKCHCNBJ"), role=Role.INDIRECT, sponsor_bic="ICBKCNBJ")
+    problem = check_participant(indirect, existing, CURRENCY_CODES)
+    assert problem is not None and "suspended" in problem
+
+
 # -- check_account ------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from scopay.api import auth
 from scopay.api.errors import PROBLEM, ApiError, rejected
+from scopay.api.payments import amount_of
 from scopay.api.schemas import (
     AccountIdPath,
     AccountIn,
@@ -23,7 +24,6 @@ from scopay.api.security import Caller
 from scopay.api.views import balance_out, participant_out
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.ledger import Transfer
-from scopay.domain.money import AmountError, CurrencyError, parse_amount
 from scopay.domain.participant import Participant, Role, Status, Tier
 from scopay.engine.engine import CommandRefused
 from scopay.engine.runner import Runner
@@ -87,10 +87,7 @@ def _known_participant(request: Request, bic: str) -> None:
 async def open_account(body: AccountIn, caller: Caller, request: Request) -> BalanceOut:
     """Open an account (settlement, or a settlement agent's issuance account)."""
     _operator_only(caller)
-    try:
-        credit_line = parse_amount(body.credit_line, body.currency)
-    except (AmountError, CurrencyError) as error:
-        raise ApiError(422, "Invalid amount", str(error)) from None
+    credit_line = amount_of(body.credit_line, body.currency)
 
     def open_(engine, now):
         account = Account(engine.next_account_id(), body.owner_bic, body.currency,
@@ -118,10 +115,7 @@ async def set_credit_line(account_id: AccountIdPath, body: CreditLineIn, caller:
     if not auth.may_set_credit_line(caller, account):
         raise ApiError(403, "Forbidden", "a settlement agent, while active, grants credit on "
                        "the banks' accounts of its currency only")
-    try:
-        line = parse_amount(body.credit_line, account.currency)
-    except (AmountError, CurrencyError) as error:
-        raise ApiError(422, "Invalid amount", str(error)) from None
+    line = amount_of(body.credit_line, account.currency)
     await _run(request, lambda e, now: e.set_credit_line(account_id, line, now))
 
 
@@ -150,10 +144,7 @@ async def _move_central_bank_money(body: FundsIn, caller, request: Request,
     ):
         raise ApiError(404, "Not found", f"no account {body.account_id} in your currency")
     issuance = engine.issuance_account(account.currency)
-    try:
-        amount = parse_amount(body.amount, account.currency)
-    except (AmountError, CurrencyError) as error:
-        raise ApiError(422, "Invalid amount", str(error)) from None
+    amount = amount_of(body.amount, account.currency)  # within an ISO amount's 18 digits
     debit, credit = (issuance, account.id) if inward else (account.id, issuance)
     future = _runner(request).submit([Transfer(auth.ledger_transfer_id(agent.bic, body.id),
                                                debit, credit, amount, account.currency)])

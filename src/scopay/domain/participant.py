@@ -8,6 +8,7 @@ sponsor.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -62,6 +63,12 @@ ACCOUNT_HOLDING_ROLES = frozenset(
 )
 
 
+PRIMARY_OFFICE_BRANCH = "XXX"
+# Unicode categories no name is written with: controls (NUL, line ends), format characters
+# (bidirectional overrides), surrogates, private use, unassigned, line and paragraph breaks.
+_UNWRITTEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
 def is_valid_bic(bic: str) -> bool:
     return isinstance(bic, str) and _BIC_PATTERN.fullmatch(bic) is not None
 
@@ -92,10 +99,15 @@ def check_participant(
         return f"{p.bic!r} is not a BIC (ISO 9362: 4 letters, 2 letters, 2 or 5 alphanumerics)"
     if p.bic in existing:
         return f"participant {p.bic} exists already"
+    if len(p.bic) == 11 and p.bic.endswith(PRIMARY_OFFICE_BRANCH):
+        # ISO 9362: branch XXX is the institution's primary office, the 8-character BIC
+        return f"{p.bic} is {p.bic[:8]}'s primary office: admit it as {p.bic[:8]}"
     if p.country != p.bic[4:6]:
         return f"BIC {p.bic} names country {p.bic[4:6]}, participant is in {p.country}"
     if not p.name or len(p.name) > PARTICIPANT_NAME_LENGTH_MAX:
         return f"name must be 1 to {PARTICIPANT_NAME_LENGTH_MAX} characters"
+    if any(unicodedata.category(c) in _UNWRITTEN_CATEGORIES for c in p.name):
+        return "name must hold no control or format characters"  # names go into messages
     policy = ACCESS_POLICY[p.tier]
     if p.role == Role.SETTLEMENT_AGENT:
         if not policy.settlement_currency:
@@ -117,6 +129,8 @@ def check_participant(
         sponsor = existing.get(p.sponsor_bic or "")
         if sponsor is None or sponsor.role not in (Role.DIRECT, Role.FX_PROVIDER):
             return "an indirect participant needs a direct participant as sponsor"
+        if sponsor.status != Status.ACTIVE:
+            return f"sponsor {sponsor.bic} is suspended"
     elif p.sponsor_bic is not None:
         return "only an indirect participant has a sponsor"
     return None

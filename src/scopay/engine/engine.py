@@ -347,6 +347,8 @@ class Engine(PaymentOperations):
         participant = self.participants.get(bic)
         if participant is None:
             raise CommandRefused(f"no participant {bic}")
+        if participant.role == Role.OPERATOR and status != Status.ACTIVE:  # none above it
+            raise CommandRefused(f"{bic} is the operator: it cannot be suspended")
         changed = replace(participant, status=status)
         own = [a.id for a in self.accounts.values() if a.owner_bic == bic]
         blocked = status != Status.ACTIVE

@@ -1,0 +1,57 @@
+"""The operator's and settlement agents' routes, as a review over real HTTP found them
+wanting: amounts beyond what ISO 20022 can write, a primary-office BIC admitted beside its
+institution, and the operator suspending itself."""
+
+import uuid
+
+import pytest
+
+OPERATOR, PBOC, BANK_A = "SCOPCNX0", "PBOCCNBJ", "DEMACNX0"
+NINETEEN_DIGITS = "10000000000000000.00"  # one digit past an ISO 20022 amount
+
+
+@pytest.mark.parametrize("route", ["/v1/funds-in", "/v1/funds-out"])
+def test_central_bank_money_past_18_digits_is_refused_and_moves_nothing(live_server, route):
+    account = live_server.account_of(BANK_A, "CNY")
+    before = live_server.engine.balances()
+    with live_server.client(PBOC) as agent:
+        answer = agent.post(route, json={"id": "big-" + uuid.uuid4().hex[:8],
+                                         "account_id": account, "amount": NINETEEN_DIGITS})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["title"] == "Invalid amount"
+    assert live_server.engine.balances() == before
+
+
+def test_a_credit_line_past_18_digits_is_refused(live_server):
+    account = live_server.account_of(BANK_A, "CNY")
+    floor = live_server.engine.balance(account).floor_minor
+    with live_server.client(OPERATOR) as operator:
+        answer = operator.put(f"/v1/accounts/{account}/credit-line",
+                              json={"credit_line": NINETEEN_DIGITS})
+    assert answer.status_code == 422, answer.text
+    assert live_server.engine.balance(account).floor_minor == floor
+
+
+def test_an_account_opened_with_a_credit_line_past_18_digits_is_refused(live_server):
+    accounts = len(live_server.engine.accounts)
+    with live_server.client(OPERATOR) as operator:
+        answer = operator.post("/v1/accounts", json={
+            "owner_bic": "DEMARUX0", "currency": "CNY", "credit_line": NINETEEN_DIGITS})
+    assert answer.status_code == 422, answer.text
+    assert len(live_server.engine.accounts) == accounts
+
+
+def test_a_primary_office_bic11_is_not_admitted_beside_its_institution(live_server):
+    with live_server.client(OPERATOR) as operator:
+        answer = operator.post("/v1/participants", json={
+            "bic": "DEMACNX0XXX", "name": "Look-alike", "role": "direct_participant",
+            "country": "CN", "tier": "member"})
+    assert answer.status_code == 409, answer.text
+    assert "DEMACNX0XXX" not in live_server.engine.participants
+
+
+def test_the_operator_cannot_suspend_itself(live_server):
+    with live_server.client(OPERATOR) as operator:
+        answer = operator.post(f"/v1/participants/{OPERATOR}/suspend")
+    assert answer.status_code == 409, answer.text
+    assert live_server.engine.participants[OPERATOR].status == "active"
