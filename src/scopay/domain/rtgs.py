@@ -277,11 +277,21 @@ class Rtgs:
         for waiting in self.queues.get(order.debtor_account, ()):
             if waiting.rank > rank:
                 break
-            if waiting.earliest_us is not None and now_us < waiting.earliest_us:
+            if (waiting.earliest_us is not None and now_us < waiting.earliest_us
+                    or self._held(waiting)):
                 continue
             if waiting.rank < rank or rank < 2 or not self.bypass_fifo_normal:
                 return True
         return False
+
+    def _held(self, order: Order) -> bool:
+        """A queued order of a blocked account (its agent suspended), either side: it waits,
+        neither tried nor refused, until the account is unblocked, or its sender cancels it
+        or its reject-by time passes. (New orders for a blocked account are refused.)"""
+        balances = self.ledger.balances
+        return any(balance is not None and balance.blocked
+                   for balance in (balances.get(order.debtor_account),
+                                   balances.get(order.creditor_account)))
 
     def _cover_reason(self, order: Order, outflow_minor: int) -> WaitReason | None:
         """Is `outflow_minor` more leaving the debtor covered for an order of this rank?"""
@@ -435,6 +445,8 @@ class Rtgs:
         for order in list(self.queues.get(account, ())):
             if order.earliest_us is not None and now_us < order.earliest_us:
                 continue  # not yet active: neither settles nor blocks
+            if self._held(order):
+                continue  # a suspended agent's: waits for reinstatement, blocks nothing
             wait = self._cover_reason(order, order.amount_minor)
             if wait is None:
                 self._settle_alone(order, now_us, step)
@@ -466,7 +478,7 @@ class Rtgs:
         # the ledger's refusal when its queue is tried: no resolution can settle it)
         active = [o for o in self.orders.values() if o.currency == currency
                   and (o.earliest_us is None or o.earliest_us <= now_us)
-                  and o.debtor_account != o.creditor_account]
+                  and o.debtor_account != o.creditor_account and not self._held(o)]
         if not active:
             return
         accounts = {o.debtor_account for o in active} | {o.creditor_account for o in active}
