@@ -11,13 +11,16 @@ import json
 import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -30,12 +33,20 @@ from rich.progress import (
 from rich.table import Table
 
 from scopay.api import signing
-from scopay.client import KeyFile, ScopayClient, new_private_key, write_key_file
+from scopay.api.auth import TRANSFER_ID_SEPARATOR
+from scopay.client import (
+    KeyFile,
+    ScopayClient,
+    new_private_key,
+    read_key_file,
+    write_key_file,
+)
 from scopay.domain.ledger import Transfer
 from scopay.domain.money import AmountError, CurrencyError, format_amount, parse_amount
 from scopay.domain.rejection import REJECTION_TEXT
+from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
 from scopay.engine.engine import CommandRefused, Engine
-from scopay.engine.payments import RecoveryProgress
+from scopay.engine.payments import RETURN_TRANSFER_PREFIX, RecoveryProgress
 from scopay.reference.network import OPERATOR_BIC, plan_reference_network
 from scopay.store.sqlite import (
     SchemaTooNewError,
@@ -65,6 +76,10 @@ DbOption = Annotated[Path, typer.Option("--db", help="SQLite database file.",
                                         envvar="SCOPAY_DB")]
 DEFAULT_DB = Path("var/scopay.db")
 HEARTBEAT_S = 1.0  # how often the server lets time pass in the engine
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# Ledger ids the CLI's transfers may not take: those of payments and returns, and those of
+# participants' own transfers (BIC:own-id), so an operator's transfer never passes for one.
+RESERVED_ID_PREFIXES = (PAYMENT_TRANSFER_PREFIX, RETURN_TRANSFER_PREFIX)
 
 
 def now_us() -> int:
@@ -246,7 +261,7 @@ def serve(db: DbOption = DEFAULT_DB,
         stop()
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})
 def transfer(
     debit_account: Annotated[int, typer.Argument(help="Account id to debit.")],
     credit_account: Annotated[int, typer.Argument(help="Account id to credit.")],
@@ -262,6 +277,12 @@ def transfer(
     except (AmountError, CurrencyError) as error:
         err.print(f"[red]refused:[/red] {error}")
         raise typer.Exit(2) from None
+    if transfer_id is not None and (TRANSFER_ID_SEPARATOR in transfer_id
+                                    or transfer_id.startswith(RESERVED_ID_PREFIXES)):
+        err.print(f"[red]refused:[/red] transfer id {transfer_id!r}: ids with "
+                  f"'{TRANSFER_ID_SEPARATOR}' are participants' own, and "
+                  f"{' and '.join(RESERVED_ID_PREFIXES)} ones payments' and returns'")
+        raise typer.Exit(2)
     with writing(db) as engine:
         chosen = transfer_id or f"cli-{now_us()}"
         (outcome,) = engine.submit([Transfer(chosen, debit_account, credit_account, amount_minor,
@@ -292,16 +313,24 @@ def balances(db: DbOption = DEFAULT_DB,
                            "available": format_amount(v.available_minor, v.currency)}
                           for v in views], indent=1))
         return
-    table = Table(title=f"scopay balances ({db})")
-    for column in ("account", "owner", "currency", "kind", "balance", "available", "floor"):
-        table.add_column(column, justify="right" if column in ("balance", "available") else "left",
-                         overflow="fold")
-    for v in views:
-        floor = "none" if v.floor_minor is None else format_amount(v.floor_minor, v.currency)
-        table.add_row(str(v.account_id), v.owner_bic, v.currency, v.kind,
-                      format_amount(v.posted_minor, v.currency),
-                      format_amount(v.available_minor, v.currency), floor)
-    console.print(table)
+    rows = [(str(v.account_id), v.owner_bic, v.currency, v.kind,
+             format_amount(v.posted_minor, v.currency),
+             format_amount(v.available_minor, v.currency),
+             "none" if v.floor_minor is None else format_amount(v.floor_minor, v.currency))
+            for v in views]
+    # Nothing is ever folded (a balance cut across two lines reads as two numbers): each
+    # column as wide as its widest value, the table as wide as they need.
+    table = Table(title=f"scopay balances ({db})", box=box.SIMPLE_HEAD)
+    needed = 0
+    for index, column in enumerate(("account", "owner", "currency", "kind", "balance",
+                                    "available", "floor")):
+        width = max([len(column), *(len(row[index]) for row in rows)])
+        table.add_column(column, justify="right" if index >= 4 else "left", no_wrap=True,
+                         min_width=width)
+        needed += width + 2  # and its padding
+    for row in rows:
+        table.add_row(*row)
+    console.print(table, width=max(console.width, needed + 2), crop=False)
 
 
 @app.command()
@@ -420,13 +449,61 @@ def call(
     url: Annotated[str, typer.Option(help="scopay server.")] = "http://127.0.0.1:8000",
 ) -> None:
     """Call the running server's API, signed with a key file; prints the JSON answer."""
-    with ScopayClient.from_key_file(url, key) as client:
+    if method.upper() not in HTTP_METHODS:
+        err.print(f"[red]refused:[/red] method {method!r}; one of {', '.join(HTTP_METHODS)}")
+        raise typer.Exit(2)
+    with talking(url, key) as client:
         answer = client.request(method.upper(), path,
                                 content=None if data is None else data.encode(),
                                 headers={"content-type": "application/json"})
-    print(json.dumps(answer.json(), indent=1, ensure_ascii=False) if answer.content else "")
+    try:
+        print(json.dumps(answer.json(), indent=1, ensure_ascii=False) if answer.content else "")
+    except ValueError:  # not JSON (an HTTP-level refusal, say): as it came
+        print(answer.text)
     if answer.status_code >= 400:
         raise typer.Exit(1)
+
+
+def load_key(path: Path) -> KeyFile:
+    """A key file, or one line on what is wrong with it and exit 2: missing, readable by
+    others than its owner (as ssh refuses such keys), or not a scopay key file."""
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            err.print(f"[red]refused:[/red] key file {path} is readable by others (mode "
+                      f"{stat.S_IMODE(mode):o}); make it 600: chmod 600 {path}")
+            raise typer.Exit(2)
+        return read_key_file(path)
+    except OSError as error:
+        err.print(f"[red]cannot read key file {path}[/red]: {error.strerror or error}")
+    except (ValueError, KeyError, TypeError):
+        err.print(f"[red]{path} is not a scopay key file[/red] (JSON with key_id, "
+                  "participant_bic and private_key)")
+    raise typer.Exit(2)
+
+
+@contextmanager
+def talking(url: str, key: Path) -> Iterator[ScopayClient]:
+    """A client of the server at `url` signing with the key file; a server that cannot be
+    reached is one line and exit 2."""
+    try:
+        with ScopayClient(url, load_key(key)) as client:
+            yield client
+    except httpx.TransportError as error:
+        err.print(f"[red]cannot reach scopay at {url}[/red]: {error} (is `scopay serve` "
+                  "running?)")
+        raise typer.Exit(2) from None
+    except httpx.InvalidURL as error:
+        err.print(f"[red]not a URL:[/red] {url} ({error})")
+        raise typer.Exit(2) from None
+
+
+def read_message_file(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as error:
+        err.print(f"[red]cannot read {file}[/red]: {error.strerror or error}")
+        raise typer.Exit(2) from None
 
 
 @iso_app.command("validate")
@@ -439,7 +516,7 @@ def iso_validate(file: Annotated[Path, typer.Argument(help="ISO 20022 XML file."
     from scopay.iso20022.schemas import SCHEMAS_DIR_ENV
 
     try:
-        message_type, _ = parse_message(file.read_bytes())
+        message_type, _ = parse_message(read_message_file(file))
     except MessageRefused as refusal:
         err.print(f"[red]invalid ({refusal.reason_code}):[/red] {refusal.text}")
         raise typer.Exit(1) from None
@@ -454,8 +531,9 @@ def iso_send(file: Annotated[Path, typer.Argument(
              key: KeyOption = Path("var/operator.key"),
              url: UrlOption = "http://127.0.0.1:8000") -> None:
     """Post a message to the running server; prints the answer (pacs.002 or camt.029)."""
-    with ScopayClient.from_key_file(url, key) as client:
-        answer = client.post("/v1/iso20022", content=file.read_bytes(),
+    message = read_message_file(file)
+    with talking(url, key) as client:
+        answer = client.post("/v1/iso20022", content=message,
                              headers={"content-type": "application/xml"})
     print(answer.text)
     if answer.status_code >= 400:
@@ -469,7 +547,7 @@ def iso_inbox(key: KeyOption = Path("var/operator.key"),
               ack: Annotated[bool, typer.Option(help="Acknowledge what was listed.")] = False,
               ) -> None:
     """List the participant's unacknowledged mailbox (oldest first)."""
-    with ScopayClient.from_key_file(url, key) as client:
+    with talking(url, key) as client:
         notices = client.get("/v1/mailbox", params={"limit": 500}).json()
         table = Table(title=f"mailbox of {client.key.participant_bic}")
         for column in ("seq", "kind", "uetr or reference", "status", "reason", "created"):
