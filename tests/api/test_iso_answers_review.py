@@ -4,7 +4,7 @@ references in other scripts than Latin kept whole."""
 
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 from lxml import etree
@@ -186,3 +186,24 @@ def test_a_statement_of_a_year_before_1000_has_unambiguous_ids(live_server):
     _, statement = parse_message(answer.content)
     assert statement.statement_id == f"{account}-09990101"
     assert statement.message_id == f"STMT{account}09990101"
+
+
+def test_each_status_report_in_the_mailbox_says_what_its_notice_says(live_server, xsd):
+    waits = payment(CNY_QUEUES)
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    with live_server.client(BANK_A) as a, live_server.client(OPERATOR) as operator:
+        send(a, waits)
+        assert a.post(f"/v1/payments/{waits.uetr}/times",
+                      json={"latest": past}).status_code == 200
+        assert operator.post(f"/v1/payments/{waits.uetr}/cancel").status_code == 200
+        notices = [n for n in a.get("/v1/mailbox", params={"limit": 500}).json()
+                   if n["uetr"] == waits.uetr]
+        reports = [a.get(f"/v1/mailbox/{n['seq']}/message").content for n in notices]
+    assert [(n["status"], n["reason"]) for n in notices] == [
+        ("queued", "insufficient_liquidity"), ("queued", "latest_time_passed"),
+        ("cancelled", "cancelled by the operator")]
+    for notice, report in zip(notices, reports, strict=True):
+        assert xsd("pacs.002.001.10").validate(etree.fromstring(report))
+        (told,) = parse_message(report)[1].transactions
+        assert told.reason_text == notice["reason"]
+        assert told.status.value == {"queued": "PDNG", "cancelled": "CANC"}[notice["status"]]

@@ -204,10 +204,17 @@ def _mailbox_message(seq: int, caller: auth.Caller, request: Request) -> Respons
         return Response(_return_notice(seq, notice, record), media_type=XML)
     if notice.kind == "incoming_payment":
         return Response(_forwarded(seq, notice.created_us, record.payment), media_type=XML)
-    history = next((c for c in record.history if c.status.value == notice.status),
-                   record.history[-1])
-    result = PaymentResult(record.payment.uetr, history.status, history.reason, history.detail)
+    # the status change the notice tells (of its time: a payment queued twice has two),
+    # and what the notice says of it: a warning such as a passed latest time changes no status
+    same = [c for c in record.history if c.status.value == notice.status]
+    change = next((c for c in same if c.at_us == notice.created_us),
+                  same[0] if same else record.history[-1])
+    result = PaymentResult(record.payment.uetr, change.status, change.reason, change.detail)
     report = _status_report(f"SCOPAY{seq}", notice.created_us, record, result)
+    if result.reason is None and notice.reason:  # a rejection's code and text say it already
+        (transaction,) = report.transactions
+        report = replace(report, transactions=(replace(transaction,
+                                                        reason_text=notice.reason),))
     return Response(build_pacs002(report), media_type=XML)
 
 
