@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
+import pytest
 from lxml import etree
 
 from scopay.api.iso import _answer_id, _transaction_code
@@ -207,3 +208,15 @@ def test_each_status_report_in_the_mailbox_says_what_its_notice_says(live_server
         (told,) = parse_message(report)[1].transactions
         assert told.reason_text == notice["reason"]
         assert told.status.value == {"queued": "PDNG", "cancelled": "CANC"}[notice["status"]]
+
+
+@pytest.mark.parametrize("written", [str, float, bool])
+def test_an_acknowledgement_of_what_is_no_integer_is_refused_and_acknowledges_nothing(
+        live_server, written):
+    with live_server.client(BANK_A) as a:
+        send(a, payment(CNY_SETTLES))
+        before = a.get("/v1/mailbox", params={"limit": 500}).json()
+        answer = a.post("/v1/mailbox/ack", json={"seqs": [written(before[-1]["seq"])]})
+        after = a.get("/v1/mailbox", params={"limit": 500}).json()
+    assert answer.status_code == 422, answer.text
+    assert after == before

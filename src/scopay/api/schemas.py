@@ -242,7 +242,7 @@ class NoticeOut(BaseModel):
 
 
 class AckIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # seqs are JSON integers only
 
     seqs: list[PositiveId] = Field(min_length=1, max_length=500)
 
