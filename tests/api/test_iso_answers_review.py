@@ -220,3 +220,24 @@ def test_an_acknowledgement_of_what_is_no_integer_is_refused_and_acknowledges_no
         after = a.get("/v1/mailbox", params={"limit": 500}).json()
     assert answer.status_code == 422, answer.text
     assert after == before
+
+
+def test_todays_statement_is_interim_as_of_now_and_a_day_to_come_has_none(live_server, xsd):
+    account = live_server.account_of(BANK_A, "CNY")
+    today = datetime.now(UTC).date()
+    with live_server.client(BANK_A) as a:
+        asked_us = time.time_ns() // 1000
+        interim = a.get(f"/v1/accounts/{account}/statement", params={"day": today.isoformat()})
+        past = a.get(f"/v1/accounts/{account}/statement",
+                     params={"day": (today - timedelta(days=1)).isoformat()})
+        future = a.get(f"/v1/accounts/{account}/statement",
+                       params={"day": (today + timedelta(days=1)).isoformat()})
+    assert interim.status_code == past.status_code == 200
+    for answer in (interim, past):
+        assert xsd("camt.053.001.08").validate(etree.fromstring(answer.content))
+    _, statement = parse_message(interim.content)
+    assert not statement.final and b"<Cd>ITBD</Cd>" in interim.content
+    assert asked_us - 1_000_000 <= statement.created_at_us <= time.time_ns() // 1000
+    _, yesterday = parse_message(past.content)
+    assert yesterday.final and b"<Cd>CLBD</Cd>" in past.content
+    assert future.status_code == 422

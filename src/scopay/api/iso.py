@@ -222,11 +222,14 @@ def _mailbox_message(seq: int, caller: auth.Caller, request: Request) -> Respons
             response_class=Response)
 def statement(account_id: AccountIdPath, caller: Caller, request: Request,
               day: date = Query(description="statement day (UTC)")) -> Response:
-    """camt.053 for one account and one UTC day: opening and closing balances and entries."""
+    """camt.053 for one account and one UTC day: opening and closing balances and entries.
+    Today's is interim (its closing balance ITBD, as of now); a day to come has none."""
     if day > STATEMENT_DAY_LAST:
         raise ApiError(422, "Invalid request",
                        f"day: a statement day is at most {STATEMENT_DAY_LAST.isoformat()} (its "
                        "end must be a date-time)")
+    if day > datetime.now(UTC).date():
+        raise ApiError(422, "Invalid request", f"day: {day.isoformat()} has not begun (UTC)")
     engine = _runner(request).engine
     account = engine.accounts.get(account_id)
     if account is None or not auth.may_see_account(caller, account):
@@ -244,9 +247,12 @@ def _statement(engine, account, day: date) -> bytes:
     entries = [_entry(engine, t, change, day) for t, change in activity.postings]
     opening, closing = activity.opening_minor, activity.closing_minor
     digits = _day_digits(day)
-    report = Statement(f"STMT{account_id}{digits}", end_us, f"{account_id}-{digits}",
-                       str(account_id), account.currency, opening, day, closing, day,
-                       tuple(entries), account_servicer=account.owner_bic)
+    now_us = time.time_ns() // 1000
+    final = end_us <= now_us  # else today's, as of now: its entries so far
+    report = Statement(f"STMT{account_id}{digits}", end_us if final else now_us,
+                       f"{account_id}-{digits}", str(account_id), account.currency, opening,
+                       day, closing, day, tuple(entries), account_servicer=account.owner_bic,
+                       final=final)
     return _written(build_camt053, report, f"the statement of account {account_id} for {day}")
 
 

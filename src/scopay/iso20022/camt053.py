@@ -50,6 +50,7 @@ MESSAGE_TYPES = (CAMT053_V08,)
 NS = qualified_namespace(CAMT053_V08)
 OPENING_BALANCES = ("OPBD", "PRCD")  # opening booked, or the previous closing booked
 CLOSING_BALANCE = "CLBD"
+INTERIM_BALANCE = "ITBD"  # interim booked: the closing balance of a day not yet over
 
 
 def balance(fields: Fields, element: etree._Element) -> tuple[str, int, str, date]:
@@ -91,7 +92,7 @@ def read_camt053(document: etree._Element, message_type: str) -> Statement:
     entries = tuple(report.get("Ntry", ()))
     check_entry_currencies(root, entries, currency)
     opening = one_balance(root, report["Bal"], OPENING_BALANCES, currency)
-    closing = one_balance(root, report["Bal"], (CLOSING_BALANCE,), currency)
+    closing = one_balance(root, report["Bal"], (CLOSING_BALANCE, INTERIM_BALANCE), currency)
     booked = sum(e.amount_minor for e in entries if e.status == EntryStatus.BOOKED)
     if opening[1] + booked != closing[1]:
         refuse_at(root, ReasonCode.INVALID_CONTROL_SUM,
@@ -102,7 +103,7 @@ def read_camt053(document: etree._Element, message_type: str) -> Statement:
         account=account, currency=currency, opening_balance_minor=opening[1],
         opening_date=opening[3], closing_balance_minor=closing[1], closing_date=closing[3],
         entries=entries, account_servicer=servicer,
-        sequence_number=report.get("ElctrncSeqNb"),
+        sequence_number=report.get("ElctrncSeqNb"), final=closing[0] == CLOSING_BALANCE,
     )
 
 
@@ -133,7 +134,8 @@ def build_camt053(statement: Statement) -> bytes:
         add(report, "ElctrncSeqNb", str(s.sequence_number))
     add_report_account(report, s.account, s.currency, s.account_servicer)
     add_balance(report, "OPBD", s.opening_balance_minor, s.currency, s.opening_date)
-    add_balance(report, CLOSING_BALANCE, s.closing_balance_minor, s.currency, s.closing_date)
+    add_balance(report, CLOSING_BALANCE if s.final else INTERIM_BALANCE, s.closing_balance_minor,
+                s.currency, s.closing_date)
     for booked_entry in s.entries:
         add_entry(report, booked_entry)
     return serialize(document)

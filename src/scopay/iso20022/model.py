@@ -238,6 +238,7 @@ class Statement:
     entries: tuple[Entry, ...] = ()
     account_servicer: str | None = None  # BIC
     sequence_number: int | None = None
+    final: bool = True  # the day is over (closing balance CLBD); else interim (ITBD)
 
 
 @dataclass(frozen=True, slots=True)
