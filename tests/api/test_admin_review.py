@@ -55,3 +55,17 @@ def test_the_operator_cannot_suspend_itself(live_server):
         answer = operator.post(f"/v1/participants/{OPERATOR}/suspend")
     assert answer.status_code == 409, answer.text
     assert live_server.engine.participants[OPERATOR].status == "active"
+
+
+def test_a_bank_cannot_pay_money_into_a_central_banks_issuance_account(live_server):
+    issuance = next(a.id for a in live_server.engine.accounts.values()
+                    if a.owner_bic == PBOC and a.kind == "issuance")
+    before = live_server.engine.balances()
+    with live_server.client(BANK_A) as bank:
+        for kind in ("posted", "pending"):
+            answer = bank.post("/v1/transfers", json={
+                "id": "to-issuance-" + uuid.uuid4().hex[:8], "kind": kind,
+                "debit_account_id": live_server.account_of(BANK_A, "CNY"),
+                "credit_account_id": issuance, "amount": "1.00", "currency": "CNY"})
+            assert answer.status_code == 404, answer.text
+    assert live_server.engine.balances() == before

@@ -83,11 +83,14 @@ def may_resolve_gridlock(caller: Caller, currency: str | None) -> bool:
 
 
 def may_move(caller: Caller, debit: Account, credit: Account) -> bool:
-    """A participant debits only its own accounts; a settlement agent also moves money
-    between its issuance account and accounts in its currency (funds-in / funds-out)."""
+    """A participant debits only its own accounts, and credits no issuance account; a
+    settlement agent also moves money between its issuance account and accounts in its
+    currency (funds-in / funds-out)."""
     p = caller.participant
     if p.status != Status.ACTIVE or p.role == Role.AUDITOR:
         return False
+    if credit.kind == AccountKind.ISSUANCE and credit.owner_bic != p.bic:
+        return False  # money leaves scopay only by its settlement agent's funds-out
     if debit.owner_bic == p.bic and p.role != Role.OPERATOR:
         return True
     if p.role == Role.SETTLEMENT_AGENT and p.settlement_currency == debit.currency:
