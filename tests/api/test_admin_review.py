@@ -69,3 +69,30 @@ def test_a_bank_cannot_pay_money_into_a_central_banks_issuance_account(live_serv
                 "credit_account_id": issuance, "amount": "1.00", "currency": "CNY"})
             assert answer.status_code == 404, answer.text
     assert live_server.engine.balances() == before
+
+
+@pytest.mark.parametrize("creditor", ["missing", "rub", "issuance", "itself"])
+def test_a_bilateral_limit_must_name_another_settlement_account_of_the_currency(
+        live_server, creditor):
+    accounts = live_server.engine.accounts
+    own = live_server.account_of(BANK_A, "CNY")
+    named = {"missing": 999_999, "rub": live_server.account_of("DEMARUX0", "RUB"),
+             "issuance": next(a.id for a in accounts.values()
+                              if a.owner_bic == PBOC and a.kind == "issuance"),
+             "itself": own}[creditor]
+    before = live_server.engine.rtgs.policies.get(own)
+    with live_server.client(BANK_A) as bank:
+        answer = bank.put(f"/v1/accounts/{own}/policy",
+                          json={"bilateral_limits": {str(named): "10.00"}})
+    assert answer.status_code == 422, answer.text
+    assert "no other settlement account in CNY" in answer.json()["detail"]
+    assert live_server.engine.rtgs.policies.get(own) == before
+
+
+def test_an_issuance_account_has_no_policy(live_server):
+    issuance = next(a.id for a in live_server.engine.accounts.values()
+                    if a.owner_bic == PBOC and a.kind == "issuance")
+    with live_server.client(OPERATOR) as operator:
+        answer = operator.put(f"/v1/accounts/{issuance}/policy", json={"reserved_urgent": "1"})
+    assert answer.status_code == 422, answer.text
+    assert issuance not in live_server.engine.rtgs.policies
