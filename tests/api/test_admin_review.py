@@ -96,3 +96,17 @@ def test_an_issuance_account_has_no_policy(live_server):
         answer = operator.put(f"/v1/accounts/{issuance}/policy", json={"reserved_urgent": "1"})
     assert answer.status_code == 422, answer.text
     assert issuance not in live_server.engine.rtgs.policies
+
+
+def test_a_suspended_settlement_agent_is_forbidden_to_move_money(live_server):
+    account = live_server.account_of(BANK_A, "CNY")
+    before = live_server.engine.balances()
+    with live_server.client(OPERATOR) as operator, live_server.client(PBOC) as agent:
+        assert operator.post(f"/v1/participants/{PBOC}/suspend").status_code == 204
+        try:
+            answer = agent.post("/v1/funds-in", json={"id": "while-suspended",
+                                                      "account_id": account, "amount": "1.00"})
+        finally:
+            assert operator.post(f"/v1/participants/{PBOC}/reinstate").status_code == 204
+    assert answer.status_code == 403, answer.text
+    assert live_server.engine.balances() == before

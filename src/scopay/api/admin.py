@@ -143,6 +143,8 @@ async def _move_central_bank_money(body: FundsIn, caller, request: Request,
         account.currency != agent.settlement_currency
     ):
         raise ApiError(404, "Not found", f"no account {body.account_id} in your currency")
+    if agent.status != Status.ACTIVE:
+        raise ApiError(403, "Forbidden", "a suspended settlement agent moves no money")
     issuance = engine.issuance_account(account.currency)
     amount = amount_of(body.amount, account.currency)  # within an ISO amount's 18 digits
     debit, credit = (issuance, account.id) if inward else (account.id, issuance)
