@@ -110,3 +110,19 @@ def test_a_suspended_settlement_agent_is_forbidden_to_move_money(live_server):
             assert operator.post(f"/v1/participants/{PBOC}/reinstate").status_code == 204
     assert answer.status_code == 403, answer.text
     assert live_server.engine.balances() == before
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({"bic": "CITIUS33", "country": "US", "tier": "member"}, "no SCO member"),
+    ({"bic": "QQQQQQ22", "country": "QQ", "tier": "member"}, "no SCO member"),
+    ({"bic": "KHANMNUB", "country": "MN", "tier": "member"}, "observer state"),
+    ({"bic": "NBKZKZ22", "country": "KZ", "tier": "member", "role": "settlement_agent",
+      "settlement_currency": "USD"}, "issues KZT"),
+])
+def test_admission_follows_the_reference_data_of_the_states(live_server, body, reason):
+    request = {"name": "Applicant", "role": "direct_participant", **body}
+    with live_server.client(OPERATOR) as operator:
+        answer = operator.post("/v1/participants", json=request)
+    assert answer.status_code == 409, answer.text
+    assert reason in answer.json()["detail"]
+    assert body["bic"] not in live_server.engine.participants
