@@ -266,9 +266,21 @@ def test_time_without_utc_offset_is_refused():
 def test_settlement_times_no_answer_could_write_back_are_refused(message, day, old, new):
     data = altered(altered(message, "<IntrBkSttlmDt>2026-11-29<", f"<IntrBkSttlmDt>{day}<"),
                    old, new)
+    if day < "2026":  # a message of that day (a settlement date before it is refused, DT01)
+        data = re.sub(rb"<CreDtTm>[^<]*</CreDtTm>", f"<CreDtTm>{day}T00:00:00Z</CreDtTm>".encode(),
+                      data, count=1)
     error = refused(data, parse_pacs008)
     assert error.reason_code == "FF01"
     assert "payment times must fall from 1970-01-01 to 9999-12-30 UTC" in error.text
+
+
+@pytest.mark.parametrize("message", [CUSTOMER_TRANSFER, CURRENT_VERSION])
+def test_a_settlement_date_before_the_message_was_created_is_refused_as_an_invalid_date(
+        message):
+    data = altered(message, "<IntrBkSttlmDt>2026-11-29<", "<IntrBkSttlmDt>2026-11-01<")
+    error = refused(data, parse_pacs008)
+    assert error.reason_code == "DT01"
+    assert "IntrBkSttlmDt 2026-11-01 is before the message was created" in error.text
 
 
 def test_header_must_name_the_enclosed_message():

@@ -347,6 +347,11 @@ def settlement_times(tx: etree._Element, fields: Fields,
     settlement date itself and the message's expiry (payment_times)."""
     times = fields.get("SttlmTmReq")
     day = fields.get("IntrBkSttlmDt") or header.get("IntrBkSttlmDt")
+    if day is not None and day < created_date(header["CreDtTm"]):
+        refuse_below(tx, ("IntrBkSttlmDt",), ReasonCode.INVALID_DATE,
+                     f"IntrBkSttlmDt {day.isoformat()} is before the message was created "
+                     f"({format_datetime_us(header['CreDtTm'])}): a payment settles on the "
+                     "day it is sent or later")
     moments = NO_TIMES
     if times is not None:
         if day is None:
@@ -366,6 +371,14 @@ def settlement_times(tx: etree._Element, fields: Fields,
                      "scopay carries a payment's times on one UTC settlement date; give them "
                      "on one")
     return moments
+
+
+def created_date(created_at_us: int) -> date:
+    """The UTC date of a message's CreDtTm (the first date there is, before it)."""
+    try:
+        return date_of_us(created_at_us)
+    except ValueError:  # before year 1: any settlement date is after it
+        return date.min
 
 
 def payment_times(times: tuple[int | None, int | None, int | None], day: date | None,
@@ -589,6 +602,8 @@ def settlement_times_text(times: Sequence | None, day: date | None, header: tupl
     """settlement_times from the checked FrTm, TillTm and RjctTm of a transaction (None: it
     has no SttlmTmReq) and its own IntrBkSttlmDt."""
     day = day or header[5]
+    if day is not None and day < header[11]:  # before the message's creation: refused
+        raise Unreadable
     moments = NO_TIMES
     if times is not None:
         if day is None:

@@ -257,8 +257,10 @@ def read_transaction_text(values: tuple, reading: TransactionText, header: tuple
         raise Unreadable
     intermediaries = () if agent1 is None and agent2 is None and agent3 is None else (
         intermediaries_text(agent1, bic1, agent2, bic2, agent3, bic3))
-    if time_request is None and header[10] is None and (day or header[5] or header[11]
-                                                         ) <= header[11]:
+    settles_on = day or header[5] or header[11]
+    if settles_on < header[11]:
+        raise Unreadable  # before the message was created: the tree reader refuses it
+    if time_request is None and header[10] is None and settles_on == header[11]:
         earliest = latest = reject_by = None  # no times, no value date, no expiry: most
     else:
         earliest, latest, reject_by = settlement_times_text(
