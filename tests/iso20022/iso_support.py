@@ -155,16 +155,18 @@ def payments(draw, message_id: str, created_at_us: int, institution: bool = Fals
         "exchange_rate": None, "charge_bearer": draw(st.sampled_from(ChargeBearer)),
         "charges": tuple(draw(st.lists(st.tuples(amounts, currencies, bics), max_size=2))),
     }
+    settlement_currency = draw(currencies)
     if not institution and draw(st.booleans()):
         customer["instructed_amount_minor"] = draw(amounts)
-        customer["instructed_currency"] = draw(currencies)
-        customer["exchange_rate"] = draw(st.decimals(
-            min_value=Decimal("0.000001"), max_value=Decimal("99999"), places=6))
+        customer["instructed_currency"] = instructed = draw(currencies)
+        # a rate exactly when the currencies differ (InstructedAmountAndExchangeRate1/2Rule)
+        customer["exchange_rate"] = None if instructed == settlement_currency else draw(
+            st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("99999"), places=6))
     return Payment(
         uetr=draw(uetrs), instruction_id=draw(ids), end_to_end_id=draw(ids),
         debtor_agent=debtor_agent, creditor_agent=draw(bics), debtor=draw(parties),
         creditor=draw(parties), settlement_amount_minor=draw(amounts),
-        settlement_currency=draw(currencies),
+        settlement_currency=settlement_currency,
         remittance=draw(st.none() | texts(140)),
         purpose=draw(st.none() | st.sampled_from(["GDDS", "SUPP", "TRAD", "INTC", "CORT"])),
         priority=draw(st.sampled_from(Priority)),
@@ -362,7 +364,8 @@ def dinar_group() -> CreditTransferMessage:
             creditor=Party(names[-1 - n], address=PostalAddress(country="CN", town="上海")),
             settlement_amount_minor=minor, settlement_currency=currency,
             instructed_amount_minor=minor * 3, instructed_currency="KWD",
-            exchange_rate=Decimal("0.3333333333"), message_id="DINARS-1",
+            exchange_rate=None if currency == "KWD" else Decimal("0.3333333333"),
+            message_id="DINARS-1",
         )
         for n, (name, (minor, currency)) in enumerate(zip(names, amounts_and_currencies,
                                                           strict=True))

@@ -283,6 +283,18 @@ def test_a_settlement_date_before_the_message_was_created_is_refused_as_an_inval
     assert "IntrBkSttlmDt 2026-11-01 is before the message was created" in error.text
 
 
+@pytest.mark.parametrize(("old", "new", "rule"), [
+    ("<XchgRate>12.5</XchgRate>", "", "need an XchgRate (InstructedAmountAndExchangeRate1Rule)"),
+    ('<InstdAmt Ccy="CNY">100000.00</InstdAmt>', '<InstdAmt Ccy="RUB">1250000.00</InstdAmt>',
+     "take no XchgRate (InstructedAmountAndExchangeRate2Rule)"),
+])
+def test_an_instructed_amount_must_agree_with_its_exchange_rate(old, new, rule):
+    data = altered(CUSTOMER_TRANSFER, old, new)
+    error = refused(data, parse_pacs008)
+    assert error.reason_code == "FF01"
+    assert rule in error.text
+
+
 def test_header_must_name_the_enclosed_message():
     data = altered(BATCH, "<MsgDefIdr>pacs.008.001.08", "<MsgDefIdr>pacs.009.001.08")
     assert "does not name the enclosed pacs.008.001.08" in refused(data).text

@@ -119,6 +119,10 @@ def hostile_payments(draw, message_id: str, created_at_us: int) -> Payment:
     day_start = created_at_us - created_at_us % DAY_US
     moment = st.none() | st.integers(0, DAY_US - 1).map(lambda us: day_start + us)
     instructed = draw(st.booleans())
+    instructed_currency = draw(st.sampled_from(["KWD", "JPY", "IRR", "TND"])) if instructed \
+        else None
+    # a rate exactly when the currencies differ (InstructedAmountAndExchangeRate1/2Rule)
+    rate = draw(st.decimals("0.0000000001", "9.9999999999", places=10))
     return Payment(
         uetr=draw(uetrs), instruction_id=draw(st.text(HOSTILE_ALPHABET, min_size=1,
                                                       max_size=35)),
@@ -130,9 +134,8 @@ def hostile_payments(draw, message_id: str, created_at_us: int) -> Payment:
                        draw(st.none() | addresses())),
         settlement_amount_minor=min(amount, 10**18 - 1), settlement_currency=currency,
         instructed_amount_minor=draw(st.integers(0, 10**15)) if instructed else None,
-        instructed_currency=draw(st.sampled_from(["KWD", "JPY", "IRR", "TND"]))
-        if instructed else None,
-        exchange_rate=draw(st.none() | st.decimals("0.0000000001", "9.9999999999", places=10)),
+        instructed_currency=instructed_currency,
+        exchange_rate=rate if instructed and instructed_currency != currency else None,
         charge_bearer=draw(st.sampled_from(ChargeBearer)),
         remittance=draw(st.none() | st.text(HOSTILE_ALPHABET, min_size=1, max_size=140)),
         purpose=draw(st.none() | st.sampled_from(["GDDS", "SUPP", "INTC"])),

@@ -26,6 +26,7 @@ from scopay.domain.payment import (
     new_payment,
     new_postal_address,
 )
+from scopay.iso20022.codes import ReasonCode
 from scopay.iso20022.component import (
     AGENT,
     COMPONENTS_2019,
@@ -69,7 +70,7 @@ from scopay.iso20022.datatype import (
 from scopay.iso20022.document import open_document
 from scopay.iso20022.model import CreditTransferMessage
 from scopay.iso20022.pattern import Unreadable
-from scopay.iso20022.shape import Fields, Shape, add, read_shape
+from scopay.iso20022.shape import Fields, Shape, add, read_shape, refuse_below
 
 PACS008_V08 = "pacs.008.001.08"
 PACS008_V13 = "pacs.008.001.13"
@@ -159,6 +160,10 @@ def read_transaction(tx: etree._Element, version: CreditTransferVersion,
     debtor_name, debtor_address = fields["Dbtr"]
     creditor_name, creditor_address = fields["Cdtr"]
     instructed_minor, instructed_currency = fields.get("InstdAmt") or (None, None)
+    rule = instructed_amount_rule(instructed_currency, basics["settlement_currency"],
+                                  fields.get("XchgRate"))
+    if rule is not None:
+        refuse_below(tx, ("InstdAmt",), ReasonCode.INVALID_FILE_FORMAT, rule)
     return Payment(
         debtor_agent=debtor_agent,
         creditor_agent=fields["CdtrAgt"],
@@ -173,6 +178,22 @@ def read_transaction(tx: etree._Element, version: CreditTransferVersion,
         sender_bic=sender(fields, header, debtor_agent),
         **basics,
     )
+
+
+def instructed_amount_rule(instructed_currency: str | None, settlement_currency: str,
+                           rate: object) -> str | None:
+    """What pacs.008's InstructedAmountAndExchangeRate1Rule and 2Rule say against these: an
+    instructed amount in another currency than the settlement amount needs an exchange
+    rate, one in the same currency has none."""
+    if instructed_currency is None:
+        return None
+    if instructed_currency != settlement_currency and rate is None:
+        return (f"InstdAmt in {instructed_currency} and IntrBkSttlmAmt in "
+                f"{settlement_currency} need an XchgRate (InstructedAmountAndExchangeRate1Rule)")
+    if instructed_currency == settlement_currency and rate is not None:
+        return (f"InstdAmt and IntrBkSttlmAmt both in {instructed_currency} take no XchgRate "
+                "(InstructedAmountAndExchangeRate2Rule)")
+    return None
 
 
 def party_paths(name: str) -> tuple[tuple[str, ...], ...]:
@@ -273,6 +294,8 @@ def read_transaction_text(values: tuple, reading: TransactionText, header: tuple
         instructing = instructing_bic
     if instructed_amount is None:
         instructed_amount = (None, None)
+    elif (instructed_amount[1] != amount[1]) is (rate is None):  # either rule: the tree tells
+        raise Unreadable
     if charges:
         charge = reading.charge
         charges = tuple([(charged[0], charged[1], agent_text(agent, bic))
