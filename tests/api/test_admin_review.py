@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+from scopay.client import KeyFile, new_private_key
+
 OPERATOR, PBOC, BANK_A = "SCOPCNX0", "PBOCCNBJ", "DEMACNX0"
 NINETEEN_DIGITS = "10000000000000000.00"  # one digit past an ISO 20022 amount
 
@@ -126,3 +128,23 @@ def test_admission_follows_the_reference_data_of_the_states(live_server, body, r
     assert answer.status_code == 409, answer.text
     assert reason in answer.json()["detail"]
     assert body["bic"] not in live_server.engine.participants
+
+
+def test_registering_the_same_public_key_again_gives_its_id_and_no_second_one(live_server):
+    """A retry whose first answer was lost (a crash between commit and answer) must not leave
+    a second, unknown id that outlives the revocation of the one the operator was told."""
+    public_key = KeyFile("unused", BANK_A, new_private_key()).public_key
+    with live_server.client(OPERATOR) as operator:
+        first = operator.post(f"/v1/participants/{BANK_A}/keys", json={"public_key": public_key})
+        again = operator.post(f"/v1/participants/{BANK_A}/keys", json={"public_key": public_key})
+        elsewhere = operator.post("/v1/participants/DEMBCNX0/keys",
+                                  json={"public_key": public_key})
+        assert operator.delete(f"/v1/keys/{first.json()['key_id']}").status_code == 204
+        revoked = operator.post(f"/v1/participants/{BANK_A}/keys",
+                                json={"public_key": public_key})
+    assert first.status_code == again.status_code == 201
+    assert again.json()["key_id"] == first.json()["key_id"]
+    assert [k for k, (_, key, _) in live_server.engine.keys.items() if key == public_key] == [
+        first.json()["key_id"]]
+    assert elsewhere.status_code == 409 and "another participant" in elsewhere.json()["detail"]
+    assert revoked.status_code == 409 and "revoked" in revoked.json()["detail"]

@@ -184,7 +184,8 @@ def create_app(runner: Runner, direct_routes: bool = True,
         return AuditHeadOut(seq=seq, sha256=sha256, at_us=at_us)
 
     @app.post("/v1/participants/{bic}/keys", status_code=201, tags=["operator"],
-              responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 422: PROBLEM})
+              responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM,
+                         422: PROBLEM})
     async def register_key(bic: str, body: KeyIn, caller: Caller) -> dict:
         """Register a participant's Ed25519 public key; its requests are signed with it."""
         if caller.role != Role.OPERATOR:
@@ -193,9 +194,12 @@ def create_app(runner: Runner, direct_routes: bool = True,
             raise ApiError(404, "Not found", f"no participant {bic}")
         if not signing.is_public_key(body.public_key):
             raise ApiError(422, "Invalid key", "public_key: 32 bytes of Ed25519, base64url")
-        key_id = signing.new_key_id()
-        await asyncio.wrap_future(
-            runner.call(lambda e, now: e.register_key(key_id, bic, body.public_key, now)))
+        new_id = signing.new_key_id()
+        try:  # the same public key again keeps its id: a retry never makes a second one
+            key_id = await asyncio.wrap_future(
+                runner.call(lambda e, now: e.register_key(new_id, bic, body.public_key, now)))
+        except CommandRefused as error:
+            raise ApiError(409, "Refused", str(error)) from None
         return {"key_id": key_id, "participant_bic": bic}
 
     @app.delete("/v1/keys/{key_id}", status_code=204, tags=["operator"],

@@ -376,8 +376,7 @@ def keys_register(
         err.print("[red]refused:[/red] not an Ed25519 public key (32 bytes, base64url)")
         raise typer.Exit(2)
     with writing(db) as engine:
-        key_id = signing.new_key_id()
-        engine.register_key(key_id, bic, public_key, now_us())
+        key_id = engine.register_key(signing.new_key_id(), bic, public_key, now_us())
     console.print(key_id)
 
 

@@ -363,15 +363,29 @@ class Engine(PaymentOperations):
                 self._commit_changes(changes)
 
     @_exclusive
-    def register_key(self, key_id: str, bic: str, public_key: str, now_us: int) -> None:
-        """Register a participant's Ed25519 public key (rotation: register, then revoke)."""
+    def register_key(self, key_id: str, bic: str, public_key: str, now_us: int) -> str:
+        """Register a participant's Ed25519 public key (rotation: register, then revoke);
+        the id it is registered under. A public key is registered once: again for the same
+        participant (a retry whose first answer was lost), it keeps the id it has, and no
+        second id can outlive a revocation of the first; for another participant, or once
+        revoked, it is refused."""
         if bic not in self.participants:
             raise CommandRefused(f"no participant {bic}")
         if key_id in self.keys:
             raise CommandRefused(f"key {key_id} exists already")
+        for known_id, (owner, known_key, revoked_us) in self.keys.items():
+            if known_key != public_key:
+                continue
+            if owner != bic:
+                raise CommandRefused("this public key is registered to another participant")
+            if revoked_us is not None:
+                raise CommandRefused(f"this public key was revoked (as {known_id}); make a "
+                                     "new key pair")
+            return known_id
         at = self._tick(now_us)
         self._write(keys=[(key_id, bic, public_key, at)], at_us=at)
         self.keys[key_id] = (bic, public_key, None)
+        return key_id
 
     @_exclusive
     def revoke_key(self, key_id: str, now_us: int) -> None:
