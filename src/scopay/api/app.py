@@ -8,6 +8,8 @@ Errors are RFC 9457 problem details (application/problem+json).
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
@@ -27,6 +29,7 @@ from scopay.api.errors import (
     invalid_input_detail,
     problem,
     rejected,
+    store_failed,
 )
 from scopay.api.iso import router as iso_router
 from scopay.api.payments import DIRECT_ROUTES, amount_of
@@ -50,6 +53,8 @@ from scopay.domain.participant import Role
 from scopay.domain.rejection import REJECTION_TEXT
 from scopay.engine.engine import CommandRefused
 from scopay.engine.runner import LoopRunner, Runner, RunnerBusyError
+
+log = logging.getLogger(__name__)
 
 REQUEST_BYTES_MAX = 4 * 1024 * 1024
 _RESOLUTIONS = (TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
@@ -306,6 +311,11 @@ def _install_error_handlers(app: FastAPI, direct: dict) -> None:
         # Any route's command may find the engine's queue full; 5xx answers are not kept
         # for the idempotency key, so a retry runs again.
         return problem(503, "Busy", str(error))
+
+    @app.exception_handler(sqlite3.Error)
+    async def on_store_failed(request: Request, error: sqlite3.Error) -> Response:
+        log.error("a commit failed; the request was answered 503: %s", error)
+        return store_failed(request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(_request: Request, error: StarletteHTTPException) -> Response:

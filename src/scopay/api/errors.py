@@ -43,6 +43,21 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 XML_PATHS = frozenset({"/v1/iso20022"})
 
 
+# The store failed a commit (disk full, an I/O error, a database file gone read-only): the
+# engine undid the batch in memory, nothing of it happened, and a retry may succeed later.
+STORE_FAILED_TEXT = ("scopay could not write to its database; nothing of this request was "
+                     "done: retry later with the same Idempotency-Key")
+STORE_RETRY_AFTER_S = 5
+
+
+def store_failed(path: str) -> Response:
+    """The answer to a request whose commit the store failed: 503, in XML on XML routes."""
+    answer = (problem_xml(503, "NARR", STORE_FAILED_TEXT) if path in XML_PATHS
+              else problem(503, "Storage unavailable", STORE_FAILED_TEXT))
+    answer.headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
+    return answer
+
+
 def media_type_for(status: int) -> str:
     """JSON for an answer, problem details for a refusal."""
     return PROBLEM_MEDIA_TYPE if status >= 400 else "application/json"

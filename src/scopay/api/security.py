@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import heapq
+import logging
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -26,9 +28,12 @@ from scopay.api.errors import (
     media_type_of_answer,
     problem,
     problem_xml,
+    store_failed,
 )
 from scopay.api.verifier import Verifier
 from scopay.engine.runner import Runner
+
+log = logging.getLogger(__name__)
 
 # Nonces kept at once, each while its timestamp is acceptable (about SKEW_S_MAX seconds):
 # 4,000,000 is over 13,000 requests a second sustained, in about 250 MB at most.
@@ -390,6 +395,10 @@ def _answering(route: DirectRoute, prepared: object, caller: auth.Caller):
             status, content = await route.run(scope, prepared, caller)
         except ApiError as error:
             status, content = error.status, error.problem_body()
+        except sqlite3.Error as error:  # as the app's handler answers it (store_failed)
+            log.error("a commit failed; the request was answered 503: %s", error)
+            await store_failed(scope["path"])(scope, _receive, send)
+            return
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", media_type_for(status).encode()),
                                 (b"content-length", str(len(content)).encode())]})
