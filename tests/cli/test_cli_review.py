@@ -104,3 +104,15 @@ def test_balances_print_every_amount_whole_on_a_narrow_screen(db):
                     and f" {row['account_id']} " in line)
         assert row["balance"] in line and row["available"] in line, line
         assert re.fullmatch(r"none|-?[0-9]+(\.[0-9]+)?", line.split()[-1]), line  # the floor
+
+
+def test_a_database_with_a_second_name_by_hard_link_gets_no_writer(db):
+    """The writer's lock sits beside the file's real path; a hard link is another real path
+    to the same file, so a writer through it could run beside the first: refused."""
+    link = db.with_name("same.db")
+    link.hardlink_to(db)
+    before = balances(db)
+    for path in (db, link):
+        result = runner.invoke(app, ["transfer", "11", "12", "1.00", "CNY", "--db", str(path)])
+        one_line_refusal(result, 2, "hard links")
+    assert balances(db) == before  # reading is still fine

@@ -52,6 +52,7 @@ from scopay.store.sqlite import (
     SchemaTooNewError,
     SchemaTooOldError,
     SQLiteStore,
+    StoreLinkedError,
     StoreLockedError,
 )
 
@@ -106,7 +107,7 @@ def open_store(db: Path, *, lock: bool, migrate: bool = True) -> SQLiteStore:
     to read it, the file is no SQLite database, or the path cannot be used."""
     try:
         return SQLiteStore(db, lock=lock, migrate=migrate)
-    except (SchemaTooNewError, SchemaTooOldError) as error:
+    except (SchemaTooNewError, SchemaTooOldError, StoreLinkedError) as error:
         err.print(f"[red]{error}[/red]")
     except sqlite3.DatabaseError as error:
         err.print(f"[red]{db} is not a scopay database[/red] ({error})")

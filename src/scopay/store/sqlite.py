@@ -57,6 +57,10 @@ class StoreLockedError(RuntimeError):
     """Another process holds this database for writing."""
 
 
+class StoreLinkedError(RuntimeError):
+    """The database file has hard links: another name could let a second writer in."""
+
+
 class SchemaTooNewError(RuntimeError):
     """The database was written by a newer scopay: this one must not read or change it."""
 
@@ -169,6 +173,14 @@ class SQLiteStore:
                 raise StoreLockedError(
                     f"{self.path} is open for writing by another scopay process"
                 ) from None
+            # The lock goes beside the file's real path; a hard link is another path to the
+            # same file, whose writer would lock another lock file: refused.
+            links = self.path.stat().st_nlink if self.path.exists() else 1
+            if links > 1:
+                self._lock_file.close()
+                raise StoreLinkedError(
+                    f"{self.path} has {links} names (hard links), so a second writer could "
+                    "open it under another: keep one (a symbolic link is fine)")
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    cached_statements=512, timeout=LOCK_WAIT_S)
         _use_wal(self._db)
