@@ -179,6 +179,7 @@ READ_FROM_TEXT = {
 
 @pytest.mark.parametrize("data", READ_FROM_TEXT.values(), ids=READ_FROM_TEXT.keys())
 def test_layouts_senders_use_are_read_from_the_text(schemas_unconfigured, data):
+    parse_pacs008(data)  # a prefix is read from the text once a message with it was accepted
     message = from_text(data)
     assert message is not None
     assert message == from_tree(data)
@@ -238,6 +239,8 @@ def test_a_limited_number_of_prefixes_is_compiled(schemas_unconfigured, monkeypa
     for number in range(PREFIXES_MAX + 2):
         data = PREFIXED.replace(b"doc:", f"p{number}:".encode()).replace(
             b"xmlns:doc=", f"xmlns:p{number}=".encode())
+        assert from_text(data) is None  # a prefix no accepted message had: the tree reads it
+        assert parse_pacs008(data) == from_tree(data)
         message = from_text(data)
         assert (message is not None) == (number < PREFIXES_MAX - 1)  # "" is compiled too
         assert parse_pacs008(data) == from_tree(data)
@@ -253,6 +256,21 @@ def test_a_creation_time_beyond_the_utc_calendar_is_read_from_the_tree(schemas_u
                   CUSTOMER_TRANSFER)
     assert from_text(data) is None
     assert outcome(parse_pacs008, data) == outcome(from_tree, data)
+
+
+def test_a_refused_message_with_a_new_prefix_compiles_nothing_and_takes_no_slot(
+        schemas_unconfigured, monkeypatch):
+    """Compiling a prefix's expressions takes a fraction of a second: a tiny message with a
+    made-up prefix, refused, must neither cost that nor take a slot from real senders."""
+    monkeypatch.setattr(credit_transfer, "_readings", {})
+    monkeypatch.setattr(credit_transfer, "_accepted_prefixes", set())
+    for number in range(PREFIXES_MAX + 2):
+        junk = (f'<z{number}:Document xmlns:z{number}="{NS08}"><z{number}:FIToFICstmrCdtTrf> '
+                f'</z{number}:FIToFICstmrCdtTrf></z{number}:Document>').encode()
+        assert outcome(parse_pacs008, junk)[0] == "FF01"
+    assert not [key for key in credit_transfer._readings if key[1] is not None]
+    parse_pacs008(PREFIXED)
+    assert from_text(PREFIXED) == from_tree(PREFIXED)  # a real sender's prefix still has room
 
 
 def test_deep_nesting_is_refused_alike():

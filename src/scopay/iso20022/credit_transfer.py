@@ -494,16 +494,29 @@ def agent_text(present: bool | None, bic: str | None) -> str | None:
 
 _readings: dict[tuple[str, str | None, str], TextReading] = {}
 _readings_lock = threading.Lock()
+# (message type, tag prefix) of messages the tree reader accepted: a prefix gets expressions
+# (compiling them takes a fraction of a second) only once a message written with it was
+# accepted, so refused messages with made-up prefixes neither cost that nor take the slots.
+_accepted_prefixes: set[tuple[str, str]] = set()
+
+
+def accepted_prefix(version: CreditTransferVersion, prefix: str | None) -> None:
+    """A message of the version with tags of this prefix was read and accepted."""
+    if prefix is not None:
+        _accepted_prefixes.add((version.message_type, prefix))
 
 
 def text_reading(version: CreditTransferVersion, prefix: str | None,
                  reading: type[TextReading] = TextReading, white: str = WHITE
                  ) -> TextReading | None:
     """The expressions of a version for a tag prefix and what lies between elements, compiled
-    on first use; None beyond PREFIXES_MAX prefixes (such messages are read from the tree)."""
+    on first use; None (read from the tree) for a prefix no message accepted before had, and
+    beyond PREFIXES_MAX prefixes."""
     key = (version.message_type, prefix, white)
     compiled = _readings.get(key)
     if compiled is None:
+        if prefix is not None and (version.message_type, prefix) not in _accepted_prefixes:
+            return None
         with _readings_lock:
             compiled = _readings.get(key)
             if compiled is None:

@@ -42,6 +42,7 @@ from scopay.iso20022.credit_transfer import (
     TRANSACTION_READERS,
     CreditTransferVersion,
     TextReading,
+    accepted_prefix,
     add_purpose_and_remittance,
     add_route,
     add_transaction_head,
@@ -145,7 +146,9 @@ def read_pacs008(document: etree._Element, message_type: str,
                                             read_transaction_text)
         if message is not None:
             return message
-    return read_credit_transfer(document, version, read_transaction)
+    message = read_credit_transfer(document, version, read_transaction)
+    accepted_prefix(version, document[0].prefix)  # its next messages are read from their text
+    return message
 
 
 def build_pacs008(message: CreditTransferMessage, message_type: str = PACS008_V08) -> bytes:
