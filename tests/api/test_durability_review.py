@@ -159,7 +159,7 @@ def test_tracking_a_payment_never_answers_a_status_that_is_not_durable(held_serv
         tracked = tracking.result()  # answered while the commit still waits
         server.store.release.set()
         cancelled = cancelling.result()
-    assert cancelled.status_code == 500  # the cancel's commit failed
+    assert cancelled.status_code == 503  # the cancel's commit failed: storage unavailable
     assert durable_status(server, body["uetr"]) == "queued"
     assert tracked.status_code == 200
     assert tracked.json()["status"] == "queued", tracked.json()["status"]
@@ -190,7 +190,7 @@ def test_tracking_a_payment_whose_commit_fails_is_answered_404_not_500(held_serv
         assert not tracking.done
         server.store.release.set()  # the commit fails: the payment never existed
         sent, tracked = sending.result(), tracking.result()
-    assert sent.status_code == 500
+    assert sent.status_code == 503  # the commit failed: storage unavailable
     assert durable_status(server, body["uetr"]) is None
     assert tracked.status_code == 404, tracked.text
 
@@ -214,7 +214,7 @@ def test_a_request_admitted_during_a_commit_waits_for_it_and_sees_only_what_is_d
         server.store.release.set()
         sent, tracked = sending.result(), tracking.result()
         notices, balances = mailbox.result(), accounts.result()
-    assert sent.status_code == 500
+    assert sent.status_code == 503  # the commit failed: storage unavailable
     assert tracked.status_code == 404
     assert all(n["uetr"] != body["uetr"] for n in notices.json())
     assert durable_status(server, body["uetr"]) is None
@@ -236,7 +236,7 @@ def test_an_idempotent_retry_after_a_failed_commit_runs_again_and_settles_once(h
         first = InThread(lambda: a.send_payment(body, key))
         assert server.store.finishing.wait(WAIT_S)
         server.store.release.set()
-        assert first.result().status_code == 500
+        assert first.result().status_code == 503  # the commit failed
     with server.client(BANK_A) as a:  # the server closed the connection of the 500
         retried = a.send_payment(body, key)
         replayed = a.send_payment(body, key)
@@ -322,7 +322,7 @@ def test_a_request_refused_on_a_revocation_being_committed_waits_for_that_commit
         assert not reading.done
         server.store.release.set()
         revoked, read = revoking.result(), reading.result()
-    assert revoked.status_code == (500 if commit_fails else 204)
+    assert revoked.status_code == (503 if commit_fails else 204)
     assert read.status_code == (200 if commit_fails else 401), read.text
     assert (server.engine.keys[key_id][2] is None) is commit_fails
 
