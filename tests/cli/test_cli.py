@@ -18,14 +18,6 @@ from scopay.store.sqlite import SQLiteStore
 runner = CliRunner()
 
 
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "cli.db"
-    result = runner.invoke(app, ["init", "--db", str(path)])
-    assert result.exit_code == 0, result.output
-    return path
-
-
 def words(text):
     """Output with rich's line wrapping undone."""
     return " ".join(text.split())

@@ -14,14 +14,6 @@ runner = CliRunner()
 UNREACHABLE = "http://127.0.0.1:1"  # nothing listens on port 1
 
 
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "cli.db"
-    result = runner.invoke(app, ["init", "--db", str(path)])
-    assert result.exit_code == 0, result.output
-    return path
-
-
 def balances(db):
     result = runner.invoke(app, ["balances", "--db", str(db), "--json"])
     assert result.exit_code == 0, result.output
