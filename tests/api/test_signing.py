@@ -524,6 +524,17 @@ def test_a_request_over_the_rate_keeps_its_nonce_unused_so_it_can_be_sent_again(
     assert client.send(refused).status_code == 200
 
 
+def test_replays_of_a_captured_request_do_not_spend_the_banks_rate(limited_app):
+    client, keys = limited_app
+    captured = signed_get(client, keys["ICBKCNBJ"])
+    assert client.send(captured).status_code == 200
+    replays = [client.send(captured).status_code for _ in range(REQUESTS_TRIED)]
+    assert set(replays) == {401}
+    fresh = [client.send(signed_get(client, keys["ICBKCNBJ"])).status_code
+             for _ in range(BURST - 1)]
+    assert fresh == [200] * (BURST - 1)  # the burst is the bank's still
+
+
 def test_rate_limit_refusal_names_the_configured_rate(limited_app):
     client, keys = limited_app
     limited = next(a for a in _burst(client, keys["ICBKCNBJ"]) if a.status_code == 429)

@@ -67,6 +67,11 @@ class ReplayGuard:
         self._count = 0
         self._held: Counter[str] = Counter()  # nonces in the window, by participant
 
+    def seen(self, key_id: str, nonce: str, signed_s: int) -> bool:
+        """Was this nonce kept already (a replay)? Keeps nothing."""
+        kept = self._by_second.get(signed_s)
+        return kept is not None and hash((key_id, nonce)) in kept[0]
+
     def first_use(self, key_id: str, nonce: str, signed_s: int, now_s: float,
                   owner: str = "") -> bool:
         """True the first time; False for a replay. Raises ApiError 503 when the store is
@@ -179,13 +184,17 @@ async def authenticate(scope, headers: dict[str, str],
     participant = engine.participants.get(found[0])
     if participant is None:
         raise ApiError(401, "Unauthenticated", "key of an unknown participant")
-    # The rate first: a request over it is refused before its nonce is kept (it may be sent
-    # again as it is), and a participant's nonces never outgrow its rate.
-    limiter = state.rate_limiter
+    # A replay is refused before it counts against its participant's rate (whoever captured
+    # a request must not spend the bank's rate by resending it); the rate then comes before
+    # the nonce is kept: a request over it may be sent again as it is, and a participant's
+    # nonces never outgrow its rate.
+    guard, limiter = state.replay_guard, state.rate_limiter
+    if guard.seen(key_id, nonce, int(timestamp)):
+        raise ApiError(401, "Unauthenticated", "this nonce was used already (replay)")
     wait_s = limiter.allow(participant.bic, time.monotonic())
     if wait_s:
         raise RateLimited(limiter.rate_per_s, wait_s)
-    if not state.replay_guard.first_use(key_id, nonce, int(timestamp), now_s, participant.bic):
+    if not guard.first_use(key_id, nonce, int(timestamp), now_s, participant.bic):
         raise ApiError(401, "Unauthenticated", "this nonce was used already (replay)")
     return auth.Caller(participant, key_id), found
 
