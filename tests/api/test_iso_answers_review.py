@@ -4,6 +4,7 @@ references in other scripts than Latin kept whole."""
 
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
@@ -11,6 +12,7 @@ import pytest
 from lxml import etree
 
 from scopay.api.iso import _answer_id, _transaction_code
+from scopay.domain.participant import Role
 from scopay.domain.payment import Party, Payment
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
 from scopay.engine.payments import RETURN_TRANSFER_PREFIX
@@ -241,3 +243,55 @@ def test_todays_statement_is_interim_as_of_now_and_a_day_to_come_has_none(live_s
     _, yesterday = parse_message(past.content)
     assert yesterday.final and b"<Cd>CLBD</Cd>" in past.content
     assert future.status_code == 422
+
+
+def test_a_cancellation_with_a_long_reason_is_still_fetched_from_the_mailbox(live_server, xsd):
+    waits = payment(CNY_QUEUES)
+    request = build_camt056(CancellationRequest(
+        "CXL" + uuid.uuid4().hex[:12], BANK_A, BANK_B, now_us(),
+        (TransactionCancellation("M1", PACS008_V08, "CUST", original_uetr=waits.uetr,
+                                 reason_text="Ж" * 420),)))
+    with live_server.client(BANK_A) as a:
+        send(a, waits)
+        assert a.post("/v1/iso20022", content=request, headers=XML).status_code == 200
+        notice = next(n for n in a.get("/v1/mailbox", params={"limit": 500}).json()
+                      if n["uetr"] == waits.uetr and n["status"] == "cancelled")
+        fetched = a.get(f"/v1/mailbox/{notice['seq']}/message")
+    assert fetched.status_code == 200, fetched.text
+    assert xsd("pacs.002.001.10").validate(etree.fromstring(fetched.content))
+    (told,) = parse_message(fetched.content)[1].transactions
+    assert notice["reason"].startswith(told.reason_text) and len(told.reason_text) == 420
+
+
+def test_a_json_returns_own_words_cannot_pass_for_pacs004_references(live_server):
+    paid = payment(CNY_SETTLES)
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        send(a, paid)
+        returned = b.post(f"/v1/payments/{paid.uetr}/return", json={
+            "reason": "AC04", "text": 'x (pacs.004 "FAKEMSG", return "FAKERTR")'})
+        assert returned.status_code == 200, returned.text
+        notice = next(n for n in b.get("/v1/mailbox", params={"limit": 500}).json()
+                      if n["uetr"] == paid.uetr and n["status"] == "returned")
+        report = b.get(f"/v1/mailbox/{notice['seq']}/message")
+    (told,) = parse_message(report.content)[1].transactions
+    assert told.original_message_id == "RTR" + paid.uetr.replace("-", "")
+    assert told.original_instruction_id is None
+
+
+def test_a_return_to_or_from_a_suspended_indirect_agent_is_refused(live_server):
+    indirect = next(p.bic for p in live_server.engine.participants.values()
+                    if p.role == Role.INDIRECT and p.sponsor_bic == BANK_A)
+    to_indirect = replace(payment(CNY_SETTLES), debtor_agent=BANK_B, creditor_agent=indirect)
+    with (live_server.client(BANK_A) as sponsor, live_server.client(BANK_B) as b,
+          live_server.client(OPERATOR) as operator):
+        send(b, to_indirect)
+        assert operator.post(f"/v1/participants/{indirect}/suspend").status_code == 204
+        try:
+            before = live_server.engine.balances()
+            refused = sponsor.post(f"/v1/payments/{to_indirect.uetr}/return",
+                                   json={"reason": "AC04"})
+        finally:
+            assert operator.post(f"/v1/participants/{indirect}/reinstate").status_code == 204
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["rejection"] == "debit_account_blocked"
+    assert live_server.engine.balances() == before

@@ -213,9 +213,9 @@ def _mailbox_message(seq: int, caller: auth.Caller, request: Request) -> Respons
     report = _status_report(f"SCOPAY{seq}", notice.created_us, record, result)
     if result.reason is None and notice.reason:  # a rejection's code and text say it already
         (transaction,) = report.transactions
-        report = replace(report, transactions=(replace(transaction,
-                                                        reason_text=notice.reason),))
-    return Response(build_pacs002(report), media_type=XML)
+        report = replace(report, transactions=(replace(
+            transaction, reason_text=notice.reason[:RETURN_TEXT_LENGTH_MAX]),))
+    return Response(_written(build_pacs002, report, f"message {seq}"), media_type=XML)
 
 
 @router.get("/v1/accounts/{account_id}/statement", tags=["accounts"], responses=_ANSWERS,
@@ -383,12 +383,14 @@ def _quoted(text: str) -> str:
 
 
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
+# Who returned it holds no ':' (auth.returner); a JSON return's own text, which follows
+# a ':', cannot pass for the references.
 _RETURN_DETAIL = re.compile(
-    rf"[A-Z0-9]{{4}}: returned by .+? \(pacs\.004 ({_QUOTED}), return ({_QUOTED})\)(?:: |$)",
+    rf"[A-Z0-9]{{4}}: returned by [^:]+? \(pacs\.004 ({_QUOTED}), return ({_QUOTED})\)(?:: |$)",
     re.DOTALL)
 # as written before the references were quoted (a MsgId holding ", return " splits wrongly)
 _UNQUOTED_RETURN_DETAIL = re.compile(
-    r"[A-Z0-9]{4}: returned by .+? \(pacs\.004 (.+?), return (.+?)\)(?:: |$)", re.DOTALL)
+    r"[A-Z0-9]{4}: returned by [^:]+? \(pacs\.004 (.+?), return (.+?)\)(?:: |$)", re.DOTALL)
 
 
 def _return_references(detail: str) -> tuple[str, str] | None:

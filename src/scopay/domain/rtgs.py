@@ -155,6 +155,10 @@ class Rtgs:
         if order.debtor_account == order.creditor_account:  # (a sponsor paying its indirect)
             step.rejected.append((order, Rejection.ACCOUNTS_MUST_BE_DIFFERENT))
             return step  # it could never settle: refused now, never queued
+        blocked = self._blocked_account(order)
+        if blocked is not None:  # a new order for a blocked account is refused, not held
+            step.rejected.append((order, blocked))
+            return step
         if len(self.orders) >= QUEUE_ORDERS_MAX:
             step.rejected.append((order, Rejection.QUEUE_FULL))
             return step
@@ -284,14 +288,20 @@ class Rtgs:
                 return True
         return False
 
+    def _blocked_account(self, order: Order) -> Rejection | None:
+        balances = self.ledger.balances
+        for account, refusal in ((order.debtor_account, Rejection.DEBIT_ACCOUNT_BLOCKED),
+                                 (order.creditor_account, Rejection.CREDIT_ACCOUNT_BLOCKED)):
+            balance = balances.get(account)
+            if balance is not None and balance.blocked:
+                return refusal
+        return None
+
     def _held(self, order: Order) -> bool:
         """A queued order of a blocked account (its agent suspended), either side: it waits,
         neither tried nor refused, until the account is unblocked, or its sender cancels it
         or its reject-by time passes. (New orders for a blocked account are refused.)"""
-        balances = self.ledger.balances
-        return any(balance is not None and balance.blocked
-                   for balance in (balances.get(order.debtor_account),
-                                   balances.get(order.creditor_account)))
+        return self._blocked_account(order) is not None
 
     def _cover_reason(self, order: Order, outflow_minor: int) -> WaitReason | None:
         """Is `outflow_minor` more leaving the debtor covered for an order of this rank?"""
@@ -402,8 +412,9 @@ class Rtgs:
         OFFSET_CANDIDATES_MAX."""
         found: list[Order] = []
         for waiting in self.queues.get(order.creditor_account, ()):
-            if waiting.earliest_us is not None and now_us < waiting.earliest_us:
-                continue  # not yet active: neither settles nor blocks
+            if (waiting.earliest_us is not None and now_us < waiting.earliest_us
+                    or self._held(waiting)):
+                continue  # not yet active, or held: neither settles nor blocks
             if (waiting.creditor_account == order.debtor_account
                     and waiting.currency == order.currency):
                 found.append(waiting)
