@@ -11,6 +11,8 @@ import pytest
 from iso_support import CURRENT_VERSION, CUSTOMER_TRANSFER, SAMPLES_DIR
 
 from scopay.iso20022.message import parse_message
+from scopay.iso20022.model import PaymentReturn, ReturnInstruction
+from scopay.iso20022.pacs004 import build_pacs004
 from scopay.iso20022.pacs008 import parse_pacs008
 from scopay.iso20022.parsing import (
     DEPTH_MAX,
@@ -303,3 +305,20 @@ def test_header_must_name_the_enclosed_message():
 @pytest.mark.parametrize("data", [b"", b"   ", b"text", b"<unclosed>"])
 def test_garbage_is_refused_as_invalid_format(data):
     assert refused(data, parse_document).reason_code == "FF01"
+
+
+UETR = "8a562c67-ca16-48ba-b074-65581be6f011"
+
+
+@pytest.mark.parametrize("same", ["uetr", "return id"])
+def test_a_return_message_naming_one_payment_or_return_twice_is_refused(same):
+    def item(n: int) -> PaymentReturn:
+        return PaymentReturn("RTR-1" if same == "return id" else f"RTR-{n}", "MSG1",
+                             "pacs.008.001.08", 100, "CNY", "AC04",
+                             original_uetr=(UETR if same == "uetr"
+                                            else f"8a562c67-ca16-48ba-b074-65581be6f00{n}"))
+    data = build_pacs004(ReturnInstruction("RTRMSG-1", 1_795_939_200_000_000,
+                                           (item(1), item(2))))
+    error = refused(data, parse_message)
+    assert error.reason_code == "AM05"
+    assert "in two transactions" in error.text

@@ -93,6 +93,13 @@ def read_pacs004(document: etree._Element, message_type: str) -> ReturnInstructi
     returns = tuple(read_return(tx, fields.get("OrgnlGrpInf")) for tx in transactions)
     check_sums(root, header, [(r.returned_amount_minor, r.currency) for r in returns],
                "TtlRtrdIntrBkSttlmAmt")
+    # one answer per payment and per return: a repeat would have none of its own
+    for name, values in (("payment (OrgnlUETR)", [r.original_uetr for r in returns
+                                                  if r.original_uetr is not None]),
+                         ("return id (RtrId)", [r.return_id for r in returns])):
+        if len(set(values)) != len(values):
+            refuse_below(root, ("TxInf",), ReasonCode.DUPLICATION,
+                         f"the message names one {name} in two transactions")
     return ReturnInstruction(
         message_id=header["MsgId"], created_at_us=header["CreDtTm"], returns=returns,
         settlement_method=header["SttlmInf"],
