@@ -88,3 +88,29 @@ def test_a_failed_commit_of_an_iso_message_is_a_503_in_xml(failing):
     assert refused.status_code == 503, refused.text
     assert refused.headers["content-type"].startswith("application/problem+xml")
     assert b"<reason_code>NARR</reason_code>" in refused.content
+
+
+def test_an_answer_that_cannot_be_kept_is_still_given(engine, serve_app, monkeypatch):
+    """The transfer is durable before its answer is kept under the idempotency key (a commit
+    of its own): should that second commit fail, the answer is given all the same."""
+    key = KeyFile(signing.new_key_id(), ICBK, new_private_key())
+    engine.register_key(key.key_id, ICBK, key.public_key, 2_000_000)
+    runner = LoopRunner(engine, lambda: time.time_ns() // 1000)
+    runner.start()
+    write = engine._write
+
+    def keeping_fails(*args, **kwargs):
+        if kwargs.get("idempotency") and not kwargs.get("journal"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_write", keeping_fails)
+    sent = transfer()
+    try:
+        with ScopayClient(serve_app(create_app(runner)), key) as client:
+            answer = client.post("/v1/transfers", json=sent,
+                                 headers={signing.IDEMPOTENCY_HEADER: "keep-" + sent["id"]})
+    finally:
+        runner.stop()
+    assert answer.status_code == 201, answer.text
+    assert engine.ledger.transfer_of(f"{ICBK}:{sent['id']}") is not None

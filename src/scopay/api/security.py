@@ -31,7 +31,7 @@ from scopay.api.errors import (
     store_failed,
 )
 from scopay.api.verifier import Verifier
-from scopay.engine.runner import Runner
+from scopay.engine.runner import Runner, RunnerBusyError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 NONCES_REMEMBERED_MAX = 4_000_000
 RATE_PER_S = 10_000  # sustained requests per second per participant
 RATE_BURST = 20_000
-REQUEST_BYTES_MAX = 4 * 1024 * 1024  # answers larger than this are not kept for replay
+REQUEST_BYTES_MAX = 4 * 1024 * 1024  # the largest request body read
 IDEMPOTENCY_STATE = "idempotency"  # scope state: (key, request digest) of this request
 ANSWER_KEPT_STATE = "answer_kept"  # scope state: the route committed its answer itself
 
@@ -471,7 +471,12 @@ async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: s
         if request_state.get(ANSWER_KEPT_STATE):
             pass  # committed with the change it answers
         elif status < 500:  # any size: the largest request (8,190 items) bounds it
-            await asyncio.wrap_future(runner.remember(bic, key, digest, status, answer))
+            try:
+                await asyncio.wrap_future(runner.remember(bic, key, digest, status, answer))
+            except (sqlite3.Error, RunnerBusyError) as error:
+                # What the request did is durable already: it is answered as it is, only not
+                # kept for a retry (which runs again; ids make most requests repeat safely).
+                log.error("the answer under an idempotency key could not be kept: %s", error)
     finally:
         del in_flight[(bic, key)]
         done.set_result(None)
