@@ -156,6 +156,17 @@ def test_a_full_nonce_memory_refuses_the_participants_holding_their_share_not_th
     assert len(guard) == 11
 
 
+def test_the_nonce_memory_never_holds_more_than_twice_its_limit():
+    """Participants filling it one after another each get a smaller share: without a cap the
+    total would grow like limit x (1 + 1/2 + 1/3 ...)."""
+    guard, now_s = security.ReplayGuard(limit=100), 1_800_000_000
+    for owner in range(60):
+        with contextlib.suppress(ApiError):
+            for n in range(200):
+                guard.first_use(f"key-{owner}", f"n{n:015d}", now_s, now_s, f"BANK{owner}")
+    assert len(guard) <= 2 * guard.limit
+
+
 def test_replay_is_refused_even_when_the_nonce_memory_is_full(live_server, clients,
                                                                monkeypatch):
     monkeypatch.setattr(security, "NONCES_REMEMBERED_MAX", 3)

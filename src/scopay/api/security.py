@@ -35,9 +35,11 @@ from scopay.engine.runner import Runner, RunnerBusyError
 
 log = logging.getLogger(__name__)
 
-# Nonces kept at once, each while its timestamp is acceptable (about SKEW_S_MAX seconds):
-# 4,000,000 is over 13,000 requests a second sustained, in about 250 MB at most.
-NONCES_REMEMBERED_MAX = 4_000_000
+# Nonces kept at once, each while its timestamp is acceptable (up to twice SKEW_S_MAX
+# seconds): 2,000,000 is over 3,000 requests a second sustained, more than one server
+# answers. Past it participants get fair shares, up to twice as many nonces in all (about
+# 250 MB at most).
+NONCES_REMEMBERED_MAX = 2_000_000
 RATE_PER_S = 10_000  # sustained requests per second per participant
 RATE_BURST = 20_000
 REQUEST_BYTES_MAX = 4 * 1024 * 1024  # the largest request body read
@@ -53,8 +55,9 @@ class ReplayGuard:
     would be refused as stale by then. No nonce is forgotten early. Once `limit` nonces are
     inside the window, a participant holding at least its fair share of them (the limit over
     the participants holding any) is refused (503, try again); one holding less is still
-    served, so one participant's flood never locks out another, and the store stays below
-    twice the limit. Each nonce is kept as a 64-bit hash of (key, nonce), keyed per process
+    served, so one participant's flood never locks out another. At twice the limit every
+    new request is refused, whatever its share: memory stays bounded. Each nonce is kept
+    as a 64-bit hash of (key, nonce), keyed per process
     (SipHash), so a collision, which would refuse one honest request, cannot be aimed at.
     Memory only: after a restart a captured request could be replayed within the window;
     idempotency keys and payment ids make such a replay change nothing."""
@@ -82,7 +85,8 @@ class ReplayGuard:
         if seen is not None and token in seen[0]:
             return False
         held, limit = self._held, self.limit or NONCES_REMEMBERED_MAX
-        if self._count >= limit and held[owner] * len(held) >= limit:
+        if self._count >= limit and (held[owner] * len(held) >= limit
+                                     or self._count >= 2 * limit):
             raise ApiError(503, "Busy", "too many of your requests inside the signing "
                            "window; try again in a second")
         if seen is None:
