@@ -55,10 +55,10 @@ class ReplayGuard:
     would be refused as stale by then. No nonce is forgotten early. Once `limit` nonces are
     inside the window, a participant holding at least its fair share of them (the limit over
     the participants holding any) is refused (503, try again); one holding less is still
-    served, so one participant's flood never locks out another. At twice the limit every
-    new request is refused, whatever its share: memory stays bounded. Each nonce is kept
-    as a 64-bit hash of (key, nonce), keyed per process
-    (SipHash), so a collision, which would refuse one honest request, cannot be aimed at.
+    served, so one participant's flood does not lock out the others. At twice the limit
+    (many participants flooding at once) every new request is refused, whatever its share:
+    memory stays bounded. Each nonce is kept as a 64-bit hash of (key, nonce), keyed per
+    process (SipHash), so a collision, which would refuse one honest request, cannot be aimed at.
     Memory only: after a restart a captured request could be replayed within the window;
     idempotency keys and payment ids make such a replay change nothing."""
 
