@@ -108,3 +108,11 @@ def test_a_database_with_a_second_name_by_hard_link_gets_no_writer(db):
         result = runner.invoke(app, ["transfer", "11", "12", "1.00", "CNY", "--db", str(path)])
         one_line_refusal(result, 2, "hard links")
     assert balances(db) == before  # reading is still fine
+
+
+def test_an_amount_past_18_digits_is_refused_as_the_api_refuses_it(db):
+    before = balances(db)
+    result = runner.invoke(app, ["transfer", "1", "11", "90000000000000000.00", "CNY",
+                                 "--db", str(db)])
+    one_line_refusal(result, 2, "outside what an ISO amount holds")
+    assert balances(db) == before
