@@ -5,10 +5,13 @@ once it is reinstated, with no other event needed."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
+from scopay.domain.account import Account
 from scopay.domain.ledger import Transfer
-from scopay.domain.participant import Status
-from scopay.domain.payment import Party, Payment, PaymentStatus
+from scopay.domain.participant import Participant, Role, Status, Tier
+from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
+from scopay.store.sqlite import SQLiteStore
 
 ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"
 AT_US = 2_000_000
@@ -42,3 +45,47 @@ def test_a_suspended_debtors_queued_payment_waits_through_a_raised_credit_line(e
     assert engine.payment(waiting.uetr).status == PaymentStatus.QUEUED
     engine.set_participant_status(ABOC, Status.ACTIVE, AT_US + 3)
     assert engine.payment(waiting.uetr).status == PaymentStatus.SETTLED
+
+
+def admitted(engine, participant: Participant, account_id: int | None = None) -> None:
+    engine.admit_participant(participant, AT_US - 2)
+    if account_id is not None:
+        engine.open_account(Account(account_id, participant.bic, "CNY"), AT_US - 1)
+
+
+def test_a_suspended_indirect_agents_queued_payment_waits_on_its_sponsors_open_account(
+        engine, network):
+    """An indirect agent settles on its sponsor's account, which its suspension leaves open:
+    its payments are held all the same."""
+    indirect = "ABOCCNBJ001"
+    admitted(engine, Participant(indirect, "ABC branch", Role.INDIRECT, "CN", Tier.MEMBER,
+                                 sponsor_bic=ABOC))
+    waiting = payment(ICBK, indirect, 200_000)
+    (result,) = engine.submit_payments(ICBK, [waiting], AT_US)
+    assert result.status == PaymentStatus.QUEUED
+    engine.set_participant_status(indirect, Status.SUSPENDED, AT_US + 1)
+    engine.submit([Transfer("top-up", network.cny_issuance, network.icbk_cny, 500_000, "CNY")],
+                  AT_US + 2)
+    engine.resolve_gridlock(AT_US + 3)
+    assert engine.payment(waiting.uetr).status == PaymentStatus.QUEUED
+    engine.close()  # held after a restart too
+    engine = type(engine)(SQLiteStore(engine.store.path))
+    try:
+        engine.tick(AT_US + 4)
+        assert engine.payment(waiting.uetr).status == PaymentStatus.QUEUED
+        engine.set_participant_status(indirect, Status.ACTIVE, AT_US + 5)
+        assert engine.payment(waiting.uetr).status == PaymentStatus.SETTLED
+    finally:
+        engine.close()
+
+
+def test_suspending_a_creditor_lets_the_payments_behind_its_held_one_go(engine):
+    admitted(engine, Participant("BKCHCNBJ", "Bank of China", Role.DIRECT, "CN", Tier.MEMBER),
+             13)
+    urgent = replace(payment(ICBK, ABOC, 200_000), priority=Priority.URGENT)  # uncovered
+    behind = replace(payment(ICBK, "BKCHCNBJ", 10_000), priority=Priority.HIGH)  # covered
+    first, second = engine.submit_payments(ICBK, [urgent, behind], AT_US)
+    assert (first.status, second.status) == (PaymentStatus.QUEUED, PaymentStatus.QUEUED)
+    engine.set_participant_status(ABOC, Status.SUSPENDED, AT_US + 1)
+    assert engine.payment(behind.uetr).status == PaymentStatus.SETTLED
+    assert engine.payment(urgent.uetr).status == PaymentStatus.QUEUED

@@ -74,6 +74,10 @@ class Order:
     latest_us: int | None = None
     reject_by_us: int | None = None
     latest_warned_us: int | None = None  # the latest time its sender was warned of
+    # the payment's agents (BICs): an indirect one settles on its sponsor's account, so its
+    # suspension shows on no account of its own (Rtgs.suspended_agents)
+    debtor_agent: str | None = None
+    creditor_agent: str | None = None
 
     @property
     def rank(self) -> int:
@@ -141,6 +145,9 @@ class Rtgs:
         self._timed: list[tuple[int, int, str]] = []
         self._next_sequence = 1
         self._front_sequence = 0
+        # Agents whose participant is suspended: their orders are held, as those of blocked
+        # accounts (an indirect agent's account is its sponsor's, which stays open).
+        self.suspended_agents: set[str] = set()
 
     # -- entering ---------------------------------------------------------------------------
 
@@ -289,16 +296,20 @@ class Rtgs:
         return False
 
     def _blocked_account(self, order: Order) -> Rejection | None:
-        balances = self.ledger.balances
-        for account, refusal in ((order.debtor_account, Rejection.DEBIT_ACCOUNT_BLOCKED),
-                                 (order.creditor_account, Rejection.CREDIT_ACCOUNT_BLOCKED)):
+        """Why the order may not settle now for a blocked account or a suspended agent, on
+        the debtor's side first; None when it may."""
+        balances, suspended = self.ledger.balances, self.suspended_agents
+        for account, agent, refusal in (
+                (order.debtor_account, order.debtor_agent, Rejection.DEBIT_ACCOUNT_BLOCKED),
+                (order.creditor_account, order.creditor_agent,
+                 Rejection.CREDIT_ACCOUNT_BLOCKED)):
             balance = balances.get(account)
-            if balance is not None and balance.blocked:
+            if balance is not None and balance.blocked or agent in suspended:
                 return refusal
         return None
 
     def _held(self, order: Order) -> bool:
-        """A queued order of a blocked account (its agent suspended), either side: it waits,
+        """A queued order of a blocked account or a suspended agent, either side: it waits,
         neither tried nor refused, until the account is unblocked, or its sender cancels it
         or its reject-by time passes. (New orders for a blocked account are refused.)"""
         return self._blocked_account(order) is not None

@@ -292,6 +292,8 @@ class PaymentOperations:
 
     def _recover_payments(self, progress: RecoveryProgress | None) -> None:
         self.rtgs.policies.update(self.store.policies())
+        self.rtgs.suspended_agents = {bic for bic, p in self.participants.items()
+                                      if p.status != Status.ACTIVE}
         self.payments: dict[str, PaymentRecord] = {}
         self._resolved_at_us = 0
         self._instructions: dict[tuple[str, str], str] = {}
@@ -571,7 +573,8 @@ def _order_of(record: PaymentRecord) -> Order:
     payment = record.payment
     return Order(payment.uetr, record.debtor_account, record.creditor_account,
                  payment.settlement_amount_minor, payment.settlement_currency, record.priority,
-                 record.sequence, payment.earliest_us, record.latest_us, record.reject_by_us)
+                 record.sequence, payment.earliest_us, record.latest_us, record.reject_by_us,
+                 None, payment.debtor_agent, payment.creditor_agent)
 
 
 def _result_of(record: PaymentRecord) -> PaymentResult:
