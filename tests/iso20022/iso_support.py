@@ -244,7 +244,10 @@ def payment_returns(draw) -> PaymentReturn:
 
 return_instructions = st.builds(
     ReturnInstruction, message_id=ids, created_at_us=moments_us,
-    returns=st.lists(payment_returns(), min_size=1, max_size=4).map(tuple),
+    # one payment and one return id per message (else AM05)
+    returns=st.lists(payment_returns(), min_size=1, max_size=4,
+                     unique_by=(lambda r: r.return_id,
+                                lambda r: r.original_uetr or r.return_id)).map(tuple),
     settlement_method=st.sampled_from(IsoSettlementMethod),
 )
 cases = st.builds(Case, case_id=ids, creator=bics)
