@@ -14,7 +14,7 @@ from scopay.domain.ledger import (
     fold_journal,
     invariant_violations,
 )
-from scopay.domain.money import AMOUNT_MINOR_MAX
+from scopay.domain.money import AMOUNT_MINOR_MAX, BALANCE_MINOR_MAX
 from scopay.domain.rejection import Rejection
 
 POSTED, PENDING = TransferKind.POSTED, TransferKind.PENDING
@@ -190,6 +190,21 @@ def test_issuance_account_has_no_floor(ledger, network):
 def test_transfer_refused_when_credit_balance_would_overflow(ledger, network):
     issue = Transfer("issue", network.cny_issuance, network.icbk_cny, AMOUNT_MINOR_MAX, "CNY")
     assert_refused_without_effect(ledger, issue, Rejection.OVERFLOWS_BALANCE)
+
+
+def test_no_balance_grows_past_the_18_digits_of_an_iso_amount(ledger, network):
+    """Every balance must be writable in a statement: the transfer that would take one
+    past 10**18 - 1 minor units is refused, on the credited side and on the issuing side."""
+    n = network
+    fill = Transfer("fill", n.cny_issuance, n.icbk_cny, BALANCE_MINOR_MAX - n.funding_minor,
+                    "CNY")
+    assert execute_one(ledger, fill).outcomes[0].accepted
+    assert_refused_without_effect(
+        ledger, Transfer("one-more", n.cny_issuance, n.aboc_cny, 1, "CNY"),
+        Rejection.OVERFLOWS_BALANCE)  # the issuance account would pass -(10**18 - 1)
+    assert_refused_without_effect(
+        ledger, Transfer("over", n.aboc_cny, n.icbk_cny, 1, "CNY"),
+        Rejection.OVERFLOWS_BALANCE)
 
 
 def test_lowering_a_floor_below_the_balance_is_refused(ledger, network):
@@ -549,9 +564,10 @@ def test_fold_of_the_journal_equals_the_live_balances(network):
 def test_simultaneous_settlement_refused_when_credit_balance_would_overflow(ledger, network):
     n = network
     # Issue until ICBK holds the largest balance (and the issuance account the lowest).
-    fill = Transfer("fill", n.cny_issuance, n.icbk_cny, AMOUNT_MINOR_MAX - n.funding_minor, "CNY")
+    fill = Transfer("fill", n.cny_issuance, n.icbk_cny, BALANCE_MINOR_MAX - n.funding_minor,
+                    "CNY")
     assert execute_one(ledger, fill).outcomes[0].accepted
-    assert posted_of(ledger, n.icbk_cny) == AMOUNT_MINOR_MAX
+    assert posted_of(ledger, n.icbk_cny) == BALANCE_MINOR_MAX
     one_more = Transfer("over", n.aboc_cny, n.icbk_cny, 1, "CNY")  # ABOC pays on credit
     assert_refused_without_effect(ledger, one_more, Rejection.OVERFLOWS_BALANCE)
     before = state_of(ledger)

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from scopay.domain.account import Account
-from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
+from scopay.domain.money import AMOUNT_MINOR_MAX, BALANCE_MINOR_MAX, CURRENCIES
 from scopay.domain.rejection import Rejection
 
 BATCH_TRANSFERS_MAX = 8190
@@ -198,12 +198,12 @@ class Ledger:
                     or credit.blocked or debit.currency != t.currency
                     or credit.currency != t.currency
                     or credit.posted_minor + credit.credits_pending_minor + amount
-                    > AMOUNT_MINOR_MAX):
+                    > BALANCE_MINOR_MAX):
                 self._execute_single(t, timestamp_us, result)
                 continue
             available_after = debit.posted_minor - debit.debits_pending_minor - amount
             floor = debit.floor_minor
-            if available_after < (-AMOUNT_MINOR_MAX if floor is None else floor):
+            if available_after < (-BALANCE_MINOR_MAX if floor is None else floor):
                 self._execute_single(t, timestamp_us, result)
                 continue
             # -- decided: nothing below may fail --
@@ -270,7 +270,7 @@ class Ledger:
             floor = balance.floor_minor
             if change < 0 and floor is not None and balance.available_minor + change < floor:
                 return first_debit[account_id], Rejection.INSUFFICIENT_LIQUIDITY
-            if balance.posted_minor + balance.credits_pending_minor + change > AMOUNT_MINOR_MAX:
+            if balance.posted_minor + balance.credits_pending_minor + change > BALANCE_MINOR_MAX:
                 return len(transfers) - 1, Rejection.OVERFLOWS_BALANCE
         return -1, None
 
@@ -451,7 +451,7 @@ class Ledger:
             if credit.blocked:
                 return Rejection.CREDIT_ACCOUNT_BLOCKED
             amount = t.amount_minor or pending.amount_minor
-            if credit.posted_minor + amount > AMOUNT_MINOR_MAX:
+            if credit.posted_minor + amount > BALANCE_MINOR_MAX:
                 return Rejection.OVERFLOWS_BALANCE
         return None
 
@@ -466,12 +466,12 @@ class Ledger:
             return Rejection.DEBIT_ACCOUNT_BLOCKED
         if credit.blocked:
             return Rejection.CREDIT_ACCOUNT_BLOCKED
-        if credit.posted_minor + credit.credits_pending_minor + amount > AMOUNT_MINOR_MAX:
+        if credit.posted_minor + credit.credits_pending_minor + amount > BALANCE_MINOR_MAX:
             return Rejection.OVERFLOWS_BALANCE
         floor = debit.floor_minor
         available_after = debit.posted_minor - debit.debits_pending_minor - amount
         if floor is None:
-            if available_after < -AMOUNT_MINOR_MAX:
+            if available_after < -BALANCE_MINOR_MAX:
                 return Rejection.OVERFLOWS_BALANCE
         elif available_after < floor:
             return Rejection.INSUFFICIENT_LIQUIDITY

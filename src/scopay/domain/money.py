@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass
 
 AMOUNT_MINOR_MAX = 2**63 - 1  # what a 64-bit signed column holds
+# The largest balance, either sign, in minor units: an ISO 20022 amount has at most 18
+# digits, and every balance must be writable in a statement (camt.053).
+BALANCE_MINOR_MAX = 10**18 - 1
 AMOUNT_TEXT_LENGTH_MAX = 40
 
 
