@@ -148,3 +148,19 @@ def test_registering_the_same_public_key_again_gives_its_id_and_no_second_one(li
         first.json()["key_id"]]
     assert elsewhere.status_code == 409 and "another participant" in elsewhere.json()["detail"]
     assert revoked.status_code == 409 and "revoked" in revoked.json()["detail"]
+
+
+def test_a_batch_may_make_a_reservation_and_post_it(live_server):
+    pending = "res-" + uuid.uuid4().hex[:8]
+    a, b = live_server.account_of(BANK_A, "CNY"), live_server.account_of("DEMBCNX0", "CNY")
+    before = live_server.engine.balance(b).posted_minor
+    with live_server.client(BANK_A) as bank:
+        answer = bank.post("/v1/transfers/batch", json={"transfers": [
+            {"id": pending, "kind": "pending", "debit_account_id": a, "credit_account_id": b,
+             "amount": "2.00", "currency": "CNY", "timeout_s": 60, "linked": True},
+            {"id": pending + "-post", "kind": "post_pending", "pending_id": pending,
+             "debit_account_id": a, "credit_account_id": b, "amount": "2.00",
+             "currency": "CNY"}]})
+    assert answer.status_code == 200, answer.text
+    assert [t["status"] for t in answer.json()] == ["accepted", "accepted"]
+    assert live_server.engine.balance(b).posted_minor == before + 200

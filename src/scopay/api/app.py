@@ -144,7 +144,13 @@ def create_app(runner: Runner, direct_routes: bool = True,
     @app.post("/v1/transfers/batch", response_model=list[TransferOut], tags=["transfers"],
               responses={401: PROBLEM, 404: PROBLEM, 422: PROBLEM})
     async def post_transfer_batch(body: TransferBatchIn, caller: Caller) -> list[TransferOut]:
-        transfers = [_authorised_transfer(engine, caller, item) for item in body.transfers]
+        transfers: list[Transfer] = []
+        earlier: dict[str, Transfer] = {}  # a pending made earlier in the batch may resolve
+        for item in body.transfers:
+            transfer = _authorised_transfer(engine, caller, item, earlier)
+            transfers.append(transfer)
+            if transfer.kind == TransferKind.PENDING:
+                earlier.setdefault(transfer.id, transfer)
         return [_transfer_out(o, caller) for o in await _submit(runner, transfers)]
 
     # `:path`: ids may hold a '/' (a payment's transfer is pay/<uetr>), sent as is or as %2F
@@ -331,13 +337,17 @@ def _install_error_handlers(app: FastAPI, direct: dict) -> None:
     app.add_middleware(Guard, direct=direct)
 
 
-def _authorised_transfer(engine, caller: auth.Caller, body: TransferIn) -> Transfer:
-    """Refuse malformed input and foreign accounts before a command exists."""
+def _authorised_transfer(engine, caller: auth.Caller, body: TransferIn,
+                         earlier: dict[str, Transfer] | None = None) -> Transfer:
+    """Refuse malformed input and foreign accounts before a command exists. `earlier`: the
+    pending transfers an earlier item of the same batch makes (by ledger id)."""
     transfer = _transfer_from(body, caller.participant.bic)
     if transfer.kind in _RESOLUTIONS:
         # A pending transfer the caller may not resolve is answered as one that does not
-        # exist: the answer names neither it nor its accounts.
-        pending = engine.ledger.transfer_of(transfer.pending_id or "")
+        # exist: the answer names neither it nor its accounts. (One made earlier in the
+        # batch is the caller's own, checked as it was made.)
+        pending = engine.ledger.transfer_of(transfer.pending_id or "") or (
+            earlier or {}).get(transfer.pending_id or "")
         if pending is None or not _may_debit(engine, caller, pending.debit_account_id,
                                              pending.credit_account_id):
             raise ApiError(404, "Not found", "no pending transfer of that id that you may resolve")
