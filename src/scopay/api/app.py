@@ -83,6 +83,8 @@ def create_app(runner: Runner, direct_routes: bool = True,
         # scopay exports no OpenTelemetry data; without this FastAPI looks for a provider on
         # every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # `/v1/accounts/` is no route: a redirect would lose the request's signature
+        redirect_slashes=False,
     )
     engine = runner.engine
     app.state.runner = runner

@@ -279,6 +279,14 @@ def request_digest(scope, body: bytes) -> str:
     return hashlib.sha256(b"\n".join((scope["method"].encode(), target, body))).hexdigest()
 
 
+def _refusal(scope, error: ApiError) -> Response:
+    """A refusal before the route runs, in XML where the route speaks XML (with NARR, no
+    ISO code naming signing or capacity), as its other refusals are."""
+    if scope["path"] in XML_PATHS:
+        return problem_xml(error.status, "NARR", error.detail)
+    return problem(error.status, error.title, error.detail)
+
+
 class DirectRoute(NamedTuple):
     """A route the guard answers itself. `prepare` does the route's pure work (reading and
     checking the body; no engine state) and never raises: a refusal is returned, to be
@@ -323,7 +331,7 @@ class Guard:
         try:
             signed_headers(scope, headers)  # before the body is read: see there
         except ApiError as error:
-            await problem(error.status, error.title, error.detail)(scope, receive, send)
+            await _refusal(scope, error)(scope, receive, send)
             return
         body = await _read_body(receive)
         if body is None:
@@ -364,9 +372,11 @@ async def _admit(scope, headers: dict[str, str], body: bytes, route: DirectRoute
     try:
         caller, key = await _authenticated(scope, headers, body, runner)
     except ApiError as error:
-        answer = problem(error.status, error.title, error.detail)
+        answer = _refusal(scope, error)
         if isinstance(error, RateLimited):
             answer.headers["Retry-After"] = str(error.retry_after_s)
+        elif error.status == 503:  # the nonce memory is full: its oldest go within a second
+            answer.headers["Retry-After"] = "1"
         return answer, None, None
     prepared = None if route is None else route.prepare(scope, body, caller)
     if await _until_durable(runner) and runner.engine.keys.get(caller.key_id) != key:

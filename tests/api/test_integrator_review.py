@@ -1,0 +1,33 @@
+"""What an integrator meets at the edges, as a review writing a client from the docs found
+it: a trailing slash, and refusals of the ISO 20022 route before it runs."""
+
+import time
+
+import httpx
+
+from scopay.api import signing
+
+BANK_A = "DEMACNX0"
+
+
+def test_a_path_with_a_trailing_slash_is_not_found_not_redirected(live_server):
+    """A redirect would be followed unsigned (a 401 to puzzle over): a plain 404 says it."""
+    with live_server.client(BANK_A) as bank:
+        answer = bank.get("/v1/accounts/")
+    assert answer.status_code == 404, answer.text
+    assert "location" not in answer.headers
+
+
+def test_the_iso_route_refuses_an_unsigned_or_forged_request_in_xml(live_server):
+    with httpx.Client(base_url=live_server.url) as plain:
+        unsigned = plain.post("/v1/iso20022", content=b"<Document/>",
+                              headers={"content-type": "application/xml"})
+        forged = plain.post("/v1/iso20022", content=b"<Document/>", headers={
+            "content-type": "application/xml", "Idempotency-Key": "forged-1",
+            signing.KEY_ID_HEADER: live_server.keys[BANK_A].key_id,
+            signing.TIMESTAMP_HEADER: str(int(time.time())),
+            signing.NONCE_HEADER: "n" * 16, signing.SIGNATURE_HEADER: "A" * 86})
+    for answer in (unsigned, forged):
+        assert answer.status_code == 401, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+xml")
+        assert b"<reason_code>NARR</reason_code>" in answer.content
