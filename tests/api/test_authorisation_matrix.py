@@ -602,7 +602,8 @@ MATRIX += [
         ("own", 200, lambda w: pacs008(BANK_A, BANK_B)),
         ("foreign", 403, lambda w: pacs008(BANK_B, BANK_A),
          lambda w: pacs008(MISSING_BIC, BANK_A), None, False, None, PROBLEM_XML),
-        ("unsigned", 401, lambda w: pacs008(BANK_A, BANK_B)),
+        ("unsigned", 401, lambda w: pacs008(BANK_A, BANK_B), None, None, False, None,
+         PROBLEM_XML),
     ),
     *row_set(
         # a mailbox is its owner's alone: the operator and the agent read only their own
