@@ -31,3 +31,14 @@ def test_the_iso_route_refuses_an_unsigned_or_forged_request_in_xml(live_server)
         assert answer.status_code == 401, answer.text
         assert answer.headers["content-type"].startswith("application/problem+xml")
         assert b"<reason_code>NARR</reason_code>" in answer.content
+
+
+def test_the_openapi_document_declares_the_headers_answers_carry(live_server):
+    with httpx.Client(base_url=live_server.url) as plain:
+        paths = plain.get("/openapi.json").json()["paths"]
+    send = paths["/v1/payments"]["post"]["responses"]
+    assert "Idempotent-Replay" in send["201"]["headers"]
+    for status in ("429", "503"):
+        assert "Retry-After" in send[status]["headers"]
+    assert "Idempotent-Replay" not in paths["/v1/accounts"]["get"]["responses"]["200"].get(
+        "headers", {})

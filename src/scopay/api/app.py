@@ -238,12 +238,19 @@ _COMMON_PROBLEMS = {
     "401": "Unsigned, stale, replayed or wrongly signed request, or an unknown or revoked key",
     "403": "The caller's role may not do this",
     "404": "No such object visible to the caller",
-    "409": "The object is not in a state that allows this",
+    "409": "The object exists with other content, is not in a state that allows this, or the "
+           "command breaks a rule of the system as it stands (the detail says which)",
     "413": "Request body too large",
     "422": "Invalid input, a refused command, or an Idempotency-Key reused for another request",
     "429": "Over the participant's rate limit (see Retry-After)",
-    "503": "scopay is at capacity; retry shortly",
+    "503": "scopay is at capacity, or could not write to its database; retry later with the "
+           "same Idempotency-Key (see Retry-After)",
 }
+_RETRY_AFTER = {"Retry-After": {"description": "whole seconds to wait before trying again",
+                                "schema": {"type": "integer", "minimum": 1}}}
+_REPLAYED = {"Idempotent-Replay": {
+    "description": "`true` when this is the answer kept under the request's Idempotency-Key, "
+                   "given again", "schema": {"type": "string", "enum": ["true"]}}}
 # Answers that are ISO 20022 messages, documented as such (FastAPI cannot see it).
 _XML_ANSWERS = {("post", "/v1/iso20022"), ("get", "/v1/mailbox/{seq}/message"),
                 ("get", "/v1/accounts/{account_id}/statement")}
@@ -299,11 +306,17 @@ def _openapi(app: FastAPI) -> dict:
                         "type": "string", "description": "one ISO 20022 message (pacs.008, "
                         "pacs.009, pacs.004, camt.056), bare or in a head.001 envelope"}}}}
             responses = operation.setdefault("responses", {})
+            if method.upper() in signing.STATE_CHANGING_METHODS:
+                for status, answer in responses.items():
+                    if status.startswith("2"):
+                        answer.setdefault("headers", {}).update(_REPLAYED)
             for status, text in _COMMON_PROBLEMS.items():
                 content = {"application/problem+json": {"schema": problem_ref}}
-                if path in XML_PATHS and status in ("400", "403", "413", "422", "503"):
+                if path in XML_PATHS:
                     content["application/problem+xml"] = {"schema": {"type": "string"}}
                 responses[status] = {"description": text, "content": content}
+                if status in ("429", "503"):
+                    responses[status]["headers"] = dict(_RETRY_AFTER)
     app.openapi_schema = schema
     return schema
 
