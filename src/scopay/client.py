@@ -107,13 +107,17 @@ class ScopayClient(httpx.Client):
 
     @classmethod
     def from_key_file(cls, base_url: str, path: Path | str, **kwargs) -> ScopayClient:
+        """A client signing with the key file at `path` (as `scopay keys issue` writes it)."""
         return cls(base_url, read_key_file(Path(path)), **kwargs)
 
     def send_payment(self, payment: dict, idempotency_key: str | None = None) -> httpx.Response:
-        headers = {signing.IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else {}
-        return self.post("/v1/payments", json=payment, headers=headers)
+        """POST /v1/payments. Pass the same `idempotency_key` to retry one whose answer was
+        lost: the retry gets the first answer and changes nothing (without one, a fresh key
+        is made for each call, and a retry is a new request)."""
+        return self.post("/v1/payments", json=payment, headers=_keyed(idempotency_key))
 
     def track(self, uetr: str) -> httpx.Response:
+        """GET /v1/payments/{uetr}: the payment's status and full history."""
         return self.get(f"/v1/payments/{uetr}")
 
 
@@ -124,3 +128,21 @@ class AsyncScopayClient(httpx.AsyncClient):
         kwargs.setdefault("timeout", 30)
         super().__init__(base_url=base_url, auth=SignedAuth(key), **kwargs)
         self.key = key
+
+    @classmethod
+    def from_key_file(cls, base_url: str, path: Path | str, **kwargs) -> AsyncScopayClient:
+        """A client signing with the key file at `path`."""
+        return cls(base_url, read_key_file(Path(path)), **kwargs)
+
+    async def send_payment(self, payment: dict,
+                           idempotency_key: str | None = None) -> httpx.Response:
+        """POST /v1/payments (see ScopayClient.send_payment)."""
+        return await self.post("/v1/payments", json=payment, headers=_keyed(idempotency_key))
+
+    async def track(self, uetr: str) -> httpx.Response:
+        """GET /v1/payments/{uetr}."""
+        return await self.get(f"/v1/payments/{uetr}")
+
+
+def _keyed(idempotency_key: str | None) -> dict[str, str]:
+    return {signing.IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else {}

@@ -1,11 +1,14 @@
 """What an integrator meets at the edges, as a review writing a client from the docs found
 it: a trailing slash, and refusals of the ISO 20022 route before it runs."""
 
+import asyncio
 import time
+import uuid
 
 import httpx
 
 from scopay.api import signing
+from scopay.client import AsyncScopayClient
 
 BANK_A = "DEMACNX0"
 
@@ -42,3 +45,22 @@ def test_the_openapi_document_declares_the_headers_answers_carry(live_server):
         assert "Retry-After" in send[status]["headers"]
     assert "Idempotent-Replay" not in paths["/v1/accounts"]["get"]["responses"]["200"].get(
         "headers", {})
+
+
+def test_the_async_client_sends_tracks_and_retries_under_one_key(live_server):
+    payment = {"uetr": str(uuid.uuid4()), "instruction_id": uuid.uuid4().hex[:16],
+               "end_to_end_id": "E2E", "debtor_agent": BANK_A, "creditor_agent": "DEMBCNX0",
+               "debtor": {"name": "Debtor"}, "creditor": {"name": "Creditor"},
+               "amount": "1.00", "currency": "CNY"}
+
+    async def run():
+        async with AsyncScopayClient(live_server.url, live_server.keys[BANK_A]) as client:
+            first = await client.send_payment(payment, idempotency_key="async-retry")
+            again = await client.send_payment(payment, idempotency_key="async-retry")
+            tracked = await client.track(payment["uetr"])
+        return first, again, tracked
+
+    first, again, tracked = asyncio.run(run())
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replay"] == "true" and again.content == first.content
+    assert tracked.json()["status"] == "settled"
