@@ -22,16 +22,23 @@ def payment(debtor: str, creditor: str, amount_minor: int) -> Payment:
                    Party("Debtor"), Party("Creditor"), amount_minor, "CNY")
 
 
-def test_a_payment_to_a_suspended_creditor_waits_and_settles_when_it_is_reinstated(
-        engine, network):
-    waiting = payment(ICBK, ABOC, 200_000)  # 2,000.00: more than ICBK's 1,000.00
+def held_through_funding(engine, network, creditor: str) -> Payment:
+    """ICBK's payment to `creditor`, queued, `creditor` suspended; then ICBK gets the money
+    and a resolution runs: the payment still waits."""
+    waiting = payment(ICBK, creditor, 200_000)  # 2,000.00: more than ICBK's 1,000.00
     (result,) = engine.submit_payments(ICBK, [waiting], AT_US)
     assert result.status == PaymentStatus.QUEUED
-    engine.set_participant_status(ABOC, Status.SUSPENDED, AT_US + 1)
+    engine.set_participant_status(creditor, Status.SUSPENDED, AT_US + 1)
     engine.submit([Transfer("top-up", network.cny_issuance, network.icbk_cny, 500_000, "CNY")],
                   AT_US + 2)
     engine.resolve_gridlock(AT_US + 3)
     assert engine.payment(waiting.uetr).status == PaymentStatus.QUEUED
+    return waiting
+
+
+def test_a_payment_to_a_suspended_creditor_waits_and_settles_when_it_is_reinstated(
+        engine, network):
+    waiting = held_through_funding(engine, network, ABOC)
     engine.set_participant_status(ABOC, Status.ACTIVE, AT_US + 4)
     assert engine.payment(waiting.uetr).status == PaymentStatus.SETTLED
 
@@ -60,14 +67,7 @@ def test_a_suspended_indirect_agents_queued_payment_waits_on_its_sponsors_open_a
     indirect = "ABOCCNBJ001"
     admitted(engine, Participant(indirect, "ABC branch", Role.INDIRECT, "CN", Tier.MEMBER,
                                  sponsor_bic=ABOC))
-    waiting = payment(ICBK, indirect, 200_000)
-    (result,) = engine.submit_payments(ICBK, [waiting], AT_US)
-    assert result.status == PaymentStatus.QUEUED
-    engine.set_participant_status(indirect, Status.SUSPENDED, AT_US + 1)
-    engine.submit([Transfer("top-up", network.cny_issuance, network.icbk_cny, 500_000, "CNY")],
-                  AT_US + 2)
-    engine.resolve_gridlock(AT_US + 3)
-    assert engine.payment(waiting.uetr).status == PaymentStatus.QUEUED
+    waiting = held_through_funding(engine, network, indirect)
     engine.close()  # held after a restart too
     engine = type(engine)(SQLiteStore(engine.store.path))
     try:
