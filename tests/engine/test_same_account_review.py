@@ -52,3 +52,4 @@ def test_a_heartbeat_that_fails_is_logged(caplog):
         log_failed_beat(busy)
     assert [record.exc_info[1] for record in caplog.records] == [failed.exception()]
     assert "heartbeat step failed" in caplog.records[0].getMessage()
+

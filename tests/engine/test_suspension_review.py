@@ -89,3 +89,23 @@ def test_suspending_a_creditor_lets_the_payments_behind_its_held_one_go(engine):
     engine.set_participant_status(ABOC, Status.SUSPENDED, AT_US + 1)
     assert engine.payment(behind.uetr).status == PaymentStatus.SETTLED
     assert engine.payment(urgent.uetr).status == PaymentStatus.QUEUED
+
+
+def test_suspending_a_participant_with_no_queued_payments_moves_nothing(engine):
+    auditor = "AUDTCNBJ"
+    admitted(engine, Participant(auditor, "Oversight", Role.AUDITOR, "CN", Tier.MEMBER))
+    # three urgent payments that all wait, the last behind the one before it (so it tried no
+    # offset on entry): a release of every queue would settle them together
+    sent = [replace(payment(debtor, creditor, amount), priority=Priority.URGENT)
+            for debtor, creditor, amount in ((ICBK, ABOC, 200_000), (ABOC, ICBK, 60_000),
+                                             (ABOC, ICBK, 40_000))]
+    for n, one in enumerate(sent):
+        engine.submit_payments(one.debtor_agent, [one], AT_US + n)
+    engine.tick(AT_US + 10)
+    statuses = [engine.payment(p.uetr).status for p in sent]
+    assert statuses == [PaymentStatus.QUEUED] * 3
+    journal = engine.journal_count
+    engine.set_participant_status(auditor, Status.SUSPENDED, AT_US + 11)
+    engine.set_participant_status(auditor, Status.ACTIVE, AT_US + 12)
+    assert engine.journal_count == journal
+    assert [engine.payment(p.uetr).status for p in sent] == statuses

@@ -121,6 +121,7 @@ class Ledger:
         self._pending: dict[str, tuple[Transfer, int]] = {}  # id -> (transfer, expires_at_us)
         self._resolved: dict[str, TransferKind] = {}  # pending id -> how it ended
         self._expiries: list[tuple[int, str]] = []  # heap of (expires_at_us, pending id)
+        self.blocked_accounts: set[int] = set()  # those blocked, to skip looking when none
 
     # -- accounts -------------------------------------------------------------------------
 
@@ -138,6 +139,7 @@ class Ledger:
 
     def set_blocked(self, account_id: int, blocked: bool) -> None:
         self.balances[account_id].blocked = blocked
+        (self.blocked_accounts.add if blocked else self.blocked_accounts.discard)(account_id)
 
     # -- queries ----------------------------------------------------------------------------
 

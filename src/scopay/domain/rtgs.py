@@ -285,11 +285,12 @@ class Rtgs:
         """Does an active payment of the debtor wait that this one may not pass? One whose
         earliest time has not come neither settles nor blocks (as on release)."""
         rank = order.rank
+        holding = self._holding()
         for waiting in self.queues.get(order.debtor_account, ()):
             if waiting.rank > rank:
                 break
             if (waiting.earliest_us is not None and now_us < waiting.earliest_us
-                    or self._held(waiting)):
+                    or holding and self._held(waiting)):
                 continue
             if waiting.rank < rank or rank < 2 or not self.bypass_fifo_normal:
                 return True
@@ -297,22 +298,35 @@ class Rtgs:
 
     def _blocked_account(self, order: Order) -> Rejection | None:
         """Why the order may not settle now for a blocked account or a suspended agent, on
-        the debtor's side first; None when it may."""
-        balances, suspended = self.ledger.balances, self.suspended_agents
-        for account, agent, refusal in (
-                (order.debtor_account, order.debtor_agent, Rejection.DEBIT_ACCOUNT_BLOCKED),
-                (order.creditor_account, order.creditor_agent,
-                 Rejection.CREDIT_ACCOUNT_BLOCKED)):
-            balance = balances.get(account)
-            if balance is not None and balance.blocked or agent in suspended:
-                return refusal
+        the debtor's side first; None when it may. (Hot: asked of every queued order
+        looked at, so the usual case, nothing blocked or suspended, costs two lookups.)"""
+        blocked, suspended = self.ledger.blocked_accounts, self.suspended_agents
+        if not blocked and not suspended:
+            return None
+        if order.debtor_account in blocked or order.debtor_agent in suspended:
+            return Rejection.DEBIT_ACCOUNT_BLOCKED
+        if order.creditor_account in blocked or order.creditor_agent in suspended:
+            return Rejection.CREDIT_ACCOUNT_BLOCKED
         return None
+
+    def _holding(self) -> bool:
+        """Is any account blocked or any agent suspended (else no order is held)?"""
+        return bool(self.ledger.blocked_accounts or self.suspended_agents)
 
     def _held(self, order: Order) -> bool:
         """A queued order of a blocked account or a suspended agent, either side: it waits,
         neither tried nor refused, until the account is unblocked, or its sender cancels it
         or its reject-by time passes. (New orders for a blocked account are refused.)"""
+        if not self.ledger.blocked_accounts and not self.suspended_agents:
+            return False
         return self._blocked_account(order) is not None
+
+    def queues_involving(self, accounts: set[int], agent: str) -> set[int]:
+        """The debtor accounts whose queues hold an order of these accounts or this agent,
+        either side: the queues a suspension or a reinstatement may change."""
+        return {order.debtor_account for order in self.orders.values()
+                if order.debtor_account in accounts or order.creditor_account in accounts
+                or agent in (order.debtor_agent, order.creditor_agent)}
 
     def _cover_reason(self, order: Order, outflow_minor: int) -> WaitReason | None:
         """Is `outflow_minor` more leaving the debtor covered for an order of this rank?"""
@@ -422,9 +436,10 @@ class Rtgs:
         one, or any when normal payments keep FIFO). In queue order, the first
         OFFSET_CANDIDATES_MAX."""
         found: list[Order] = []
+        holding = self._holding()
         for waiting in self.queues.get(order.creditor_account, ()):
             if (waiting.earliest_us is not None and now_us < waiting.earliest_us
-                    or self._held(waiting)):
+                    or holding and self._held(waiting)):
                 continue  # not yet active, or held: neither settles nor blocks
             if (waiting.creditor_account == order.debtor_account
                     and waiting.currency == order.currency):
@@ -464,10 +479,11 @@ class Rtgs:
         settled, counter-payments included (their creditor is this account)."""
         first = len(step.settled)
         counters: dict[int, list[Order]] = {}  # creditor -> its payments back to this account
+        holding = self._holding()
         for order in list(self.queues.get(account, ())):
             if order.earliest_us is not None and now_us < order.earliest_us:
                 continue  # not yet active: neither settles nor blocks
-            if self._held(order):
+            if holding and self._held(order):
                 continue  # a suspended agent's: waits for reinstatement, blocks nothing
             wait = self._cover_reason(order, order.amount_minor)
             if wait is None:

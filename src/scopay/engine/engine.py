@@ -359,10 +359,12 @@ class Engine(PaymentOperations):
             self.ledger.set_blocked(account_id, blocked)
         (self.rtgs.suspended_agents.add if blocked else self.rtgs.suspended_agents.discard)(bic)
         # Reinstated, its queued payments, held meanwhile, may settle; suspended, the
-        # payments they held back behind them may.
-        with self._step(now_us) as (changes, at):
-            self._apply_step(self.rtgs.release(set(self.rtgs.queues), at), at, changes)
-            self._commit_changes(changes)
+        # payments they held back behind them may: the queues holding its payments are tried.
+        touched = self.rtgs.queues_involving(set(own), bic)
+        if touched:
+            with self._step(now_us) as (changes, at):
+                self._apply_step(self.rtgs.release(touched, at), at, changes)
+                self._commit_changes(changes)
 
     @_exclusive
     def register_key(self, key_id: str, bic: str, public_key: str, now_us: int) -> str:
