@@ -7,10 +7,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
-from scopay.domain.account import Account
-from scopay.domain.ledger import Transfer
+from scopay.domain.account import Account, AccountKind
+from scopay.domain.ledger import Ledger, Transfer
 from scopay.domain.participant import Participant, Role, Status, Tier
 from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
+from scopay.domain.rtgs import Order, Rtgs
 from scopay.store.sqlite import SQLiteStore
 
 ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"
@@ -109,3 +110,26 @@ def test_suspending_a_participant_with_no_queued_payments_moves_nothing(engine):
     engine.set_participant_status(auditor, Status.ACTIVE, AT_US + 12)
     assert engine.journal_count == journal
     assert [engine.payment(p.uetr).status for p in sent] == statuses
+
+
+def test_a_suspension_tries_the_queues_whose_offsets_it_changes():
+    """Suspending A1 holds B's high payment to A1; B's normal payment to C, behind it, may
+    then offset against C's payment back to B: C's queue, which holds nothing of A1's, is
+    tried too, and all three settle as a release of every queue would settle them."""
+    ledger = Ledger()
+    ledger.open_account(Account(100, "CB", "CNY", AccountKind.ISSUANCE))
+    for account, funds in ((1, 60), (2, 10), (5, 0)):
+        ledger.open_account(Account(account, f"BANK{account}", "CNY"))
+        if funds:
+            ledger.execute([Transfer(f"fund-{account}", 100, account, funds, "CNY")], 1)
+    rtgs = Rtgs(ledger)
+    for order in (Order("urgent", 2, 5, 80, "CNY", Priority.URGENT, creditor_agent="BANK5"),
+                  Order("to-a1", 2, 1, 10, "CNY", Priority.HIGH, creditor_agent="BANK1"),
+                  Order("normal", 2, 5, 80, "CNY", Priority.NORMAL, creditor_agent="BANK5"),
+                  Order("back", 5, 2, 150, "CNY", Priority.NORMAL, creditor_agent="BANK2")):
+        rtgs.submit(order, 10)
+    assert not rtgs.release(set(rtgs.queues), 15).settled  # nothing more settles now
+    ledger.set_blocked(1, True)  # BANK1 suspended, as Engine.set_participant_status does
+    rtgs.suspended_agents.add("BANK1")
+    settled = rtgs.release(rtgs.queues_involving({1}, "BANK1"), 20).settled
+    assert sorted(o.uetr for o in settled) == ["back", "normal", "urgent"]

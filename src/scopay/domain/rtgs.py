@@ -322,11 +322,16 @@ class Rtgs:
         return self._blocked_account(order) is not None
 
     def queues_involving(self, accounts: set[int], agent: str) -> set[int]:
-        """The debtor accounts whose queues hold an order of these accounts or this agent,
-        either side: the queues a suspension or a reinstatement may change."""
-        return {order.debtor_account for order in self.orders.values()
-                if order.debtor_account in accounts or order.creditor_account in accounts
-                or agent in (order.debtor_agent, order.creditor_agent)}
+        """The queues a suspension or a reinstatement may change: those holding an order of
+        these accounts or this agent, either side, and those of the creditors their orders
+        go to (whose payments back may now offset against an order no longer held behind
+        a held one, or held itself). Empty when no queued order involves them."""
+        touched = {order.debtor_account for order in self.orders.values()
+                   if order.debtor_account in accounts or order.creditor_account in accounts
+                   or agent in (order.debtor_agent, order.creditor_agent)}
+        creditors = {order.creditor_account for account in touched
+                     for order in self.queues.get(account, ())}
+        return touched | (creditors & self.queues.keys())
 
     def _cover_reason(self, order: Order, outflow_minor: int) -> WaitReason | None:
         """Is `outflow_minor` more leaving the debtor covered for an order of this rank?"""
