@@ -8,7 +8,14 @@ import uuid
 import httpx
 
 from scopay.api import signing
-from scopay.client import AsyncScopayClient
+from scopay.api.app import create_app
+from scopay.client import (
+    AsyncScopayClient,
+    KeyFile,
+    ScopayClient,
+    new_private_key,
+)
+from scopay.engine.runner import LoopRunner, RunnerBusyError
 
 BANK_A = "DEMACNX0"
 
@@ -64,3 +71,49 @@ def test_the_async_client_sends_tracks_and_retries_under_one_key(live_server):
     assert first.status_code == again.status_code == 201
     assert again.headers["Idempotent-Replay"] == "true" and again.content == first.content
     assert tracked.json()["status"] == "settled"
+
+
+def test_the_iso_route_refuses_a_missing_or_reused_idempotency_key_in_xml(live_server):
+    xml = {"content-type": "application/xml"}
+    key_file, now, nonce = live_server.keys[BANK_A], str(int(time.time())), "m" * 20
+    message = signing.canonical_request("POST", "/v1/iso20022", now, nonce, "", b"<Document/>")
+    unkeyed = {**xml, signing.KEY_ID_HEADER: key_file.key_id, signing.TIMESTAMP_HEADER: now,
+               signing.NONCE_HEADER: nonce,
+               signing.SIGNATURE_HEADER: signing.sign(key_file.private_key, message)}
+    with httpx.Client(base_url=live_server.url) as plain:
+        without = plain.post("/v1/iso20022", content=b"<Document/>", headers=unkeyed)
+    with live_server.client(BANK_A) as bank:
+        key = {**xml, signing.IDEMPOTENCY_HEADER: "xml-reuse-" + uuid.uuid4().hex}
+        bank.post("/v1/iso20022", content=b"<Document/>", headers=key)
+        reused = bank.post("/v1/iso20022", content=b"<Other/>", headers=key)
+    for answer, status in ((without, 400), (reused, 422)):
+        assert answer.status_code == status, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+xml")
+
+
+def test_busy_answers_say_when_to_try_again(engine, serve_app):
+    key = KeyFile(signing.new_key_id(), "ICBKCNBJ", new_private_key())
+    engine.register_key(key.key_id, "ICBKCNBJ", key.public_key, 2_000_000)
+    runner = LoopRunner(engine, lambda: time.time_ns() // 1000)
+    runner.start()
+
+    def full(*_args, **_kwargs):
+        raise RunnerBusyError("the engine's queue is full")
+
+    runner.submit_payments = runner.submit = full
+    payment = {"uetr": str(uuid.uuid4()), "instruction_id": "busy-1", "end_to_end_id": "E2E",
+               "debtor_agent": "ICBKCNBJ", "creditor_agent": "ABOCCNBJ",
+               "debtor": {"name": "D"}, "creditor": {"name": "C"}, "amount": "1.00",
+               "currency": "CNY"}
+    transfer = {"id": "busy-t", "debit_account_id": 11, "credit_account_id": 12,
+                "amount": "1.00", "currency": "CNY"}
+    try:
+        with ScopayClient(serve_app(create_app(runner)), key) as client:
+            answers = [client.post("/v1/payments", json=payment),
+                       client.post("/v1/transfers", json=transfer)]
+    finally:
+        runner.stop()
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"].isdigit()
+        assert answer.headers["content-type"] == "application/problem+json"

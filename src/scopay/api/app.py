@@ -26,6 +26,7 @@ from scopay.api.errors import (
     PROBLEM_MEDIA_TYPE,
     XML_PATHS,
     ApiError,
+    busy,
     invalid_input_detail,
     problem,
     rejected,
@@ -306,10 +307,6 @@ def _openapi(app: FastAPI) -> dict:
                         "type": "string", "description": "one ISO 20022 message (pacs.008, "
                         "pacs.009, pacs.004, camt.056), bare or in a head.001 envelope"}}}}
             responses = operation.setdefault("responses", {})
-            if method.upper() in signing.STATE_CHANGING_METHODS:
-                for status, answer in responses.items():
-                    if status.startswith("2"):
-                        answer.setdefault("headers", {}).update(_REPLAYED)
             for status, text in _COMMON_PROBLEMS.items():
                 content = {"application/problem+json": {"schema": problem_ref}}
                 if path in XML_PATHS:
@@ -317,6 +314,10 @@ def _openapi(app: FastAPI) -> dict:
                 responses[status] = {"description": text, "content": content}
                 if status in ("429", "503"):
                     responses[status]["headers"] = dict(_RETRY_AFTER)
+            if method.upper() in signing.STATE_CHANGING_METHODS:  # kept answers, replayed
+                for status, answer in responses.items():
+                    if status[0] in "24" and status not in ("401", "413", "429"):
+                        answer.setdefault("headers", {}).update(_REPLAYED)
     app.openapi_schema = schema
     return schema
 
@@ -328,10 +329,10 @@ def _install_error_handlers(app: FastAPI, direct: dict) -> None:
                         media_type=PROBLEM_MEDIA_TYPE)
 
     @app.exception_handler(RunnerBusyError)
-    async def on_busy(_request: Request, error: RunnerBusyError) -> Response:
+    async def on_busy(request: Request, error: RunnerBusyError) -> Response:
         # Any route's command may find the engine's queue full; 5xx answers are not kept
         # for the idempotency key, so a retry runs again.
-        return problem(503, "Busy", str(error))
+        return busy(request.url.path, str(error))
 
     @app.exception_handler(sqlite3.Error)
     async def on_store_failed(request: Request, error: sqlite3.Error) -> Response:

@@ -48,6 +48,15 @@ XML_PATHS = frozenset({"/v1/iso20022"})
 STORE_FAILED_TEXT = ("scopay could not write to its database; nothing of this request was "
                      "done: retry later with the same Idempotency-Key")
 STORE_RETRY_AFTER_S = 5
+BUSY_RETRY_AFTER_S = 1  # the engine's queue drains within a second or so
+
+
+def busy(path: str, text: str) -> Response:
+    """503 Busy (the engine's queue is full), with Retry-After; in XML on XML routes."""
+    answer = (problem_xml(503, "NARR", f"{text}; retry with the same Idempotency-Key")
+              if path in XML_PATHS else problem(503, "Busy", text))
+    answer.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
+    return answer
 
 
 def store_failed(path: str) -> Response:

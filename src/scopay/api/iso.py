@@ -27,7 +27,7 @@ from fastapi.responses import Response
 from lxml import etree
 
 from scopay.api import auth
-from scopay.api.errors import PROBLEM, ApiError, problem_xml
+from scopay.api.errors import PROBLEM, ApiError, busy, problem_xml
 from scopay.api.schemas import AccountIdPath, SeqPath
 from scopay.api.security import Caller
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX
@@ -120,7 +120,7 @@ async def post_message(request: Request, caller: Caller) -> Response:
         else:
             return problem_xml(422, "AG03", f"scopay does not take {message_type} here")
     except RunnerBusyError as error:  # not kept for the idempotency key: a retry runs again
-        return problem_xml(503, "NARR", f"{error}; retry with the same Idempotency-Key")
+        return busy(request.url.path, str(error))
     if header is None or answer.status_code != 200:
         return answer
     # A message that came with a business application header is answered with one.

@@ -67,7 +67,7 @@ from scopay.domain.payment import (
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import AccountPolicy
 from scopay.engine.payments import PaymentRefused, PaymentResult, Receipt, ReturnRequest
-from scopay.engine.runner import Runner, RunnerBusyError
+from scopay.engine.runner import Runner
 from scopay.iso20022.codes import PAYMENT_STATUS_CODE, REJECTION_REASON_CODE
 from scopay.iso20022.datatype import format_iso_amount
 
@@ -479,10 +479,9 @@ def _check_policy_accounts(accounts: Mapping, account, policy: AccountPolicy) ->
 
 async def _submit(runner: Runner, caller: auth.Caller, payments: list[Payment],
                   receipt: Receipt | None = None) -> list[PaymentResult]:
-    try:
-        future = runner.submit_payments(caller.participant.bic, payments, receipt)
-    except RunnerBusyError as error:
-        raise ApiError(503, "Busy", str(error)) from None
+    # a full queue raises RunnerBusyError: answered 503 with Retry-After (errors.busy), by
+    # the app's handler or, for the direct routes, the guard
+    future = runner.submit_payments(caller.participant.bic, payments, receipt)
     return await asyncio.wrap_future(future)
 
 

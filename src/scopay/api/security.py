@@ -24,6 +24,7 @@ from scopay.api import auth, signing
 from scopay.api.errors import (
     XML_PATHS,
     ApiError,
+    busy,
     media_type_for,
     media_type_of_answer,
     problem,
@@ -380,7 +381,7 @@ async def _admit(scope, headers: dict[str, str], body: bytes, route: DirectRoute
         return answer, None, None
     prepared = None if route is None else route.prepare(scope, body, caller)
     if await _until_durable(runner) and runner.engine.keys.get(caller.key_id) != key:
-        return problem(401, "Unauthenticated", KEY_REFUSED), None, None
+        return _refusal(scope, ApiError(401, "Unauthenticated", KEY_REFUSED)), None, None
     return None, caller, prepared
 
 
@@ -422,6 +423,9 @@ def _answering(route: DirectRoute, prepared: object, caller: auth.Caller):
             log.error("a commit failed; the request was answered 503: %s", error)
             await store_failed(scope["path"])(scope, _receive, send)
             return
+        except RunnerBusyError as error:  # as the app's handler answers it
+            await busy(scope["path"], str(error))(scope, _receive, send)
+            return
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", media_type_for(status).encode()),
                                 (b"content-length", str(len(content)).encode())]})
@@ -448,8 +452,9 @@ async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: s
                       body: bytes) -> None:
     key = headers.get(signing.IDEMPOTENCY_HEADER, "")
     if not signing.IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
-        answer = problem(400, "Idempotency key needed",
-                         "state-changing calls carry Idempotency-Key: 1-64 of A-Z a-z 0-9 . _ : -")
+        answer = _refusal(scope, ApiError(
+            400, "Idempotency key needed",
+            "state-changing calls carry Idempotency-Key: 1-64 of A-Z a-z 0-9 . _ : -"))
         await answer(scope, receive, send)
         return
     state = scope["app"].state
@@ -461,8 +466,9 @@ async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: s
     kept = runner.engine.idempotency.get((bic, key))
     if kept is not None:
         if kept[0] != digest:
-            answer = problem(422, "Idempotency key reused",
-                             "this Idempotency-Key was used for a different request")
+            answer = _refusal(scope, ApiError(
+                422, "Idempotency key reused",
+                "this Idempotency-Key was used for a different request"))
         else:
             answer = Response(kept[2], status_code=kept[1],
                               media_type=media_type_of_answer(kept[1], kept[2]),
