@@ -117,3 +117,15 @@ def test_busy_answers_say_when_to_try_again(engine, serve_app):
         assert answer.status_code == 503, answer.text
         assert answer.headers["Retry-After"].isdigit()
         assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_no_content_answers_carry_no_content_type_first_or_replayed(live_server):
+    with live_server.client(BANK_A) as bank:
+        notices = bank.get("/v1/mailbox", params={"limit": 1}).json()
+        seqs = [n["seq"] for n in notices] or [1]
+        key = {signing.IDEMPOTENCY_HEADER: "ack-" + uuid.uuid4().hex}
+        first = bank.post("/v1/mailbox/ack", json={"seqs": seqs}, headers=key)
+        again = bank.post("/v1/mailbox/ack", json={"seqs": seqs}, headers=key)
+    assert first.status_code == again.status_code == 204
+    assert again.headers["Idempotent-Replay"] == "true"
+    assert "content-type" not in first.headers and "content-type" not in again.headers

@@ -7,6 +7,7 @@ import asyncio
 import functools
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from scopay.api import auth
 from scopay.api.errors import PROBLEM, ApiError, rejected
@@ -65,7 +66,8 @@ async def admit_participant(body: ParticipantIn, caller: Caller,
     return participant_out(participant)
 
 
-@router.post("/v1/participants/{bic}/suspend", status_code=204, tags=["operator"],
+@router.post("/v1/participants/{bic}/suspend", status_code=204,
+             response_class=Response, tags=["operator"],
              responses=_ANSWERS)
 async def suspend_participant(bic: str, caller: Caller, request: Request) -> None:
     """Suspend a participant: its accounts are blocked, its keys stop working for payments."""
@@ -74,7 +76,8 @@ async def suspend_participant(bic: str, caller: Caller, request: Request) -> Non
     await _run(request, lambda e, now: e.set_participant_status(bic, Status.SUSPENDED, now))
 
 
-@router.post("/v1/participants/{bic}/reinstate", status_code=204, tags=["operator"],
+@router.post("/v1/participants/{bic}/reinstate", status_code=204,
+             response_class=Response, tags=["operator"],
              responses=_ANSWERS)
 async def reinstate_participant(bic: str, caller: Caller, request: Request) -> None:
     _operator_only(caller)
@@ -126,7 +129,8 @@ async def open_account(body: AccountIn, caller: Caller, request: Request) -> Bal
     return balance_out(_runner(request).engine.balance(account_id))
 
 
-@router.put("/v1/accounts/{account_id}/credit-line", status_code=204, tags=["operator"],
+@router.put("/v1/accounts/{account_id}/credit-line", status_code=204,
+            response_class=Response, tags=["operator"],
             responses=_ANSWERS)
 async def set_credit_line(account_id: AccountIdPath, body: CreditLineIn, caller: Caller,
                           request: Request) -> None:

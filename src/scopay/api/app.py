@@ -216,7 +216,7 @@ def create_app(runner: Runner, direct_routes: bool = True,
             raise ApiError(409, "Refused", str(error)) from None
         return {"key_id": key_id, "participant_bic": bic}
 
-    @app.delete("/v1/keys/{key_id}", status_code=204, tags=["operator"],
+    @app.delete("/v1/keys/{key_id}", status_code=204, response_class=Response, tags=["operator"],
                 responses={401: PROBLEM, 404: PROBLEM})
     async def revoke_key(key_id: str, caller: Caller) -> None:
         """Revoke a key at once: the operator any key, a participant its own."""

@@ -72,12 +72,14 @@ def media_type_for(status: int) -> str:
     return PROBLEM_MEDIA_TYPE if status >= 400 else "application/json"
 
 
-def media_type_of_answer(status: int, body: bytes) -> str:
+def media_type_of_answer(status: int, body: bytes) -> str | None:
     """The media type of a kept answer, replayed for a retry: the ISO 20022 endpoint answers
     in XML (a message, or a problem in XML), which starts with '<'; every other one in JSON,
     which never does."""
     if body.startswith(b"<"):
         return "application/problem+xml" if status >= 400 else "application/xml"
+    if status == 204:  # no content, so no content type
+        return None
     return media_type_for(status)
 
 

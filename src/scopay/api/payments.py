@@ -333,7 +333,8 @@ async def get_policy(account_id: AccountIdPath, caller: Caller, request: Request
                              for k in policy.bilateral_limits})
 
 
-@router.put("/v1/accounts/{account_id}/policy", status_code=204, tags=["accounts"],
+@router.put("/v1/accounts/{account_id}/policy", status_code=204,
+            response_class=Response, tags=["accounts"],
             responses=_ANSWERS)
 async def set_policy(account_id: AccountIdPath, body: PolicyIn, caller: Caller,
                      request: Request) -> None:
@@ -374,7 +375,8 @@ def _notice_out(seq: int, notice: Notice, bic: str) -> NoticeOut:
                      status=notice.status, reason=notice.reason, created=_time(notice.created_us))
 
 
-@router.post("/v1/mailbox/ack", status_code=204, tags=["mailbox"], responses=_ANSWERS)
+@router.post("/v1/mailbox/ack", status_code=204,
+             response_class=Response, tags=["mailbox"], responses=_ANSWERS)
 async def acknowledge(body: AckIn, caller: Caller, request: Request) -> None:
     """Acknowledge notices by seq; acknowledging twice, or another's, changes nothing."""
     bic = caller.participant.bic
