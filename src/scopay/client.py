@@ -3,6 +3,7 @@
     from scopay.client import ScopayClient
     with ScopayClient.from_key_file("http://127.0.0.1:8000", "var/operator.key") as client:
         print(client.get("/v1/accounts").json())
+        raise_for_problem(client.post("/v1/transfers", json={...}))  # ScopayProblem if refused
 
 A key file is JSON, kept private (mode 600): {"key_id", "participant_bic", "private_key"}
 with the Ed25519 private key as 32 raw bytes in base64url. Only its public half is ever sent
@@ -23,8 +24,48 @@ from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from lxml import etree
 
 from scopay.api import signing
+
+
+class ScopayProblem(Exception):
+    """A refusal from scopay, as its problem details tell it (RFC 9457: JSON, or XML on the
+    ISO 20022 route): the HTTP status, title and detail; the ledger's or the payment's
+    `rejection` and its ISO 20022 reason code when there is one; and the seconds to wait
+    before trying again (Retry-After) when scopay says."""
+
+    def __init__(self, status: int, title: str, detail: str, rejection: str | None = None,
+                 iso_code: str | None = None, retry_after_s: int | None = None) -> None:
+        super().__init__(f"{status} {title}: {detail}")
+        self.status, self.title, self.detail = status, title, detail
+        self.rejection, self.iso_code, self.retry_after_s = rejection, iso_code, retry_after_s
+
+
+def raise_for_problem(response: httpx.Response) -> httpx.Response:
+    """The response when scopay took the request (below 400), else ScopayProblem."""
+    if response.status_code < 400:
+        return response
+    retry = response.headers.get("Retry-After", "")
+    retry_after_s = int(retry) if retry.isdigit() else None
+    content_type = response.headers.get("content-type", "")
+    if content_type.startswith("application/problem+json"):
+        body = response.json()
+        raise ScopayProblem(response.status_code, body.get("title", ""), body.get("detail", ""),
+                            body.get("rejection"), body.get("iso_code"), retry_after_s)
+    if content_type.startswith("application/problem+xml"):
+        fields = _problem_xml_fields(response.content)
+        raise ScopayProblem(response.status_code, fields.get("title", ""),
+                            fields.get("detail", ""), None, fields.get("reason_code"),
+                            retry_after_s)
+    raise ScopayProblem(response.status_code, response.reason_phrase, response.text, None,
+                        None, retry_after_s)
+
+
+def _problem_xml_fields(content: bytes) -> dict[str, str]:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    root = etree.fromstring(content, parser)
+    return {etree.QName(child).localname: child.text or "" for child in root}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import time
 import uuid
 
 import httpx
+import pytest
 
 from scopay.api import signing
 from scopay.api.app import create_app
@@ -13,7 +14,9 @@ from scopay.client import (
     AsyncScopayClient,
     KeyFile,
     ScopayClient,
+    ScopayProblem,
     new_private_key,
+    raise_for_problem,
 )
 from scopay.engine.runner import LoopRunner, RunnerBusyError
 
@@ -129,3 +132,23 @@ def test_no_content_answers_carry_no_content_type_first_or_replayed(live_server)
     assert first.status_code == again.status_code == 204
     assert again.headers["Idempotent-Replay"] == "true"
     assert "content-type" not in first.headers and "content-type" not in again.headers
+
+
+def test_a_refusal_is_raised_with_what_its_problem_says(live_server):
+    foreign = live_server.account_of("DEMBCNX0", "CNY")
+    with live_server.client(BANK_A) as bank:
+        poor = bank.post("/v1/transfers", json={
+            "id": "too-much-" + uuid.uuid4().hex[:6],
+            "debit_account_id": live_server.account_of(BANK_A, "CNY"),
+            "credit_account_id": foreign, "amount": "99999999999.00", "currency": "CNY"})
+        iso = bank.post("/v1/iso20022", content=b"<not-xml", headers={
+            "content-type": "application/xml"})
+        fine = bank.get("/v1/accounts")
+    assert raise_for_problem(fine) is fine
+    with pytest.raises(ScopayProblem) as refused:
+        raise_for_problem(poor)
+    assert (refused.value.status, refused.value.rejection) == (422, "insufficient_liquidity")
+    with pytest.raises(ScopayProblem) as malformed:
+        raise_for_problem(iso)
+    assert (malformed.value.status, malformed.value.iso_code) == (400, "FF01")
+    assert "not well-formed" in malformed.value.detail
