@@ -43,29 +43,39 @@ class ScopayProblem(Exception):
 
 
 def raise_for_problem(response: httpx.Response) -> httpx.Response:
-    """The response when scopay took the request (below 400), else ScopayProblem."""
+    """The response when scopay took the request (below 400), else ScopayProblem. A body
+    that is no problem scopay writes (empty, as a HEAD's is, or not what it should be) gives
+    the status and its reason phrase alone."""
     if response.status_code < 400:
         return response
     retry = response.headers.get("Retry-After", "")
-    retry_after_s = int(retry) if retry.isdigit() else None
+    retry_after_s = int(retry) if retry.isascii() and retry.isdigit() else None
+    fields = _problem_fields(response)
+    raise ScopayProblem(response.status_code, fields.get("title") or response.reason_phrase,
+                        fields.get("detail") or response.text, fields.get("rejection"),
+                        fields.get("iso_code") or fields.get("reason_code"), retry_after_s)
+
+
+def _problem_fields(response: httpx.Response) -> dict[str, str | None]:
+    """The problem's fields from its JSON, or from the ISO route's XML; {} for anything
+    else. The XML is read without a DTD, entities or the network: one with a DOCTYPE is
+    refused unread, as scopay refuses it in the messages it reads."""
     content_type = response.headers.get("content-type", "")
-    if content_type.startswith("application/problem+json"):
-        body = response.json()
-        raise ScopayProblem(response.status_code, body.get("title", ""), body.get("detail", ""),
-                            body.get("rejection"), body.get("iso_code"), retry_after_s)
-    if content_type.startswith("application/problem+xml"):
-        fields = _problem_xml_fields(response.content)
-        raise ScopayProblem(response.status_code, fields.get("title", ""),
-                            fields.get("detail", ""), None, fields.get("reason_code"),
-                            retry_after_s)
-    raise ScopayProblem(response.status_code, response.reason_phrase, response.text, None,
-                        None, retry_after_s)
-
-
-def _problem_xml_fields(content: bytes) -> dict[str, str]:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    root = etree.fromstring(content, parser)
-    return {etree.QName(child).localname: child.text or "" for child in root}
+    try:
+        if content_type.startswith("application/problem+json"):
+            body = response.json()
+            return body if isinstance(body, dict) else {}
+        if content_type.startswith("application/problem+xml"):
+            if b"<!DOCTYPE" in response.content:
+                return {}
+            parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                                     huge_tree=False)
+            root = etree.fromstring(response.content, parser)
+            return {etree.QName(child).localname: child.text or ""
+                    for child in root.iterchildren(etree.Element)}
+    except (ValueError, etree.XMLSyntaxError):  # JSONDecodeError is a ValueError
+        return {}
+    return {}
 
 
 @dataclass(frozen=True)

@@ -152,3 +152,23 @@ def test_a_refusal_is_raised_with_what_its_problem_says(live_server):
         raise_for_problem(iso)
     assert (malformed.value.status, malformed.value.iso_code) == (400, "FF01")
     assert "not well-formed" in malformed.value.detail
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("application/problem+json", b""),  # a HEAD's answer
+    ("application/problem+xml", b""),
+    ("application/problem+json", b"[1, 2]"),
+    ("application/problem+xml", b'<?xml version="1.0"?><!DOCTYPE p [<!ENTITY e "x">]>'
+                                b'<problem><title>&e;</title></problem>'),
+    ("application/problem+xml", b'<problem><!-- c --><?pi x?><title>T</title></problem>'),
+    ("text/plain", b"Request Header Fields Too Large"),
+])
+def test_any_refusal_is_raised_as_a_problem_whatever_its_body(content_type, body):
+    answer = httpx.Response(431, headers=[(b"content-type", content_type.encode()),
+                                          (b"retry-after", "²".encode())],
+                            content=body, request=httpx.Request("HEAD", "http://scopay/"))
+    with pytest.raises(ScopayProblem) as refused:
+        raise_for_problem(answer)
+    assert refused.value.status == 431
+    assert refused.value.retry_after_s is None  # not ASCII digits
+    assert "x" not in (refused.value.title or "")  # the entity was not expanded
