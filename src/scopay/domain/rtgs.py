@@ -297,15 +297,23 @@ class Rtgs:
         return False
 
     def _blocked_account(self, order: Order) -> Rejection | None:
-        """Why the order may not settle now for a blocked account or a suspended agent, on
-        the debtor's side first; None when it may. (Hot: asked of every queued order
-        looked at, so the usual case, nothing blocked or suspended, costs two lookups.)"""
+        return self.movement_refusal(order.debtor_account, order.creditor_account,
+                                     order.debtor_agent, order.creditor_agent)
+
+    def movement_refusal(self, debit_account: int, credit_account: int,
+                         debit_agent: str | None, credit_agent: str | None
+                         ) -> Rejection | None:
+        """Why money may not move now between these accounts for these agents (a blocked
+        account, or a suspended agent: an indirect one's account is its sponsor's, open),
+        the debit side first; None when it may. Payments and their returns alike. (Hot:
+        asked of every queued order looked at, so the usual case, nothing blocked or
+        suspended, costs two lookups.)"""
         blocked, suspended = self.ledger.blocked_accounts, self.suspended_agents
         if not blocked and not suspended:
             return None
-        if order.debtor_account in blocked or order.debtor_agent in suspended:
+        if debit_account in blocked or debit_agent in suspended:
             return Rejection.DEBIT_ACCOUNT_BLOCKED
-        if order.creditor_account in blocked or order.creditor_agent in suspended:
+        if credit_account in blocked or credit_agent in suspended:
             return Rejection.CREDIT_ACCOUNT_BLOCKED
         return None
 
@@ -317,8 +325,6 @@ class Rtgs:
         """A queued order of a blocked account or a suspended agent, either side: it waits,
         neither tried nor refused, until the account is unblocked, or its sender cancels it
         or its reject-by time passes. (New orders for a blocked account are refused.)"""
-        if not self.ledger.blocked_accounts and not self.suspended_agents:
-            return False
         return self._blocked_account(order) is not None
 
     def queues_involving(self, accounts: set[int], agent: str) -> set[int]:

@@ -408,8 +408,10 @@ class PaymentOperations:
     def _return(self, request: ReturnRequest, at: int, changes: _Changes) -> ReturnOutcome:
         record = self.payments.get(request.uetr)
         refusal = check_return(record, request.amount_minor, request.currency)
-        if refusal is None:
-            refusal = self._suspended_agent(record)
+        if refusal is None:  # the money goes back: from the creditor's side to the debtor's
+            payment = record.payment
+            refusal = self.rtgs.movement_refusal(record.creditor_account, record.debtor_account,
+                                                 payment.creditor_agent, payment.debtor_agent)
         if refusal is not None:
             return ReturnOutcome(request.uetr, refusal, at)
         # The id names the payment: a second return could never post it again.
@@ -437,17 +439,6 @@ class PaymentOperations:
         self._apply_step(self.rtgs.release(accounts_given_room(result.journal), at), at,
                          changes)
         return ReturnOutcome(request.uetr, None, at)
-
-    def _suspended_agent(self, record: PaymentRecord) -> Rejection | None:
-        """A return's refusal when either agent is suspended, as a payment between them is
-        refused: an indirect agent settles on its sponsor's account, which stays open, so
-        the ledger's blocked accounts do not tell it. The money leaves the creditor agent's."""
-        for bic, refusal in ((record.payment.creditor_agent, Rejection.DEBIT_ACCOUNT_BLOCKED),
-                             (record.payment.debtor_agent, Rejection.CREDIT_ACCOUNT_BLOCKED)):
-            participant = self.participants.get(bic)
-            if participant is not None and participant.status != Status.ACTIVE:
-                return refusal
-        return None
 
     def _route(self, record: PaymentRecord) -> Rejection | None:
         payment = record.payment

@@ -297,8 +297,8 @@ def read_transaction_text(values: tuple, reading: TransactionText, header: tuple
         instructing = instructing_bic
     if instructed_amount is None:
         instructed_amount = (None, None)
-    elif (instructed_amount[1] != amount[1]) is (rate is None):  # either rule: the tree tells
-        raise Unreadable
+    elif instructed_amount_rule(instructed_amount[1], amount[1], rate) is not None:
+        raise Unreadable  # the tree reader names the rule
     if charges:
         charge = reading.charge
         charges = tuple([(charged[0], charged[1], agent_text(agent, bic))
