@@ -31,7 +31,14 @@ from scopay.api.errors import PROBLEM, ApiError, busy, problem_xml
 from scopay.api.schemas import AccountIdPath, SeqPath
 from scopay.api.security import Caller
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX
-from scopay.domain.mailbox import NOTIFICATION_KINDS, Notice, NoticeKind, statement_of
+from scopay.domain.mailbox import (
+    NOTIFICATION_KINDS,
+    Notice,
+    NoticeKind,
+    day_digits,
+    statement_id,
+    statement_of,
+)
 from scopay.domain.participant import Role
 from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
 from scopay.domain.rejection import Rejection
@@ -174,11 +181,6 @@ def _answer_id(message_id: str) -> str:
         :ISO_ID_LENGTH_MAX - len("SCOPAY")]
 
 
-def _day_digits(day: date) -> str:
-    """A date as eight digits, years below 1000 zero-padded (`%Y` does not pad them)."""
-    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
-
-
 def _mailbox_message(seq: int, caller: auth.Caller, request: Request) -> Response:
     """A mailbox notice as its ISO 20022 message: a status report (pacs.002), the incoming
     payment itself, in the message it came in (pacs.008 .08 or .13, pacs.009), a return
@@ -246,11 +248,10 @@ def _statement(engine, account, day: date) -> bytes:
     activity = engine.account_activity(account_id, start_us, end_us)
     entries = [_entry(engine, t, change, day) for t, change in activity.postings]
     opening, closing = activity.opening_minor, activity.closing_minor
-    digits = _day_digits(day)
     now_us = time.time_ns() // 1000
     final = end_us <= now_us  # else today's, as of now: its entries so far
-    report = Statement(f"STMT{account_id}{digits}", end_us if final else now_us,
-                       f"{account_id}-{digits}", str(account_id), account.currency, opening,
+    report = Statement(f"STMT{account_id}{day_digits(day)}", end_us if final else now_us,
+                       statement_id(account_id, day), str(account_id), account.currency, opening,
                        day, closing, day, tuple(entries), account_servicer=account.owner_bic,
                        final=final)
     return _written(build_camt053, report, f"the statement of account {account_id} for {day}")

@@ -46,7 +46,7 @@ from scopay.domain.money import (
     AmountError,
     CurrencyError,
     format_amount,
-    parse_amount,
+    parse_message_amount,
 )
 from scopay.domain.participant import Participant
 from scopay.domain.payment import (
@@ -69,7 +69,6 @@ from scopay.domain.rtgs import AccountPolicy
 from scopay.engine.payments import PaymentRefused, PaymentResult, Receipt, ReturnRequest
 from scopay.engine.runner import Runner
 from scopay.iso20022.codes import PAYMENT_STATUS_CODE, REJECTION_REASON_CODE
-from scopay.iso20022.datatype import format_iso_amount
 
 router = APIRouter()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -414,11 +413,9 @@ def amount_of(text: str, currency: str) -> int:
     """An amount of the JSON API in minor units: exact to its currency's decimals, and within
     the 18 digits of an ISO 20022 amount, so that every message about it can be written."""
     try:
-        amount_minor = parse_amount(text, currency)
-        format_iso_amount(amount_minor, currency)
-    except (AmountError, CurrencyError, ValueError) as error:
+        return parse_message_amount(text, currency)
+    except (AmountError, CurrencyError) as error:
         raise ApiError(422, "Invalid amount", str(error)) from None
-    return amount_minor
 
 
 def _payment_from(body: PaymentIn, sender_bic: str) -> Payment:

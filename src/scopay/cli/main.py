@@ -42,12 +42,16 @@ from scopay.client import (
     write_key_file,
 )
 from scopay.domain.ledger import Transfer
-from scopay.domain.money import AmountError, CurrencyError, format_amount, parse_amount
+from scopay.domain.money import (
+    AmountError,
+    CurrencyError,
+    format_amount,
+    parse_message_amount,
+)
 from scopay.domain.rejection import REJECTION_TEXT
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
 from scopay.engine.engine import CommandRefused, Engine
 from scopay.engine.payments import RETURN_TRANSFER_PREFIX, RecoveryProgress
-from scopay.iso20022.datatype import format_iso_amount
 from scopay.reference.network import OPERATOR_BIC, plan_reference_network
 from scopay.store.sqlite import (
     SchemaTooNewError,
@@ -275,9 +279,8 @@ def transfer(
 ) -> None:
     """Move money between two accounts of one currency, durably (local operator tool)."""
     try:
-        amount_minor = parse_amount(amount, currency)
-        format_iso_amount(amount_minor, currency)  # within an ISO 20022 amount's 18 digits
-    except (AmountError, CurrencyError, ValueError) as error:
+        amount_minor = parse_message_amount(amount, currency)
+    except (AmountError, CurrencyError) as error:
         err.print(f"[red]refused:[/red] {error}")
         raise typer.Exit(2) from None
     if transfer_id is not None and (TRANSFER_ID_SEPARATOR in transfer_id

@@ -46,10 +46,20 @@ class Notice:
 _EPOCH_DAY = date(1970, 1, 1)
 
 
+def day_digits(day: date) -> str:
+    """A date as eight digits, years below 1000 zero-padded (`%Y` does not pad them)."""
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+def statement_id(account_id: int, day: date) -> str:
+    """The id of an account's statement for a UTC day: `<account>-<YYYYMMDD>`."""
+    return f"{account_id}-{day_digits(day)}"
+
+
 def statement_notice(owner_bic: str, account_id: int, day_number: int, at_us: int) -> Notice:
     """The notice of an account's statement for a UTC day (days counted from 1970-01-01)."""
     day = _EPOCH_DAY + timedelta(days=day_number)
-    return Notice(owner_bic, NoticeKind.STATEMENT, f"{account_id}-{day:%Y%m%d}",
+    return Notice(owner_bic, NoticeKind.STATEMENT, statement_id(account_id, day),
                   day.isoformat(), None, at_us)
 
 

@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass
 
 AMOUNT_MINOR_MAX = 2**63 - 1  # what a 64-bit signed column holds
-# The largest balance, either sign, in minor units: an ISO 20022 amount has at most 18
-# digits, and every balance must be writable in a statement (camt.053).
+# The largest balance, either sign, and the largest amount scopay takes in, in minor units:
+# an ISO 20022 amount has at most 18 digits, and every amount and balance must be writable
+# in the messages about it (camt.053, camt.054, pacs.008 ...).
 BALANCE_MINOR_MAX = 10**18 - 1
 AMOUNT_TEXT_LENGTH_MAX = 40
 
@@ -88,6 +89,16 @@ def parse_amount(text: str, currency_code: str) -> int:
     minor += int(fraction.ljust(currency.minor_units, "0") or "0")
     if minor > AMOUNT_MINOR_MAX:
         raise AmountError(f"amount {text!r} is larger than scopay can hold")
+    return minor
+
+
+def parse_message_amount(text: str, currency_code: str) -> int:
+    """parse_amount, within the 18 digits of an ISO 20022 amount (BALANCE_MINOR_MAX): an
+    amount scopay takes in is one every message about it can carry."""
+    minor = parse_amount(text, currency_code)
+    if minor > BALANCE_MINOR_MAX:
+        raise AmountError(f"{format_amount(minor, currency_code)} {currency_code} is outside "
+                          "what an ISO amount holds")
     return minor
 
 
