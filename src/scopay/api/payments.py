@@ -39,7 +39,6 @@ from scopay.api.schemas import (
     TimesIn,
 )
 from scopay.api.security import ANSWER_KEPT_STATE, IDEMPOTENCY_STATE, Caller, DirectRoute
-from scopay.domain.account import AccountKind
 from scopay.domain.mailbox import MAILBOX_PAGE_MAX, Notice, NoticeKind
 from scopay.domain.money import (
     CURRENCIES,
@@ -345,9 +344,11 @@ async def set_policy(account_id: AccountIdPath, body: PolicyIn, caller: Caller,
     ):
         raise ApiError(404, "Not found", f"no account {account_id} whose policy you set")
     policy = _policy_from(body, account.currency)
-    _check_policy_accounts(runner.engine.accounts, account, policy)
-    await asyncio.wrap_future(
-        runner.call(lambda e, now: e.set_account_policy(account_id, policy, now)))
+    try:
+        await asyncio.wrap_future(
+            runner.call(lambda e, now: e.set_account_policy(account_id, policy, now)))
+    except PaymentRefused as refusal:  # the domain's rules on policies (rtgs.check_policy)
+        raise ApiError(422, "Invalid request", str(refusal)) from None
 
 
 @router.get("/v1/mailbox", response_model=list[NoticeOut], tags=["mailbox"],
@@ -460,20 +461,6 @@ def _policy_from(body: PolicyIn, currency: str) -> AccountPolicy:
         multilateral_limit_minor=(None if body.multilateral_limit is None
                                   else amount_of(body.multilateral_limit, currency)),
     )
-
-
-def _check_policy_accounts(accounts: Mapping, account, policy: AccountPolicy) -> None:
-    """A policy is a settlement account's, and its bilateral limits name other settlement
-    accounts of its currency (one that does not exist is answered alike)."""
-    if account.kind != AccountKind.SETTLEMENT:
-        raise ApiError(422, "Invalid request", "policies are set on settlement accounts only")
-    for creditor_id in policy.bilateral_limits:
-        creditor = accounts.get(creditor_id)
-        if (creditor is None or creditor_id == account.id or creditor.currency != account.currency
-                or creditor.kind != AccountKind.SETTLEMENT):
-            raise ApiError(422, "Invalid request",
-                           f"bilateral_limits: {creditor_id} is no other settlement account in "
-                           f"{account.currency}")
 
 
 async def _submit(runner: Runner, caller: auth.Caller, payments: list[Payment],

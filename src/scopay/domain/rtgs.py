@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from heapq import heapify, heappop, heappush
 
+from scopay.domain.account import Account, AccountKind
 from scopay.domain.gridlock import QueuedPayment, resolve_gridlock
 from scopay.domain.ledger import ExecuteResult, Ledger, Transfer, TransferKind
 from scopay.domain.payment import DAY_US, Priority, positional_constructor
@@ -94,6 +95,22 @@ class AccountPolicy:
     reserved_high_minor: int = 0
     bilateral_limits: dict[int, int] = field(default_factory=dict)  # creditor account -> limit
     multilateral_limit_minor: int | None = None
+
+
+def check_policy(account: Account, policy: AccountPolicy,
+                 accounts: Mapping[int, Account]) -> str | None:
+    """What is wrong with setting the policy on the account, as text, or None: a policy is a
+    settlement account's, and its bilateral limits name other settlement accounts of its
+    currency (one that does not exist is told alike: no existence leaks)."""
+    if account.kind != AccountKind.SETTLEMENT:
+        return "policies are set on settlement accounts only"
+    for creditor_id in policy.bilateral_limits:
+        creditor = accounts.get(creditor_id)
+        if (creditor is None or creditor_id == account.id or creditor.currency != account.currency
+                or creditor.kind != AccountKind.SETTLEMENT):
+            return (f"bilateral_limits: {creditor_id} is no other settlement account in "
+                    f"{account.currency}")
+    return None
 
 
 @dataclass

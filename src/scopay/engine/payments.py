@@ -31,7 +31,7 @@ from scopay.domain.payment import (
     positional_constructor,
 )
 from scopay.domain.rejection import Rejection
-from scopay.domain.rtgs import AccountPolicy, Order, Step
+from scopay.domain.rtgs import AccountPolicy, Order, Step, check_policy
 
 PAYMENTS_PER_REQUEST_MAX = 8190
 LATEST_TIME_PASSED = "latest_time_passed"  # a queued payment's warning notice, no new status
@@ -224,6 +224,9 @@ class PaymentOperations:
         with self._lock:
             if account_id not in self.accounts:
                 raise PaymentRefused(f"no account {account_id}")
+            problem = check_policy(self.accounts[account_id], policy, self.accounts)
+            if problem is not None:
+                raise PaymentRefused(problem)
             with self._step(now_us) as (changes, at):
                 changes.policies.append((account_id, policy))
                 self._apply_step(self.rtgs.set_policy(account_id, policy, at), at, changes)
