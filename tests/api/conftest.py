@@ -16,6 +16,7 @@ from scopay.client import KeyFile, ScopayClient, new_private_key
 from scopay.domain.participant import Participant, Role, Tier
 from scopay.engine.engine import Engine
 from scopay.engine.runner import LoopRunner
+from scopay.reference.network import state_facts
 from scopay.store.sqlite import SQLiteStore
 
 AUDITOR_BIC = "OVSTCNX0"  # a fictional oversight body, admitted as the auditor
@@ -62,7 +63,8 @@ def serve_app():
 def live_server(tmp_path_factory: pytest.TempPathFactory):
     """One server per test module: tests use their own transfer ids and compare balances
     before and after themselves, so they do not depend on each other."""
-    engine = Engine(SQLiteStore(tmp_path_factory.mktemp("api") / "api.db"))
+    engine = Engine(SQLiteStore(tmp_path_factory.mktemp("api") / "api.db"),
+                    states=state_facts())  # admissions checked as `scopay serve` checks them
     seed_reference_network(engine, 1)
     engine.admit_participant(Participant(AUDITOR_BIC, "Payments oversight (fictional)",
                                          Role.AUDITOR, "CN", Tier.MEMBER), 2)

@@ -4,7 +4,6 @@ credit lines, and move central-bank money in and out of scopay (funds-in / funds
 from __future__ import annotations
 
 import asyncio
-import functools
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -29,7 +28,6 @@ from scopay.domain.ledger import Transfer
 from scopay.domain.participant import Participant, Role, Status, Tier
 from scopay.engine.engine import CommandRefused
 from scopay.engine.runner import Runner
-from scopay.reference.network import Country, load_countries
 
 router = APIRouter()
 _ANSWERS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
@@ -59,9 +57,6 @@ async def admit_participant(body: ParticipantIn, caller: Caller,
     _operator_only(caller)
     participant = Participant(body.bic, body.name, Role(body.role), body.country,
                               Tier(body.tier), body.sponsor_bic, body.settlement_currency)
-    problem = _against_reference(participant)
-    if problem is not None:
-        raise ApiError(409, "Refused", problem)
     await _run(request, lambda e, now: e.admit_participant(participant, now))
     return participant_out(participant)
 
@@ -83,28 +78,6 @@ async def reinstate_participant(bic: str, caller: Caller, request: Request) -> N
     _operator_only(caller)
     _known_participant(request, bic)
     await _run(request, lambda e, now: e.set_participant_status(bic, Status.ACTIVE, now))
-
-
-@functools.cache
-def _reference_countries() -> dict[str, Country]:
-    return {country.code: country for country in load_countries()}
-
-
-def _against_reference(participant: Participant) -> str | None:
-    """What the reference data of the SCO states says against admitting the participant:
-    its country must be one of them, its tier that country's, and a settlement agent's
-    currency that country's own."""
-    country = _reference_countries().get(participant.country)
-    if country is None:
-        return (f"country {participant.country!r} is no SCO member, observer or dialogue "
-                "partner in scopay's reference data")
-    if participant.tier != country.tier:
-        return f"{country.name} is a {country.tier.value} state, not {participant.tier.value}"
-    if participant.role == Role.SETTLEMENT_AGENT and (
-            participant.settlement_currency != country.currency):
-        return (f"a settlement agent of {country.name} issues {country.currency}, not "
-                f"{participant.settlement_currency}")
-    return None
 
 
 def _known_participant(request: Request, bic: str) -> None:

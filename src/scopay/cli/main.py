@@ -52,7 +52,7 @@ from scopay.domain.rejection import REJECTION_TEXT
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
 from scopay.engine.engine import CommandRefused, Engine
 from scopay.engine.payments import RETURN_TRANSFER_PREFIX, RecoveryProgress
-from scopay.reference.network import OPERATOR_BIC, plan_reference_network
+from scopay.reference.network import OPERATOR_BIC, plan_reference_network, state_facts
 from scopay.store.sqlite import (
     SchemaTooNewError,
     SchemaTooOldError,
@@ -154,7 +154,8 @@ def open_engine(db: Path, *, create: bool = False, **settings: bool) -> Engine:
         existing(db)
     try:
         with recovery_progress() as progress:
-            return Engine(open_store(db, lock=True), progress=progress, **settings)
+            return Engine(open_store(db, lock=True), progress=progress, states=state_facts(),
+                          **settings)
     except StoreLockedError as error:
         err.print(f"[red]{error}[/red]: stop `scopay serve` first, or use the HTTP API.")
         raise typer.Exit(2) from None

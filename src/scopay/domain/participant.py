@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -90,11 +91,27 @@ class Participant:
     status: Status = Status.ACTIVE
 
 
+@dataclass(frozen=True, slots=True)
+class StateFacts:
+    """What the reference data says of a state: its name, its SCO tier, its currency."""
+
+    name: str
+    tier: Tier
+    currency: str
+
+
 def check_participant(
-    participant: Participant, existing: dict[str, Participant], currencies: frozenset[str]
+    participant: Participant, existing: dict[str, Participant], currencies: frozenset[str],
+    states: Mapping[str, StateFacts] | None = None,
 ) -> str | None:
-    """The first rule the new participant breaks, as text, or None. Changes nothing."""
+    """The first rule the new participant breaks, as text, or None. Changes nothing.
+    `states` (by ISO country code): when given, its country must be one of them, its tier
+    that state's, and a settlement agent's currency that state's own."""
     p = participant
+    if states is not None:
+        problem = _against_states(p, states)
+        if problem is not None:
+            return problem
     if not is_valid_bic(p.bic):
         return f"{p.bic!r} is not a BIC (ISO 9362: 4 letters, 2 letters, 2 or 5 alphanumerics)"
     if p.bic in existing:
@@ -133,4 +150,17 @@ def check_participant(
             return f"sponsor {sponsor.bic} is suspended"
     elif p.sponsor_bic is not None:
         return "only an indirect participant has a sponsor"
+    return None
+
+
+def _against_states(p: Participant, states: Mapping[str, StateFacts]) -> str | None:
+    state = states.get(p.country)
+    if state is None:
+        return (f"country {p.country!r} is no SCO member, observer or dialogue partner in "
+                "scopay's reference data")
+    if p.tier != state.tier:
+        return f"{state.name} is a {state.tier.value} state, not {p.tier.value}"
+    if p.role == Role.SETTLEMENT_AGENT and p.settlement_currency != state.currency:
+        return (f"a settlement agent of {state.name} issues {state.currency}, not "
+                f"{p.settlement_currency}")
     return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import gc
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -30,7 +30,13 @@ from scopay.domain.ledger import (
 )
 from scopay.domain.mailbox import BOOKED, Notice, NoticeKind, statement_notice
 from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
-from scopay.domain.participant import Participant, Role, Status, check_participant
+from scopay.domain.participant import (
+    Participant,
+    Role,
+    StateFacts,
+    Status,
+    check_participant,
+)
 from scopay.domain.rtgs import BUSINESS_DAY_US, PAYMENT_TRANSFER_PREFIX, Rtgs
 from scopay.engine.answers import AnswerIndex
 from scopay.engine.payments import (
@@ -126,11 +132,14 @@ class Engine(PaymentOperations):
 
     def __init__(self, store: Store, *, bypass_fifo_normal: bool = True,
                  respect_priority_in_resolution: bool = True,
-                 progress: RecoveryProgress | None = None) -> None:
+                 progress: RecoveryProgress | None = None,
+                 states: Mapping[str, StateFacts] | None = None) -> None:
         """`bypass_fifo_normal`: a covered normal payment may settle past a waiting one.
         `respect_priority_in_resolution`: gridlock resolution settles a payment only with
-        every more urgent payment of the same debtor. `progress` hears how recovery goes."""
+        every more urgent payment of the same debtor. `progress` hears how recovery goes.
+        `states`: the reference data admissions are checked against (check_participant)."""
         self.store = store
+        self._states = states
         # With defer_commits, a command's last batch is written but left for the caller to
         # commit (finish_commit): the server's runner commits it off its event loop.
         self.defer_commits = False
@@ -283,7 +292,8 @@ class Engine(PaymentOperations):
         """Admit several participants in one commit; all or none."""
         admitted = dict(self.participants)
         for participant in participants:
-            problem = check_participant(participant, admitted, frozenset(CURRENCIES))
+            problem = check_participant(participant, admitted, frozenset(CURRENCIES),
+                                        self._states)
             if problem is not None:
                 raise CommandRefused(problem)
             admitted[participant.bic] = participant

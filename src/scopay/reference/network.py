@@ -12,13 +12,14 @@ plainly fictional with a test BIC of the same kind.
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import dataclass
 from importlib import resources
 
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.ledger import Transfer
 from scopay.domain.money import parse_amount
-from scopay.domain.participant import Participant, Role, Tier
+from scopay.domain.participant import Participant, Role, StateFacts, Tier
 
 OPERATOR_BIC = "SCOPCNX0"  # synthetic: the scopay operator, seated with the SCO in Beijing
 DEMO_BANK_CODES = ("DEMA", "DEMB")
@@ -72,6 +73,12 @@ def load_countries() -> list[Country]:
             bic_source=row["bic_verified"] or None, timezone=row["timezone"],
         ))
     return countries
+
+
+@functools.cache
+def state_facts() -> dict[str, StateFacts]:
+    """The reference data's states by ISO country code, as admissions are checked against."""
+    return {c.code: StateFacts(c.name, c.tier, c.currency) for c in load_countries()}
 
 
 def central_bank_bic(country: Country) -> str:
