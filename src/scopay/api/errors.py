@@ -28,10 +28,12 @@ for _rejection in Rejection:
 
 class ApiError(Exception):
     def __init__(self, status: int, title: str, detail: str,
-                 rejection: Rejection | None = None, iso_code: str | None = None) -> None:
+                 rejection: Rejection | None = None, iso_code: str | None = None,
+                 retry_after_s: int | None = None) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.rejection = status, title, detail, rejection
         self.iso_code = iso_code
+        self.retry_after_s = retry_after_s  # sent as Retry-After, when the client may retry
 
     def problem_body(self) -> bytes:
         return problem_body(self.status, self.title, self.detail,
@@ -51,20 +53,27 @@ STORE_RETRY_AFTER_S = 5
 BUSY_RETRY_AFTER_S = 1  # the engine's queue drains within a second or so
 
 
+def refusal(path: str, error: ApiError) -> Response:
+    """A refusal outside a route's own answers (signing, rate, capacity, the store): in XML
+    where the route speaks XML (NARR: no ISO code names these), else problem JSON; with
+    Retry-After when the error says when to try again."""
+    answer = (problem_xml(error.status, "NARR", error.detail) if path in XML_PATHS
+              else problem(error.status, error.title, error.detail))
+    if error.retry_after_s is not None:
+        answer.headers["Retry-After"] = str(error.retry_after_s)
+    return answer
+
+
 def busy(path: str, text: str) -> Response:
     """503 Busy (the engine's queue is full), with Retry-After; in XML on XML routes."""
-    answer = (problem_xml(503, "NARR", f"{text}; retry with the same Idempotency-Key")
-              if path in XML_PATHS else problem(503, "Busy", text))
-    answer.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
-    return answer
+    detail = f"{text}; retry with the same Idempotency-Key" if path in XML_PATHS else text
+    return refusal(path, ApiError(503, "Busy", detail, retry_after_s=BUSY_RETRY_AFTER_S))
 
 
 def store_failed(path: str) -> Response:
     """The answer to a request whose commit the store failed: 503, in XML on XML routes."""
-    answer = (problem_xml(503, "NARR", STORE_FAILED_TEXT) if path in XML_PATHS
-              else problem(503, "Storage unavailable", STORE_FAILED_TEXT))
-    answer.headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
-    return answer
+    return refusal(path, ApiError(503, "Storage unavailable", STORE_FAILED_TEXT,
+                                  retry_after_s=STORE_RETRY_AFTER_S))
 
 
 def media_type_for(status: int) -> str:

@@ -29,6 +29,7 @@ from scopay.api.errors import (
     media_type_of_answer,
     problem,
     problem_xml,
+    refusal,
     store_failed,
 )
 from scopay.api.verifier import Verifier
@@ -89,7 +90,7 @@ class ReplayGuard:
         if self._count >= limit and (held[owner] * len(held) >= limit
                                      or self._count >= 2 * limit):
             raise ApiError(503, "Busy", "too many of your requests inside the signing "
-                           "window; try again in a second")
+                           "window; try again in a second", retry_after_s=1)
         if seen is None:
             seen = self._by_second[signed_s] = (set(), Counter())
             heapq.heappush(self._seconds, signed_s)
@@ -141,14 +142,6 @@ async def current_caller(request: Request) -> auth.Caller:
 Caller = Annotated[auth.Caller, Depends(current_caller)]
 
 
-class RateLimited(ApiError):
-    """Over the participant's rate: a 429 with the seconds to wait."""
-
-    def __init__(self, rate_per_s: float, wait_s: float) -> None:
-        super().__init__(429, "Too many requests", f"over {rate_per_s:g} requests a second")
-        self.retry_after_s = max(1, round(wait_s))
-
-
 class KeyStateRefused(ApiError):
     """A refusal decided on what the engine holds of the key (revoked, or changed while the
     signature was checked): state that a commit in flight may yet undo."""
@@ -198,7 +191,8 @@ async def authenticate(scope, headers: dict[str, str],
         raise ApiError(401, "Unauthenticated", "this nonce was used already (replay)")
     wait_s = limiter.allow(participant.bic, time.monotonic())
     if wait_s:
-        raise RateLimited(limiter.rate_per_s, wait_s)
+        raise ApiError(429, "Too many requests", f"over {limiter.rate_per_s:g} requests a second",
+                       retry_after_s=max(1, round(wait_s)))
     if not guard.first_use(key_id, nonce, int(timestamp), now_s, participant.bic):
         raise ApiError(401, "Unauthenticated", "this nonce was used already (replay)")
     return auth.Caller(participant, key_id), found
@@ -280,14 +274,6 @@ def request_digest(scope, body: bytes) -> str:
     return hashlib.sha256(b"\n".join((scope["method"].encode(), target, body))).hexdigest()
 
 
-def _refusal(scope, error: ApiError) -> Response:
-    """A refusal before the route runs, in XML where the route speaks XML (with NARR, no
-    ISO code naming signing or capacity), as its other refusals are."""
-    if scope["path"] in XML_PATHS:
-        return problem_xml(error.status, "NARR", error.detail)
-    return problem(error.status, error.title, error.detail)
-
-
 class DirectRoute(NamedTuple):
     """A route the guard answers itself. `prepare` does the route's pure work (reading and
     checking the body; no engine state) and never raises: a refusal is returned, to be
@@ -332,16 +318,16 @@ class Guard:
         try:
             signed_headers(scope, headers)  # before the body is read: see there
         except ApiError as error:
-            await _refusal(scope, error)(scope, receive, send)
+            await refusal(scope["path"], error)(scope, receive, send)
             return
         body = await _read_body(receive)
         if body is None:
             await _too_large(scope)(scope, receive, send)
             return
         route = self.direct.get((scope["method"], scope["path"]))
-        refusal, caller, prepared = await _admit(scope, headers, body, route)
-        if refusal is not None:
-            await refusal(scope, receive, send)
+        refused, caller, prepared = await _admit(scope, headers, body, route)
+        if refused is not None:
+            await refused(scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = caller
         replay = _replaying(body, receive)
@@ -373,15 +359,10 @@ async def _admit(scope, headers: dict[str, str], body: bytes, route: DirectRoute
     try:
         caller, key = await _authenticated(scope, headers, body, runner)
     except ApiError as error:
-        answer = _refusal(scope, error)
-        if isinstance(error, RateLimited):
-            answer.headers["Retry-After"] = str(error.retry_after_s)
-        elif error.status == 503:  # the nonce memory is full: its oldest go within a second
-            answer.headers["Retry-After"] = "1"
-        return answer, None, None
+        return refusal(scope["path"], error), None, None
     prepared = None if route is None else route.prepare(scope, body, caller)
     if await _until_durable(runner) and runner.engine.keys.get(caller.key_id) != key:
-        return _refusal(scope, ApiError(401, "Unauthenticated", KEY_REFUSED)), None, None
+        return refusal(scope["path"], ApiError(401, "Unauthenticated", KEY_REFUSED)), None, None
     return None, caller, prepared
 
 
@@ -452,7 +433,7 @@ async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: s
                       body: bytes) -> None:
     key = headers.get(signing.IDEMPOTENCY_HEADER, "")
     if not signing.IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
-        answer = _refusal(scope, ApiError(
+        answer = refusal(scope["path"], ApiError(
             400, "Idempotency key needed",
             "state-changing calls carry Idempotency-Key: 1-64 of A-Z a-z 0-9 . _ : -"))
         await answer(scope, receive, send)
@@ -466,7 +447,7 @@ async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: s
     kept = runner.engine.idempotency.get((bic, key))
     if kept is not None:
         if kept[0] != digest:
-            answer = _refusal(scope, ApiError(
+            answer = refusal(scope["path"], ApiError(
                 422, "Idempotency key reused",
                 "this Idempotency-Key was used for a different request"))
         else:
