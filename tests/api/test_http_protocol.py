@@ -2,6 +2,7 @@
 back at most one write, never reorders, and drops nothing it should send."""
 
 import asyncio
+import json
 
 import pytest
 from uvicorn.config import Config
@@ -325,6 +326,11 @@ def test_a_request_head_over_the_limit_in_one_read_is_answered_431(head_kib):
         assert socket.closed and len(socket.writes) == 1
         assert socket.writes[0].startswith(b"HTTP/1.1 431 ")
         assert seen == []
+        head, _, body = socket.writes[0].partition(b"\r\n\r\n")
+        assert b"content-type: application/problem+json" in head.split(b"\r\n")
+        assert f"content-length: {len(body)}".encode() in head.split(b"\r\n")
+        problem = json.loads(body)
+        assert problem["status"] == 431 and "over 65536 bytes" in problem["detail"]
 
     asyncio.run(scenario())
 

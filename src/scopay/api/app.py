@@ -242,6 +242,7 @@ _COMMON_PROBLEMS = {
     "409": "The object exists with other content, is not in a state that allows this, or the "
            "command breaks a rule of the system as it stands (the detail says which)",
     "413": "Request body too large",
+    "431": "Request line and headers over 64 KiB together",
     "422": "Invalid input, a refused command, or an Idempotency-Key reused for another request",
     "429": "Over the participant's rate limit (see Retry-After)",
     "503": "scopay is at capacity, or could not write to its database; retry later with the "

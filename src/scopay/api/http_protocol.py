@@ -20,6 +20,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from scopay.api.errors import PROBLEM_MEDIA_TYPE, problem_body
+
 JOIN_BYTES_MAX = 64 * 1024  # a held write and the next are copied into one up to this size
 HEAD_BYTES_MAX = 64 * 1024  # a request's line and headers; scopay's own need under 2 KiB
 HEAD_TIMEOUT_S = 10.0  # to send a request's head, from the connection or its first byte
@@ -192,12 +194,18 @@ class OneWriteHttpProtocol(HttpToolsProtocol):
 
     def _refuse_head(self) -> None:
         self._cancel_deadline()
-        message = f"request head over {HEAD_BYTES_MAX} bytes".encode()
-        self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                             b"content-type: text/plain; charset=utf-8\r\n"
-                             b"content-length: " + str(len(message)).encode() + b"\r\n"
-                             b"connection: close\r\n\r\n" + message)
+        self.transport.write(_HEAD_REFUSAL)
         self.transport.close()
+
+
+# The answer to a head over HEAD_BYTES_MAX, in the API's one error shape. The head was not
+# read to its end, so the route (and whether it speaks XML) is unknown: problem JSON.
+_HEAD_PROBLEM = problem_body(431, "Request header fields too large",
+                             f"the request line and headers are over {HEAD_BYTES_MAX} bytes")
+_HEAD_REFUSAL = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                 b"content-type: " + PROBLEM_MEDIA_TYPE.encode() + b"\r\n"
+                 b"content-length: " + str(len(_HEAD_PROBLEM)).encode() + b"\r\n"
+                 b"connection: close\r\n\r\n" + _HEAD_PROBLEM)
 
 
 # How `scopay serve` runs uvicorn, and so the tests' live servers: this protocol; no
