@@ -63,7 +63,11 @@ def test_a_payment_with_only_required_fields_reads_back_equal():
                       "DEMBCNX0", Party("x"), Party("y"), 1, "CNY")
     stored = encode_payment(payment)
     assert stored == canonical_json(stored)
-    assert json.loads(stored)["exchange_rate"] is None
+    assert json.loads(stored) == {
+        "uetr": "3af99518-475c-4286-9ba5-078df73e93f3", "instruction_id": "I1",
+        "end_to_end_id": "E1", "debtor_agent": "DEMACNX0", "creditor_agent": "DEMBCNX0",
+        "debtor": {"name": "x"}, "creditor": {"name": "y"}, "settlement_amount_minor": 1,
+        "settlement_currency": "CNY"}  # no defaults: null, [], SHAR, normal, gross
     assert decode_payment(stored) == payment
 
 
@@ -83,4 +87,50 @@ def test_text_stored_by_earlier_versions_reads_back_as_the_payment():
                '"settlement_amount_minor":12345,"settlement_currency":"CNY",'
                '"settlement_method":"net","uetr":"3af99518-475c-4286-9ba5-078df73e93f3"}')
     assert decode_payment(earlier) == payment
-    assert encode_payment(payment) == earlier
+    # written now, the same payment leaves out what it holds by default (its creditor's
+    # account and address), and reads back alike
+    now = json.loads(earlier)
+    now["creditor"] = {"name": "Müller 中"}
+    assert encode_payment(payment) == canonical_json(json.dumps(now))
+    assert decode_payment(encode_payment(payment)) == payment
+
+
+OPTIONAL_TEXT = st.none() | TEXT
+OPTIONAL_NUMBER = st.none() | st.integers(0, 10**18 - 1)
+ADDRESSES = st.none() | st.builds(
+    PostalAddress, OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT,
+    st.lists(TEXT, max_size=2).map(tuple))
+PARTIES = st.builds(Party, TEXT, OPTIONAL_TEXT, ADDRESSES)
+
+
+@given(debtor=PARTIES, creditor=PARTIES, instructed=OPTIONAL_NUMBER, currency=OPTIONAL_TEXT,
+       rate=st.none() | st.decimals(allow_nan=False, allow_infinity=False, places=6),
+       charge_bearer=st.sampled_from(ChargeBearer), priority=st.sampled_from(Priority),
+       method=st.sampled_from(SettlementMethod), texts=st.lists(OPTIONAL_TEXT, min_size=4,
+                                                                max_size=4),
+       times=st.lists(OPTIONAL_NUMBER, min_size=3, max_size=3),
+       agents=st.lists(TEXT, max_size=2),
+       charges=st.lists(st.tuples(st.integers(0, 10**6), TEXT, TEXT), max_size=2))
+def test_any_payment_reads_back_equal_with_no_default_stored(
+        debtor, creditor, instructed, currency, rate, charge_bearer, priority, method, texts,
+        times, agents, charges):
+    remittance, purpose, message_id, sender_bic = texts
+    payment = Payment(
+        "3af99518-475c-4286-9ba5-078df73e93f3", "I1", "E1", "DEMACNX0", "DEMBCNX0", debtor,
+        creditor, 5, "CNY", instructed, currency, rate, charge_bearer, remittance, purpose,
+        priority, method, *times, message_id, sender_bic, tuple(agents),
+        tuple(charges), message_id and "pacs.008.001.08")
+    stored = encode_payment(payment)
+    assert stored == canonical_json(stored)
+    assert decode_payment(stored) == payment
+    data = json.loads(stored)
+    assert not [key for key, value in leaves(data) if value is None or value == []]
+    assert data.get("charge_bearer") != "SHAR" and data.get("priority") != "normal"
+    assert data.get("settlement_method") != "gross"
+
+
+def leaves(data: dict, prefix: str = ""):
+    for key, value in data.items():
+        yield prefix + key, value
+        if isinstance(value, dict):
+            yield from leaves(value, f"{prefix}{key}.")
