@@ -207,6 +207,21 @@ def test_no_balance_grows_past_the_18_digits_of_an_iso_amount(ledger, network):
         Rejection.OVERFLOWS_BALANCE)
 
 
+def test_a_debtor_unable_to_pay_learns_nothing_of_the_credit_balance(ledger, network):
+    """A transfer its debtor cannot cover is refused for liquidity, whether or not it would
+    take the credit account past 18 digits: the refusal must not tell a bank with no money
+    how much another bank holds (by probing amounts until the reason changes)."""
+    n = network
+    fill = Transfer("fill", n.cny_issuance, n.icbk_cny, BALANCE_MINOR_MAX - 2 * n.funding_minor,
+                    "CNY")
+    assert execute_one(ledger, fill).outcomes[0].accepted
+    held = ledger.balances[n.icbk_cny].posted_minor
+    for amount in (BALANCE_MINOR_MAX - held + 1, BALANCE_MINOR_MAX - held):  # over, just not
+        assert_refused_without_effect(
+            ledger, Transfer(f"probe-{amount}", n.aboc_cny, n.icbk_cny, amount, "CNY"),
+            Rejection.INSUFFICIENT_LIQUIDITY)
+
+
 def test_lowering_a_floor_below_the_balance_is_refused(ledger, network):
     use = Transfer("use", network.aboc_cny, network.icbk_cny, 20_000, "CNY")
     assert execute_one(ledger, use).outcomes[0].accepted

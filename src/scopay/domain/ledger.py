@@ -468,8 +468,8 @@ class Ledger:
             return Rejection.DEBIT_ACCOUNT_BLOCKED
         if credit.blocked:
             return Rejection.CREDIT_ACCOUNT_BLOCKED
-        if credit.posted_minor + credit.credits_pending_minor + amount > BALANCE_MINOR_MAX:
-            return Rejection.OVERFLOWS_BALANCE
+        # The debit side first: whether the credit account would overflow says something of
+        # its balance, which only a debtor able to pay the amount may learn that way.
         floor = debit.floor_minor
         available_after = debit.posted_minor - debit.debits_pending_minor - amount
         if floor is None:
@@ -477,6 +477,8 @@ class Ledger:
                 return Rejection.OVERFLOWS_BALANCE
         elif available_after < floor:
             return Rejection.INSUFFICIENT_LIQUIDITY
+        if credit.posted_minor + credit.credits_pending_minor + amount > BALANCE_MINOR_MAX:
+            return Rejection.OVERFLOWS_BALANCE
         return None
 
     def _resubmitted(self, transfer: Transfer, known: JournalEntry | RejectionRecord,

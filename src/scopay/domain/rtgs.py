@@ -302,9 +302,14 @@ class Rtgs:
         """Does an active payment of the debtor wait that this one may not pass? One whose
         earliest time has not come neither settles nor blocks (as on release)."""
         rank = order.rank
+        # A normal payment that may bypass FIFO is held back only by an urgent or high one,
+        # all of which come first in the queue: the normal ones after them need no look (a
+        # bank's long normal queue would otherwise be walked for each of its new payments).
+        last_rank = rank - 1 if rank == RANK[Priority.NORMAL] and self.bypass_fifo_normal \
+            else rank
         holding = self._holding()
         for waiting in self.queues.get(order.debtor_account, ()):
-            if waiting.rank > rank:
+            if waiting.rank > last_rank:
                 break
             if (waiting.earliest_us is not None and now_us < waiting.earliest_us
                     or holding and self._held(waiting)):
