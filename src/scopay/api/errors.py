@@ -19,7 +19,6 @@ REJECTION_STATUS = {
     Rejection.PENDING_TRANSFER_NOT_FOUND: 404,
     Rejection.PAYMENT_EXISTS_WITH_DIFFERENT_CONTENT: 409,
     Rejection.MESSAGE_ID_USED: 409,
-    Rejection.QUEUE_FULL: 503,
 }
 for _rejection in Rejection:
     if _rejection.value.startswith("exists_with_different"):

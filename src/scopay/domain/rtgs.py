@@ -40,7 +40,9 @@ from scopay.domain.payment import DAY_US, Priority, positional_constructor
 from scopay.domain.rejection import Rejection
 
 PAYMENT_TRANSFER_PREFIX = "pay/"  # ledger ids of settled payments: "pay/<uetr>"
-QUEUE_ORDERS_MAX = 1_000_000
+QUEUE_ORDERS_MAX = 1_000_000  # queued payments in all
+# queued payments of one debtor account: no bank fills the queue for all (a tenth of it)
+QUEUE_ORDERS_PER_ACCOUNT_MAX = QUEUE_ORDERS_MAX // 10
 OFFSET_CANDIDATES_MAX = 64  # queued counter-payments weighed when offsetting one payment
 RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}
 BUSINESS_DAY_US = DAY_US  # limit positions count one UTC day
@@ -183,18 +185,18 @@ class Rtgs:
         if blocked is not None:  # a new order for a blocked account is refused, not held
             step.rejected.append((order, blocked))
             return step
-        if len(self.orders) >= QUEUE_ORDERS_MAX:
-            step.rejected.append((order, Rejection.QUEUE_FULL))
-            return step
         order.sequence = self._take_sequence()
         wait = self._wait_reason(order, now_us, entering=True)
         if wait is None:
             self._settle_alone(order, now_us, step)
         elif wait is WaitReason.INSUFFICIENT_LIQUIDITY and self._offset(order, now_us, step):
             pass
-        elif not any(rejected is order for rejected, _ in step.rejected):
-            # (an offset the ledger refused for the order itself, say for a blocked
-            # creditor account, rejected it: it does not wait as well)
+        elif any(rejected is order for rejected, _ in step.rejected):
+            pass  # an offset the ledger refused for the order itself (say for a blocked
+            # creditor account) rejected it: it does not wait as well
+        elif self._queue_full(order):  # only an order that would wait: one that settles does
+            step.rejected.append((order, Rejection.QUEUE_FULL))
+        else:
             self._enqueue(order)
             step.queued.append((order, wait))
         self._release({o.creditor_account for o in step.settled}, now_us, step)
@@ -317,6 +319,10 @@ class Rtgs:
             if waiting.rank < rank or rank < 2 or not self.bypass_fifo_normal:
                 return True
         return False
+
+    def _queue_full(self, order: Order) -> bool:
+        return (len(self.orders) >= QUEUE_ORDERS_MAX or len(
+            self.queues.get(order.debtor_account, ())) >= QUEUE_ORDERS_PER_ACCOUNT_MAX)
 
     def _blocked_account(self, order: Order) -> Rejection | None:
         return self.movement_refusal(order.debtor_account, order.creditor_account,
