@@ -26,6 +26,19 @@ def test_health_answers_without_credentials(live_server):
     assert body["participants"] == len(live_server.engine.participants)
 
 
+def test_unsigned_pages_tell_nothing_of_the_traffic(live_server):
+    """/health and / are for anyone who reaches the port: a payment between two banks must
+    change nothing they show."""
+    with live_server.client(None) as client:
+        before = client.get("/health").json(), client.get("/").text
+        with live_server.client(BANK_A) as bank:
+            answer = bank.post("/v1/transfers",
+                               json=transfer_body(live_server, "unseen-traffic", "1.00"))
+            assert answer.status_code == 201, answer.text
+        assert client.get("/health").json() == before[0]
+        assert client.get("/").text == before[1]
+
+
 def test_every_v1_route_needs_a_signed_request(live_server):
     with live_server.client(None) as client:
         for path in ("/v1/participants", "/v1/accounts", "/v1/accounts/11"):

@@ -100,12 +100,14 @@ def create_app(runner: Runner, direct_routes: bool = True,
 
     @app.get("/health", response_model=HealthOut, tags=["system"])
     async def health() -> HealthOut:
+        # Unsigned, so nothing of the traffic (how many entries the journal holds grows with
+        # each payment anyone makes): the network's reference data only.
         return HealthOut(status="ok", version=__version__, participants=len(engine.participants),
-                         accounts=len(engine.accounts), journal_entries=engine.journal_count)
+                         accounts=len(engine.accounts))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home() -> str:
-        return _home_page(engine.participants.values(), engine.journal_count)
+        return _home_page(engine.participants.values())
 
     @app.get("/v1/participants", response_model=list[ParticipantOut], tags=["participants"],
              responses={401: PROBLEM})
@@ -406,7 +408,9 @@ def _transfer_out(outcome: TransferOutcome, caller: auth.Caller) -> TransferOut:
                        timestamp_us=outcome.timestamp_us)
 
 
-def _home_page(participants, journal_entries: int) -> str:
+def _home_page(participants) -> str:
+    """The unsigned home page: what scopay is and its settlement agents, nothing of the
+    traffic."""
     agents = sorted((p for p in participants if p.role == Role.SETTLEMENT_AGENT),
                     key=lambda p: p.settlement_currency or "")
     rows = "".join(
@@ -417,7 +421,7 @@ def _home_page(participants, journal_entries: int) -> str:
         "<!doctype html><html lang=en><meta charset=utf-8><title>scopay</title>"
         "<body style='font-family:sans-serif;max-width:48rem;margin:2rem auto'>"
         f"<h1>scopay {__version__}</h1><p>Settlement between the SCO states in their own "
-        f"currencies. {journal_entries} journal entries.</p>"
+        "currencies.</p>"
         "<h2>Settlement currencies</h2><table><tr><th>currency</th><th>settlement agent</th>"
         f"<th>BIC</th></tr>{rows}</table>"
         "<p>API: <a href=/docs>/docs</a> (OpenAPI at <a href=/openapi.json>/openapi.json</a>)."

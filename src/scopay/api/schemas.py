@@ -101,7 +101,6 @@ class HealthOut(BaseModel):
     version: str
     participants: int
     accounts: int
-    journal_entries: int
 
 
 # What a payment's texts must be for scopay to forward it as a pacs.008 (ISO MaxNText: 1 to N
