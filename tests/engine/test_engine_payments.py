@@ -429,22 +429,23 @@ def _broken(*_args, **_kwargs):
     raise RuntimeError("a defect in the step")  # what the rebuild after a raise is there for
 
 
-def test_a_step_that_raises_after_a_staged_write_keeps_the_write_and_memory_agrees(
+def test_a_credit_line_whose_step_raises_is_not_set_in_memory_nor_store(
         engine, network, open_engine):
-    """Under the server's deferred commits, raising the credit line stages the account's
-    row, then tries its queue: if that raises, the row staged is kept (as an inline commit
-    would have kept it) and memory is rebuilt to match the store."""
+    """Raising the credit line and trying the account's queue are one step, one commit:
+    if trying the queue raises, the line is not raised either (in memory and in the store),
+    under the server's deferred commits as inline."""
     aboc = engine._settlement_account(ABOC, "CNY")
-    raised = engine.accounts[aboc].credit_line_minor + 100_000
+    before = engine.accounts[aboc].credit_line_minor
     engine.rtgs.release = _broken
     engine.defer_commits = True  # as the server's runner runs commands
     with pytest.raises(RuntimeError):
-        engine.set_credit_line(aboc, raised, network.funded_at_us + 1)
+        engine.set_credit_line(aboc, before + 100_000, network.funded_at_us + 1)
     engine.defer_commits = False
     assert not engine.commit_pending
-    assert engine.accounts[aboc].credit_line_minor == raised
+    assert engine.accounts[aboc].credit_line_minor == before
+    assert engine.balance(aboc).floor_minor == -before
     engine.close()
-    assert open_engine().accounts[aboc].credit_line_minor == raised
+    assert open_engine().accounts[aboc].credit_line_minor == before
 
 
 def test_a_transfer_step_that_raises_leaves_nothing_in_memory_alone(engine, network,

@@ -343,13 +343,14 @@ class Engine(PaymentOperations):
         balance = self.ledger.balances[account_id]
         if balance.available_minor < changed.floor_minor:
             raise CommandRefused("the account already uses more than the new credit line")
-        self._write(accounts=[changed], at_us=self._tick(now_us))
-        self.accounts[account_id] = changed
-        assert self.ledger.set_floor(account_id, changed.floor_minor)
-        if credit_line_minor > account.credit_line_minor:  # room grew: try its queue
-            with self._step(now_us) as (changes, at):
+        # One commit for the line and what it lets settle: a failed one undoes both.
+        with self._step(now_us) as (changes, at):
+            self.accounts[account_id] = changed
+            assert self.ledger.set_floor(account_id, changed.floor_minor)
+            changes.rows["accounts"] = [changed]
+            if credit_line_minor > account.credit_line_minor:  # room grew: try its queue
                 self._apply_step(self.rtgs.release([account_id], at), at, changes)
-                self._commit_changes(changes)
+            self._commit_changes(changes)
 
     @_exclusive
     def set_participant_status(self, bic: str, status: Status, now_us: int) -> None:
@@ -362,19 +363,22 @@ class Engine(PaymentOperations):
         changed = replace(participant, status=status)
         own = [a.id for a in self.accounts.values() if a.owner_bic == bic]
         blocked = status != Status.ACTIVE
-        self._write(participants=[changed], blocked=[(a, blocked) for a in own],
-                          at_us=self._tick(now_us))
-        self.participants[bic] = changed
-        for account_id in own:
-            self.ledger.set_blocked(account_id, blocked)
-        (self.rtgs.suspended_agents.add if blocked else self.rtgs.suspended_agents.discard)(bic)
-        # Reinstated, its queued payments, held meanwhile, may settle; suspended, the
-        # payments they held back behind them may: the queues holding its payments are tried.
-        touched = self.rtgs.queues_involving(set(own), bic)
-        if touched:
-            with self._step(now_us) as (changes, at):
+        # One commit for the status and what it lets settle: a failed one undoes both.
+        with self._step(now_us) as (changes, at):
+            self.participants[bic] = changed
+            for account_id in own:
+                self.ledger.set_blocked(account_id, blocked)
+            (self.rtgs.suspended_agents.add if blocked
+             else self.rtgs.suspended_agents.discard)(bic)
+            changes.rows["participants"] = [changed]
+            changes.rows["blocked"] = [(a, blocked) for a in own]
+            # Reinstated, its queued payments, held meanwhile, may settle; suspended, the
+            # payments they held back behind them may: the queues holding its payments are
+            # tried.
+            touched = self.rtgs.queues_involving(set(own), bic)
+            if touched:
                 self._apply_step(self.rtgs.release(touched, at), at, changes)
-                self._commit_changes(changes)
+            self._commit_changes(changes)
 
     @_exclusive
     def register_key(self, key_id: str, bic: str, public_key: str, now_us: int) -> str:

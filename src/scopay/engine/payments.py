@@ -122,6 +122,9 @@ class _Changes:
     notices: list[Notice] = field(default_factory=list)
     policies: list[tuple[int, AccountPolicy]] = field(default_factory=list)
     idempotency: list[tuple[str, str, str, int, bytes, int]] = field(default_factory=list)
+    # rows of the command itself (participants, accounts, blocked), by the store's names:
+    # written in the same commit as what the step did
+    rows: dict[str, list] = field(default_factory=dict)
     # True once the store holds these changes, or memory was rebuilt without them (_step)
     closed: bool = False
 
@@ -546,13 +549,13 @@ class PaymentOperations:
     def _commit_changes(self, changes: _Changes) -> None:
         changes.closed = True  # written below, or memory rebuilt if the write fails
         if not (changes.journal or changes.records or changes.notices or changes.policies
-                or changes.idempotency or self._day_turned()):
+                or changes.idempotency or changes.rows or self._day_turned()):
             return
         try:
             self._write(changes.journal, (), payments=list(changes.records.values()),
                               payment_events=changes.events, policies=changes.policies,
                               notices=changes.notices, idempotency=changes.idempotency,
-                              at_us=self._last_timestamp_us)
+                              at_us=self._last_timestamp_us, **changes.rows)
         except BaseException:
             self._recover()
             raise
