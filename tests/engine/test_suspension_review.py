@@ -4,8 +4,11 @@ once it is reinstated, with no other event needed."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from dataclasses import replace
+
+import pytest
 
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.ledger import Ledger, Transfer
@@ -133,3 +136,29 @@ def test_a_suspension_tries_the_queues_whose_offsets_it_changes():
     rtgs.suspended_agents.add("BANK1")
     settled = rtgs.release(rtgs.queues_involving({1}, "BANK1"), 20).settled
     assert sorted(o.uetr for o in settled) == ["back", "normal", "urgent"]
+
+
+def test_a_reinstatement_and_what_it_releases_are_one_commit(engine, network, open_engine):
+    """Reinstating ABOC settles its held payment in the same commit: one commit, so a
+    store failing after a first commit cannot leave the status kept and the held payment
+    queued under an active participant."""
+    waiting = held_through_funding(engine, network, ABOC)
+    commit, calls = engine.store.commit, []
+
+    def second_commit_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("database or disk is full")
+        return commit(*args, **kwargs)
+
+    engine.store.commit = second_commit_fails
+    try:
+        engine.set_participant_status(ABOC, Status.ACTIVE, AT_US + 4)
+    except sqlite3.OperationalError:
+        pytest.fail("one commit, which succeeded, was expected")
+    engine.store.commit = commit
+    assert len(calls) == 1
+    engine.close()
+    reopened = open_engine()
+    assert reopened.participants[ABOC].status == Status.ACTIVE
+    assert reopened.payment(waiting.uetr).status == PaymentStatus.SETTLED
