@@ -136,6 +136,31 @@ def test_init_twice_changes_nothing(db):
     assert balances_json(db) == before
 
 
+def test_init_of_another_database_never_overwrites_a_key_file(db):
+    """A second network set up beside a live one must not replace the live operator's key,
+    whose private half exists nowhere else; nor may `keys issue` replace a key file."""
+    key_path = db.with_name("operator.key")
+    live_key = key_path.read_bytes()
+    staging = db.with_name("staging.db")
+    result = runner.invoke(app, ["init", "--db", str(staging)])
+    assert result.exit_code == 2 and "exists" in words(result.output)
+    assert key_path.read_bytes() == live_key and not staging.exists()
+    result = runner.invoke(app, ["keys", "issue", "DEMACNX0", "--out", str(key_path),
+                                 "--db", str(db)])
+    assert result.exit_code == 2 and "exists" in words(result.output)
+    assert key_path.read_bytes() == live_key
+    store = SQLiteStore(db, lock=False)
+    try:
+        assert [bic for bic, _, _ in store.keys().values()] == ["SCOPCNX0"]  # none added
+    finally:
+        store.close()
+    elsewhere = db.with_name("staging.key")
+    result = runner.invoke(app, ["init", "--db", str(staging), "--key-file", str(elsewhere)])
+    assert result.exit_code == 0, result.output
+    assert read_key_file(elsewhere).participant_bic == "SCOPCNX0"
+    assert key_path.read_bytes() == live_key
+
+
 def test_transfer_moves_money_and_reconcile_proves_it(db):
     before = balances_json(db)
     result = runner.invoke(app, ["transfer", "11", "12", "250.75", "CNY", "--id", "cli-1",

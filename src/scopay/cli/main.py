@@ -195,11 +195,26 @@ def issue_key_file(engine: Engine, bic: str, path: Path, at_us: int) -> str:
     write_key_file(written, key)
     try:
         engine.register_key(key.key_id, bic, key.public_key, at_us)
+        os.link(written, path)  # never over a file there: it may hold a key still in use
+    except FileExistsError:
+        raise CommandRefused(f"{path} appeared meanwhile; key {key.key_id} is registered but "
+                             f"its private half is in {written}: revoke it, or rename that "
+                             "file") from None
     except BaseException:
         written.unlink()
         raise
-    written.replace(path)
+    written.unlink()
     return key.key_id
+
+
+def refuse_existing_key_file(path: Path) -> None:
+    """A key file is never overwritten: scopay keeps only a key's public half, so a private
+    key lost that way (the operator's, say, by an `init` beside the live database) is gone,
+    and whoever used it is locked out."""
+    if path.exists() or path.is_symlink():
+        err.print(f"[red]refused:[/red] {path} exists; it may hold a key in use, which "
+                  "cannot be made again: choose another file, or move it away first")
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -213,14 +228,17 @@ def init(db: DbOption = DEFAULT_DB,
     except OSError as error:
         err.print(f"[red]cannot make the folder of {db}[/red]: {error.strerror or error}")
         raise typer.Exit(2) from None
+    key_path = key_file or db.with_name("operator.key")
+    if not db.exists():
+        refuse_existing_key_file(key_path)  # another network's operator key, say
     engine = open_engine(db, create=True)
     try:
         if engine.participants:
             err.print(f"[yellow]{db} holds a network already; nothing changed.[/yellow]")
             raise typer.Exit(1)
+        refuse_existing_key_file(key_path)
         at = now_us()
         participants, accounts, fundings = seed_reference_network(engine, at)
-        key_path = key_file or db.with_name("operator.key")
         key_id = issue_key_file(engine, OPERATOR_BIC, key_path, at)
     finally:
         engine.close()
@@ -367,6 +385,7 @@ def keys_issue(
 ) -> None:
     """Make a signing key pair for a participant, register its public half, write the
     private key to --out. (A bank that makes its own key uses `keys register`.)"""
+    refuse_existing_key_file(out)
     with writing(db) as engine:
         key_id = issue_key_file(engine, bic, out, now_us())
     console.print(f"key {key_id} for {bic}: private key in {out}")
