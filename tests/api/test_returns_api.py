@@ -33,6 +33,11 @@ def valid(xsd, message_type, data: bytes) -> bool:
 
 def pay(live_server, amount_minor: int) -> Payment:
     """BANK_A pays BANK_B in a pacs.008; the payment as sent."""
+    return pay_in_message(live_server, amount_minor)[0]
+
+
+def pay_in_message(live_server, amount_minor: int) -> tuple[Payment, bytes]:
+    """The payment, and the pacs.008 it was sent in."""
     paid = Payment(str(uuid.uuid4()), uuid.uuid4().hex[:16], "E2E-" + uuid.uuid4().hex[:8],
                    BANK_A, BANK_B, Party("Сергей Иванов", address=PostalAddress("RU", "Москва")),
                    Party("王芳", address=PostalAddress("CN", "上海")), amount_minor, "CNY")
@@ -40,7 +45,7 @@ def pay(live_server, amount_minor: int) -> Payment:
                                                (paid,)), PACS008_V08)
     with live_server.client(BANK_A) as a:
         assert a.post("/v1/iso20022", content=body, headers=XML).status_code == 200
-    return paid
+    return paid, body
 
 
 def pacs004(*items: tuple[str, int], reason="AC04", text=None,
@@ -173,6 +178,25 @@ def test_a_payment_goes_back_once_whole_and_only_when_settled(live_server):
     assert balances(live_server) == after_first
     with live_server.client(BANK_A) as a:
         a.post(f"/v1/payments/{waits.uetr}/cancel")
+
+
+def test_the_pacs008_of_a_returned_payment_sent_again_reports_it_settled_then_returned(
+        live_server, xsd):
+    """A bank re-sending a message (its answer was lost) gets each payment's outcome so far:
+    for one returned since, ACSC (the transfer it instructed was completed) with a word on
+    the return, not a server error."""
+    paid, message = pay_in_message(live_server, 650)
+    _, body = pacs004((paid.uetr, 650))
+    assert statuses(post_return(live_server, BANK_B, body)[1])[0][:2] == ("ACSC", None)
+    before = balances(live_server)
+    with live_server.client(BANK_A) as a:
+        answer = a.post("/v1/iso20022", content=message, headers=XML)
+    assert answer.status_code == 200, answer.text
+    assert valid(xsd, "pacs.002.001.10", answer.content)
+    _, report = parse_message(answer.content)
+    ((status, code, text),) = statuses(report)
+    assert (status, code) == ("ACSC", None) and "returned" in text
+    assert balances(live_server) == before
 
 
 def test_a_returner_short_of_liquidity_is_refused_am04_and_nothing_changes(live_server):

@@ -485,13 +485,20 @@ def _cancellation_detail(caller: auth.Caller, sender: str | None,
     return detail if item.reason_text is None else f"{detail}: {item.reason_text}"
 
 
+RETURNED_SINCE_TEXT = "settled, then returned by a pacs.004"
+
+
 def _transaction_status(message_id: str, message_type: str, payment: Payment,
                         result: PaymentResult) -> TransactionStatusReport:
     code, text = (None, None)
     if result.reason is not None:
         code, text = reason_for(result.reason)
+    status = PAYMENT_STATUS_CODE[result.status]
+    if status is None:  # returned since it settled (a message sent again): what it instructed
+        # was done, and a pacs.004 took it back; the pacs.002 has no status for the return
+        status, text = TransactionStatus.ACCEPTED_SETTLEMENT_COMPLETED, RETURNED_SINCE_TEXT
     return TransactionStatusReport(
-        message_id, message_type, PAYMENT_STATUS_CODE[result.status],
+        message_id, message_type, status,
         original_uetr=payment.uetr, original_end_to_end_id=payment.end_to_end_id,
         original_instruction_id=payment.instruction_id,
         reason_code=None if code is None else code.value, reason_text=text)
