@@ -213,6 +213,25 @@ def test_iso_validate_accepts_a_valid_message_and_names_the_reason_for_a_bad_one
     assert "root:" not in refused.output
 
 
+@pytest.mark.parametrize("command", [["iso", "validate",
+                                      str(SAMPLES / "pacs008_cbpr_customer_transfer.xml")],
+                                     ["serve", "--host", "256.0.0.1"]])
+def test_a_schema_folder_without_the_schemas_is_refused_in_one_line(db, tmp_path, monkeypatch,
+                                                                  command):
+    """An operator's SCOPAY_ISO20022_SCHEMAS naming a folder without the XSDs: `serve`
+    refuses to start (else each ISO message would fail) and `iso validate` says so, in one
+    line, with no traceback. (The host is one no server can listen on: were the folder not
+    checked first, serve would fail, not run.)"""
+    monkeypatch.setenv("SCOPAY_ISO20022_SCHEMAS", str(tmp_path / "empty"))
+    if command[0] == "serve":
+        command = [*command, "--db", str(db)]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    assert "SCOPAY_ISO20022_SCHEMAS" in words(result.output)
+    assert "pacs.008.001.08.xsd" in words(result.output)
+
+
 @pytest.mark.parametrize("command", [["balances"], ["reconcile"], ["audit", "verify"],
                                      ["transfer", "11", "12", "1.00", "CNY"]])
 def test_a_database_of_a_newer_scopay_is_refused_in_one_line(db, command):

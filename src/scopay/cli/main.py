@@ -250,7 +250,7 @@ def init(db: DbOption = DEFAULT_DB,
 @app.command()
 def serve(db: DbOption = DEFAULT_DB,
           host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+          port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
           bypass_fifo: Annotated[bool, typer.Option(
               help="Let a covered normal payment settle past a waiting one.")] = True,
           priority_in_resolution: Annotated[bool, typer.Option(
@@ -262,7 +262,14 @@ def serve(db: DbOption = DEFAULT_DB,
     from scopay.api.app import create_app
     from scopay.api.http_protocol import SERVER_OPTIONS
     from scopay.engine.runner import LoopRunner
+    from scopay.iso20022.message import VALIDATED_TYPES
+    from scopay.iso20022.schemas import SchemaUnavailable, check_schemas
 
+    try:  # else every ISO 20022 message of a type whose schema is missing would fail
+        check_schemas(VALIDATED_TYPES)
+    except SchemaUnavailable as error:
+        err.print(f"[red]cannot serve:[/red] {error}")
+        raise typer.Exit(2) from None
     engine = open_engine(db, bypass_fifo_normal=bypass_fifo,
                          respect_priority_in_resolution=priority_in_resolution)
     runner = LoopRunner(engine, now_us).start(heartbeat_s=HEARTBEAT_S)
@@ -538,13 +545,16 @@ def iso_validate(file: Annotated[Path, typer.Argument(help="ISO 20022 XML file."
     Exit 0 when valid; 1 with the ISO reason code and the reason otherwise."""
     from scopay.iso20022.message import parse_message
     from scopay.iso20022.parsing import MessageRefused
-    from scopay.iso20022.schemas import SCHEMAS_DIR_ENV
+    from scopay.iso20022.schemas import SCHEMAS_DIR_ENV, SchemaUnavailable
 
     try:
         message_type, _ = parse_message(read_message_file(file))
     except MessageRefused as refusal:
         err.print(f"[red]invalid ({refusal.reason_code}):[/red] {refusal.text}")
         raise typer.Exit(1) from None
+    except SchemaUnavailable as error:  # the operator's set-up, not the message
+        err.print(f"[red]cannot check:[/red] {error}")
+        raise typer.Exit(2) from None
     checked = "and the official XSD" if os.environ.get(SCHEMAS_DIR_ENV) else (
         f"(set {SCHEMAS_DIR_ENV} to check the official XSD too)")
     console.print(f"valid {message_type}: scopay's rules {checked}")

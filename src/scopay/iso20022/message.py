@@ -48,6 +48,7 @@ READERS: dict[str, Callable[[etree._Element, str], object]] = {
     CAMT054_V08: read_camt054,
 }
 MESSAGE_TYPES = tuple(READERS)
+VALIDATED_TYPES = (*MESSAGE_TYPES, HEAD001_V02)  # each read is checked against its XSD
 # Readers that can read a bare Document from its bytes (falling back to the tree).
 TEXT_READERS: dict[str, Callable[[etree._Element, str, bytes], object]] = {
     PACS008_V08: read_pacs008,

@@ -46,6 +46,14 @@ def schema_for(message_type: str) -> etree.XMLSchema | None:
     return schema
 
 
+def check_schemas(message_types: tuple[str, ...]) -> None:
+    """Load the XSD of each message type now, when schemas are configured: a folder that
+    lacks one or holds a broken one (SchemaUnavailable) is found when scopay starts, not at
+    the first message of that type."""
+    for message_type in message_types:
+        schema_for(message_type)
+
+
 def load_schema(path: Path) -> etree.XMLSchema:
     if not path.is_file():
         raise SchemaUnavailable(f"{SCHEMAS_DIR_ENV} names {path.parent}, which has no {path.name}")
