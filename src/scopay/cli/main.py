@@ -37,7 +37,9 @@ from scopay.api.auth import TRANSFER_ID_SEPARATOR
 from scopay.client import (
     KeyFile,
     ScopayClient,
+    ScopayProblem,
     new_private_key,
+    raise_for_problem,
     read_key_file,
     write_key_file,
 )
@@ -528,6 +530,9 @@ def talking(url: str, key: Path) -> Iterator[ScopayClient]:
     except httpx.InvalidURL as error:
         err.print(f"[red]not a URL:[/red] {url} ({error})")
         raise typer.Exit(2) from None
+    except ScopayProblem as problem:  # raised by raise_for_problem: scopay's refusal, told
+        err.print(f"[red]refused, {problem.status} {problem.title}:[/red] {problem.detail}")
+        raise typer.Exit(1) from None
 
 
 def read_message_file(file: Path) -> bytes:
@@ -581,21 +586,33 @@ def iso_inbox(key: KeyOption = Path("var/operator.key"),
               fetch: Annotated[bool, typer.Option(help="Print each message's XML.")] = False,
               ack: Annotated[bool, typer.Option(help="Acknowledge what was listed.")] = False,
               ) -> None:
-    """List the participant's unacknowledged mailbox (oldest first)."""
+    """List the participant's unacknowledged mailbox (oldest first). With --ack, what was
+    listed is acknowledged, but with --fetch only the messages fetched: one whose fetch
+    failed stays in the mailbox (and the exit status is 1)."""
     with talking(url, key) as client:
-        notices = client.get("/v1/mailbox", params={"limit": 500}).json()
+        notices = raise_for_problem(client.get("/v1/mailbox", params={"limit": 500})).json()
         table = Table(title=f"mailbox of {client.key.participant_bic}")
         for column in ("seq", "kind", "uetr or reference", "status", "reason", "created"):
             table.add_column(column, overflow="fold")
+        done = []
         for n in notices:
             table.add_row(str(n["seq"]), n["kind"], n["uetr"] or n.get("reference") or "",
                           n["status"] or "", n["reason"] or "", n["created"])
             if fetch:
-                print(client.get(f"/v1/mailbox/{n['seq']}/message").text)
+                try:
+                    print(raise_for_problem(
+                        client.get(f"/v1/mailbox/{n['seq']}/message")).text)
+                except ScopayProblem as problem:
+                    err.print(f"[red]message {n['seq']} not fetched, so not acknowledged: "
+                              f"{problem.status} {problem.title}:[/red] {problem.detail}")
+                    continue
+            done.append(n["seq"])
         console.print(table)
-        if ack and notices:
-            client.post("/v1/mailbox/ack", json={"seqs": [n["seq"] for n in notices]})
-            console.print(f"acknowledged {len(notices)}")
+        if ack and done:
+            raise_for_problem(client.post("/v1/mailbox/ack", json={"seqs": done}))
+            console.print(f"acknowledged {len(done)}")
+        if len(done) < len(notices):
+            raise typer.Exit(1)
 
 
 if __name__ == "__main__":
