@@ -53,8 +53,9 @@ def test_a_transfer_is_a_camt054_debit_to_the_sender_and_credit_to_the_receiver(
         assert valid(xsd, "camt.054.001.08", answer.content)
     _, of_a = parse_message(fetched_a.content)
     _, of_b = parse_message(fetched_b.content)
-    assert (of_a.account, of_a.currency, of_a.account_servicer) == (str(debit), "CNY", BANK_A)
-    assert (of_b.account, of_b.currency, of_b.account_servicer) == (str(credit), "CNY", BANK_B)
+    # the accounts are serviced by the central bank of their currency, not by their owners
+    assert (of_a.account, of_a.currency, of_a.account_servicer) == (str(debit), "CNY", AGENT)
+    assert (of_b.account, of_b.currency, of_b.account_servicer) == (str(credit), "CNY", AGENT)
     (entry_a,), (entry_b,) = of_a.entries, of_b.entries
     assert (entry_a.amount_minor, entry_b.amount_minor) == (-1234, 1234)
     assert entry_a.entry_reference == own_id  # its own id, as it knows it
@@ -120,5 +121,6 @@ def test_the_end_of_day_statement_is_in_the_mailbox_as_the_camt053_of_that_day(
     assert fetched.content == asked.content  # the same statement as asked for
     _, statement = parse_message(fetched.content)
     assert (statement.account, statement.opening_balance_minor) == (str(account), 0)
+    assert statement.account_servicer == AGENT  # the CNY settlement agent
     assert statement.closing_balance_minor == sum(e.amount_minor for e in statement.entries)
     assert statement.closing_balance_minor > 0  # seeded with funds that day

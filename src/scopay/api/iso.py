@@ -164,6 +164,13 @@ def _with_header(engine, caller: auth.Caller, document: bytes, business_message_
     return build_envelope(header, document)
 
 
+def _servicer(engine, account) -> str | None:
+    """The BIC of who services an account, for a report's Acct/Svcr: the settlement agent
+    (central bank) of its currency, whose money it holds; none named if it has none."""
+    issuance = engine.issuance_account(account.currency)
+    return None if issuance is None else engine.accounts[issuance].owner_bic
+
+
 def _operator_bic(engine, caller: auth.Caller) -> str:
     """scopay's own BIC, its operator's, in what scopay writes as itself."""
     return next((p.bic for p in engine.participants.values() if p.role == Role.OPERATOR),
@@ -252,8 +259,8 @@ def _statement(engine, account, day: date) -> bytes:
     final = end_us <= now_us  # else today's, as of now: its entries so far
     report = Statement(f"STMT{account_id}{day_digits(day)}", end_us if final else now_us,
                        statement_id(account_id, day), str(account_id), account.currency, opening,
-                       day, closing, day, tuple(entries), account_servicer=account.owner_bic,
-                       final=final)
+                       day, closing, day, tuple(entries),
+                       account_servicer=_servicer(engine, account), final=final)
     return _written(build_camt053, report, f"the statement of account {account_id} for {day}")
 
 
@@ -469,7 +476,7 @@ def _notification(engine, seq: int, notice: Notice) -> bytes:
                    account_servicer_reference=str(journal_seq))
     return _written(build_camt054, Notification(
         f"SCOPAY{seq}", entry.timestamp_us, f"NTFCN{seq}", str(account_id), transfer.currency,
-        (booked,), account_servicer=account.owner_bic), f"message {seq}")
+        (booked,), account_servicer=_servicer(engine, account)), f"message {seq}")
 
 
 def _return_id(uetr: str) -> str:
