@@ -199,6 +199,20 @@ def test_the_pacs008_of_a_returned_payment_sent_again_reports_it_settled_then_re
     assert balances(live_server) == before
 
 
+def test_a_pacs004_refused_whole_is_answered_dated_by_scopay_not_by_its_sender(live_server):
+    """A pacs.004 whose every return is refused before the engine (a payment the signer may
+    not return) gets a pacs.002 dated now, not with the sender's own CreDtTm (hours ahead)."""
+    paid = pay(live_server, 300)
+    ahead_us = now_us() + 3 * 3600 * 1_000_000
+    returns = (PaymentReturn("RTR" + uuid.uuid4().hex[:12], "MSG1", PACS008_V08, 300, "CNY",
+                             "AC04", original_uetr=paid.uetr),)
+    body = build_pacs004(ReturnInstruction("RTRMSG" + uuid.uuid4().hex[:12], ahead_us, returns))
+    before_us = time.time_ns() // 1000
+    _, report = post_return(live_server, BANK_A, body)  # the debtor agent may not return it
+    assert statuses(report)[0][:2] == ("RJCT", "NARR")
+    assert before_us - 1_000_000 <= report.created_at_us <= time.time_ns() // 1000
+
+
 def test_a_returner_short_of_liquidity_is_refused_am04_and_nothing_changes(live_server):
     engine = live_server.engine
     paid = pay(live_server, 1_000)

@@ -369,8 +369,9 @@ async def _returns(request: Request, caller: auth.Caller,
     transactions = tuple(_return_status(instruction.message_id, item, outcome)
                          for item, outcome in zip(instruction.returns, outcomes, strict=True))
     stamps = [outcome.at_us for outcome in outcomes if outcome is not None]
+    # when the engine decided; else now (never the sender's own CreDtTm, which may be off)
     report = StatusReport(_answer_id(instruction.message_id),
-                          max(stamps, default=instruction.created_at_us), transactions,
+                          max(stamps, default=time.time_ns() // 1000), transactions,
                           instructed_agent=caller.participant.bic)
     return Response(build_pacs002(report), media_type=XML)
 
