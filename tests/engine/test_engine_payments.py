@@ -461,3 +461,20 @@ def test_a_transfer_step_that_raises_leaves_nothing_in_memory_alone(engine, netw
     assert engine.reconcile().ok
     engine.close()
     assert open_engine().balance(12).posted_minor == before
+
+
+def test_the_queue_is_listed_in_the_order_it_settles_live_and_after_a_restart(
+        engine, network, open_engine):
+    """queued_payments lists each debtor's queue as it would settle: urgent before high
+    before normal, then by place (a payment moved to the front first), not by arrival."""
+    t = network.funded_at_us
+    first, second, third = (payment(ICBK, ABOC, 200_000) for _ in range(3))  # each > 1000.00
+    urgent = payment(ICBK, ABOC, 200_000, priority=Priority.URGENT)
+    for n, paid in enumerate((first, second, third, urgent)):
+        (result,) = engine.submit_payments(ICBK, [paid], t + 1 + n)
+        assert result.status == PaymentStatus.QUEUED
+    engine.move_payment(third.uetr, True, t + 10)
+    expected = [urgent.uetr, third.uetr, first.uetr, second.uetr]
+    assert [r.payment.uetr for r in engine.queued_payments()] == expected
+    engine.close()
+    assert [r.payment.uetr for r in open_engine().queued_payments()] == expected

@@ -287,9 +287,11 @@ class PaymentOperations:
         return None if record is None else record.sender_bic
 
     def queued_payments(self) -> list[PaymentRecord]:
-        """Copies of the queued payments' records, as payment() gives them."""
+        """Copies of the queued payments' records, as payment() gives them: each debtor
+        account's in the order they would settle (priority, then place in the queue)."""
         with self._lock:
-            return [_snapshot(self.payments[uetr]) for uetr in self.rtgs.orders]
+            return [_snapshot(self.payments[order.uetr])
+                    for _, queue in sorted(self.rtgs.queues.items()) for order in queue]
 
     def mailbox(self, bic: str, after_seq: int = 0, limit: int = 100):
         return self.store.mailbox(bic, after_seq, min(limit, MAILBOX_PAGE_MAX))
