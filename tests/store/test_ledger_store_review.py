@@ -405,10 +405,17 @@ def test_a_database_of_a_newer_schema_is_refused(db_path):
 # -- the CLI ------------------------------------------------------------------------------------
 
 
-def test_a_key_file_written_over_a_readable_file_is_private(tmp_path):
+def test_a_key_file_is_never_written_over_a_file_and_is_private(tmp_path):
+    """A readable file where the key would go is left alone (init refuses); a key file
+    written is private (mode 600), not the mode of whatever was there."""
     key_path = tmp_path / "operator.key"
     key_path.write_text("placeholder\n")
     key_path.chmod(0o644)
+    result = runner.invoke(app, ["init", "--db", str(tmp_path / "cli.db"),
+                                 "--key-file", str(key_path)])
+    assert result.exit_code == 2, result.output
+    assert key_path.read_text() == "placeholder\n"
+    key_path.unlink()
     result = runner.invoke(app, ["init", "--db", str(tmp_path / "cli.db"),
                                  "--key-file", str(key_path)])
     assert result.exit_code == 0, result.output
