@@ -45,7 +45,6 @@ from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
 from scopay.engine.payments import (
     RETURN_TRANSFER_PREFIX,
-    PaymentRefused,
     PaymentResult,
     ReturnOutcome,
     ReturnRequest,
@@ -307,20 +306,24 @@ async def _cancellations(request: Request, caller: auth.Caller,
     runner = _runner(request)
     if cancellation.assigner != caller.participant.bic:  # as a head.001's sender is checked
         return problem_xml(403, "AG01", "the camt.056's assigner is not the signing participant")
-    statuses = []
+    asked: list[tuple[str, str] | None] = []  # (UETR, detail), or None: no such payment
     for item in cancellation.transactions:
         uetr = item.original_uetr or ""
         payment = runner.engine.payment_identity(uetr)
         sender = runner.engine.payment_sender(uetr)
+        asked.append((uetr, _cancellation_detail(caller, sender, item))
+                     if payment is not None and auth.may_manage(caller, sender) else None)
+    requests = [request for request in asked if request is not None]
+    decided = iter(await asyncio.wrap_future(runner.call(  # one command, one commit
+        lambda e, now: e.cancel_payments(requests, now))) if requests else ())
+    statuses = []
+    for item, request in zip(cancellation.transactions, asked, strict=True):
         outcome, reason = CancellationStatus.REJECTED, "NOOR"  # no original transaction
-        if payment is not None and auth.may_manage(caller, sender):
-            detail = _cancellation_detail(caller, sender, item)
-            try:
-                await asyncio.wrap_future(runner.call(
-                    lambda e, now, uetr=uetr, detail=detail: e.cancel_payment(uetr, now,
-                                                                              detail)))
+        if request is not None:
+            refusal = next(decided)
+            if refusal is None:
                 outcome, reason = CancellationStatus.ACCEPTED, None
-            except PaymentRefused as refusal:
+            else:
                 reason = "ARDT" if refusal.status == PaymentStatus.SETTLED else "NOAS"
         statuses.append(TransactionCancellationStatus(
             item.original_message_id, item.original_message_type, outcome,

@@ -33,7 +33,7 @@ from scopay.api.errors import (
     store_failed,
 )
 from scopay.api.verifier import Verifier
-from scopay.engine.runner import Runner, RunnerBusyError
+from scopay.engine.runner import HELD_ANSWER, HeldAnswer, Runner, RunnerBusyError
 
 log = logging.getLogger(__name__)
 
@@ -465,13 +465,26 @@ async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: s
 
     request_state = scope["state"]
     request_state[IDEMPOTENCY_STATE] = (key, digest)
+    # The route's (first) command commits with the answer given here (runner.HeldAnswer).
+    held = HeldAnswer(bic, key, digest)
+    context = HELD_ANSWER.set(held)
+    undone = None  # the refusal to give instead, if the change and its answer were undone
     try:
-        await app(scope, receive, keep)
+        try:
+            await app(scope, receive, keep)
+        finally:
+            HELD_ANSWER.reset(context)
         status = messages[0]["status"]
         answer = b"".join(m.get("body", b"") for m in messages[1:])
-        if request_state.get(ANSWER_KEPT_STATE):
-            pass  # committed with the change it answers
-        elif status < 500:  # any size: the largest request (8,190 items) bounds it
+        kept = bool(request_state.get(ANSWER_KEPT_STATE))  # committed with its payments
+        if held.engaged:
+            held.give((status, answer) if status < 500 else None)
+            try:
+                kept = await held.durable
+            except sqlite3.Error as error:
+                log.error("a commit failed; the request was answered 503: %s", error)
+                undone, kept = store_failed(scope["path"]), True  # nothing happened to keep
+        if not kept and status < 500:  # any size: the largest request (8,190 items) bounds it
             try:
                 await asyncio.wrap_future(runner.remember(bic, key, digest, status, answer))
             except (sqlite3.Error, RunnerBusyError) as error:
@@ -479,8 +492,12 @@ async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: s
                 # kept for a retry (which runs again; ids make most requests repeat safely).
                 log.error("the answer under an idempotency key could not be kept: %s", error)
     finally:
+        held.give(None)  # a commit held for the answer never waits on a request that failed
         del in_flight[(bic, key)]
         done.set_result(None)
+    if undone is not None:
+        await undone(scope, receive, send)
+        return
     for message in messages:
         await send(message)
 

@@ -437,6 +437,26 @@ class Engine(PaymentOperations):
             self.idempotency.add_rows(fresh.values())
         return [None] * len(answers)
 
+    def keep_answer_in_commit(self, bic: str, key: str, request_sha256: str, status_code: int,
+                              body: bytes, now_us: int) -> bool:
+        """Keep an answer under its idempotency key in the pending commit, that of the
+        command it answers: a retry after any crash then gets this answer, never the
+        command again. False if the key holds an answer already (nothing written). If the
+        write fails, the pending batch is rolled back with it: the caller rebuilds
+        (rebuild_after_failed_commit), as after a failed commit."""
+        assert self._commit_pending, "no pending commit to keep the answer in"
+        if (bic, key) in self.idempotency:
+            return False
+        at = self._tick(now_us)
+        row = (bic, key, request_sha256, status_code, body, at)
+        try:
+            self.store.stage_more(idempotency=[row], at_us=at)
+        except BaseException:
+            self._commit_pending, self._commit_failed = False, True
+            raise
+        self.idempotency.add_rows([row])  # as the batch's own rows: ahead of the store until
+        return True  # its commit (a failed one rebuilds memory from the store)
+
     # -- reading (committed state only) --------------------------------------------------
 
     def balances(self) -> list[BalanceView]:

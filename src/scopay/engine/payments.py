@@ -169,6 +169,27 @@ class PaymentOperations:
                 self._commit_changes(changes)
                 return _result_of(record)
 
+    def cancel_payments(self, requests: Sequence[tuple[str, str]],
+                        now_us: int) -> list[PaymentRefused | None]:
+        """Take queued payments (UETR, detail) out of the queue for good, in one commit: for
+        each, None once cancelled, else why not (a camt.056's transactions: one message,
+        one outcome for each, all durable together)."""
+        with self._lock, self._step(now_us) as (changes, at):
+            outcomes: list[PaymentRefused | None] = []
+            for uetr, detail in requests:
+                record = self.payments.get(uetr)
+                if record is None or uetr not in self.rtgs.orders:  # (settled meanwhile, say)
+                    status = None if record is None else record.status
+                    outcomes.append(PaymentRefused(f"payment {uetr} is {status}, not queued",
+                                                   status))
+                    continue
+                _, step = self.rtgs.withdraw(uetr, at)
+                self._transition(record, PaymentStatus.CANCELLED, at, changes, detail=detail)
+                self._apply_step(step, at, changes)  # what it held back, settled now
+                outcomes.append(None)
+            self._commit_changes(changes)
+            return outcomes
+
     def return_payments(self, requests: Sequence[ReturnRequest],
                         now_us: int) -> list[ReturnOutcome]:
         """Give settled payments back, each whole or not at all, in one commit: the ledger

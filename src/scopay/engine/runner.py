@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import queue
 import sys
@@ -32,6 +33,46 @@ QUEUE_REQUESTS_MAX = 100_000  # requests waiting before callers are refused (bac
 # thread let go (sys.setswitchinterval; CPython's default is 5 ms), while a batch's COMMIT is
 # on the commit thread. See LoopRunner._run_groups.
 GIL_SWITCH_INTERVAL_S = 0.0002
+
+
+ANSWER_WAIT_S = 5.0  # a commit held for a route's answer goes on without it after this
+
+
+class HeldAnswer:
+    """The answer to a request sent under an idempotency key, to be committed with the change
+    its command makes, so that a retry after any crash gets this answer and never runs the
+    command again (a cancellation or a return run twice would be answered as refused).
+
+    The request's handler makes one and sets it in HELD_ANSWER while the route runs; the
+    first command the route hands a LoopRunner, from the loop, carries it. When that command
+    leaves a commit pending, the runner tells the route the outcome at once (nobody else
+    learns it: the batch is not durable, so readers wait) and holds the commit until the
+    handler gives the route's answer: the answer is written into the same transaction, then
+    both commit. `durable` (set once the runner holds a commit for it) resolves to True when
+    the answer was committed with the change, False when it was not (none given, a second
+    command came first, or the key held an answer), or with the commit's error."""
+
+    def __init__(self, bic: str, key: str, request_sha256: str) -> None:
+        self.bic, self.key, self.request_sha256 = bic, key, request_sha256
+        self.attached = False  # a command of the request carries it
+        self.durable: asyncio.Future | None = None
+        self._on_answer: Callable[[tuple[int, bytes] | None], None] | None = None
+
+    @property
+    def engaged(self) -> bool:
+        """A command's commit was held for this answer."""
+        return self.durable is not None
+
+    def give(self, answer: tuple[int, bytes] | None) -> None:
+        """The route's answer (HTTP status, body), or None for none to keep: the commit held
+        for it goes on. Once; later calls, and calls while nothing is held, do nothing."""
+        on_answer, self._on_answer = self._on_answer, None
+        if on_answer is not None:
+            on_answer(answer)
+
+
+HELD_ANSWER: contextvars.ContextVar[HeldAnswer | None] = contextvars.ContextVar(
+    "scopay_held_answer", default=None)
 
 
 def _size_of(item: tuple) -> int:
@@ -102,7 +143,7 @@ class Runner:
 
     def call(self, command: Callable[[Engine, int], Any]) -> Future[Any]:
         """Run an administrative command on the engine's thread with the current time."""
-        return self._put(("call", command))
+        return self._put(("call", (command, None)))
 
     def until_durable(self) -> Awaitable[None] | None:
         """None when nothing the engine has done is waiting for its commit; else an awaitable
@@ -129,6 +170,7 @@ class _Group(NamedTuple):
     requests of one kind (at most BATCH_TRANSFERS_MAX transfers or payments)."""
     run: Callable[[Engine, int], list]  # one answer per future
     futures: list[Any]
+    held: HeldAnswer | None = None  # a command's: the answer its commit may wait for
 
 
 def _groups(waiting: list[tuple[tuple, Any]],
@@ -137,8 +179,9 @@ def _groups(waiting: list[tuple[tuple, Any]],
     while start < len(waiting):
         (kind, payload), future = waiting[start]
         if kind == "call":
-            yield _Group(lambda engine, now_us, command=payload: [command(engine, now_us)],
-                         [future])
+            command, held = payload
+            yield _Group(lambda engine, now_us, command=command: [command(engine, now_us)],
+                         [future], held)
             start += 1
             continue
         end, size = start, 0
@@ -286,6 +329,24 @@ class LoopRunner(Runner):
         self._durable_waiters.append(waiter)
         return waiter
 
+    def call(self, command: Callable[[Engine, int], Any]) -> Any:
+        """As Runner.call; from the loop, during a request sent under an idempotency key
+        (HELD_ANSWER), the request's first command carries its HeldAnswer."""
+        held = HELD_ANSWER.get()
+        if held is None or not self._on_loop():
+            return super().call(command)
+        if held.attached:  # a second command: the first's commit goes on without the answer
+            held.give(None)
+            return super().call(command)
+        held.attached = True
+        return self._put(("call", (command, held)))
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
     def _put(self, item: tuple) -> Any:
         loop = self._loop
         if self._stopped.is_set() or loop is None or loop.is_closed():
@@ -346,27 +407,63 @@ class LoopRunner(Runner):
                 self._then(self._run_groups, groups)
                 return
             self._in_flight = True
-            # The loop's thread holds the GIL while it works; the commit thread needs it
-            # twice, to start the COMMIT and to hand the outcome back, and with CPython's
-            # 5 ms switch interval the start waited 2.3 ms at the median under load (longer
-            # than the COMMIT), the batch's callers with it. Shortened while the commit is in
-            # flight only: between commits, threads of the pool run on the default, where a
-            # short interval cost their reads about 7% of throughput.
-            self._switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-            try:
-                done = self._committer.submit(engine.finish_commit)
-            except RuntimeError:  # stopped: commit here, as any caller would
-                self._committed(group, answers, groups, _finished_here(engine))
+            if group.held is not None and not self._stopped.is_set():
+                self._hold_for_answer(group, answers, groups)
                 return
-            done.add_done_callback(lambda done, group=group, answers=answers:
-                                   self._hand_back(self._committed, group, answers, groups,
-                                                   done))
+            self._start_commit(group, answers, groups)
             return
         self._busy = False
         if self._waiting and not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._drain)  # they waited for a commit: run them now
+
+    def _hold_for_answer(self, group: _Group, answers: list | BaseException,
+                         groups: Iterator[_Group]) -> None:
+        """Tell the command's route its outcome now and commit once its answer is given
+        (HeldAnswer), or after ANSWER_WAIT_S without it. Meanwhile the batch is in flight:
+        the engine's lock stays held and readers wait, as for any commit."""
+        held = group.held
+        held.durable = self._loop.create_future()
+        timer = self._loop.call_later(ANSWER_WAIT_S, held.give, None)
+
+        def answered(answer: tuple[int, bytes] | None) -> None:
+            timer.cancel()
+            kept = False
+            if answer is not None:
+                try:
+                    kept = self.engine.keep_answer_in_commit(
+                        held.bic, held.key, held.request_sha256, *answer, self._clock_us())
+                except BaseException as error:  # noqa: BLE001 — the batch was rolled back
+                    failed: Future = Future()
+                    failed.set_exception(error)
+                    self._committed(group, answers, groups, failed, held, False)
+                    return
+            self._start_commit(group, answers, groups, held, kept)
+
+        held._on_answer = answered
+        _resolve_group(group, answers)  # the route shapes its answer from this
+
+    def _start_commit(self, group: _Group, answers: list | BaseException,
+                      groups: Iterator[_Group], held: HeldAnswer | None = None,
+                      kept: bool = False) -> None:
+        """The batch's COMMIT, on the commit thread; its end runs the next groups."""
+        engine = self.engine
+        # The loop's thread holds the GIL while it works; the commit thread needs it
+        # twice, to start the COMMIT and to hand the outcome back, and with CPython's
+        # 5 ms switch interval the start waited 2.3 ms at the median under load (longer
+        # than the COMMIT), the batch's callers with it. Shortened while the commit is in
+        # flight only: between commits, threads of the pool run on the default, where a
+        # short interval cost their reads about 7% of throughput.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        try:
+            done = self._committer.submit(engine.finish_commit)
+        except RuntimeError:  # stopped: commit here, as any caller would
+            self._committed(group, answers, groups, _finished_here(engine), held, kept)
+            return
+        done.add_done_callback(lambda done, group=group, answers=answers:
+                               self._hand_back(self._committed, group, answers, groups,
+                                               done, held, kept))
 
     def _hand_back(self, *callback) -> None:
         """From the commit thread to the loop; a loop closed meanwhile has no one to tell
@@ -375,7 +472,10 @@ class LoopRunner(Runner):
             self._loop.call_soon_threadsafe(*callback)
 
     def _committed(self, group: _Group, answers: list | BaseException,
-                   groups: Iterator[_Group], done: Future) -> None:
+                   groups: Iterator[_Group], done: Future, held: HeldAnswer | None = None,
+                   kept: bool = False) -> None:
+        """The batch's commit has returned (`done`): its callers are answered (a held
+        answer's request through `durable`, its route having been told the outcome before)."""
         error = done.exception()
         try:
             if error is not None:
@@ -392,7 +492,13 @@ class LoopRunner(Runner):
                 if not waiter.done():
                     waiter.set_result(None)
             try:
-                _resolve_group(group, answers)
+                if held is None:
+                    _resolve_group(group, answers)
+                elif not held.durable.done():
+                    if isinstance(answers, BaseException) and error is not None:
+                        held.durable.set_exception(answers)  # the change and answer undone
+                    else:
+                        held.durable.set_result(kept)
             finally:
                 self._then(self._run_groups, groups)
 

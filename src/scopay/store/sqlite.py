@@ -321,6 +321,22 @@ class SQLiteStore:
             raise
         self._staged = last_rows
 
+    def stage_more(self, *, idempotency: Iterable[tuple[str, str, str, int, bytes, int]],
+                   at_us: int) -> None:
+        """Add answers kept under idempotency keys, with an audit entry of their own, to the
+        staged batch: they commit with it, or not at all. If writing them fails, the whole
+        batch is rolled back (discard), and the caller must rebuild what it derived from it."""
+        assert self._staged is not None, "no staged batch to add to"
+        db = self._db
+        payload: dict = {}
+        try:
+            self._write_admin(db, payload, (), (), (), (), (), (), (), idempotency, ())
+            if payload:
+                self._audit_sha256 = append_entry(db, self._audit_sha256, at_us, payload)
+        except BaseException:
+            self.discard()
+            raise
+
     def finish(self) -> None:
         """Commit the staged batch durably. May run on another thread than stage() (its wait
         for the disk does not hold Python's GIL). If it fails, the batch is rolled back, and
