@@ -240,6 +240,8 @@ def record(net: Network, steps: list[Step]) -> None:
             net.state[order.uetr] = "queued"
         for order in step.settled:
             assert net.state[order.uetr] not in TERMINAL, f"{order.uetr} settled again"
+            assert order.earliest_us is None or order.earliest_us <= net.now_us, (
+                f"{order.uetr} settled before its earliest time")
             net.state[order.uetr] = "settled"
             transfer = net.ledger.transfer_of(order.transfer_id)
             assert net.ledger.outcome_of(order.transfer_id).rejection is None
@@ -255,6 +257,31 @@ def record(net: Network, steps: list[Step]) -> None:
             assert net.state[order.uetr] not in TERMINAL, f"{order.uetr} refused after it left"
             assert rejection is Rejection.REJECT_TIME_PASSED  # lacking liquidity, it waits
             net.state[order.uetr] = "rejected"
+
+
+def check_reservations(net: Network, steps: list[Step], available_before: dict[int, int]
+                       ) -> None:
+    """A debtor whose money went out in these steps keeps the liquidity reserved for
+    priorities above the most urgent payment of it that settled: what a normal payment
+    may not use is reserved for urgent and high ones, what a high one may not, for urgent
+    ones. (Money that came in meanwhile only helps; an account that ends with no less than
+    it had is not asked.)"""
+    most_urgent: dict[int, int] = {}
+    for step in steps:
+        for order in step.settled:
+            most_urgent[order.debtor_account] = min(
+                order.rank, most_urgent.get(order.debtor_account, order.rank))
+    for account, rank in most_urgent.items():
+        balance = net.ledger.balances[account]
+        policy = net.rtgs.policies.get(account)
+        if balance.floor_minor is None or policy is None or rank == 0:
+            continue
+        if balance.available_minor >= available_before[account]:
+            continue
+        reserved = policy.reserved_urgent_minor + (policy.reserved_high_minor if rank == 2
+                                                   else 0)
+        assert balance.available_minor - reserved >= balance.floor_minor, (
+            f"account {account} spent liquidity reserved above rank {rank}")
 
 
 def check_ledger(net: Network) -> None:
@@ -364,7 +391,10 @@ def test_every_operation_keeps_every_rule_in_every_currency(codes, held, lines, 
         record(net, policy(net, *args))
     for name, *args in [*operations, ("resolve", None)]:  # and a last resolution
         before = dict(net.rtgs.positions)
-        record(net, OPERATIONS[name](net, *args))
+        available = {i: b.available_minor for i, b in net.ledger.balances.items()}
+        steps = OPERATIONS[name](net, *args)
+        record(net, steps)
+        check_reservations(net, steps, available)
         check_ledger(net)
         check_queue(net)
         check_limits(net, before)
