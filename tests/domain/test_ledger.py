@@ -589,3 +589,54 @@ def test_simultaneous_settlement_refused_when_credit_balance_would_overflow(ledg
     result = ledger.execute_simultaneous([replace(one_more, id="over-2")], T1_US)
     assert [o.rejection for o in result.outcomes] == [Rejection.OVERFLOWS_BALANCE]
     assert result.journal == [] and state_of(ledger) == before
+
+
+def test_simultaneous_settlement_counts_what_is_reserved(ledger, network):
+    """The net floor check of a simultaneous set uses the available balance: money held by a
+    reservation may not be spent by an offset either."""
+    n = network
+    assert execute_one(ledger, reserve(n, "held", amount=80_000)).outcomes[0].accepted
+    before = state_of(ledger)
+    out = Transfer("sim-out", n.icbk_cny, n.aboc_cny, 50_000, "CNY")
+    back = Transfer("sim-back", n.aboc_cny, n.icbk_cny, 10_000, "CNY")
+    result = ledger.execute_simultaneous([out, back], T1_US)
+    assert Rejection.INSUFFICIENT_LIQUIDITY in [o.rejection for o in result.outcomes]
+    assert result.journal == [] and state_of(ledger) == before
+
+
+def test_a_simultaneous_set_naming_one_id_twice_moves_nothing(ledger, network):
+    before = state_of(ledger)
+    twice = pay(network, "sim-twice", 1_000)
+    result = ledger.execute_simultaneous([twice, twice], T1_US)
+    assert all(o.rejection is not None for o in result.outcomes)
+    assert result.journal == [] and state_of(ledger) == before
+    outcome = ledger.outcome_of("sim-twice")
+    assert outcome is None or outcome.rejection is not None  # never settled
+
+
+def test_a_reservation_is_not_posted_out_of_a_blocked_account(ledger, network):
+    assert execute_one(ledger, reserve(network, "held-b")).outcomes[0].accepted
+    ledger.set_blocked(network.icbk_cny, True)
+    assert_refused_without_effect(ledger, resolve(POST, "post-b", "held-b"),
+                                  Rejection.DEBIT_ACCOUNT_BLOCKED)
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_the_balance_cap_counts_credits_already_reserved(ledger, network, linked):
+    """A credit that would take the account past 18 digits once its incoming reservations
+    are posted is refused now: else those reservations could never be posted."""
+    n = network
+    fill = Transfer("fill", n.cny_issuance, n.icbk_cny,
+                    BALANCE_MINOR_MAX - n.funding_minor - 100, "CNY")
+    assert execute_one(ledger, fill).outcomes[0].accepted
+    incoming = Transfer("in-held", n.aboc_cny, n.icbk_cny, 50, "CNY", PENDING)
+    assert execute_one(ledger, incoming).outcomes[0].accepted
+    credit = Transfer("in-more", n.aboc_cny, n.icbk_cny, 60, "CNY", linked=linked)
+    if not linked:
+        assert_refused_without_effect(ledger, credit, Rejection.OVERFLOWS_BALANCE)
+        return
+    before = state_of(ledger)
+    chain = [credit, Transfer("in-tail", n.aboc_cny, n.icbk_cny, 1, "CNY")]
+    result = ledger.execute(chain, T1_US)
+    assert Rejection.OVERFLOWS_BALANCE in [o.rejection for o in result.outcomes]
+    assert result.journal == [] and state_of(ledger) == before
