@@ -598,3 +598,15 @@ def test_small_order_or_invalid_point_is_not_a_public_key(encoded):
 
 def test_generated_key_is_a_public_key():
     assert signing.is_public_key(signing.public_key_b64(new_private_key()))
+
+
+def test_the_rate_limiters_bucket_holds_its_burst_at_most_however_long_idle():
+    """An hour idle gives a participant its burst again, not an hour's worth of requests."""
+    limiter = RateLimiter(rate_per_s=10, burst=20)
+    assert limiter.allow("DEMACNX0", 0.0) == 0.0
+    allowed = 0
+    while limiter.allow("DEMACNX0", 3600.0) == 0.0:
+        allowed += 1
+    assert allowed == 20
+    assert limiter.allow("DEMACNX0", 3600.0) == pytest.approx(0.1)  # one token's time
+    assert limiter.allow("DEMBCNX0", 3600.0) == 0.0  # another participant's own bucket
