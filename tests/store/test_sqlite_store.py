@@ -136,6 +136,26 @@ def test_every_commit_is_in_the_audit_chain(store, network):
     assert report.ok and report.entries == 2
 
 
+@pytest.mark.parametrize("column, reason", [("payload", "does not match its hash"),
+                                            ("prev_sha256", "link to the previous entry")])
+def test_audit_verify_names_the_entry_that_was_changed(network, db_path, column, reason):
+    """Entry 3 of 4 edited (its payload, or its link alone): verify names entry 3."""
+    store = SQLiteStore(db_path)
+    store.commit(participants=network.participants, accounts=network.accounts, at_us=1)
+    for n in range(3):
+        store.commit(ENTRIES[n:n + 1], at_us=2 + n)
+    store.close()
+    with closing(sqlite3.connect(db_path)) as raw, raw:
+        raw.execute(f"UPDATE audit_log SET {column} = replace({column}, '1', '2') "
+                    "WHERE seq = 3")
+    store = SQLiteStore(db_path)
+    try:
+        report = store.verify_audit()
+        assert (report.ok, report.first_broken_seq) == (False, 3) and reason in report.reason
+    finally:
+        store.close()
+
+
 def test_audit_anchor_shows_a_log_cut_back_or_rewritten_up_to_it(network, db_path):
     store = SQLiteStore(db_path)
     assert store.audit_head() is None
