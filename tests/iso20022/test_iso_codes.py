@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from scopay.domain.payment import PaymentStatus
 from scopay.domain.rejection import Rejection
@@ -46,3 +47,41 @@ def test_every_payment_status_has_its_report_code():
     settled = PAYMENT_STATUS_CODE[PaymentStatus.SETTLED]
     assert settled == TransactionStatus.ACCEPTED_SETTLEMENT_COMPLETED
     assert PAYMENT_STATUS_CODE[PaymentStatus.REJECTED] == TransactionStatus.REJECTED
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def documented_rows(text: str, header: str) -> list[tuple[list[str], list[str], list[str]]]:
+    """The rows of the markdown table under `header`: (rejection names, other cells...)."""
+    lines = text[text.index(header):].splitlines()[2:]
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows.append((re.findall(r"`([a-z_*]+)`", cells[0]), cells[1], cells[2]))
+    return rows
+
+
+def rejections_named(name: str) -> list[Rejection]:
+    if name.endswith("*"):
+        return [r for r in Rejection if r.value.startswith(name[:-1])]
+    return [Rejection(name)]
+
+
+def test_the_api_guides_table_of_rejections_is_what_scopay_answers():
+    """docs/api.md tells integrators each rejection's HTTP status and ISO reason code: each
+    row must be what the one table (and the API's status table) gives."""
+    from scopay.api.errors import REJECTION_STATUS
+
+    rows = documented_rows((DOCS / "api.md").read_text(),
+                           "| `rejection` | HTTP | ISO reason")
+    assert len(rows) >= 9
+    for names, http, iso in rows:
+        codes = [code.strip() for code in iso.split("/")]
+        for n, name in enumerate(names):
+            code = codes[n] if len(codes) == len(names) else codes[0]
+            for rejection in rejections_named(name):
+                assert REJECTION_REASON_CODE[rejection].value == code, rejection
+                assert str(REJECTION_STATUS.get(rejection, 422)) == http, rejection
