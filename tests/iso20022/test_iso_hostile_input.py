@@ -230,6 +230,26 @@ def test_total_settlement_amount_must_add_up_the_transactions():
     assert refused(data).reason_code == "AM10"
 
 
+def test_total_settlement_amount_in_another_currency_is_refused():
+    data = altered(BATCH, '<TtlIntrBkSttlmAmt Ccy="KZT">1825000.50',
+                   '<TtlIntrBkSttlmAmt Ccy="UZS">1825000.50')
+    assert refused(data).reason_code == "AM10"
+
+
+CANCELLATION = (SAMPLES_DIR / "camt056_cancellation_request.xml").read_bytes()
+
+
+def test_a_camt056_whose_nboftxs_does_not_count_its_transactions_is_refused():
+    data = altered(CANCELLATION, "<NbOfTxs>1</NbOfTxs>", "<NbOfTxs>2</NbOfTxs>")
+    assert refused(data).reason_code == "AM18"
+
+
+def test_a_camt056_whose_ctrlsum_does_not_add_up_is_refused():
+    data = altered(CANCELLATION, "<CtrlSum>1250000.00</CtrlSum>",
+                   "<CtrlSum>1250000.01</CtrlSum>")
+    assert refused(data).reason_code == "AM10"
+
+
 def test_malformed_bic_is_refused_as_an_incorrect_bank_identifier(schemas_unconfigured):
     # scopay's reader answers RC01; the XSD, when configured, refuses the pattern first (FF01).
     data = altered(CUSTOMER_TRANSFER, "<BICFI>SABRRUMM</BICFI>", "<BICFI>SABR RUMM</BICFI>")
