@@ -320,9 +320,6 @@ def test_result_lists_ids_in_sequence_order_whatever_the_order_of_the_queue() ->
     assert resolution.settle == ("P1", "P2", "P3")
 
 
-RATIOS: list[float] = []
-
-
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
 def test_result_keeps_floors_lists_each_queued_payment_once_and_conserves_value(instance) -> None:
@@ -368,12 +365,3 @@ def test_small_queues_settle_at_least_the_greedy_and_at_most_the_optimum(instanc
 
     optimum = find_optimum(balances, floors, queue)
     assert settle_greedily(balances, floors, queue) <= resolution.value_minor <= optimum
-    RATIOS.append(resolution.value_minor / optimum if optimum else 1.0)
-
-
-def test_zz_report_ratio_to_the_optimum_on_small_queues() -> None:
-    """Runs after the property above (file order): prints what it recorded."""
-    if RATIOS:
-        exact = sum(r == 1.0 for r in RATIOS) / len(RATIOS)
-        print(f"\ngridlock vs brute-force optimum over {len(RATIOS)} queues: "
-              f"min {min(RATIOS):.3f}, mean {sum(RATIOS) / len(RATIOS):.4f}, optimal {exact:.0%}")
