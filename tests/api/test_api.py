@@ -1,6 +1,7 @@
 """The HTTP API over real loopback HTTP: authentication, scoping, transfers, bad input."""
 
 import concurrent.futures
+import re
 
 import pytest
 
@@ -37,6 +38,19 @@ def test_unsigned_pages_tell_nothing_of_the_traffic(live_server):
             assert answer.status_code == 201, answer.text
         assert client.get("/health").json() == before[0]
         assert client.get("/").text == before[1]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_docs_load_nothing_from_outside_scopay(live_server, page):
+    """A central bank's network reaches no CDN: /docs and /redoc name only scopay's own
+    files (and its OpenAPI document), which scopay serves."""
+    with live_server.client(None) as client:
+        html = client.get(page)
+        assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+        sources = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", html.text)
+        assert sources and all(s.startswith("/") for s in sources), sources
+        for source in sources:
+            assert client.get(source).status_code == 200, source
 
 
 def test_every_v1_route_needs_a_signed_request(live_server):

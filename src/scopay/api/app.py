@@ -8,6 +8,7 @@ Errors are RFC 9457 problem details (application/problem+json).
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -15,7 +16,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scopay import __version__
@@ -86,7 +89,9 @@ def create_app(runner: Runner, direct_routes: bool = True,
         telemetry={"tracing": False, "metrics": False, "logs": False},
         # `/v1/accounts/` is no route: a redirect would lose the request's signature
         redirect_slashes=False,
+        docs_url=None, redoc_url=None,  # served below, from scopay's own server
     )
+    _serve_docs(app)
     engine = runner.engine
     app.state.runner = runner
     _install_error_handlers(app, DIRECT_ROUTES if direct_routes else {})
@@ -282,6 +287,31 @@ _SECURITY_SCHEMES = {
 }
 # Titles (and so problem types) of the answers Starlette gives itself, as routes give them.
 _HTTP_ERROR_TITLES = {404: "Not found", 405: "Method not allowed", 422: "Invalid request"}
+
+
+DOCS_ASSETS = "/docs-assets"  # Swagger UI and ReDoc, from the fastapi-offline package
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc with their scripts served by scopay itself, not fetched
+    from a CDN: a central bank's network often reaches no CDN, and the page was blank."""
+    assets = importlib.resources.files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                              redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+                              with_google_fonts=False)
 
 
 def _openapi(app: FastAPI) -> dict:
