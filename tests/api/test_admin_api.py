@@ -64,6 +64,7 @@ def test_suspended_bank_cannot_pay_and_is_reinstated(live_server):
         assert operator.post(f"/v1/participants/{BANK_B}/reinstate").status_code == 204
         accepted = bank.post("/v1/payments", json=pay())
     assert refused.status_code == 403
+    assert f"{BANK_B} is suspended" in refused.json()["detail"]  # why, in words to act on
     assert accepted.status_code == 201 and accepted.json()["status"] == "settled"
 
 

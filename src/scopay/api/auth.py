@@ -112,6 +112,14 @@ def may_send_payment(caller: Caller, debtor_agent: Participant | None) -> bool:
     return debtor_agent.bic == p.bic or debtor_agent.sponsor_bic == p.bic
 
 
+def send_refusal(caller: Caller, debtor_agent_bic: str) -> str:
+    """Why may_send_payment said no, in words the caller can act on."""
+    p = caller.participant
+    if p.status != Status.ACTIVE:
+        return f"{p.bic} is {p.status}: it sends no payments until the operator reinstates it"
+    return f"you may not send payments for debtor agent {debtor_agent_bic}"
+
+
 def may_see(caller: Caller, payment: Payment, sender_bic: str,
             participants: Mapping[str, Participant]) -> bool:
     """The payment's sender and agents, the sponsor of an indirect agent (the payment settles

@@ -286,8 +286,7 @@ async def _credit_transfers(request: Request, caller: auth.Caller, message_type:
     payments = []
     for payment in message.payments:
         if not auth.may_send_payment(caller, runner.engine.participants.get(payment.debtor_agent)):
-            return problem_xml(403, "AG01",
-                               f"you may not send payments for {payment.debtor_agent}")
+            return problem_xml(403, "AG01", auth.send_refusal(caller, payment.debtor_agent))
         payments.append(replace(payment, sender_bic=bic, message_id=message.message_id,
                                 message_type=message_type))
     results = await asyncio.wrap_future(runner.submit_payments(bic, payments))

@@ -403,8 +403,7 @@ def _authorised(body: PaymentIn, payment: Payment | ApiError, runner: Runner,
                 caller: auth.Caller) -> Payment:
     debtor_agent = runner.engine.participants.get(body.debtor_agent)
     if not auth.may_send_payment(caller, debtor_agent):
-        raise ApiError(403, "Forbidden",
-                       f"you may not send payments for debtor agent {body.debtor_agent}")
+        raise ApiError(403, "Forbidden", auth.send_refusal(caller, body.debtor_agent))
     if isinstance(payment, ApiError):
         raise payment
     return payment
