@@ -1,5 +1,6 @@
-"""`scopay iso inbox` against a live server: a refusal is one line, and with --fetch --ack a
-message whose fetch failed is not acknowledged (it would be lost to its participant)."""
+"""The command line against a live server: `scopay iso inbox` tells a refusal in one line,
+and with --fetch --ack leaves a message whose fetch failed unacknowledged (it would be lost
+to its participant); `scopay keys issue --url` onboards a bank while scopay runs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from scopay.api import iso as iso_module
 from scopay.api import signing
 from scopay.api.errors import ApiError
 from scopay.cli.main import app
-from scopay.client import KeyFile, new_private_key, write_key_file
+from scopay.client import KeyFile, ScopayClient, new_private_key, read_key_file, write_key_file
 
 BANK_A, BANK_B = "DEMACNX0", "DEMBCNX0"
 runner = CliRunner()
@@ -64,3 +65,24 @@ def test_a_message_whose_fetch_fails_is_not_acknowledged(live_server, tmp_path, 
     assert result.exit_code == 1, result.output
     assert f"message {failing} not fetched" in " ".join(result.output.split())
     assert unacked(live_server, BANK_B) == {failing}
+
+
+def test_a_key_is_issued_through_the_running_server(live_server, tmp_path):
+    """Onboarding a bank while scopay runs: keys issue --url registers the key through the
+    API (signed by the operator) and writes the private half; the bank then signs with it."""
+    operator_key = tmp_path / "operator.key"
+    write_key_file(operator_key, live_server.keys["SCOPCNX0"])
+    out = tmp_path / "demb.key"
+    result = runner.invoke(app, ["keys", "issue", BANK_B, "--out", str(out), "--url",
+                                 live_server.url, "--key", str(operator_key)])
+    assert result.exit_code == 0, result.output
+    made = read_key_file(out)
+    assert made.participant_bic == BANK_B and made.key_id in live_server.engine.keys
+    assert not list(tmp_path.glob(".*pending"))
+    with ScopayClient(live_server.url, made) as bank:
+        assert bank.get(f"/v1/participants/{BANK_B}").status_code == 200
+    refused = runner.invoke(app, ["keys", "issue", "ZZZZCNX0", "--out",
+                                  str(tmp_path / "nobody.key"), "--url", live_server.url,
+                                  "--key", str(operator_key)])
+    assert refused.exit_code == 1 and "404" in " ".join(refused.output.split())
+    assert not (tmp_path / "nobody.key").exists() and not list(tmp_path.glob(".*pending"))

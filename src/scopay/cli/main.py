@@ -391,12 +391,35 @@ def keys_issue(
     bic: Annotated[str, typer.Argument(help="Participant BIC.")],
     out: Annotated[Path, typer.Option(help="Key file to write (mode 600).")],
     db: DbOption = DEFAULT_DB,
+    url: Annotated[str | None, typer.Option(
+        "--url", help="Register through this running server instead of the database "
+                      "(signed with --key, the operator's), so it need not stop.")] = None,
+    key: Annotated[Path, typer.Option(
+        "--key", help="With --url: the operator's key file.")] = Path("var/operator.key"),
 ) -> None:
     """Make a signing key pair for a participant, register its public half, write the
-    private key to --out. (A bank that makes its own key uses `keys register`.)"""
+    private key to --out: in the database (scopay stopped), or with --url through the
+    running server. (A bank that makes its own key uses `keys register`.)"""
     refuse_existing_key_file(out)
-    with writing(db) as engine:
-        key_id = issue_key_file(engine, bic, out, now_us())
+    if url is None:
+        with writing(db) as engine:
+            key_id = issue_key_file(engine, bic, out, now_us())
+    else:
+        # the private half is on disk before its public half is registered: a key the
+        # server knows never lacks it (a failure between leaves it in the .pending file)
+        pending = out.with_name(f".{out.name}.pending")
+        made = KeyFile("pending", bic, new_private_key())
+        write_key_file(pending, made)
+        with talking(url, key) as client:
+            try:
+                answer = raise_for_problem(client.post(f"/v1/participants/{bic}/keys",
+                                                       json={"public_key": made.public_key}))
+            except BaseException:
+                pending.unlink()
+                raise
+        key_id = answer.json()["key_id"]
+        write_key_file(out, KeyFile(key_id, bic, made.private_key))
+        pending.unlink()
     console.print(f"key {key_id} for {bic}: private key in {out}")
 
 
