@@ -116,5 +116,7 @@ def test_a_camt056_retried_gets_its_first_camt029(live_server, no_separate_keepi
     assert first.status_code == 200, first.text
     _, resolution = parse_message(first.content)
     assert [s.status.value for s in resolution.transactions] == ["ACCR", "ACCR"]
+    request_id = parse_message(body)[1].assignment_id
+    assert resolution.assignment_id == f"SCOPAY{request_id}"  # its own, naming the request
     assert again.headers.get("Idempotent-Replay") == "true" and again.content == first.content
     assert all(live_server.engine.payment(u).status == PaymentStatus.CANCELLED for u in uetrs)

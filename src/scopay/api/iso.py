@@ -329,8 +329,8 @@ async def _cancellations(request: Request, caller: auth.Caller,
             original_uetr=item.original_uetr, original_end_to_end_id=item.original_end_to_end_id,
             original_instruction_id=item.original_instruction_id, reason_code=reason))
     # scopay, which took the payments out of its queues, resolves the case, to its assigner
-    resolution = CancellationResolution(
-        cancellation.assignment_id, _operator_bic(runner.engine, caller),
+    resolution = CancellationResolution(  # an assignment of its own, as a pacs.002's id is
+        _answer_id(cancellation.assignment_id), _operator_bic(runner.engine, caller),
         cancellation.assigner, time.time_ns() // 1000, _confirmation(statuses),
         tuple(statuses))
     return Response(build_camt029(resolution), media_type=XML)
