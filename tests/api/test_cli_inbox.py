@@ -86,3 +86,15 @@ def test_a_key_is_issued_through_the_running_server(live_server, tmp_path):
                                   "--key", str(operator_key)])
     assert refused.exit_code == 1 and "404" in " ".join(refused.output.split())
     assert not (tmp_path / "nobody.key").exists() and not list(tmp_path.glob(".*pending"))
+
+
+def test_call_shows_the_status_of_an_answer_without_a_body(live_server, tmp_path):
+    operator_key = tmp_path / "operator.key"
+    write_key_file(operator_key, live_server.keys["SCOPCNX0"])
+    account = next(a.id for a in live_server.engine.accounts.values()
+                   if a.owner_bic == BANK_B and a.currency == "CNY")
+    result = runner.invoke(app, ["call", "PUT", f"/v1/accounts/{account}/credit-line",
+                                 "--data", '{"credit_line": "0.00"}', "--key",
+                                 str(operator_key), "--url", live_server.url])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "204 No Content"

@@ -298,3 +298,12 @@ def test_the_operators_last_key_is_not_revoked_from_the_shell_either(db):
         assert store.keys()[key.key_id][2] is None  # not revoked
     finally:
         store.close()
+
+
+def test_balances_take_a_currency_in_either_case(db):
+    upper = runner.invoke(app, ["balances", "--db", str(db), "--currency", "CNY", "--json"])
+    lower = runner.invoke(app, ["balances", "--db", str(db), "--currency", "cny", "--json"])
+    assert upper.exit_code == lower.exit_code == 0
+    rows = json.loads(upper.output)
+    assert rows and {row["currency"] for row in rows} == {"CNY"}
+    assert json.loads(lower.output) == rows

@@ -337,7 +337,8 @@ def balances(db: DbOption = DEFAULT_DB,
     """Show every account's balance (reads the database; works while the server runs)."""
     engine = reading_engine(db)
     try:
-        views = [v for v in engine.balances() if currency in (None, v.currency)]
+        code = None if currency is None else currency.upper()  # cny as CNY
+        views = [v for v in engine.balances() if code in (None, v.currency)]
     finally:
         engine.close()
     if as_json:
@@ -513,10 +514,13 @@ def call(
         answer = client.request(method.upper(), path,
                                 content=None if data is None else data.encode(),
                                 headers={"content-type": "application/json"})
-    try:
-        print(json.dumps(answer.json(), indent=1, ensure_ascii=False) if answer.content else "")
-    except ValueError:  # not JSON (an HTTP-level refusal, say): as it came
-        print(answer.text)
+    if not answer.content:  # 204: done, nothing to show but that
+        console.print(f"{answer.status_code} {answer.reason_phrase}")
+    else:
+        try:
+            print(json.dumps(answer.json(), indent=1, ensure_ascii=False))
+        except ValueError:  # not JSON (an HTTP-level refusal, say): as it came
+            print(answer.text)
     if answer.status_code >= 400:
         raise typer.Exit(1)
 
