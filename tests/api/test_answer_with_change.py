@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from scopay.api import iso as iso_module
 from scopay.domain.payment import PaymentStatus
 from scopay.iso20022.camt056 import build_camt056
 from scopay.iso20022.message import parse_message
@@ -119,4 +120,19 @@ def test_a_camt056_retried_gets_its_first_camt029(live_server, no_separate_keepi
     request_id = parse_message(body)[1].assignment_id
     assert resolution.assignment_id == f"SCOPAY{request_id}"  # its own, naming the request
     assert again.headers.get("Idempotent-Replay") == "true" and again.content == first.content
+    assert all(live_server.engine.payment(u).status == PaymentStatus.CANCELLED for u in uetrs)
+
+
+def test_a_camt056_over_the_batch_limit_is_refused_whole(live_server, monkeypatch):
+    monkeypatch.setattr(iso_module, "BATCH_TRANSFERS_MAX", 2)
+    uetrs = [queued_payment(live_server) for _ in range(3)]
+    body = build_camt056(CancellationRequest(
+        "CXL" + uuid.uuid4().hex[:12], BANK_A, BANK_B, int(time.time()) * 1_000_000,
+        tuple(TransactionCancellation("M1", PACS008_V08, "DUPL", original_uetr=uetr)
+              for uetr in uetrs)))
+    with live_server.client(BANK_A) as a:
+        answer = a.post("/v1/iso20022", content=body, headers={"content-type": "application/xml"})
+        for uetr in uetrs:
+            a.post(f"/v1/payments/{uetr}/cancel")
+    assert answer.status_code == 422 and b"<reason_code>AM18</reason_code>" in answer.content
     assert all(live_server.engine.payment(u).status == PaymentStatus.CANCELLED for u in uetrs)

@@ -417,3 +417,19 @@ def test_suspended_participant_opens_no_account(engine, network):
     engine.set_participant_status("ICBKCNBJ", Status.SUSPENDED, 5)
     with pytest.raises(CommandRefused, match="suspended"):
         engine.open_account(replace(network.accounts_by_id[11], id=99, currency="RUB"), 5)
+
+
+def test_an_answer_kept_with_a_command_carries_the_commands_time(engine, network):
+    """The answer a route gives later (past midnight, say) is stamped with its batch's time:
+    a batch's last audit entry never stands for a day whose statements it does not carry."""
+    day_us = 86_400_000_000
+    before_midnight = (network.funded_at_us // day_us + 1) * day_us - 1_000
+    engine.defer_commits = True
+    engine.set_credit_line(network.aboc_cny, 60_000, before_midnight)
+    engine.defer_commits = False
+    assert engine.commit_pending
+    assert engine.keep_answer_in_commit("ICBKCNBJ", "k-midnight", "0" * 64, 204, b"",
+                                        before_midnight + 2_000)
+    engine.finish_commit()
+    assert engine.store.audit_head().at_us == before_midnight
+    assert engine.idempotency.get(("ICBKCNBJ", "k-midnight")) is not None

@@ -11,7 +11,7 @@ from held_commit import lock_free_on_another_thread, submitted_and_held, until
 from scopay.domain.ledger import Transfer
 from scopay.domain.participant import Participant, Role, Tier
 from scopay.engine import runner as runner_module
-from scopay.engine.runner import LoopRunner, RunnerBusyError
+from scopay.engine.runner import HELD_ANSWER, HeldAnswer, LoopRunner, RunnerBusyError
 
 
 def transfers(network, prefix: str, count: int) -> list[Transfer]:
@@ -247,3 +247,29 @@ def test_the_gil_switch_interval_is_short_only_while_a_commit_is_in_flight(held,
         runner.stop()
     assert during == pytest.approx(runner_module.GIL_SWITCH_INTERVAL_S)
     assert after == pytest.approx(0.005)
+
+
+def test_a_request_given_up_before_its_command_ran_holds_no_commit(engine, network):
+    """A HeldAnswer closed before any commit was held for it (its request stopped while its
+    command waited to run) is not waited for: the command commits at once, not after the
+    seconds an answer is waited for."""
+    runner = LoopRunner(engine, lambda: network.funded_at_us + 1)
+    aboc = next(a.id for a in network.accounts if a.owner_bic == "ABOCCNBJ")
+    held = HeldAnswer("ABOCCNBJ", "k-closed", "0" * 64)
+
+    async def main():
+        runner.attach(asyncio.get_running_loop())
+        context = HELD_ANSWER.set(held)
+        try:
+            future = runner.call(lambda e, now: e.set_credit_line(aboc, 70_000, now))
+        finally:
+            HELD_ANSWER.reset(context)
+        held.give(None)  # the request is gone before its command ran
+        await future
+        waiting = runner.until_durable()
+        if waiting is not None:
+            await waiting
+
+    asyncio.run(main())
+    assert not held.engaged  # no commit was held for it
+    assert engine.accounts[aboc].credit_line_minor == 70_000 and not engine.commit_pending

@@ -305,6 +305,9 @@ async def _cancellations(request: Request, caller: auth.Caller,
     runner = _runner(request)
     if cancellation.assigner != caller.participant.bic:  # as a head.001's sender is checked
         return problem_xml(403, "AG01", "the camt.056's assigner is not the signing participant")
+    if len(cancellation.transactions) > BATCH_TRANSFERS_MAX:  # one command: bounded
+        return problem_xml(422, "AM18", f"{len(cancellation.transactions)} cancellations; "
+                           f"scopay takes at most {BATCH_TRANSFERS_MAX} in one message: split it")
     asked: list[tuple[str, str] | None] = []  # (UETR, detail), or None: no such payment
     for item in cancellation.transactions:
         uetr = item.original_uetr or ""

@@ -447,7 +447,9 @@ class Engine(PaymentOperations):
         assert self._commit_pending, "no pending commit to keep the answer in"
         if (bic, key) in self.idempotency:
             return False
-        at = self._tick(now_us)
+        # the batch's own time, never a later one: a batch's last entry stamped past midnight
+        # would stand for a day whose statements it does not carry
+        at = self._last_timestamp_us
         row = (bic, key, request_sha256, status_code, body, at)
         try:
             self.store.stage_more(idempotency=[row], at_us=at)

@@ -174,19 +174,24 @@ class PaymentOperations:
         """Take queued payments (UETR, detail) out of the queue for good, in one commit: for
         each, None once cancelled, else why not (a camt.056's transactions: one message,
         one outcome for each, all durable together)."""
+        assert len(requests) <= PAYMENTS_PER_REQUEST_MAX, "too many in one request"
         with self._lock, self._step(now_us) as (changes, at):
             outcomes: list[PaymentRefused | None] = []
+            debtors: set[int] = set()
             for uetr, detail in requests:
                 record = self.payments.get(uetr)
-                if record is None or uetr not in self.rtgs.orders:  # (settled meanwhile, say)
+                order = self.rtgs.cancel(uetr)
+                if record is None or order is None:  # (settled meanwhile, say)
                     status = None if record is None else record.status
                     outcomes.append(PaymentRefused(f"payment {uetr} is {status}, not queued",
                                                    status))
                     continue
-                _, step = self.rtgs.withdraw(uetr, at)
                 self._transition(record, PaymentStatus.CANCELLED, at, changes, detail=detail)
-                self._apply_step(step, at, changes)  # what it held back, settled now
+                debtors.add(order.debtor_account)
                 outcomes.append(None)
+            # what they held back, tried once all are out: each debtor's queue once, not
+            # once for each of its payments cancelled
+            self._apply_step(self.rtgs.release(debtors, at), at, changes)
             self._commit_changes(changes)
             return outcomes
 

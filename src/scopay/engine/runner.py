@@ -55,6 +55,7 @@ class HeldAnswer:
     def __init__(self, bic: str, key: str, request_sha256: str) -> None:
         self.bic, self.key, self.request_sha256 = bic, key, request_sha256
         self.attached = False  # a command of the request carries it
+        self.closed = False  # given up on before any commit was held for it: hold none
         self.durable: asyncio.Future | None = None
         self._on_answer: Callable[[tuple[int, bytes] | None], None] | None = None
 
@@ -69,6 +70,8 @@ class HeldAnswer:
         on_answer, self._on_answer = self._on_answer, None
         if on_answer is not None:
             on_answer(answer)
+        elif self.durable is None:  # (a request that stopped before its command ran)
+            self.closed = True
 
 
 HELD_ANSWER: contextvars.ContextVar[HeldAnswer | None] = contextvars.ContextVar(
@@ -407,7 +410,8 @@ class LoopRunner(Runner):
                 self._then(self._run_groups, groups)
                 return
             self._in_flight = True
-            if group.held is not None and not self._stopped.is_set():
+            if (group.held is not None and not group.held.closed
+                    and not self._stopped.is_set()):
                 self._hold_for_answer(group, answers, groups)
                 return
             self._start_commit(group, answers, groups)
