@@ -98,3 +98,23 @@ def test_call_shows_the_status_of_an_answer_without_a_body(live_server, tmp_path
                                  str(operator_key), "--url", live_server.url])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "204 No Content"
+
+
+def test_keys_issue_url_never_writes_over_a_key_file_that_appeared_meanwhile(
+        live_server, tmp_path, monkeypatch):
+    operator_key = tmp_path / "operator.key"
+    write_key_file(operator_key, live_server.keys["SCOPCNX0"])
+    out = tmp_path / "demb.key"
+    register = live_server.engine.register_key
+
+    def appearing(*args, **kwargs):  # another key file lands at --out during the request
+        out.write_text("a key in use\n")
+        return register(*args, **kwargs)
+
+    monkeypatch.setattr(live_server.engine, "register_key", appearing)
+    result = runner.invoke(app, ["keys", "issue", BANK_B, "--out", str(out), "--url",
+                                 live_server.url, "--key", str(operator_key)])
+    assert result.exit_code == 2 and "appeared meanwhile" in " ".join(result.output.split())
+    assert out.read_text() == "a key in use\n"
+    (kept,) = tmp_path.glob(f".{out.name}.*")  # its private half, kept beside
+    assert read_key_file(kept).key_id in live_server.engine.keys

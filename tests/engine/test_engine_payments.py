@@ -478,3 +478,22 @@ def test_the_queue_is_listed_in_the_order_it_settles_live_and_after_a_restart(
     assert [r.payment.uetr for r in engine.queued_payments()] == expected
     engine.close()
     assert [r.payment.uetr for r in open_engine().queued_payments()] == expected
+
+
+def test_a_credit_line_lowered_as_a_due_payment_uses_it_is_refused_cleanly(
+        engine, network, open_engine):
+    """Lowering ABOC's line at a time when its dated payment falls due: the step settles the
+    payment on the line it had, and the new line, which the account now uses more than, is
+    refused (CommandRefused: 409), the settlement kept; not an internal error."""
+    t = network.funded_at_us
+    due = payment(ABOC, ICBK, 40_000, earliest_us=t + 2_000_000)  # on ABOC's 500.00 line
+    (queued,) = engine.submit_payments(ABOC, [due], t + 1)
+    assert queued.status == PaymentStatus.QUEUED
+    with pytest.raises(engine_module.CommandRefused):
+        engine.set_credit_line(network.aboc_cny, 0, t + 3_000_000)
+    assert engine.payment(due.uetr).status == PaymentStatus.SETTLED
+    assert engine.accounts[network.aboc_cny].credit_line_minor == network.aboc_credit_line_minor
+    engine.close()
+    reopened = open_engine()
+    assert reopened.payment(due.uetr).status == PaymentStatus.SETTLED
+    assert reopened.balance(network.aboc_cny).floor_minor == -network.aboc_credit_line_minor

@@ -498,7 +498,7 @@ def _cancellation_detail(caller: auth.Caller, sender: str | None,
     return detail if item.reason_text is None else f"{detail}: {item.reason_text}"
 
 
-RETURNED_SINCE_TEXT = "settled, then returned by a pacs.004"
+RETURNED_SINCE_TEXT = "settled, then returned"
 
 
 def _transaction_status(message_id: str, message_type: str, payment: Payment,

@@ -406,22 +406,42 @@ def keys_issue(
         with writing(db) as engine:
             key_id = issue_key_file(engine, bic, out, now_us())
     else:
-        # the private half is on disk before its public half is registered: a key the
-        # server knows never lacks it (a failure between leaves it in the .pending file)
-        pending = out.with_name(f".{out.name}.pending")
-        made = KeyFile("pending", bic, new_private_key())
-        write_key_file(pending, made)
-        with talking(url, key) as client:
-            try:
-                answer = raise_for_problem(client.post(f"/v1/participants/{bic}/keys",
-                                                       json={"public_key": made.public_key}))
-            except BaseException:
-                pending.unlink()
-                raise
-        key_id = answer.json()["key_id"]
-        write_key_file(out, KeyFile(key_id, bic, made.private_key))
-        pending.unlink()
+        key_id = _issue_key_through(url, key, bic, out)
     console.print(f"key {key_id} for {bic}: private key in {out}")
+
+
+def _issue_key_through(url: str, operator_key: Path, bic: str, out: Path) -> str:
+    """keys issue --url: the private half is on disk (in `.<out>.pending`) before the public
+    half is registered, so a key the server knows never lacks it. The pending file goes only
+    once `out` holds the key, or when scopay refused it (an answer lost on the way, a
+    timeout say, may have registered it: the file stays, and says so)."""
+    pending = out.with_name(f".{out.name}.pending")
+    refuse_existing_key_file(pending)  # an earlier attempt's: it may hold a registered key
+    made = KeyFile("unregistered", bic, new_private_key())
+    write_key_file(pending, made)
+    try:
+        with talking(url, operator_key) as client:
+            answer = raise_for_problem(client.post(f"/v1/participants/{bic}/keys",
+                                                   json={"public_key": made.public_key}))
+    except typer.Exit as refused:
+        if refused.exit_code == 1:  # scopay's refusal: nothing registered
+            pending.unlink()
+        else:
+            err.print(f"[yellow]the key may be registered: its private half is in "
+                      f"{pending}[/yellow]")
+        raise
+    key_id = answer.json()["key_id"]
+    written = out.with_name(f".{out.name}.{key_id}")
+    write_key_file(written, KeyFile(key_id, bic, made.private_key))
+    pending.unlink()  # the key is in `written` now, with its id
+    try:
+        os.link(written, out)  # never over a file there: it may hold a key in use
+    except FileExistsError:
+        err.print(f"[red]refused:[/red] {out} appeared meanwhile; key {key_id} is registered "
+                  f"and its private half is in {written}: revoke it, or rename that file")
+        raise typer.Exit(2) from None
+    written.unlink()
+    return key_id
 
 
 @keys_app.command("register")

@@ -27,7 +27,7 @@ argument, and each step returns what happened for the engine to make durable.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -41,8 +41,9 @@ from scopay.domain.rejection import Rejection
 
 PAYMENT_TRANSFER_PREFIX = "pay/"  # ledger ids of settled payments: "pay/<uetr>"
 QUEUE_ORDERS_MAX = 1_000_000  # queued payments in all
-# queued payments of one debtor account: no bank fills the queue for all (a tenth of it)
-QUEUE_ORDERS_PER_ACCOUNT_MAX = QUEUE_ORDERS_MAX // 10
+# queued payments of one holder's accounts together (a bank's in every currency, its
+# indirect participants' with them): no bank fills the queue for all (a tenth of it)
+QUEUE_ORDERS_PER_HOLDER_MAX = QUEUE_ORDERS_MAX // 10
 OFFSET_CANDIDATES_MAX = 64  # queued counter-payments weighed when offsetting one payment
 RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}
 BUSINESS_DAY_US = DAY_US  # limit positions count one UTC day
@@ -150,6 +151,8 @@ class Rtgs:
         self.respect_priority_in_resolution = respect_priority_in_resolution
         self.orders: dict[str, Order] = {}  # queued, by UETR
         self.queues: dict[int, list[Order]] = {}  # debtor account -> orders by (rank, sequence)
+        # account -> every account of its holder (set_account_holders), for the queue's cap
+        self._holder_accounts: dict[int, tuple[int, ...]] = {}
         self.policies: dict[int, AccountPolicy] = {}
         # (debtor, creditor) -> net sent today, counting the debtor's normal payments out and
         # all payments in; a multilateral position is the sum over the creditors without a
@@ -204,10 +207,27 @@ class Rtgs:
 
     # -- queue management --------------------------------------------------------------------
 
+    def set_account_holders(self, holders: Mapping[int, str]) -> None:
+        """Who holds each account (its owner's BIC): a holder's queued payments in all its
+        accounts count together against QUEUE_ORDERS_PER_HOLDER_MAX."""
+        by_holder: dict[str, list[int]] = {}
+        for account_id, holder in holders.items():
+            by_holder.setdefault(holder, []).append(account_id)
+        self._holder_accounts = {account_id: tuple(by_holder[holder])
+                                 for account_id, holder in holders.items()}
+
     def cancel(self, uetr: str) -> Order | None:
         order = self.orders.pop(uetr, None)
         if order is not None:
-            self.queues[order.debtor_account].remove(order)
+            # found by its place, (rank, sequence), not by comparing it with each order ahead
+            # of it: a long queue cancelled from the back cost its length for each
+            queue = self.queues[order.debtor_account]
+            at = bisect_left(queue, (order.rank, order.sequence),
+                             key=lambda o: (o.rank, o.sequence))
+            if at < len(queue) and queue[at] is order:
+                del queue[at]
+            else:  # (a queue is kept in that order: never)
+                queue.remove(order)
         return order
 
     def withdraw(self, uetr: str, now_us: int) -> tuple[Order | None, Step]:
@@ -321,8 +341,10 @@ class Rtgs:
         return False
 
     def _queue_full(self, order: Order) -> bool:
-        return (len(self.orders) >= QUEUE_ORDERS_MAX or len(
-            self.queues.get(order.debtor_account, ())) >= QUEUE_ORDERS_PER_ACCOUNT_MAX)
+        if len(self.orders) >= QUEUE_ORDERS_MAX:
+            return True
+        accounts = self._holder_accounts.get(order.debtor_account, (order.debtor_account,))
+        return sum(len(self.queues.get(a, ())) for a in accounts) >= QUEUE_ORDERS_PER_HOLDER_MAX
 
     def _blocked_account(self, order: Order) -> Rejection | None:
         return self.movement_refusal(order.debtor_account, order.creditor_account,

@@ -189,6 +189,7 @@ class Engine(PaymentOperations):
         self.idempotency = AnswerIndex(self.store.idempotency_records(),
                                        self.store.idempotency_body)
         self.rtgs = Rtgs(self.ledger, **self._rtgs_settings)
+        self.rtgs.set_account_holders({a.id: a.owner_bic for a in self.accounts.values()})
         self._recover_payments(progress)
         # Every commit carries the statements of the days before its own (see _write): so
         # those of every day before the last commit's were issued, and none of its day yet.
@@ -319,6 +320,7 @@ class Engine(PaymentOperations):
         for account in accounts:
             self.ledger.open_account(account)
             self._account_index[account_key(account)] = account.id
+        self.rtgs.set_account_holders({a.id: a.owner_bic for a in self.accounts.values()})
 
     @_exclusive
     def issuance_account(self, currency: str) -> int | None:
@@ -345,8 +347,11 @@ class Engine(PaymentOperations):
             raise CommandRefused("the account already uses more than the new credit line")
         # One commit for the line and what it lets settle: a failed one undoes both.
         with self._step(now_us) as (changes, at):
+            # time moved on in the step: a payment due now may have settled on the old line
+            if not self.ledger.set_floor(account_id, changed.floor_minor):
+                self._commit_changes(changes)  # what time did stands
+                raise CommandRefused("the account already uses more than the new credit line")
             self.accounts[account_id] = changed
-            assert self.ledger.set_floor(account_id, changed.floor_minor)
             changes.rows["accounts"] = [changed]
             if credit_line_minor > account.credit_line_minor:  # room grew: try its queue
                 self._apply_step(self.rtgs.release([account_id], at), at, changes)
