@@ -118,3 +118,33 @@ def test_keys_issue_url_never_writes_over_a_key_file_that_appeared_meanwhile(
     assert out.read_text() == "a key in use\n"
     (kept,) = tmp_path.glob(f".{out.name}.*")  # its private half, kept beside
     assert read_key_file(kept).key_id in live_server.engine.keys
+
+
+def test_keys_issue_url_keeps_a_key_it_cannot_tell_is_registered_and_takes_it_up_again(
+        live_server, tmp_path, monkeypatch):
+    """A server error (a gateway's 504, say) may hide a registration: the pending key stays,
+    and the same command run again registers that same public key (once: the same id) and
+    finishes."""
+    operator_key = tmp_path / "operator.key"
+    write_key_file(operator_key, live_server.keys["SCOPCNX0"])
+    out = tmp_path / "demb.key"
+    register = live_server.engine.register_key
+    calls = []
+
+    def registers_then_fails(*args, **kwargs):
+        calls.append(register(*args, **kwargs))
+        raise RuntimeError("the answer is lost on its way back")
+
+    command = ["keys", "issue", BANK_B, "--out", str(out), "--url", live_server.url,
+               "--key", str(operator_key)]
+    with monkeypatch.context() as failing:
+        failing.setattr(live_server.engine, "register_key", registers_then_fails)
+        first = runner.invoke(app, command)
+    assert first.exit_code != 0 and "may be registered" in " ".join(first.output.split())
+    assert not out.exists()
+    (pending,) = tmp_path.glob(f".{out.name}.pending")
+    again = runner.invoke(app, command)
+    assert again.exit_code == 0, again.output
+    made = read_key_file(out)
+    assert made.key_id == calls[0]  # the key registered by the first run, finished
+    assert not pending.exists()

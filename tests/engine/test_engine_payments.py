@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from scopay.domain.ledger import Transfer
+from scopay.domain.ledger import Transfer, TransferKind
 from scopay.domain.participant import Status
 from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
 from scopay.domain.rejection import Rejection
@@ -497,3 +497,15 @@ def test_a_credit_line_lowered_as_a_due_payment_uses_it_is_refused_cleanly(
     reopened = open_engine()
     assert reopened.payment(due.uetr).status == PaymentStatus.SETTLED
     assert reopened.balance(network.aboc_cny).floor_minor == -network.aboc_credit_line_minor
+
+
+def test_a_credit_line_is_judged_on_the_account_as_it_stands_when_set(engine, network):
+    """A reservation that expired before the line is set no longer uses the account: the
+    lower line is taken (it was refused on the balance of before time moved on)."""
+    t = network.funded_at_us
+    held = Transfer("held-for-1s", network.aboc_cny, network.icbk_cny, 40_000, "CNY",
+                    TransferKind.PENDING, timeout_s=1)
+    (outcome,) = engine.submit([held], t + 1)
+    assert outcome.rejection is None
+    engine.set_credit_line(network.aboc_cny, 10_000, t + 5_000_000)  # the hold is gone by then
+    assert engine.accounts[network.aboc_cny].credit_line_minor == 10_000

@@ -412,24 +412,41 @@ def keys_issue(
 
 def _issue_key_through(url: str, operator_key: Path, bic: str, out: Path) -> str:
     """keys issue --url: the private half is on disk (in `.<out>.pending`) before the public
-    half is registered, so a key the server knows never lacks it. The pending file goes only
-    once `out` holds the key, or when scopay refused it (an answer lost on the way, a
-    timeout say, may have registered it: the file stays, and says so)."""
+    half is registered, so a key the server knows never lacks it. The pending file goes once
+    `out` holds the key, or when scopay itself refused the key (a problem document below
+    500): any other failure (a timeout, a gateway's 5xx) may have registered it, so the file
+    stays, and running the same command again takes it up (registering a public key twice
+    gives its first id)."""
     pending = out.with_name(f".{out.name}.pending")
-    refuse_existing_key_file(pending)  # an earlier attempt's: it may hold a registered key
-    made = KeyFile("unregistered", bic, new_private_key())
-    write_key_file(pending, made)
-    try:
-        with talking(url, operator_key) as client:
-            answer = raise_for_problem(client.post(f"/v1/participants/{bic}/keys",
-                                                   json={"public_key": made.public_key}))
-    except typer.Exit as refused:
-        if refused.exit_code == 1:  # scopay's refusal: nothing registered
-            pending.unlink()
+    with talking(url, operator_key) as client:  # the operator's key read before anything
+        if pending.exists():
+            made = load_key(pending)
+            if made.participant_bic != bic:
+                err.print(f"[red]refused:[/red] {pending} holds a key for "
+                          f"{made.participant_bic}, not {bic}: move it away first")
+                raise typer.Exit(2)
+            err.print(f"taking up the key left in {pending}")
         else:
-            err.print(f"[yellow]the key may be registered: its private half is in "
-                      f"{pending}[/yellow]")
-        raise
+            made = KeyFile("unregistered", bic, new_private_key())
+            write_key_file(pending, made)
+        try:
+            answer = client.post(f"/v1/participants/{bic}/keys",
+                                 json={"public_key": made.public_key})
+        except httpx.ConnectError:
+            pending.unlink()  # never reached scopay: nothing registered
+            raise
+        except BaseException:
+            err.print(f"[yellow]the key may be registered: its private half is in {pending}; "
+                      "run the same command again to finish[/yellow]")
+            raise
+        refused = 400 <= answer.status_code < 500 and answer.headers.get(
+            "content-type", "").startswith("application/problem+json")
+        if refused:
+            pending.unlink()
+        elif answer.status_code >= 400:
+            err.print(f"[yellow]the key may be registered: its private half is in {pending}; "
+                      "run the same command again to finish[/yellow]")
+        raise_for_problem(answer)
     key_id = answer.json()["key_id"]
     written = out.with_name(f".{out.name}.{key_id}")
     write_key_file(written, KeyFile(key_id, bic, made.private_key))

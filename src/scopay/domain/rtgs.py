@@ -235,8 +235,14 @@ class Rtgs:
         its debtor's queue (an urgent or high one not covered holds back those after it)
         are tried at once."""
         order = self.cancel(uetr)
-        step = Step() if order is None else self.release([order.debtor_account], now_us)
-        return order, step
+        if order is None or not self.holds_back(order):
+            return order, Step()  # nothing waited behind it: no queue to try again
+        return order, self.release([order.debtor_account], now_us)
+
+    def holds_back(self, order: Order) -> bool:
+        """Can this queued order keep others of its debtor waiting? An urgent or high one
+        can (FIFO within its priority), a normal one only where normal payments keep FIFO."""
+        return order.rank < RANK[Priority.NORMAL] or not self.bypass_fifo_normal
 
     def change_priority(self, uetr: str, priority: Priority, now_us: int) -> Step:
         order = self.cancel(uetr)

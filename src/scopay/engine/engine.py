@@ -342,12 +342,10 @@ class Engine(PaymentOperations):
         changed = replace(account, credit_line_minor=credit_line_minor)
         if not 0 <= credit_line_minor <= AMOUNT_MINOR_MAX or changed.floor_minor is None:
             raise CommandRefused("credit line must be >= 0 on a settlement account")
-        balance = self.ledger.balances[account_id]
-        if balance.available_minor < changed.floor_minor:
-            raise CommandRefused("the account already uses more than the new credit line")
         # One commit for the line and what it lets settle: a failed one undoes both.
         with self._step(now_us) as (changes, at):
-            # time moved on in the step: a payment due now may have settled on the old line
+            # checked once time has moved on in the step (a reservation expired, a payment
+            # due now settled on the old line): the account as it stands now
             if not self.ledger.set_floor(account_id, changed.floor_minor):
                 self._commit_changes(changes)  # what time did stands
                 raise CommandRefused("the account already uses more than the new credit line")

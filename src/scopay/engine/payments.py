@@ -187,7 +187,8 @@ class PaymentOperations:
                                                    status))
                     continue
                 self._transition(record, PaymentStatus.CANCELLED, at, changes, detail=detail)
-                debtors.add(order.debtor_account)
+                if self.rtgs.holds_back(order):
+                    debtors.add(order.debtor_account)
                 outcomes.append(None)
             # what they held back, tried once all are out: each debtor's queue once, not
             # once for each of its payments cancelled
