@@ -136,3 +136,20 @@ def test_a_camt056_over_the_batch_limit_is_refused_whole(live_server, monkeypatc
             a.post(f"/v1/payments/{uetr}/cancel")
     assert answer.status_code == 422 and b"<reason_code>AM18</reason_code>" in answer.content
     assert all(live_server.engine.payment(u).status == PaymentStatus.CANCELLED for u in uetrs)
+
+
+def test_the_queue_is_listed_a_page_at_a_time(live_server):
+    """GET /v1/queue pages with offset and limit (500 at most): the pages, in settlement
+    order, together list what one long answer would, each once."""
+    mine = {queued_payment(live_server) for _ in range(5)}
+    with live_server.client(BANK_A) as a:
+        whole = [p["uetr"] for p in a.get("/v1/queue").json()]
+        pages = [a.get("/v1/queue", params={"offset": start, "limit": 2}).json()
+                 for start in range(0, len(whole) + 2, 2)]
+        too_many = a.get("/v1/queue", params={"limit": 501})
+        for uetr in mine:
+            a.post(f"/v1/payments/{uetr}/cancel")
+    assert mine <= set(whole)
+    assert [p["uetr"] for page in pages for p in page] == whole
+    assert all(len(page) <= 2 for page in pages) and pages[-1] == []
+    assert too_many.status_code == 422

@@ -276,13 +276,22 @@ async def set_payment_times(uetr: str, body: TimesIn, caller: Caller,
         uetr, latest_us, reject_by_us, now), payment)
 
 
+QUEUE_PAGE_MAX = 500  # queued payments in one answer of GET /v1/queue, as the mailbox's
+
+
 @router.get("/v1/queue", response_model=list[PaymentOut], tags=["payments"],
             responses=_ANSWERS)
-def list_queue(caller: Caller, request: Request) -> list[dict]:
-    """Queued payments the caller may see, in settlement order per debtor."""
+def list_queue(caller: Caller, request: Request,
+               offset: int = Query(0, ge=0, le=2**31 - 1, description="queued payments the "
+                                   "caller may see to pass over (the page's start)"),
+               limit: int = Query(QUEUE_PAGE_MAX, ge=1, le=QUEUE_PAGE_MAX)) -> list[dict]:
+    """Queued payments the caller may see, in settlement order per debtor, a page at a time
+    (`offset`, `limit`): only the page is copied, whatever the queue's length."""
     engine = _runner(request).engine
-    return [_record_out(r, caller, engine.participants) for r in engine.queued_payments()
-            if auth.may_see_payment(caller, r, engine.participants)]
+    participants = engine.participants
+    return [_record_out(r, caller, participants) for r in engine.queued_payments(
+        lambda record: auth.may_see_payment(caller, record, participants), offset, limit)]
+
 
 
 @router.post("/v1/gridlock/resolve", tags=["operator", "settlement agent"],

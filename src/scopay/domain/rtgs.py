@@ -584,6 +584,8 @@ class Rtgs:
         active = [o for o in self.orders.values() if o.currency == currency
                   and (o.earliest_us is None or o.earliest_us <= now_us)
                   and o.debtor_account != o.creditor_account and not self._held(o)]
+        if self.policies:
+            active = self._within_reach_of_limits(active)
         if not active:
             return
         accounts = {o.debtor_account for o in active} | {o.creditor_account for o in active}
@@ -611,10 +613,44 @@ class Rtgs:
             for order in over:  # leave out, and choose again without them
                 del candidates[order.uetr]
 
+    def _within_reach_of_limits(self, active: list[Order]) -> list[Order]:
+        """The orders a resolution may settle, limits considered: a normal payment that
+        would take its debtor's position past its limit (and past where it stands) even if
+        every queued payment the other way settled with it is left out. (A bank's queue of
+        payments held by a limit would else be resolved, in vain, at every heartbeat.)"""
+        back: dict[tuple[int, int], int] = {}  # queued amounts (creditor, debtor) both ways
+        for o in active:
+            key = (o.debtor_account, o.creditor_account)
+            back[key] = back.get(key, 0) + o.amount_minor
+        into_multilateral: dict[int, int] = {}  # queued to a debtor, counted multilaterally
+        for (payer, payee), amount in back.items():
+            policy = self.policies.get(payee)
+            if policy is not None and payer not in policy.bilateral_limits:
+                into_multilateral[payee] = into_multilateral.get(payee, 0) + amount
+        kept = []
+        for o in active:
+            policy = self.policies.get(o.debtor_account)
+            if o.rank == 2 and policy is not None:
+                debtor, creditor = o.debtor_account, o.creditor_account
+                limit = policy.bilateral_limits.get(creditor)
+                if limit is not None:
+                    before = self.positions.get((debtor, creditor), 0)
+                    best = before + o.amount_minor - back.get((creditor, debtor), 0)
+                elif policy.multilateral_limit_minor is not None:
+                    limit = policy.multilateral_limit_minor
+                    before = self.multilateral_position(debtor)
+                    best = before + o.amount_minor - into_multilateral.get(debtor, 0)
+                if limit is not None and best > max(limit, before):
+                    continue  # past its limit whatever else settles
+            kept.append(o)
+        return kept
+
     def _over_limits(self, chosen: list[Order]) -> list[Order]:
         """Of normal payments settled together, for each debtor whose bilateral or
-        multilateral position would end above its limit (and above where it stands), the
-        largest payment that pushed it there; none when every limit holds."""
+        multilateral position would end above its limit (and above where it stands), as
+        many of the largest payments that pushed it there as take it back within; none when
+        every limit holds. (One at a time took a round each: a limit over by thousands of
+        payments cost thousands of resolutions, up to LIMIT_ROUNDS_MAX.)"""
         moved: dict[tuple[int, int], int] = {}  # what settling `chosen` adds to each position
         for order in chosen:
             _track(order, moved)
@@ -623,7 +659,7 @@ class Rtgs:
             policy = self.policies.get(debtor)
             if policy is None or creditor not in policy.bilateral_limits:
                 moved_multilateral[debtor] = moved_multilateral.get(debtor, 0) + amount
-        largest: dict[tuple[int, int | None], Order] = {}
+        over: dict[tuple[int, int | None], tuple[int, list[Order]]] = {}  # excess, payments
         for order in chosen:
             policy = self.policies.get(order.debtor_account)
             if order.rank != 2 or policy is None:
@@ -640,11 +676,16 @@ class Rtgs:
                 after = before + moved_multilateral[debtor]
             else:
                 continue
-            if after > limit and after > before and (
-                key not in largest or order.amount_minor > largest[key].amount_minor
-            ):
-                largest[key] = order
-        return list(largest.values())
+            if after > limit and after > before:
+                over.setdefault(key, (after - max(limit, before), []))[1].append(order)
+        dropped = []
+        for excess, orders in over.values():
+            for order in sorted(orders, key=lambda o: o.amount_minor, reverse=True):
+                if excess <= 0:
+                    break
+                dropped.append(order)
+                excess -= order.amount_minor
+        return dropped
 
     def _reserved_for_normal(self, account: int) -> int:
         """Resolution treats every payment as normal: both reservations stay untouched."""

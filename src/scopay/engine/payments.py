@@ -313,12 +313,26 @@ class PaymentOperations:
         record = self.payments.get(uetr)
         return None if record is None else record.sender_bic
 
-    def queued_payments(self) -> list[PaymentRecord]:
+    def queued_payments(self, visible: Callable[[PaymentRecord], bool] | None = None,
+                        offset: int = 0, limit: int | None = None) -> list[PaymentRecord]:
         """Copies of the queued payments' records, as payment() gives them: each debtor
-        account's in the order they would settle (priority, then place in the queue)."""
+        account's in the order they would settle (priority, then place in the queue). With
+        `visible`, only those it takes; `offset` and `limit` page them, and only the page is
+        copied."""
+        page: list[PaymentRecord] = []
         with self._lock:
-            return [_snapshot(self.payments[order.uetr])
-                    for _, queue in sorted(self.rtgs.queues.items()) for order in queue]
+            for _, queue in sorted(self.rtgs.queues.items()):
+                for order in queue:
+                    record = self.payments[order.uetr]
+                    if visible is not None and not visible(record):
+                        continue
+                    if offset:
+                        offset -= 1
+                        continue
+                    if limit is not None and len(page) >= limit:
+                        return page
+                    page.append(_snapshot(record))
+        return page
 
     def mailbox(self, bic: str, after_seq: int = 0, limit: int = 100):
         return self.store.mailbox(bic, after_seq, min(limit, MAILBOX_PAGE_MAX))
