@@ -48,6 +48,7 @@ OFFSET_CANDIDATES_MAX = 64  # queued counter-payments weighed when offsetting on
 RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}
 BUSINESS_DAY_US = DAY_US  # limit positions count one UTC day
 LIMIT_ROUNDS_MAX = 16  # resolutions tried, each leaving out payments over a limit
+LIMIT_ROUNDS_ONE_BY_ONE = 3  # rounds that leave out one payment a limit, before all its excess
 _REJECT_BY, _EARLIEST, _LATEST = 0, 1, 2  # kinds of timed events
 _NO_FLOOR = -(2**63)  # an issuance account, for the resolution's arithmetic
 _new_transfer = positional_constructor(Transfer)  # a Transfer without its frozen __init__'s cost
@@ -235,9 +236,15 @@ class Rtgs:
         its debtor's queue (an urgent or high one not covered holds back those after it)
         are tried at once."""
         order = self.cancel(uetr)
-        if order is None or not self.holds_back(order):
-            return order, Step()  # nothing waited behind it: no queue to try again
-        return order, self.release([order.debtor_account], now_us)
+        if order is None:
+            return order, Step()
+        if self.holds_back(order):
+            return order, self.release([order.debtor_account], now_us)
+        # A normal order kept nothing of its debtor's waiting, but, uncovered at the head of
+        # the payments its creditor may offset against, it kept those back: the creditor's
+        # queue is tried, not the debtor's (which may be long, and has nothing new to try).
+        return order, self.release([order.creditor_account] if self.queues.get(
+            order.creditor_account) else [], now_us)
 
     def holds_back(self, order: Order) -> bool:
         """Can this queued order keep others of its debtor waiting? An urgent or high one
@@ -596,14 +603,17 @@ class Rtgs:
             balances[account] = balance.available_minor - reserved
             floors[account] = _NO_FLOOR if balance.floor_minor is None else balance.floor_minor
         candidates = {o.uetr: o for o in active}
-        for _ in range(LIMIT_ROUNDS_MAX):
+        for round_ in range(LIMIT_ROUNDS_MAX):
             queue = [QueuedPayment(o.uetr, o.debtor_account, o.creditor_account,
                                    o.amount_minor, o.rank, o.sequence)
                      for o in candidates.values()]
             resolution = resolve_gridlock(balances, floors, queue,
                                           respect_priority=self.respect_priority_in_resolution)
             chosen = [candidates[uetr] for uetr in resolution.settle]
-            over = self._over_limits(chosen)
+            # the largest payment over each limit a round, as long as that stays cheap (the
+            # next round may bring in payments back that let the others fit); then all of
+            # each limit's excess at once, so that rounds stay few however far over it is
+            over = self._over_limits(chosen, whole_excess=round_ >= LIMIT_ROUNDS_ONE_BY_ONE)
             if not over:
                 if chosen and self._settle_together(chosen, now_us, step):
                     # the money the resolution moved gives room, as any settled payment
@@ -645,12 +655,11 @@ class Rtgs:
             kept.append(o)
         return kept
 
-    def _over_limits(self, chosen: list[Order]) -> list[Order]:
+    def _over_limits(self, chosen: list[Order], whole_excess: bool = False) -> list[Order]:
         """Of normal payments settled together, for each debtor whose bilateral or
-        multilateral position would end above its limit (and above where it stands), as
-        many of the largest payments that pushed it there as take it back within; none when
-        every limit holds. (One at a time took a round each: a limit over by thousands of
-        payments cost thousands of resolutions, up to LIMIT_ROUNDS_MAX.)"""
+        multilateral position would end above its limit (and above where it stands), the
+        largest payment that pushed it there, or with `whole_excess` as many of the largest
+        as take it back within; none when every limit holds."""
         moved: dict[tuple[int, int], int] = {}  # what settling `chosen` adds to each position
         for order in chosen:
             _track(order, moved)
@@ -685,6 +694,8 @@ class Rtgs:
                     break
                 dropped.append(order)
                 excess -= order.amount_minor
+                if not whole_excess:
+                    break
         return dropped
 
     def _reserved_for_normal(self, account: int) -> int:

@@ -187,8 +187,10 @@ class PaymentOperations:
                                                    status))
                     continue
                 self._transition(record, PaymentStatus.CANCELLED, at, changes, detail=detail)
-                if self.rtgs.holds_back(order):
-                    debtors.add(order.debtor_account)
+                # its debtor's queue if it held that back, else its creditor's (whose
+                # offsets against the debtor it held back): see Rtgs.withdraw
+                debtors.add(order.debtor_account if self.rtgs.holds_back(order)
+                            else order.creditor_account)
                 outcomes.append(None)
             # what they held back, tried once all are out: each debtor's queue once, not
             # once for each of its payments cancelled
