@@ -46,8 +46,10 @@ def test_settlement_agent_moves_money_in_and_out_of_its_currency_only(live_serve
                                                  "amount": "40.00"}).status_code == 201
         assert agent.post("/v1/funds-in", json={"id": "fi-2", "account_id": ru_bank,
                                                 "amount": "1.00"}).status_code == 404
-        assert not_agent.post("/v1/funds-in", json={"id": "fi-3", "account_id": bank,
-                                                    "amount": "1.00"}).status_code == 404
+        refused = not_agent.post("/v1/funds-in", json={"id": "fi-3", "account_id": bank,
+                                                       "amount": "1.00"})
+        assert refused.status_code == 403  # its role moves no central-bank money, anywhere
+        assert "only a settlement agent" in refused.json()["detail"]
     assert live_server.engine.balance(bank).posted_minor == before + 6_000
 
 

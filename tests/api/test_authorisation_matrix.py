@@ -581,10 +581,10 @@ MATRIX += [
 for _path in ("/v1/funds-in", "/v1/funds-out"):
     MATRIX += row_set(
         f"POST {_path}",
-        ("operator", 404, lambda w, p=_path: Call("POST", p, funds_body(w, w.a_cny))),
+        ("operator", 403, lambda w, p=_path: Call("POST", p, funds_body(w, w.a_cny))),
         ("agent", 201, lambda w, p=_path: Call("POST", p, funds_body(w, w.a_cny))),
-        ("own", 404, lambda w, p=_path: Call("POST", p, funds_body(w, w.a_cny))),
-        ("foreign", 404,
+        ("own", 403, lambda w, p=_path: Call("POST", p, funds_body(w, w.a_cny))),
+        ("foreign", 403,
          lambda w, p=_path: Call("POST", p, funds_body(w, w.b_cny), subject=str(w.b_cny)),
          lambda w, p=_path: Call("POST", p, funds_body(w, MISSING_ACCOUNT),
                                  subject=str(MISSING_ACCOUNT))),
@@ -713,7 +713,7 @@ def auditor_rows() -> list[Row]:
         ("PUT /v1/accounts/{id}/credit-line", 403, lambda w: Call(
             "PUT", f"/v1/accounts/{w.b_cny}/credit-line", _NO_CREDIT_LINE),
          None, None, False, None),
-        *[(f"POST {path}", 404, lambda w, p=path: Call("POST", p, funds_body(w, w.b_cny)),
+        *[(f"POST {path}", 403, lambda w, p=path: Call("POST", p, funds_body(w, w.b_cny)),
            None, None, False, None) for path in ("/v1/funds-in", "/v1/funds-out")],
         ("POST /v1/iso20022", 403, lambda w: pacs008(BANK_A, BANK_B), None, None, False,
          PROBLEM_XML),

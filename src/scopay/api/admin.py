@@ -142,10 +142,11 @@ async def _move_central_bank_money(body: FundsIn, caller, request: Request,
                                    inward: bool) -> TransferOut:
     engine = _runner(request).engine
     agent = caller.participant
+    if agent.role != Role.SETTLEMENT_AGENT:  # whatever the account: it tells nothing of it
+        raise ApiError(403, "Forbidden", "only a settlement agent moves central-bank money in "
+                       "and out of scopay (funds-in, funds-out)")
     account = engine.accounts.get(body.account_id)
-    if agent.role != Role.SETTLEMENT_AGENT or account is None or (
-        account.currency != agent.settlement_currency
-    ):
+    if account is None or account.currency != agent.settlement_currency:
         raise ApiError(404, "Not found", f"no account {body.account_id} in your currency")
     if agent.status != Status.ACTIVE:
         raise ApiError(403, "Forbidden", "a suspended settlement agent moves no money")
