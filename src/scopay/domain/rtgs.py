@@ -238,18 +238,17 @@ class Rtgs:
         order = self.cancel(uetr)
         if order is None:
             return order, Step()
-        if self.holds_back(order):
-            return order, self.release([order.debtor_account], now_us)
-        # A normal order kept nothing of its debtor's waiting, but, uncovered at the head of
-        # the payments its creditor may offset against, it kept those back: the creditor's
-        # queue is tried, not the debtor's (which may be long, and has nothing new to try).
-        return order, self.release([order.creditor_account] if self.queues.get(
-            order.creditor_account) else [], now_us)
+        return order, self.release([self.queue_it_held_back(order)], now_us)
 
-    def holds_back(self, order: Order) -> bool:
-        """Can this queued order keep others of its debtor waiting? An urgent or high one
-        can (FIFO within its priority), a normal one only where normal payments keep FIFO."""
-        return order.rank < RANK[Priority.NORMAL] or not self.bypass_fifo_normal
+    def queue_it_held_back(self, order: Order) -> int:
+        """The account whose queue to try once this order has left the queue. An urgent or
+        high one (or any, where normal payments keep FIFO) held back its debtor's later
+        payments: the debtor's. A normal one kept nothing of its debtor's waiting, but,
+        uncovered at the head of the payments its creditor may offset against, it kept those
+        back: the creditor's (not the debtor's, which may be long and has nothing new)."""
+        if order.rank < RANK[Priority.NORMAL] or not self.bypass_fifo_normal:
+            return order.debtor_account
+        return order.creditor_account
 
     def change_priority(self, uetr: str, priority: Priority, now_us: int) -> Step:
         order = self.cancel(uetr)
@@ -418,21 +417,42 @@ class Rtgs:
         if floor is not None and balance.available_minor - reserved - outflow_minor < floor:
             return WaitReason.INSUFFICIENT_LIQUIDITY
         if rank == 2 and policy is not None and outflow_minor > 0:
-            return self._limit_reason(order, policy, outflow_minor)
+            return self._limit_reason(order, outflow_minor)
         return None
 
-    def _limit_reason(self, order: Order, policy: AccountPolicy,
-                      outflow_minor: int) -> WaitReason | None:
-        limit = policy.bilateral_limits.get(order.creditor_account)
+    def _limit_reason(self, order: Order, outflow_minor: int) -> WaitReason | None:
+        found = self._limit_on(order.debtor_account, order.creditor_account)
+        if found is None:
+            return None
+        limit, position, bilateral = found
+        if position + outflow_minor <= limit:
+            return None
+        return WaitReason.BILATERAL_LIMIT if bilateral else WaitReason.MULTILATERAL_LIMIT
+
+    def _limit_on(self, debtor: int, creditor: int) -> tuple[int, int, bool] | None:
+        """The limit a normal payment from debtor to creditor counts against, the position
+        it counts in as it stands, and whether that limit is bilateral (else multilateral);
+        None when the debtor's policy sets neither."""
+        policy = self.policies.get(debtor)
+        if policy is None:
+            return None
+        limit = policy.bilateral_limits.get(creditor)
         if limit is not None:
-            position = self.positions.get((order.debtor_account, order.creditor_account), 0)
-            if position + outflow_minor > limit:
-                return WaitReason.BILATERAL_LIMIT
-        elif policy.multilateral_limit_minor is not None:
-            position = self.multilateral_position(order.debtor_account)
-            if position + outflow_minor > policy.multilateral_limit_minor:
-                return WaitReason.MULTILATERAL_LIMIT
+            return limit, self.positions.get((debtor, creditor), 0), True
+        if policy.multilateral_limit_minor is not None:
+            return policy.multilateral_limit_minor, self.multilateral_position(debtor), False
         return None
+
+    def _multilateral(self, moves: Mapping[tuple[int, int], int]) -> dict[int, int]:
+        """Of changes to bilateral positions ((account, counterparty) -> amount), what each
+        account's multilateral position takes: those towards counterparties its policy sets
+        no bilateral limit for."""
+        totals: dict[int, int] = {}
+        for (account, other), amount in moves.items():
+            policy = self.policies.get(account)
+            if policy is None or other not in policy.bilateral_limits:
+                totals[account] = totals.get(account, 0) + amount
+        return totals
 
     # -- settling ---------------------------------------------------------------------------
 
@@ -628,29 +648,22 @@ class Rtgs:
         would take its debtor's position past its limit (and past where it stands) even if
         every queued payment the other way settled with it is left out. (A bank's queue of
         payments held by a limit would else be resolved, in vain, at every heartbeat.)"""
-        back: dict[tuple[int, int], int] = {}  # queued amounts (creditor, debtor) both ways
+        # what every queued payment coming in would take off its payee's positions
+        incoming: dict[tuple[int, int], int] = {}  # (payee, payer) -> minus the amounts
         for o in active:
-            key = (o.debtor_account, o.creditor_account)
-            back[key] = back.get(key, 0) + o.amount_minor
-        into_multilateral: dict[int, int] = {}  # queued to a debtor, counted multilaterally
-        for (payer, payee), amount in back.items():
-            policy = self.policies.get(payee)
-            if policy is not None and payer not in policy.bilateral_limits:
-                into_multilateral[payee] = into_multilateral.get(payee, 0) + amount
+            key = (o.creditor_account, o.debtor_account)
+            incoming[key] = incoming.get(key, 0) - o.amount_minor
+        incoming_multilateral = self._multilateral(incoming)
         kept = []
         for o in active:
-            policy = self.policies.get(o.debtor_account)
-            if o.rank == 2 and policy is not None:
-                debtor, creditor = o.debtor_account, o.creditor_account
-                limit = policy.bilateral_limits.get(creditor)
-                if limit is not None:
-                    before = self.positions.get((debtor, creditor), 0)
-                    best = before + o.amount_minor - back.get((creditor, debtor), 0)
-                elif policy.multilateral_limit_minor is not None:
-                    limit = policy.multilateral_limit_minor
-                    before = self.multilateral_position(debtor)
-                    best = before + o.amount_minor - into_multilateral.get(debtor, 0)
-                if limit is not None and best > max(limit, before):
+            found = None if o.rank != 2 else self._limit_on(o.debtor_account,
+                                                             o.creditor_account)
+            if found is not None:
+                limit, before, bilateral = found
+                best = before + o.amount_minor + (
+                    incoming.get((o.debtor_account, o.creditor_account), 0) if bilateral
+                    else incoming_multilateral.get(o.debtor_account, 0))
+                if best > max(limit, before):
                     continue  # past its limit whatever else settles
             kept.append(o)
         return kept
@@ -663,28 +676,19 @@ class Rtgs:
         moved: dict[tuple[int, int], int] = {}  # what settling `chosen` adds to each position
         for order in chosen:
             _track(order, moved)
-        moved_multilateral: dict[int, int] = {}
-        for (debtor, creditor), amount in moved.items():
-            policy = self.policies.get(debtor)
-            if policy is None or creditor not in policy.bilateral_limits:
-                moved_multilateral[debtor] = moved_multilateral.get(debtor, 0) + amount
+        moved_multilateral = self._multilateral(moved)
         over: dict[tuple[int, int | None], tuple[int, list[Order]]] = {}  # excess, payments
         for order in chosen:
-            policy = self.policies.get(order.debtor_account)
-            if order.rank != 2 or policy is None:
-                continue
             debtor, creditor = order.debtor_account, order.creditor_account
-            limit = policy.bilateral_limits.get(creditor)
-            if limit is not None:
-                key: tuple[int, int | None] = (debtor, creditor)
-                before = self.positions.get((debtor, creditor), 0)
-                after = before + moved[(debtor, creditor)]
-            elif policy.multilateral_limit_minor is not None:
-                key, limit = (debtor, None), policy.multilateral_limit_minor
-                before = self.multilateral_position(debtor)
-                after = before + moved_multilateral[debtor]
-            else:
+            found = None if order.rank != 2 else self._limit_on(debtor, creditor)
+            if found is None:
                 continue
+            limit, before, bilateral = found
+            if bilateral:
+                key: tuple[int, int | None] = (debtor, creditor)
+                after = before + moved[(debtor, creditor)]
+            else:
+                key, after = (debtor, None), before + moved_multilateral[debtor]
             if after > limit and after > before:
                 over.setdefault(key, (after - max(limit, before), []))[1].append(order)
         dropped = []

@@ -177,7 +177,7 @@ class PaymentOperations:
         assert len(requests) <= PAYMENTS_PER_REQUEST_MAX, "too many in one request"
         with self._lock, self._step(now_us) as (changes, at):
             outcomes: list[PaymentRefused | None] = []
-            debtors: set[int] = set()
+            held_back: set[int] = set()  # the queues to try once all are out
             for uetr, detail in requests:
                 record = self.payments.get(uetr)
                 order = self.rtgs.cancel(uetr)
@@ -187,14 +187,10 @@ class PaymentOperations:
                                                    status))
                     continue
                 self._transition(record, PaymentStatus.CANCELLED, at, changes, detail=detail)
-                # its debtor's queue if it held that back, else its creditor's (whose
-                # offsets against the debtor it held back): see Rtgs.withdraw
-                debtors.add(order.debtor_account if self.rtgs.holds_back(order)
-                            else order.creditor_account)
+                held_back.add(self.rtgs.queue_it_held_back(order))
                 outcomes.append(None)
-            # what they held back, tried once all are out: each debtor's queue once, not
-            # once for each of its payments cancelled
-            self._apply_step(self.rtgs.release(debtors, at), at, changes)
+            # each queue once, not once for each payment cancelled
+            self._apply_step(self.rtgs.release(held_back, at), at, changes)
             self._commit_changes(changes)
             return outcomes
 
