@@ -441,7 +441,7 @@ class Engine(PaymentOperations):
         return [None] * len(answers)
 
     def keep_answer_in_commit(self, bic: str, key: str, request_sha256: str, status_code: int,
-                              body: bytes, now_us: int) -> bool:
+                              body: bytes) -> bool:
         """Keep an answer under its idempotency key in the pending commit, that of the
         command it answers: a retry after any crash then gets this answer, never the
         command again. False if the key holds an answer already (nothing written). If the
@@ -450,8 +450,9 @@ class Engine(PaymentOperations):
         assert self._commit_pending, "no pending commit to keep the answer in"
         if (bic, key) in self.idempotency:
             return False
-        # the batch's own time, never a later one: a batch's last entry stamped past midnight
-        # would stand for a day whose statements it does not carry
+        # stamped with the batch's own time, never a later one (so it takes no clock): a
+        # batch's last entry stamped past midnight would stand for a day whose statements it
+        # does not carry
         at = self._last_timestamp_us
         row = (bic, key, request_sha256, status_code, body, at)
         try:

@@ -436,7 +436,7 @@ class LoopRunner(Runner):
             if answer is not None:
                 try:
                     kept = self.engine.keep_answer_in_commit(
-                        held.bic, held.key, held.request_sha256, *answer, self._clock_us())
+                        held.bic, held.key, held.request_sha256, *answer)
                 except BaseException as error:  # noqa: BLE001 — the batch was rolled back
                     failed: Future = Future()
                     failed.set_exception(error)
