@@ -508,7 +508,7 @@ def _transaction_status(message_id: str, message_type: str, payment: Payment,
         code, text = reason_for(result.reason)
     status = PAYMENT_STATUS_CODE[result.status]
     if status is None:  # returned since it settled (a message sent again): what it instructed
-        # was done, and a pacs.004 took it back; the pacs.002 has no status for the return
+        # was done, and a return took it back; the pacs.002 has no status for the return
         status, text = TransactionStatus.ACCEPTED_SETTLEMENT_COMPLETED, RETURNED_SINCE_TEXT
     return TransactionStatusReport(
         message_id, message_type, status,

@@ -197,16 +197,24 @@ def issue_key_file(engine: Engine, bic: str, path: Path, at_us: int) -> str:
     write_key_file(written, key)
     try:
         engine.register_key(key.key_id, bic, key.public_key, at_us)
-        os.link(written, path)  # never over a file there: it may hold a key still in use
-    except FileExistsError:
-        raise CommandRefused(f"{path} appeared meanwhile; key {key.key_id} is registered but "
-                             f"its private half is in {written}: revoke it, or rename that "
-                             "file") from None
     except BaseException:
         written.unlink()
         raise
-    written.unlink()
+    place_key_file(written, path, key.key_id)
     return key.key_id
+
+
+def place_key_file(written: Path, path: Path, key_id: str) -> None:
+    """Put a registered key's file, written beside `path`, at `path`; never over a file
+    there (it may hold a key still in use): CommandRefused if one appeared meanwhile, and
+    the key stays in `written`."""
+    try:
+        os.link(written, path)
+    except FileExistsError:
+        raise CommandRefused(f"{path} appeared meanwhile; key {key_id} is registered but its "
+                             f"private half is in {written}: revoke it, or rename that "
+                             "file") from None
+    written.unlink()
 
 
 def refuse_existing_key_file(path: Path) -> None:
@@ -452,12 +460,10 @@ def _issue_key_through(url: str, operator_key: Path, bic: str, out: Path) -> str
     write_key_file(written, KeyFile(key_id, bic, made.private_key))
     pending.unlink()  # the key is in `written` now, with its id
     try:
-        os.link(written, out)  # never over a file there: it may hold a key in use
-    except FileExistsError:
-        err.print(f"[red]refused:[/red] {out} appeared meanwhile; key {key_id} is registered "
-                  f"and its private half is in {written}: revoke it, or rename that file")
+        place_key_file(written, out, key_id)
+    except CommandRefused as refused:
+        err.print(f"[red]refused:[/red] {refused}")
         raise typer.Exit(2) from None
-    written.unlink()
     return key_id
 
 
