@@ -324,12 +324,16 @@ def statements(draw) -> Statement:
     booked = draw(st.lists(entries(currency), max_size=5))
     opening = draw(st.integers(-10**14, 10**14))
     closing = opening + sum(e.amount_minor for e in booked if e.status == EntryStatus.BOOKED)
+    page = draw(st.integers(1, 99_999))
+    last_page = draw(st.booleans())
     return Statement(
         message_id=draw(ids), created_at_us=draw(moments_us), statement_id=draw(ids),
         account=draw(accounts), currency=currency, opening_balance_minor=opening,
         opening_date=draw(days), closing_balance_minor=closing, closing_date=draw(days),
         entries=tuple(booked), account_servicer=draw(st.none() | bics),
         sequence_number=draw(st.none() | st.integers(0, 10**17)),
+        # a page before the last closes on an interim balance whatever the day: read as final
+        final=draw(st.booleans()) if last_page else True, page=page, last_page=last_page,
     )
 
 

@@ -51,7 +51,7 @@ from scopay.engine.payments import (
 )
 from scopay.engine.runner import Runner, RunnerBusyError
 from scopay.iso20022.camt029 import build_camt029
-from scopay.iso20022.camt053 import build_camt053
+from scopay.iso20022.camt053 import PAGE_NUMBER_MAX, build_camt053
 from scopay.iso20022.camt054 import build_camt054
 from scopay.iso20022.codes import (
     PAYMENT_STATUS_CODE,
@@ -95,6 +95,7 @@ ISO_ID_LENGTH_MAX = 35  # Max35Text: the ids of the messages scopay writes
 RETURN_TEXT_LENGTH_MAX = 4 * 105  # the AddtlInf lines scopay writes for one reason
 # The last day whose end (the statement's CreDtTm) a date-time can still name.
 STATEMENT_DAY_LAST = date(9999, 12, 30)
+STATEMENT_PAGE_ENTRIES = 1_000  # entries a camt.053 page holds at most (about 0.3 MB of XML)
 
 
 def _runner(request: Request) -> Runner:
@@ -180,11 +181,15 @@ def _answer_id(message_id: str) -> str:
     """The id of scopay's answer to a message: SCOPAY and the message's id when that fits in
     the 35 characters of an ISO id, else SCOPAY and a digest of it (so that two long ids
     never share an answer id, and a message sent again gets the same one)."""
-    answer_id = f"SCOPAY{message_id}"
-    if len(answer_id) <= ISO_ID_LENGTH_MAX:
-        return answer_id
-    return "SCOPAY" + hashlib.sha256(message_id.encode()).hexdigest()[
-        :ISO_ID_LENGTH_MAX - len("SCOPAY")]
+    return _iso_id("SCOPAY", message_id)
+
+
+def _iso_id(prefix: str, name: str) -> str:
+    """prefix + name when that fits in the 35 characters of an ISO id, else prefix + a
+    digest of name: distinct names keep distinct ids, the same name the same id."""
+    if len(prefix) + len(name) <= ISO_ID_LENGTH_MAX:
+        return prefix + name
+    return prefix + hashlib.sha256(name.encode()).hexdigest()[:ISO_ID_LENGTH_MAX - len(prefix)]
 
 
 def _mailbox_message(seq: int, caller: auth.Caller, request: Request) -> Response:
@@ -229,9 +234,17 @@ def _mailbox_message(seq: int, caller: auth.Caller, request: Request) -> Respons
 @router.get("/v1/accounts/{account_id}/statement", tags=["accounts"], responses=_ANSWERS,
             response_class=Response)
 def statement(account_id: AccountIdPath, caller: Caller, request: Request,
-              day: date = Query(description="statement day (UTC)")) -> Response:
+              day: date = Query(description="statement day (UTC)"),
+              page: int = Query(1, ge=1, le=PAGE_NUMBER_MAX,
+                                description=f"page of the statement: one holds at most "
+                                            f"{STATEMENT_PAGE_ENTRIES:,} entries, and says "
+                                            "whether it is the last (LastPgInd)"),
+              ) -> Response:
     """camt.053 for one account and one UTC day: opening and closing balances and entries.
-    Today's is interim (its closing balance ITBD, as of now); a day to come has none."""
+    Today's is interim (its closing balance ITBD, as of now); a day to come has none. A day
+    of more than 1,000 entries comes in pages (MsgPgntn and StmtPgntn), each adding up on
+    its own: the first opens on OPBD, each later one on the interim balance the one before
+    closed on (ITBD, sub-type OIBD); each but the last closes on ITBD, sub-type CIBD."""
     if day > STATEMENT_DAY_LAST:
         raise ApiError(422, "Invalid request",
                        f"day: a statement day is at most {STATEMENT_DAY_LAST.isoformat()} (its "
@@ -242,24 +255,35 @@ def statement(account_id: AccountIdPath, caller: Caller, request: Request,
     account = engine.accounts.get(account_id)
     if account is None or not auth.may_see_account(caller, account):
         raise ApiError(404, "Not found", f"no account {account_id} visible to you")
-    return Response(_statement(engine, account, day), media_type=XML)
+    return Response(_statement(engine, account, day, page), media_type=XML)
 
 
-def _statement(engine, account, day: date) -> bytes:
-    """camt.053 of one account and UTC day, whether asked for or fetched from the mailbox."""
+def _statement(engine, account, day: date, page: int = 1) -> bytes:
+    """camt.053 of one account and UTC day, whether asked for or fetched from the mailbox
+    (its first page, then). A page holds at most STATEMENT_PAGE_ENTRIES entries; the XML of
+    one page only is built, from the account's entries of that page only."""
     account_id = account.id
     start_us = (datetime(day.year, day.month, day.day, tzinfo=UTC) - _EPOCH) // timedelta(
         microseconds=1)
     end_us = start_us + 86_400_000_000
-    activity = engine.account_activity(account_id, start_us, end_us)
+    activity = engine.account_activity(account_id, start_us, end_us,
+                                       (page - 1) * STATEMENT_PAGE_ENTRIES,
+                                       STATEMENT_PAGE_ENTRIES)
+    pages = max(1, -(-activity.in_period // STATEMENT_PAGE_ENTRIES))
+    if page > pages:
+        raise ApiError(404, "Not found", f"the statement of account {account_id} for "
+                       f"{day.isoformat()} has {pages} page{'s' if pages > 1 else ''}")
     entries = [_entry(engine, t, change, day) for t, change in activity.postings]
     opening, closing = activity.opening_minor, activity.closing_minor
     now_us = time.time_ns() // 1000
     final = end_us <= now_us  # else today's, as of now: its entries so far
-    report = Statement(f"STMT{account_id}{day_digits(day)}", end_us if final else now_us,
+    message_id = _iso_id("STMT", f"{account_id}{day_digits(day)}" + (
+        f"P{page}" if page > 1 else ""))
+    report = Statement(message_id, end_us if final else now_us,
                        statement_id(account_id, day), str(account_id), account.currency, opening,
                        day, closing, day, tuple(entries),
-                       account_servicer=_servicer(engine, account), final=final)
+                       account_servicer=_servicer(engine, account), final=final,
+                       page=page, last_page=page == pages)
     return _written(build_camt053, report, f"the statement of account {account_id} for {day}")
 
 

@@ -84,6 +84,7 @@ def _tune_garbage_collector() -> None:
 # by its pacs.004 and pacs.002. Every other entry that moves posted money gets a camt.054.
 _NOTIFIED_OTHERWISE = (PAYMENT_TRANSFER_PREFIX, RETURN_TRANSFER_PREFIX)
 _MOVES_POSTED = frozenset({TransferKind.POSTED, TransferKind.POST_PENDING})
+_POSTED_KINDS = sorted(kind.value for kind in _MOVES_POSTED)  # as the store names them
 
 
 class CommandRefused(ValueError):
@@ -94,6 +95,7 @@ class AccountActivity(NamedTuple):
     opening_minor: int
     closing_minor: int
     postings: list[tuple[Transfer, int]]  # (journal entry's transfer, change to the account)
+    in_period: int  # postings in the whole period: those asked for may be a page of them
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,24 +475,30 @@ class Engine(PaymentOperations):
         with self._lock:
             return self._balance_view(account_id) if account_id in self.accounts else None
 
-    def account_activity(self, account_id: int, start_us: int,
-                         end_us: int) -> AccountActivity:
-        """An account's posted balance at start_us and end_us and the postings between, for
-        a statement. Worked back from the balance now over the entries since start_us only
-        (journal times never go backwards, so those entries are a range of seqs)."""
+    def account_activity(self, account_id: int, start_us: int, end_us: int, offset: int = 0,
+                         limit: int = -1) -> AccountActivity:
+        """An account's postings between start_us and end_us, for a statement: `limit` of
+        them from the `offset`-th (all for -1), with the posted balance before and after
+        them, and how many the period holds. The balance at start_us is worked back from
+        the balance now over the account's postings since (journal times never go
+        backwards, so those entries are a range of seqs); the store sums and filters the
+        range, so only the account's postings asked for are read into Python."""
         with self._lock:
             posted_now = self.ledger.balances[account_id].posted_minor
             last_seq = self._journal_count
-        first_seq = self.store.first_journal_seq_from(start_us, last_seq)
-        since_start, during, postings = 0, 0, []
-        for _, entry in self.store.journal(after_seq=first_seq - 1, until_seq=last_seq):
-            change = posted_change(entry.transfer, account_id)
-            since_start += change
-            if change and entry.timestamp_us < end_us:
-                during += change
-                postings.append((entry.transfer, change))
-        opening = posted_now - since_start
-        return AccountActivity(opening, opening + during, postings)
+        store, kinds = self.store, _POSTED_KINDS
+        first_seq = store.first_journal_seq_from(start_us, last_seq)
+        end_seq = store.first_journal_seq_from(end_us, last_seq)  # the first after the period
+        _, since_start = store.account_movements(account_id, first_seq, last_seq, kinds)
+        in_period, _ = store.account_movements(account_id, first_seq, end_seq - 1, kinds)
+        _, before = store.account_movements(account_id, first_seq, end_seq - 1, kinds,
+                                            limit=offset)
+        postings = [(entry.transfer, posted_change(entry.transfer, account_id)) for _, entry
+                    in store.account_entries(account_id, first_seq, end_seq - 1, kinds,
+                                             offset, limit)]
+        opening = posted_now - since_start + before
+        return AccountActivity(opening, opening + sum(change for _, change in postings),
+                               postings, in_period)
 
     @property
     def journal_count(self) -> int:
@@ -629,7 +637,7 @@ class Engine(PaymentOperations):
         first_seq = self.store.first_journal_seq_from(self._statement_day * BUSINESS_DAY_US,
                                                       last_seq)
         booked = self.store.accounts_posted(first_seq, last_seq, day * BUSINESS_DAY_US,
-                                            BUSINESS_DAY_US, [k.value for k in _MOVES_POSTED])
+                                            BUSINESS_DAY_US, _POSTED_KINDS)
         return [statement_notice(self.accounts[account_id].owner_bic, account_id, finished,
                                  at_us) for finished, account_id in booked]
 

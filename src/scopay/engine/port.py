@@ -82,6 +82,17 @@ class Store(Protocol):
         """(day number, account id) of each account with a journal entry of these kinds in
         seqs first_seq..last_seq before `before_us`, sorted."""
 
+    def account_movements(self, account_id: int, first_seq: int, last_seq: int,
+                          kinds: Sequence[str], limit: int = -1) -> tuple[int, int]:
+        """(count, net change) of the account's entries of these kinds in seqs
+        first_seq..last_seq, the first `limit` of them (all for -1)."""
+
+    def account_entries(self, account_id: int, first_seq: int, last_seq: int,
+                        kinds: Sequence[str], offset: int, limit: int,
+                        ) -> list[tuple[int, JournalEntry]]:
+        """The account's entries of these kinds in seqs first_seq..last_seq, in order,
+        `limit` of them from the `offset`-th."""
+
     def last_notice_times(self, reason: str) -> dict[str, int]:
         """Per UETR, the time of the last notice about it with this reason."""
 

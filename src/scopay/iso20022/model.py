@@ -239,6 +239,9 @@ class Statement:
     account_servicer: str | None = None  # BIC
     sequence_number: int | None = None
     final: bool = True  # the day is over (closing balance CLBD); else interim (ITBD)
+    page: int = 1  # a statement too long for one message comes in pages, numbered from 1
+    last_page: bool = True  # a page before the last closes on an interim balance (ITBD
+    # CIBD), and the next opens on it (ITBD OIBD): such a page is read back as final
 
 
 @dataclass(frozen=True, slots=True)

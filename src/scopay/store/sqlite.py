@@ -540,6 +540,38 @@ class SQLiteStore:
                 low = middle + 1
         return low
 
+    def account_movements(self, account_id: int, first_seq: int, last_seq: int,
+                          kinds: Sequence[str], limit: int = -1) -> tuple[int, int]:
+        """(count, net change) of the account's journal entries of the given kinds with seq in
+        [first_seq, last_seq], the first `limit` of them (all for -1). Summed in SQLite:
+        each partial sum is a difference of two balances, so it stays within 64 bits."""
+        query, params = self._movements(account_id, first_seq, last_seq, kinds)
+        return self._reader().execute(
+            f"SELECT count(*), coalesce(sum(change), 0) FROM (SELECT CASE WHEN "
+            f"debit_account_id = ? THEN -amount_minor ELSE amount_minor END AS change {query} "
+            "ORDER BY seq LIMIT ?)", (account_id, *params, limit)).fetchone()
+
+    def account_entries(self, account_id: int, first_seq: int, last_seq: int,
+                        kinds: Sequence[str], offset: int, limit: int,
+                        ) -> list[tuple[int, JournalEntry]]:
+        """(seq, entry) of the account's journal entries of the given kinds with seq in
+        [first_seq, last_seq], in journal order, `limit` of them from the `offset`-th."""
+        query, params = self._movements(account_id, first_seq, last_seq, kinds)
+        rows = self._reader().execute(
+            f"SELECT seq, {_JOURNAL_COLUMNS} {query} ORDER BY seq LIMIT ? OFFSET ?",
+            (*params, limit, offset))
+        return [(row[0], JournalEntry(_transfer_from_row(row[1:]), row[10])) for row in rows]
+
+    @staticmethod
+    def _movements(account_id: int, first_seq: int, last_seq: int,
+                   kinds: Sequence[str]) -> tuple[str, tuple]:
+        """The FROM and WHERE of an account's journal entries in a seq range: the range is
+        read by its rowids and filtered in SQLite, not in Python."""
+        marks = ",".join("?" * len(kinds))
+        return (f"FROM journal WHERE seq BETWEEN ? AND ? AND kind IN ({marks}) "
+                "AND (debit_account_id = ? OR credit_account_id = ?)",
+                (first_seq, last_seq, *kinds, account_id, account_id))
+
     def journal_entry(self, transfer_id: str) -> tuple[int, JournalEntry] | None:
         row = self._reader().execute(
             f"SELECT seq, {_JOURNAL_COLUMNS} FROM journal WHERE id = ?", (transfer_id,)
