@@ -6,6 +6,7 @@ import pytest
 
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.ledger import JournalEntry, RejectionRecord, Transfer, TransferKind
+from scopay.domain.mailbox import Notice, NoticeKind
 from scopay.domain.money import AMOUNT_MINOR_MAX
 from scopay.domain.participant import Participant, Role, Status, Tier
 from scopay.domain.rejection import Rejection
@@ -248,3 +249,30 @@ def test_openers_racing_on_a_new_database_all_open_it_and_migrate_it_once(tmp_pa
         with closing(sqlite3.connect(path)) as db:
             versions = [v for (v,) in db.execute("SELECT version FROM schema_migration")]
         assert versions == [version for version, _ in migrations()]  # each once
+
+
+def test_a_notice_is_fetched_by_its_number_without_walking_the_notices_of_others(tmp_path):
+    """Fetching one's notice costs the same however many notices of others follow it: a
+    read-only participant fetching an old number must not make the store walk the table."""
+    store = SQLiteStore(tmp_path / "mailbox.db")
+    mine = Notice("DEMACNX0", NoticeKind.STATUS_REPORT, "u-1", "settled", None, 1)
+    store.commit(notices=[mine], at_us=1)
+    steps = []
+
+    def cost(seq: int, bic: str = "DEMACNX0"):
+        count = [0]
+        reader = store._reader()
+        reader.set_progress_handler(lambda: count.__setitem__(0, count[0] + 1) or 0, 1)
+        found = store.mailbox_notice(bic, seq)
+        reader.set_progress_handler(None, 1)
+        steps.append(count[0])
+        return found
+
+    assert cost(1) == mine
+    others = [Notice("DEMBCNX0", NoticeKind.STATUS_REPORT, f"u-{n}", "settled", None, 2)
+              for n in range(20_000)]
+    store.commit(notices=others, at_us=2)
+    assert cost(1) == mine and cost(2) is None  # another's notice: as if none
+    assert cost(99_999) is None
+    assert max(steps[1:]) <= 2 * steps[0]  # not 20,000 rows later
+    store.close()

@@ -199,12 +199,9 @@ def _mailbox_message(seq: int, caller: auth.Caller, request: Request) -> Respons
     notification of a ledger movement that is no payment (camt.054), or the statement of an
     account for a finished day (camt.053)."""
     engine = _runner(request).engine
-    found = [entry for entry in engine.store.mailbox(caller.participant.bic, seq - 1, 1,
-                                                     include_acknowledged=True)
-             if entry[0] == seq]
-    if not found:
+    notice = engine.store.mailbox_notice(caller.participant.bic, seq)
+    if notice is None:
         raise ApiError(404, "Not found", f"no message {seq} in your mailbox")
-    notice = found[0][1]
     if notice.kind in NOTIFICATION_KINDS:
         return Response(_notification(engine, seq, notice), media_type=XML)
     if notice.kind == NoticeKind.STATEMENT:

@@ -305,6 +305,8 @@ class Rtgs:
                 order.latest_warned_us = at_us
                 step.late.append(order)
         self._release({a for a in due if a in self.queues}, now_us, step)
+        # warned only if still queued: one rejected or settled in this step is told that
+        step.late = [order for order in step.late if self.orders.get(order.uetr) is order]
         return step
 
     def release(self, accounts: Iterable[int], now_us: int) -> Step:

@@ -110,6 +110,9 @@ def _statements(sql: str) -> list[str]:
     return [statement for statement in text.split(";") if statement.strip()]
 
 
+_NOTICE_COLUMNS = "participant_bic, kind, uetr, status, reason, created_us"
+
+
 def journal_row(entry: JournalEntry) -> tuple:
     """The journal row of an entry, in plain values. Hot path: attrgetter builds the tuple in
     C; `linked` stays a bool, which SQLite stores as 0/1."""
@@ -674,16 +677,23 @@ class SQLiteStore:
             found[row[0]] = AccountPolicy(row[1], row[2], limits, row[3])
         return found
 
-    def mailbox(self, bic: str, after_seq: int = 0, limit: int = 100,
-                include_acknowledged: bool = False) -> list[tuple[int, Notice, int | None]]:
-        """(seq, notice, acknowledged at) of a participant's mailbox, oldest first."""
-        sql = ("SELECT seq, participant_bic, kind, uetr, status, reason, created_us, acked_us "
-               "FROM mailbox WHERE participant_bic = ? AND seq > ?")
-        if not include_acknowledged:
-            sql += " AND acked_us IS NULL"
-        rows = self._reader().execute(sql + " ORDER BY seq LIMIT ?", (bic, after_seq, limit))
+    def mailbox(self, bic: str, after_seq: int = 0,
+                limit: int = 100) -> list[tuple[int, Notice, int | None]]:
+        """(seq, notice, acknowledged at) of a participant's unacknowledged notices, oldest
+        first (by the index of those)."""
+        rows = self._reader().execute(
+            f"SELECT seq, {_NOTICE_COLUMNS}, acked_us FROM mailbox WHERE participant_bic = ? "
+            "AND seq > ? AND acked_us IS NULL ORDER BY seq LIMIT ?", (bic, after_seq, limit))
         return [(r[0], Notice(r[1], NoticeKind(r[2]), r[3], r[4], r[5], r[6]), r[7])
                 for r in rows]
+
+    def mailbox_notice(self, bic: str, seq: int) -> Notice | None:
+        """One notice of a participant's, acknowledged or not, by its seq (the primary key:
+        never a walk over the notices of others)."""
+        r = self._reader().execute(
+            f"SELECT {_NOTICE_COLUMNS} FROM mailbox WHERE seq = ? AND participant_bic = ?",
+            (seq, bic)).fetchone()
+        return None if r is None else Notice(r[0], NoticeKind(r[1]), r[2], r[3], r[4], r[5])
 
     def close(self) -> None:
         for reader in self._reader_connections:
