@@ -109,7 +109,7 @@ async def post_message(request: Request, caller: Caller) -> Response:
     message."""
     body = await request.body()
     try:
-        message_type, value = parse_message(body)
+        message_type, value = await _parsed(request, body)
     except MessageRefused as refusal:
         return problem_xml(400, refusal.reason_code, refusal.text)
     header = None
@@ -134,6 +134,22 @@ async def post_message(request: Request, caller: Caller) -> Response:
     return Response(_with_header(_runner(request).engine, caller, answer.body,
                                  _answer_id(header.business_message_id),
                                  header.business_service), media_type=XML)
+
+
+# A message this long is read on a worker thread, one at a time: reading takes about 0.1 ms
+# per transaction, and on the event loop a 6,000-transaction message held every other
+# request for 0.75 s. Shorter ones are read inline (the hop would cost more than the read).
+READ_ON_THREAD_BYTES = 64 * 1024
+
+
+async def _parsed(request: Request, body: bytes) -> tuple[str, object]:
+    if len(body) < READ_ON_THREAD_BYTES:
+        return parse_message(body)
+    state = request.app.state
+    if getattr(state, "iso_reading", None) is None:  # made on the loop that uses it
+        state.iso_reading = asyncio.Semaphore(1)
+    async with state.iso_reading:
+        return await asyncio.to_thread(parse_message, body)
 
 
 @router.get("/v1/mailbox/{seq}/message", tags=["mailbox"], responses=_ANSWERS,
