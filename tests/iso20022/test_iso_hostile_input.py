@@ -342,3 +342,21 @@ def test_a_return_message_naming_one_payment_or_return_twice_is_refused(same):
     error = refused(data, parse_message)
     assert error.reason_code == "AM05"
     assert "in two transactions" in error.text
+
+
+CBPR = (SAMPLES_DIR / "pacs008_cbpr_customer_transfer.xml").read_bytes()
+OTHER_ACCOUNT = "<Othr>\n            <Id>6222020200112233445</Id>\n          </Othr>"
+
+
+@pytest.mark.parametrize("reader", ["text", "tree"])
+def test_an_iban_with_wrong_check_digits_is_refused_ac01_and_a_right_one_read(reader):
+    def with_iban(iban: str) -> bytes:
+        data = altered(CBPR, OTHER_ACCOUNT, f"<IBAN>{iban}</IBAN>")
+        if reader == "tree":  # a comment inside makes the text reader leave it to the tree
+            data = altered(data, "<IBAN>", "<!-- x --><IBAN>")
+        return data
+
+    (payment,) = parse_message(with_iban("DE89370400440532013000"))[1].payments
+    assert payment.debtor.account == "DE89370400440532013000"
+    error = refused(with_iban("DE89370400440532013001"))  # one digit off
+    assert error.reason_code == "AC01" and "check digits" in error.text

@@ -35,7 +35,7 @@ from scopay.iso20022.datatype import (
     text_reader,
 )
 from scopay.iso20022.model import Case
-from scopay.iso20022.pattern import text_rule
+from scopay.iso20022.pattern import Unreadable, text_rule
 from scopay.iso20022.shape import Fields, Shape, add, refuse_at
 
 ACCOUNT_ID_LENGTH_MAX = 34  # Max34Text of GenericAccountIdentification1
@@ -136,10 +136,19 @@ def read_iban(element: etree._Element) -> str:
     iban = element.text
     if iban is None or not _IBAN.fullmatch(iban) or len(element):
         refuse_at(element, ReasonCode.INCORRECT_ACCOUNT_NUMBER, f"{iban!r} is not an IBAN")
+    if not is_iban(iban):
+        refuse_at(element, ReasonCode.INCORRECT_ACCOUNT_NUMBER,
+                  f"{iban!r} is not an IBAN: its check digits are wrong (ISO 7064 mod 97-10)")
     return iban
 
 
-text_rule(read_iban, _IBAN.pattern)
+def _checked_iban(text: str) -> str:
+    if not is_iban(text):
+        raise Unreadable  # the tree reader says why
+    return text
+
+
+text_rule(read_iban, _IBAN.pattern, _checked_iban)
 
 
 def account_id(fields: Fields, element: etree._Element) -> str:
