@@ -125,6 +125,20 @@ def test_a_pacs008_v13_is_forwarded_as_v13_with_its_long_address(live_server, xs
     assert received.payments[0].creditor.address.street == street
 
 
+def test_a_forwarded_payment_is_instructed_to_its_recipient_past_named_intermediaries(
+        live_server, xsd):
+    """scopay settles on the creditor agent's account: the copy it forwards names the
+    creditor agent as instructed agent, not the first intermediary the sender named."""
+    paid = replace(payment(3_400), intermediary_agents=("SABRRUMM", "BKCHCNBJ"))
+    incoming = forwarded(live_server, build_pacs008(message(paid), PACS008_V08), paid.uetr)
+    assert incoming.status_code == 200, incoming.text
+    assert valid(xsd, PACS008_V08, incoming.content)
+    ns = {"d": "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"}
+    tx = etree.fromstring(incoming.content).find(".//d:CdtTrfTxInf", ns)
+    assert [tx.findtext(f"d:{agent}/d:FinInstnId/d:BICFI", namespaces=ns) for agent in (
+        "InstgAgt", "InstdAgt", "IntrmyAgt1")] == [BANK_A, BANK_B, "SABRRUMM"]
+
+
 def test_a_pacs009_is_forwarded_as_a_pacs009(live_server, xsd):
     transfer = Payment(str(uuid.uuid4()), uuid.uuid4().hex[:16], "E2E-" + uuid.uuid4().hex[:8],
                        BANK_A, BANK_B, Party("Demo Bank A", address=PostalAddress("CN", "北京")),

@@ -569,7 +569,7 @@ def read_credit_transfer_text(data: bytes, document: etree._Element,
             return None  # the tree reader refuses it
     except Unreadable:
         return None
-    return new_credit_transfer_message(header[0], header[1], tuple(payments), header[6])
+    return new_credit_transfer_message(header[0], header[1], tuple(payments), header[6], None)
 
 
 def match_message(text: str, reading: TextReading) -> tuple[re.Match, list[tuple]] | None:
@@ -703,12 +703,13 @@ def settlement_date(payment: Payment, created_at_us: int) -> date:
     return day
 
 
-def add_route(tx: etree._Element, payment: Payment) -> None:
-    """InstgAgt, InstdAgt and IntrmyAgt1..3: who sends, who receives, who is in between."""
+def add_route(tx: etree._Element, payment: Payment, instructed: str | None = None) -> None:
+    """InstgAgt, InstdAgt and IntrmyAgt1..3: who sends, who receives (`instructed`, else the
+    next agent on the payment's route), who is in between."""
     if len(payment.intermediary_agents) > INTERMEDIARY_AGENTS_MAX:
         raise ValueError(f"at most {INTERMEDIARY_AGENTS_MAX} intermediary agents")
     add_agent(tx, "InstgAgt", payment.sender_bic or payment.debtor_agent)
-    next_agent = (payment.intermediary_agents or (payment.creditor_agent,))[0]
+    next_agent = instructed or (payment.intermediary_agents or (payment.creditor_agent,))[0]
     add_agent(tx, "InstdAgt", next_agent)
     for name, bic in zip(_INTERMEDIARIES, payment.intermediary_agents, strict=False):
         add_agent(tx, name, bic)

@@ -39,6 +39,9 @@ class CreditTransferMessage:
     created_at_us: int
     payments: tuple[Payment, ...]
     settlement_method: SettlementMethod = SettlementMethod.CLEARING_SYSTEM
+    # the agent the message goes to (each transaction's InstdAgt), when not the next agent
+    # on each payment's route: scopay forwarding a settled payment to the mailbox it fills
+    instructed_agent: str | None = None
 
     @property
     def number_of_transactions(self) -> int:

@@ -355,7 +355,7 @@ def add_transaction(tx: etree._Element, payment: Payment, message: CreditTransfe
         element = add(tx, "ChrgsInf")
         add_amount(element, "Amt", amount, currency)
         add_agent(element, "Agt", agent)
-    add_route(tx, payment)
+    add_route(tx, payment, message.instructed_agent)
     add_party(tx, "Dbtr", payment.debtor, version.components)
     if payment.debtor.account is not None:
         add_account(tx, "DbtrAcct", payment.debtor.account)

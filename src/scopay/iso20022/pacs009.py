@@ -99,7 +99,7 @@ def add_transaction(tx: etree._Element, payment: Payment, message: CreditTransfe
                     version: CreditTransferVersion) -> None:
     check_institution_transfer(payment)
     add_transaction_head(tx, payment, message.created_at_us)
-    add_route(tx, payment)
+    add_route(tx, payment, message.instructed_agent)
     add_institution(tx, "Dbtr", payment.debtor_agent, payment.debtor, version.components)
     if payment.debtor.account is not None:
         add_account(tx, "DbtrAcct", payment.debtor.account)
