@@ -131,6 +131,13 @@ def test_declared_foreign_encoding_is_refused():
     assert "only UTF-8 is read" in refused(data).text
 
 
+@pytest.mark.parametrize("padding", [1, 300, 100_000])
+def test_a_foreign_encoding_is_refused_however_long_the_declaration(padding):
+    data = altered(CUSTOMER_TRANSFER, 'encoding="UTF-8"', " " * padding + 'encoding="ISO-8859-1"')
+    assert "declares encoding ISO-8859-1" in refused(data).text
+    assert refused(b"\xef\xbb\xbf" + data).reason_code == "FF01"  # after a byte order mark
+
+
 def test_wrong_namespace_is_refused_naming_what_scopay_reads():
     data = altered(CUSTOMER_TRANSFER, "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08",
                    "urn:example:payments")

@@ -26,7 +26,6 @@ MESSAGE_BYTES_MAX = 10 * 1024 * 1024  # 10 MiB: a 1,000-transaction pacs.008 is 
 DEPTH_MAX = 64  # element nesting; the deepest ISO path scopay reads is about 12
 ELEMENTS_MAX = 500_000  # elements per document, far above what MESSAGE_BYTES_MAX holds in ISO
 ELEMENT_BYTES_MIN = 4  # `<a/>`: no element takes fewer bytes
-PROLOGUE_BYTES_MAX = 200  # where an XML declaration naming its encoding must stand
 
 REFUSED_FORMAT = ReasonCode.INVALID_FILE_FORMAT
 
@@ -34,7 +33,10 @@ _DOCTYPE = b"<!DOCTYPE"
 _FOREIGN_BYTE_ORDER_MARKS = (
     b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\xfe\xff", b"\xff\xfe", b"\x00<", b"<\x00",
 )
-_DECLARED_ENCODING = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+# The encoding an XML declaration names: the declaration stands first (after a byte order
+# mark), however long its white space makes it, and holds no '>' before its end.
+_DECLARED_ENCODING = re.compile(rb"\A(?:\xef\xbb\xbf)?[ \t\r\n]*<\?xml[ \t\r\n][^>]*?"
+                                rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 # The declarations most messages start with (lxml's and the usual senders'), all UTF-8.
 _UTF8_DECLARATIONS = tuple(
     f"<?xml version={quote}1.0{quote} encoding={quote}{name}{quote}".encode("ascii")
@@ -90,7 +92,7 @@ def check_message_bytes(data: bytes) -> None:
         raise MessageRefused(REFUSED_FORMAT, "message is not UTF-8 (UTF-16/32 byte order)")
     declared = None
     if not data.startswith(_UTF8_DECLARATIONS):  # where the search would find UTF-8 first
-        declared = _DECLARED_ENCODING.search(data, 0, PROLOGUE_BYTES_MAX)
+        declared = _DECLARED_ENCODING.match(data)
     if declared is not None and declared.group(1).lower() not in (b"utf-8", b"utf8"):
         raise MessageRefused(
             REFUSED_FORMAT,
