@@ -367,3 +367,20 @@ def test_an_iban_with_wrong_check_digits_is_refused_ac01_and_a_right_one_read(re
     assert payment.debtor.account == "DE89370400440532013000"
     error = refused(with_iban("DE89370400440532013001"))  # one digit off
     assert error.reason_code == "AC01" and "check digits" in error.text
+
+
+@pytest.mark.parametrize("reader", ["text", "tree"])
+def test_a_date_time_finer_than_a_microsecond_is_read_to_the_microsecond(reader):
+    """xs:dateTime allows any number of fractional digits (.NET writes seven): scopay keeps
+    microseconds and drops the rest, as it would a message written to the microsecond."""
+    def sent_at(moment: str) -> int:
+        data = altered(CBPR, "<CreDtTm>2026-11-29T09:30:00+08:00</CreDtTm>",
+                       f"<CreDtTm>{moment}</CreDtTm>")
+        if reader == "tree":
+            data = altered(data, "<CreDtTm>", "<!-- x --><CreDtTm>")
+        return parse_message(data)[1].created_at_us
+
+    assert sent_at("2026-11-29T09:30:00.1234567+08:00") == sent_at(
+        "2026-11-29T09:30:00.123456+08:00") == sent_at("2026-11-29T09:30:00.123456999999+08:00")
+    assert sent_at("2026-11-29T09:30:00.123456+08:00") - sent_at(
+        "2026-11-29T09:30:00+08:00") == 123_456
