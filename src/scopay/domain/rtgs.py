@@ -251,23 +251,66 @@ class Rtgs:
         return order.creditor_account
 
     def change_priority(self, uetr: str, priority: Priority, now_us: int) -> Step:
-        order = self.cancel(uetr)
-        assert order is not None, "only a queued payment changes priority"
+        order = self.orders[uetr]
+        blocked = self._normals_blocked(order.debtor_account, now_us)
+        self.cancel(uetr)
         order.priority = priority
         self._enqueue(order)
-        return self.release([order.debtor_account], now_us)
+        return self._retry_reordered(order, blocked, now_us)
 
     def move(self, uetr: str, to_front: bool, now_us: int) -> Step:
         """Put a queued payment first (or last) among those of its debtor and priority."""
-        order = self.cancel(uetr)
-        assert order is not None, "only a queued payment moves"
+        order = self.orders[uetr]
+        blocked = self._normals_blocked(order.debtor_account, now_us)
+        self.cancel(uetr)
         if to_front:
             self._front_sequence -= 1
             order.sequence = self._front_sequence
         else:
             order.sequence = self._take_sequence()
         self._enqueue(order)
-        return self.release([order.debtor_account], now_us)
+        return self._retry_reordered(order, blocked, now_us)
+
+    def _retry_reordered(self, order: Order, normals_were_blocked: bool, now_us: int) -> Step:
+        """Try what a new place or priority of a queued order may let settle, and no more.
+        Before the change its debtor's queue stood settled as far as it could go (every step
+        that adds liquidity or frees a limit tries the queues it touches), and no liquidity
+        came: so only the urgent and high payments' order, and whether they still hold the
+        normal ones back, can have changed (a normal one's own place matters to none: each
+        settles when covered, whatever its place). The urgent and high payments are tried in
+        their new order (they stop at the first not covered); the normal ones all again only
+        if they were held back and no longer are. Where normal payments keep FIFO the whole
+        queue is tried: that stops at the first not covered anyway.
+        A queue of 100,000 normal payments cost 0.15 s a move when tried whole. (On a new
+        business day every queue is tried, as after any step.)"""
+        debtor, step = order.debtor_account, Step()
+        new_day = self._start_day(now_us // BUSINESS_DAY_US)
+        if new_day or not self.bypass_fifo_normal:
+            self._release(set(self.queues) if new_day else {debtor}, now_us, step)
+            return step
+        queue = self.queues.get(debtor, [])
+        first = len(step.settled)
+        self._settle_from_queue(debtor, now_us, step, queue[:self._normals_start(queue)])
+        if normals_were_blocked and not self._normals_blocked(debtor, now_us):
+            self._settle_from_queue(debtor, now_us, step)
+        # what settled paid its creditors (and, offset, this debtor): their queues next
+        self._release({o.creditor_account for o in step.settled[first:]}, now_us, step)
+        return step
+
+    @staticmethod
+    def _normals_start(queue: list[Order]) -> int:
+        """Where a queue's normal payments begin (it is sorted by rank, then sequence)."""
+        return bisect_left(queue, RANK[Priority.NORMAL], key=lambda o: o.rank)
+
+    def _normals_blocked(self, account: int, now_us: int) -> bool:
+        """Does an urgent or high payment hold the account's normal ones back? One that is
+        active (its earliest time reached, not held) and still queued: queues are tried
+        after each change, so it is not covered."""
+        queue = self.queues.get(account, [])
+        holding = self._holding()
+        return any((o.earliest_us is None or now_us >= o.earliest_us)
+                   and not (holding and self._held(o))
+                   for o in queue[:self._normals_start(queue)])
 
     def set_times(self, uetr: str, latest_us: int | None, reject_by_us: int | None) -> None:
         order = self.orders[uetr]
@@ -569,14 +612,16 @@ class Rtgs:
             for order in self._settle_from_queue(account, now_us, step):
                 work.append(order.creditor_account)
 
-    def _settle_from_queue(self, account: int, now_us: int, step: Step) -> list[Order]:
-        """Settle what the account's queue lets go now: each payment alone when covered,
-        else offset against the payments coming back, by the rules of entry. Returns what
-        settled, counter-payments included (their creditor is this account)."""
+    def _settle_from_queue(self, account: int, now_us: int, step: Step,
+                           orders: list[Order] | None = None) -> list[Order]:
+        """Settle what the account's queue lets go now (or of `orders`, a part of it in
+        queue order): each payment alone when covered, else offset against the payments
+        coming back, by the rules of entry. Returns what settled, counter-payments included
+        (their creditor is this account)."""
         first = len(step.settled)
         counters: dict[int, list[Order]] = {}  # creditor -> its payments back to this account
         holding = self._holding()
-        for order in list(self.queues.get(account, ())):
+        for order in list(self.queues.get(account, ())) if orders is None else orders:
             if order.earliest_us is not None and now_us < order.earliest_us:
                 continue  # not yet active: neither settles nor blocks
             if holding and self._held(order):

@@ -1,0 +1,93 @@
+"""A queued payment moved or reprioritised makes its debtor's queue be tried only where the
+change can matter (the urgent and high payments, the normal ones when no longer held back,
+the payment itself): differentially tested against trying the whole queue, as every change
+did before, over the same random operations. Queues are at rest between operations (every
+operation that frees liquidity tries the queues it touches), which the shortcut relies on:
+cancellations here release what they held back, as the engine's do."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_rtgs_properties import (  # this folder's model of a network
+    OPERATIONS,
+    Network,
+    build,
+    credit_lines,
+    currencies,
+    funding,
+    holdings,
+    operation,
+    policy,
+    policy_set,
+    record,
+)
+
+from scopay.domain.rtgs import Order, Rtgs, Step
+from scopay.sim.scenario import run_scenario
+
+
+class WholeQueueRetry(Rtgs):
+    """The RTGS as it was: a move or a new priority tries the debtor's whole queue."""
+
+    def _retry_reordered(self, order: Order, normals_were_blocked: bool, now_us: int) -> Step:
+        return self.release([order.debtor_account], now_us)
+
+
+def withdraw(net: Network, pick: int) -> list[Step]:
+    order = net.queued(pick)
+    if order is None:
+        return []
+    withdrawn, step = net.rtgs.withdraw(order.uetr, net.now_us)
+    assert withdrawn is order
+    net.state[order.uetr] = "cancelled"
+    return [step]
+
+
+def run(net: Network, operations) -> list[tuple]:
+    """What each operation left: payment states, balances and the queues' order."""
+    seen = []
+    for name, *args in operations:
+        record(net, (withdraw if name == "cancel" else OPERATIONS[name])(net, *args))
+        seen.append((name, dict(net.state),
+                     {i: b.posted_minor for i, b in net.ledger.balances.items()},
+                     {a: [o.uetr for o in q] for a, q in net.rtgs.queues.items() if q}))
+    return seen
+
+
+@settings(max_examples=150, deadline=None)
+@given(currencies, holdings, credit_lines, funding, st.booleans(),
+       st.lists(policy_set, max_size=3), st.lists(operation, min_size=10, max_size=40))
+def test_a_move_or_new_priority_settles_what_trying_the_whole_queue_settles(
+        codes, held, lines, funds, bypass, policies, operations):
+    nets = []
+    for kind in (Rtgs, WholeQueueRetry):
+        net = build(codes, held, lines, funds, bypass)
+        net.rtgs = kind(net.ledger, bypass_fifo_normal=bypass)
+        for args in policies:
+            record(net, policy(net, *args))
+        nets.append(net)
+    fast, whole = (run(net, operations) for net in nets)
+    for (name, *after_fast), (_, *after_whole) in zip(fast, whole, strict=True):
+        assert after_fast == after_whole, f"differs after {name}"
+
+
+def test_a_move_as_the_first_step_of_a_day_tries_every_queue():
+    """A new business day starts the limits' positions afresh, so every queue may go: a move
+    that is the day's first step tries them all, as any first step does."""
+    scenario = run_scenario("""
+        participant A accounts CNY
+        participant B accounts CNY
+        participant C accounts CNY
+        fund A CNY 1000.00
+        fund C CNY 10.00
+        limit A -> B CNY 100.00
+        pay P1 A -> B CNY 80.00 settled
+        pay P2 A -> B CNY 30.00 queued
+        pay Q1 C -> B CNY 50.00 queued
+        pay Q2 C -> B CNY 60.00 queued
+        """)
+    next_day = 86_400 * 1_000_000
+    step = scenario.rtgs.move("Q2", True, next_day)  # C's queue, the day's first step
+    assert [order.uetr for order in step.settled] == ["P2"]  # A's limit starts afresh
+    assert set(scenario.rtgs.orders) == {"Q1", "Q2"}
