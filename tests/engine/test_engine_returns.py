@@ -119,3 +119,26 @@ def test_money_returned_lets_the_debtors_queued_payment_settle(engine, network):
     assert engine.payment(waits.uetr).status == PaymentStatus.SETTLED
     assert (posted(engine, 11), posted(engine, 12)) == (50_000, 50_000)
     assert engine.reconcile().ok
+
+
+def test_an_indirect_creditor_agent_is_told_its_payment_went_back(engine, network):
+    """It was told the payment came in (as was its sponsor, whose account was credited), so
+    it is told the payment was returned, whoever returned it."""
+    from scopay.domain.participant import Participant, Role, Tier
+
+    t = network.funded_at_us
+    indirect = "KASPKZKA"
+    engine.admit_participant(Participant(indirect, "Kaspi Bank", Role.INDIRECT, "KZ",
+                                         Tier.MEMBER, sponsor_bic=ABOC), t)
+    paid = payment(ICBK, indirect, 700)
+    engine.submit_payments(ICBK, [paid], t + 1)
+    (outcome,) = engine.return_payments([returned(paid)], t + 2)  # by the sponsor
+    assert outcome.rejection is None
+
+    def told(bic):
+        return {(n.kind.value, n.status) for _, n, _ in engine.mailbox(bic, 0, 500)
+                if n.uetr == paid.uetr}
+
+    assert told(indirect) == {("incoming_payment", "settled"), ("status_report", "returned")}
+    assert told(ABOC) == {("incoming_payment", "settled"), ("status_report", "returned")}
+    assert ("incoming_payment", "returned") in told(ICBK)

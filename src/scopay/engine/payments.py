@@ -478,8 +478,11 @@ class PaymentOperations:
         for bic in told:  # the money came back to them, as a payment comes in
             changes.notices.append(_new_notice(bic, NoticeKind.INCOMING_PAYMENT, request.uetr,
                                                PaymentStatus.RETURNED.value, request.detail, at))
+        # the returner (the operator may return), whose account paid (an indirect creditor
+        # agent's sponsor), and the creditor agent, which was told the payment came in
         debited = self.accounts[record.creditor_account].owner_bic
-        for bic in dict.fromkeys((request.returner_bic, debited)):  # the operator may return
+        for bic in dict.fromkeys((request.returner_bic, debited,
+                                  record.payment.creditor_agent)):
             changes.notices.append(_new_notice(bic, NoticeKind.STATUS_REPORT, request.uetr,
                                                PaymentStatus.RETURNED.value, request.detail, at))
         # The debtor's account got room: its queued payments may settle now.
