@@ -198,6 +198,8 @@ def test_camt056_cancels_a_queued_payment_and_answers_camt029(live_server, xsd):
     _, resolution = parse_message(answer.content)
     assert resolution.transactions[0].status.value == "ACCR"
     assert CAMT056_V09 == "camt.056.001.09"
+    # resolved when the payment was cancelled, as its history says
+    assert resolution.created_at_us == live_server.engine.payment(waits.uetr).history[-1].at_us
 
 
 def test_camt056_from_the_operator_is_recorded_as_the_operators_with_its_reason(live_server):

@@ -370,11 +370,15 @@ async def _cancellations(request: Request, caller: auth.Caller,
             item.original_message_id, item.original_message_type, outcome,
             original_uetr=item.original_uetr, original_end_to_end_id=item.original_end_to_end_id,
             original_instruction_id=item.original_instruction_id, reason_code=reason))
-    # scopay, which took the payments out of its queues, resolves the case, to its assigner
+    # scopay, which took the payments out of its queues, resolves the case, to its assigner,
+    # when it cancelled them (all in one step), else now
+    cancelled = next((request[0] for request, status in zip(asked, statuses, strict=True)
+                      if status.status == CancellationStatus.ACCEPTED), None)
+    record = None if cancelled is None else runner.engine.payment(cancelled)
+    resolved_us = record.history[-1].at_us if record is not None else time.time_ns() // 1000
     resolution = CancellationResolution(  # an assignment of its own, as a pacs.002's id is
         _answer_id(cancellation.assignment_id), _operator_bic(runner.engine, caller),
-        cancellation.assigner, time.time_ns() // 1000, _confirmation(statuses),
-        tuple(statuses))
+        cancellation.assigner, resolved_us, _confirmation(statuses), tuple(statuses))
     return Response(build_camt029(resolution), media_type=XML)
 
 
