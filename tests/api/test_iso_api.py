@@ -385,3 +385,21 @@ def test_a_message_with_a_business_header_is_answered_with_one_and_the_mailbox_g
     assert (forwarded.header.to_bic, forwarded.header.message_definition_id) == (
         BANK_B, PACS008_V08)
     assert forwarded.document == parse_message(bare.content)[1]
+
+
+def test_a_forwarded_payment_carries_the_priority_and_times_it_settled_with(xsd):
+    """The queue may change a payment's priority and times before it settles: the copy its
+    creditor agent gets says what its tracker says, not what was first sent."""
+    from scopay.api.iso import _forwarded
+    from scopay.domain.payment import PaymentRecord, Priority
+
+    sent = payment(4_100)
+    at = int(datetime(2026, 11, 30, 9, tzinfo=UTC).timestamp()) * 1_000_000
+    record = PaymentRecord(sent, BANK_A, priority=Priority.URGENT, latest_us=at + 60_000_000,
+                           reject_by_us=at + 120_000_000)
+    data = _forwarded(7, at, record, BANK_B)
+    assert valid(xsd, PACS008_V08, data)
+    (got,) = parse_message(data)[1].payments
+    assert (got.priority, got.latest_us, got.reject_by_us) == (
+        Priority.URGENT, at + 60_000_000, at + 120_000_000)
+    assert sent.priority == Priority.NORMAL and sent.latest_us is None

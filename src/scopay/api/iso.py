@@ -229,8 +229,8 @@ def _mailbox_message(seq: int, caller: auth.Caller, request: Request) -> Respons
     if notice.status == PaymentStatus.RETURNED:
         return Response(_return_notice(seq, notice, record), media_type=XML)
     if notice.kind == "incoming_payment":
-        return Response(_forwarded(seq, notice.created_us, record.payment,
-                                   caller.participant.bic), media_type=XML)
+        return Response(_forwarded(seq, notice.created_us, record, caller.participant.bic),
+                        media_type=XML)
     # the status change the notice tells (of its time: a payment queued twice has two),
     # and what the notice says of it: a warning such as a passed latest time changes no status
     same = [c for c in record.history if c.status.value == notice.status]
@@ -576,17 +576,20 @@ def _transaction_status(message_id: str, message_type: str, payment: Payment,
         reason_code=None if code is None else code.value, reason_text=text)
 
 
-def _forwarded(seq: int, created_us: int, payment: Payment, recipient: str) -> bytes:
+def _forwarded(seq: int, created_us: int, record: PaymentRecord, recipient: str) -> bytes:
     """The incoming payment as the creditor agent (or its sponsor, the recipient) receives
     it: in the message type and version it came in (a JSON payment, which came in none, as a
     pacs.008.001.08), instructed to the recipient: scopay settled it on the creditor agent's
     account, past any intermediary the sender named. What cannot be written is a clear
-    refusal, not a server error: a retry would fail alike."""
+    refusal, not a server error: a retry would fail alike. Its priority and its latest and
+    reject-by times are those it settled with, as its history shows them (the queue may
+    have changed them)."""
+    payment = record.payment
     message_type = payment.message_type or PACS008_V08
     build = _FORWARDERS.get(message_type)
-    message = CreditTransferMessage(f"SCOPAY{seq}", created_us,
-                                    (replace(payment, message_id=None),),
-                                    instructed_agent=recipient)
+    message = CreditTransferMessage(f"SCOPAY{seq}", created_us, (replace(
+        payment, message_id=None, priority=record.priority, latest_us=record.latest_us,
+        reject_by_us=record.reject_by_us),), instructed_agent=recipient)
     try:
         if build is not None:
             return build(message)
