@@ -650,6 +650,90 @@ def iso_send(file: Annotated[Path, typer.Argument(
         raise typer.Exit(1)
 
 
+EXAMPLE_KINDS = ("pacs.008", "camt.056", "pacs.004")
+
+
+@iso_app.command("example")
+def iso_example(
+        kind: Annotated[str, typer.Argument(
+            help=f"Message to write: {', '.join(EXAMPLE_KINDS)}.")] = "pacs.008",
+        debtor_agent: Annotated[str, typer.Option(
+            "--from", help="Debtor agent (BIC): who pays, or asks to cancel.")] = "DEMACNX0",
+        creditor_agent: Annotated[str, typer.Option(
+            "--to", help="Creditor agent (BIC): who is paid, or returns.")] = "DEMBCNX0",
+        amount: Annotated[str, typer.Option(help="Amount, e.g. 1250.00.")] = "1250.00",
+        currency: Annotated[str, typer.Option(help="ISO 4217 currency.")] = "CNY",
+        uetr: Annotated[str | None, typer.Option(
+            help="The payment to cancel or return (camt.056, pacs.004); a pacs.008 gets a "
+                 "fresh one.")] = None,
+        out: Annotated[Path | None, typer.Option(help="Write here, not to standard output.")
+                       ] = None,
+) -> None:
+    """Write a ready-to-send example message with fresh ids, built as scopay builds its own:
+    a pacs.008 (customer credit transfer, version 001.08), a camt.056 cancelling a queued
+    payment by its UETR, or a pacs.004 returning a settled one whole. For example:
+    `scopay iso example pacs.008 --out pay.xml`, then `scopay iso send pay.xml --key
+    var/dema.key`. Edit it freely: `scopay iso validate` checks it as the server will."""
+    import uuid
+
+    from scopay.domain.money import AmountError, parse_amount
+    from scopay.domain.payment import Party, Payment, PostalAddress
+    from scopay.iso20022.camt056 import build_camt056
+    from scopay.iso20022.model import (
+        CancellationRequest,
+        CreditTransferMessage,
+        PaymentReturn,
+        ReturnInstruction,
+        TransactionCancellation,
+    )
+    from scopay.iso20022.pacs004 import build_pacs004
+    from scopay.iso20022.pacs008 import PACS008_V08, build_pacs008
+
+    if kind not in EXAMPLE_KINDS:
+        err.print(f"[red]no example of {kind}:[/red] one of {', '.join(EXAMPLE_KINDS)}")
+        raise typer.Exit(2)
+    if kind != "pacs.008" and uetr is None:
+        err.print(f"[red]a {kind} names its payment:[/red] give --uetr")
+        raise typer.Exit(2)
+    try:
+        amount_minor = parse_amount(amount, currency.upper())
+    except AmountError as error:
+        err.print(f"[red]amount:[/red] {error}")
+        raise typer.Exit(2) from None
+    fresh = uuid.uuid4().hex[:16].upper()
+    now_us = time.time_ns() // 1000
+    try:
+        if kind == "pacs.008":
+            payment = Payment(
+                str(uuid.uuid4()), f"INSTR{fresh}", f"E2E{fresh}", debtor_agent, creditor_agent,
+                Party("Ли Вэй", address=PostalAddress("RU", "Москва")),
+                Party("张伟", address=PostalAddress("CN", "上海")), amount_minor,
+                currency.upper(), remittance="Invoice 2026-001")
+            data = build_pacs008(CreditTransferMessage(f"MSG{fresh}", now_us, (payment,)),
+                                 PACS008_V08)
+        elif kind == "camt.056":
+            data = build_camt056(CancellationRequest(
+                f"CXL{fresh}", debtor_agent, creditor_agent, now_us,
+                (TransactionCancellation(f"MSG{fresh}", PACS008_V08, "DUPL",
+                                         original_uetr=uetr),)))
+        else:
+            data = build_pacs004(ReturnInstruction(f"RTRMSG{fresh}", now_us, (PaymentReturn(
+                f"RTR{fresh}", f"MSG{fresh}", PACS008_V08, amount_minor, currency.upper(),
+                "AC04", original_uetr=uetr, reason_text="account closed"),)))
+    except ValueError as error:  # a BIC or UETR the message cannot hold
+        err.print(f"[red]cannot write it:[/red] {error}")
+        raise typer.Exit(2) from None
+    from lxml import etree  # indented for people to read and edit; read the same
+
+    data = etree.tostring(etree.fromstring(data), pretty_print=True, xml_declaration=True,
+                          encoding="UTF-8")
+    if out is None:
+        print(data.decode())
+    else:
+        out.write_bytes(data)
+        console.print(f"wrote {kind} to {out}")
+
+
 @iso_app.command("inbox")
 def iso_inbox(key: KeyOption = Path("var/operator.key"),
               url: UrlOption = "http://127.0.0.1:8000",
