@@ -403,3 +403,26 @@ def test_a_forwarded_payment_carries_the_priority_and_times_it_settled_with(xsd)
     assert (got.priority, got.latest_us, got.reject_by_us) == (
         Priority.URGENT, at + 60_000_000, at + 120_000_000)
     assert sent.priority == Priority.NORMAL and sent.latest_us is None
+
+
+def test_a_message_whose_header_names_another_receiver_than_scopay_is_refused(live_server):
+    """A head.001's To names scopay's operator or a currency's settlement agent (the central
+    bank whose ledger scopay keeps); one addressed to a bank is not scopay's to act on."""
+    from scopay.iso20022.head001 import build_envelope
+    from scopay.iso20022.model import BusinessAppHeader
+
+    answers = {}
+    for receiver in (BANK_B, "PBOCCNBJ"):
+        sent = message(payment(2_00))
+        header = BusinessAppHeader(BANK_A, receiver, "BIZ" + uuid.uuid4().hex[:20],
+                                   PACS008_V08, sent.created_at_us)
+        with live_server.client(BANK_A) as a:
+            answers[receiver] = a.post("/v1/iso20022", content=build_envelope(
+                header, build_pacs008(sent, PACS008_V08)), headers=XML)
+        settled = live_server.engine.payment(sent.payments[0].uetr)
+        answers[receiver] = (answers[receiver], settled)
+    refused, nothing = answers[BANK_B]
+    assert refused.status_code == 422 and b"AG01" in refused.content and nothing is None
+    accepted, paid = answers["PBOCCNBJ"]
+    assert accepted.status_code == 200, accepted.text
+    assert paid is not None and paid.status.value == "settled"

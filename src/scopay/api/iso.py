@@ -116,6 +116,10 @@ async def post_message(request: Request, caller: Caller) -> Response:
     if isinstance(value, BusinessMessage):
         if value.header.from_bic != caller.participant.bic:
             return problem_xml(403, "AG01", "the header's sender is not the signing participant")
+        if not _addressed_to_scopay(_runner(request).engine, value.header.to_bic):
+            return problem_xml(422, "AG01", f"the header's receiver {value.header.to_bic} is "
+                               "neither scopay's operator nor a currency's settlement agent: "
+                               "the message is not addressed to scopay")
         header, value = value.header, value.document
     try:
         if isinstance(value, CreditTransferMessage):
@@ -185,6 +189,14 @@ def _servicer(engine, account) -> str | None:
     (central bank) of its currency, whose money it holds; none named if it has none."""
     issuance = engine.issuance_account(account.currency)
     return None if issuance is None else engine.accounts[issuance].owner_bic
+
+
+def _addressed_to_scopay(engine, bic: str) -> bool:
+    """A head.001's `To` may name scopay's operator or the settlement agent of a currency
+    (the central bank whose ledger scopay keeps), as RTGS members address their RTGS."""
+    participant = engine.participants.get(bic)
+    return participant is not None and participant.role in (Role.OPERATOR,
+                                                            Role.SETTLEMENT_AGENT)
 
 
 def _operator_bic(engine, caller: auth.Caller) -> str:
