@@ -1,9 +1,12 @@
 """A queued payment moved or reprioritised makes its debtor's queue be tried only where the
 change can matter (the urgent and high payments, the normal ones when no longer held back,
 the payment itself): differentially tested against trying the whole queue, as every change
-did before, over the same random operations. Queues are at rest between operations (every
-operation that frees liquidity tries the queues it touches), which the shortcut relies on:
-cancellations here release what they held back, as the engine's do."""
+did before, over the same random operations. The shortcut relies on queues being at rest
+between operations (every operation that frees liquidity tries the queues it touches;
+cancellations here release what they held back, as the engine's do). One state is not at
+rest, and this model does not build it: an offset seen only from the debtor's side, which a
+move leaves to the gridlock resolution (scenarios/an_offset_seen_from_one_side_waits_for_
+resolution.scn)."""
 
 from __future__ import annotations
 

@@ -277,12 +277,15 @@ class Rtgs:
         that adds liquidity or frees a limit tries the queues it touches), and no liquidity
         came: so only the urgent and high payments' order, and whether they still hold the
         normal ones back, can have changed (a normal one's own place matters to none: each
-        settles when covered, whatever its place). The urgent and high payments are tried in
-        their new order (they stop at the first not covered); the normal ones all again only
-        if they were held back and no longer are. Where normal payments keep FIFO the whole
-        queue is tried: that stops at the first not covered anyway.
-        A queue of 100,000 normal payments cost 0.15 s a move when tried whole. (On a new
-        business day every queue is tried, as after any step.)"""
+        settles when covered, whatever its place). One exception: an offset seen only from
+        this debtor's side (offsetting on entry looks at the front of the creditor's queue,
+        and a payment entering is not tried from the other side); a move does not look for
+        it, and the periodic gridlock resolution settles it. The urgent and high payments
+        are tried in their new order (they stop at the first not covered); the normal ones
+        all again only if they were held back and no longer are. Where normal payments keep
+        FIFO the whole queue is tried: that stops at the first not covered anyway. A queue
+        of 100,000 normal payments cost 0.15 s a move when tried whole. (On a new business
+        day every queue is tried, as after any step.)"""
         debtor, step = order.debtor_account, Step()
         new_day = self._start_day(now_us // BUSINESS_DAY_US)
         if new_day or not self.bypass_fifo_normal:
@@ -293,8 +296,9 @@ class Rtgs:
         self._settle_from_queue(debtor, now_us, step, queue[:self._normals_start(queue)])
         if normals_were_blocked and not self._normals_blocked(debtor, now_us):
             self._settle_from_queue(debtor, now_us, step)
-        # what settled paid its creditors (and, offset, this debtor): their queues next
-        self._release({o.creditor_account for o in step.settled[first:]}, now_us, step)
+        # what settled paid its creditors (and, offset, this debtor): their queues next, in
+        # the order trying the debtor's queue whole takes them (the last paid first)
+        self._cascade([o.creditor_account for o in step.settled[first:]], now_us, step)
         return step
 
     @staticmethod
@@ -604,9 +608,13 @@ class Rtgs:
 
     def _release(self, accounts: set[int], now_us: int, step: Step) -> None:
         """Receipt-reactive: try queues of accounts that received money, cascading."""
+        self._cascade(sorted(accounts), now_us, step)
+
+    def _cascade(self, work: list[int], now_us: int, step: Step) -> None:
+        """Try the queues of `work`, the last first, each followed by those of the accounts
+        its settlements paid."""
         # Terminates: an account goes back on the list only when a payment settled, and
         # every settlement takes a payment out of the queue for good.
-        work = sorted(accounts)
         while work:
             account = work.pop()
             for order in self._settle_from_queue(account, now_us, step):
