@@ -49,9 +49,9 @@ def test_a_busy_day_comes_in_pages_that_chain_and_hold_every_entry(engine, netwo
     day = network.funded_at_us // DAY_US + 1
     count = 2 * STATEMENT_PAGE_ENTRIES + 345
     moves = []  # the account's own postings that day, in journal order, amid others' traffic
-    for n in range(count):
-        debit, credit = (account, other) if n % 3 else (other, account)
-        moves.append(Transfer(f"pg-{n}", debit, credit, 1 + n % 7, "CNY"))
+    for n in range(count):  # ids as the API makes them: the sender's BIC, then its own id
+        debit, credit, sender = (account, other, icbk) if n % 3 else (other, account, aboc)
+        moves.append(Transfer(f"{sender}:pg-{n}", debit, credit, 1 + n % 7, "CNY"))
         moves.append(Transfer(f"noise-{n}", issuance, other, 2, "CNY"))
     for start in range(0, len(moves), 1_000):
         outcomes = engine.submit(moves[start:start + 1_000], day * DAY_US + 1 + start)
@@ -96,7 +96,12 @@ def test_a_busy_day_comes_in_pages_that_chain_and_hold_every_entry(engine, netwo
     for before, after in zip(read, read[1:], strict=False):
         assert after.opening_balance_minor == before.closing_balance_minor
     entries = [e for s in read for e in s.entries]
-    assert [e.entry_reference for e in entries] == [t.id for t in own]
+    # the id as the owner knows it (its own without its BIC, another's whole), and the
+    # journal's sequence number, which tells every entry apart
+    assert [e.entry_reference for e in entries] == [
+        t.id.removeprefix(f"{icbk}:") for t in own]
+    assert [e.account_servicer_reference for e in entries] == [
+        str(engine.store.journal_entry(t.id)[0]) for t in own]
     assert [e.amount_minor for e in entries] == [
         t.amount_minor if t.credit_account_id == account else -t.amount_minor for t in own]
 
@@ -128,3 +133,33 @@ def test_a_message_whose_two_paginations_differ_is_refused():
     altered = data[:first] + b"<PgNb>3</PgNb>" + data[first + len(b"<PgNb>2</PgNb>"):]
     with pytest.raises(MessageRefused, match="pagination"):
         parse_camt053(altered)
+
+
+def test_todays_statement_is_named_by_what_it_is_as_of(engine, network, serve_app):
+    """Today's statement grows as entries come: each different one has its own message id
+    (the last journal entry it counts), the same one read again the same id; a finished
+    day's is always the same message, under the same id."""
+    icbk = "ICBKCNBJ"
+    account = next(a.id for a in network.accounts if a.owner_bic == icbk and a.currency == "CNY")
+    other = next(a.id for a in network.accounts if a.owner_bic == "ABOCCNBJ")
+    key = KeyFile(signing.new_key_id(), icbk, new_private_key())
+    now_us = time.time_ns() // 1000
+    engine.register_key(key.key_id, icbk, key.public_key, now_us)
+    runner = EngineRunner(engine, lambda: time.time_ns() // 1000).start()
+    url = serve_app(create_app(runner))
+    today = datetime.now(UTC).date().isoformat()
+    path = f"/v1/accounts/{account}/statement"
+
+    def message_id() -> str:
+        with httpx.Client(base_url=url, auth=SignedAuth(key)) as client:
+            answer = client.get(path, params={"day": today})
+        assert answer.status_code == 200, answer.text
+        return parse_message(answer.content)[1].message_id
+
+    first, again = message_id(), message_id()
+    runner.call(lambda e, at: e.submit([Transfer("later", account, other, 5, "CNY")],
+                                       at)).result()
+    after = message_id()
+    runner.stop()
+    assert first == again != after
+    assert first.startswith(f"STMT{account}") and len(after) <= 35

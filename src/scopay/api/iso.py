@@ -299,12 +299,15 @@ def _statement(engine, account, day: date, page: int = 1) -> bytes:
     if page > pages:
         raise ApiError(404, "Not found", f"the statement of account {account_id} for "
                        f"{day.isoformat()} has {pages} page{'s' if pages > 1 else ''}")
-    entries = [_entry(engine, t, change, day) for t, change in activity.postings]
+    entries = [_entry(engine, seq, t, change, day, account.owner_bic)
+               for seq, t, change in activity.postings]
     opening, closing = activity.opening_minor, activity.closing_minor
     now_us = time.time_ns() // 1000
     final = end_us <= now_us  # else today's, as of now: its entries so far
+    # A finished day's page is always the same message; today's says what it is as of (the
+    # last journal entry counted), so that two different ones never share a message id.
     message_id = _iso_id("STMT", f"{account_id}{day_digits(day)}" + (
-        f"P{page}" if page > 1 else ""))
+        f"P{page}" if page > 1 else "") + ("" if final else f"A{activity.as_of_seq}"))
     report = Statement(message_id, end_us if final else now_us,
                        statement_id(account_id, day), str(account_id), account.currency, opening,
                        day, closing, day, tuple(entries),
@@ -647,14 +650,18 @@ def _transaction_code(engine, change: int, prefix: str | None,
     return "PMNT", family, "DMCT" if len(countries) == 1 else "XBCT"
 
 
-def _entry(engine, t, change: int, day: date) -> Entry:
+def _entry(engine, seq: int, t, change: int, day: date, owner_bic: str) -> Entry:
+    """A statement entry: its reference the transfer id as the account's owner knows it (its
+    own without its BIC, another's whole; cut to 35 characters), the account servicer's
+    reference the journal sequence number, as a camt.054 of the same entry gives them."""
     prefix = next((p for p in (PAYMENT_TRANSFER_PREFIX, RETURN_TRANSFER_PREFIX)
                    if t.id.startswith(p)), None)  # a payment, or its return
     uetr = t.id[len(prefix):] if prefix else None
     payment = engine.payment_identity(uetr) if uetr else None
     return Entry(change, t.currency, EntryStatus.BOOKED,
                  _transaction_code(engine, change, prefix, payment), booking_date=day,
-                 value_date=day, entry_reference=t.id[:35],
+                 value_date=day, entry_reference=auth.shown_transfer_id(owner_bic, t.id)[:35],
+                 account_servicer_reference=str(seq),
                  uetr=uetr, end_to_end_id=payment.end_to_end_id if payment else None,
                  instruction_id=payment.instruction_id if payment else None,
                  debtor_agent=payment.debtor_agent if payment else None,

@@ -94,8 +94,10 @@ class CommandRefused(ValueError):
 class AccountActivity(NamedTuple):
     opening_minor: int
     closing_minor: int
-    postings: list[tuple[Transfer, int]]  # (journal entry's transfer, change to the account)
+    # (journal seq, the entry's transfer, change to the account)
+    postings: list[tuple[int, Transfer, int]]
     in_period: int  # postings in the whole period: those asked for may be a page of them
+    as_of_seq: int  # the last journal entry counted: what the balances are as of
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,12 +495,12 @@ class Engine(PaymentOperations):
         in_period, _ = store.account_movements(account_id, first_seq, end_seq - 1, kinds)
         _, before = store.account_movements(account_id, first_seq, end_seq - 1, kinds,
                                             limit=offset)
-        postings = [(entry.transfer, posted_change(entry.transfer, account_id)) for _, entry
-                    in store.account_entries(account_id, first_seq, end_seq - 1, kinds,
-                                             offset, limit)]
+        postings = [(seq, entry.transfer, posted_change(entry.transfer, account_id))
+                    for seq, entry in store.account_entries(account_id, first_seq,
+                                                            end_seq - 1, kinds, offset, limit)]
         opening = posted_now - since_start + before
-        return AccountActivity(opening, opening + sum(change for _, change in postings),
-                               postings, in_period)
+        return AccountActivity(opening, opening + sum(change for *_, change in postings),
+                               postings, in_period, last_seq)
 
     @property
     def journal_count(self) -> int:
