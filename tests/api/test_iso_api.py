@@ -426,3 +426,31 @@ def test_a_message_whose_header_names_another_receiver_than_scopay_is_refused(li
     accepted, paid = answers["PBOCCNBJ"]
     assert accepted.status_code == 200, accepted.text
     assert paid is not None and paid.status.value == "settled"
+
+
+def test_no_mailbox_message_shares_its_id_with_an_answer_whatever_ids_senders_choose(
+        live_server):
+    """A bank whose own message ids are numbers (as many are) gets answers SCOPAY<its id>;
+    the mailbox messages it fetches are MBX<seq>, in the document and in the header."""
+    from scopay.iso20022.head001 import build_envelope
+    from scopay.iso20022.model import BusinessAppHeader
+
+    paid = payment(1_50)
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        assert a.post("/v1/iso20022", content=build_pacs008(message(paid), PACS008_V08),
+                      headers=XML).status_code == 200
+        seq = next(n["seq"] for n in b.get("/v1/mailbox", params={"limit": 500}).json()
+                   if n["uetr"] == paid.uetr and n["kind"] == "incoming_payment")
+        back = replace(payment(1_10), debtor_agent=BANK_B, creditor_agent=BANK_A)
+        sent = CreditTransferMessage(str(seq), int(datetime.now(UTC).timestamp()) * 1_000_000,
+                                     (back,))
+        header = BusinessAppHeader(BANK_B, OPERATOR, f"MBX{seq}", PACS008_V08,
+                                   sent.created_at_us)
+        answer = b.post("/v1/iso20022", content=build_envelope(
+            header, build_pacs008(sent, PACS008_V08)), headers=XML)
+        fetched = b.get(f"/v1/mailbox/{seq}/message", params={"head": "true"})
+    assert answer.status_code == 200 and fetched.status_code == 200, answer.text
+    answered, forwarded = parse_message(answer.content)[1], parse_message(fetched.content)[1]
+    assert answered.document.message_id == f"SCOPAY{seq}"
+    assert answered.header.business_message_id == f"SCOPAYMBX{seq}"
+    assert forwarded.document.message_id == forwarded.header.business_message_id == f"MBX{seq}"

@@ -171,7 +171,7 @@ def fetch_message(seq: SeqPath, caller: Caller, request: Request,
     if not head or answer.status_code != 200:
         return answer
     return Response(_with_header(_runner(request).engine, caller, answer.body,
-                                 f"SCOPAYMBX{seq}", None), media_type=XML)
+                                 _mailbox_id(seq), None), media_type=XML)
 
 
 def _with_header(engine, caller: auth.Caller, document: bytes, business_message_id: str,
@@ -206,6 +206,13 @@ def _operator_bic(engine, caller: auth.Caller) -> str:
     """scopay's own BIC, its operator's, in what scopay writes as itself."""
     return next((p.bic for p in engine.participants.values() if p.role == Role.OPERATOR),
                 caller.participant.bic)
+
+
+def _mailbox_id(seq: int) -> str:
+    """The message id (and business message id) of mailbox message `seq`: `MBX` and its
+    number. Answers' ids begin with SCOPAY and statements' with STMT, so no message scopay
+    writes shares another's id, whatever ids the senders chose."""
+    return f"MBX{seq}"
 
 
 def _answer_id(message_id: str) -> str:
@@ -252,7 +259,7 @@ def _mailbox_message(seq: int, caller: auth.Caller, request: Request) -> Respons
     change = next((c for c in same if c.at_us == notice.created_us),
                   same[0] if same else record.history[-1])
     result = PaymentResult(record.payment.uetr, change.status, change.reason, change.detail)
-    report = _status_report(f"SCOPAY{seq}", notice.created_us, record, result)
+    report = _status_report(_mailbox_id(seq), notice.created_us, record, result)
     if result.reason is None and notice.reason:  # a rejection's code and text say it already
         (transaction,) = report.transactions
         report = replace(report, transactions=(replace(
@@ -524,7 +531,7 @@ def _return_notice(seq: int, notice, record: PaymentRecord) -> bytes:
             settlement_date=(_EPOCH + timedelta(microseconds=returned.at_us)).date(),
             instructing_agent=payment.creditor_agent, instructed_agent=payment.debtor_agent,
             reason_text=detail[:RETURN_TEXT_LENGTH_MAX])
-        return build_pacs004(ReturnInstruction(f"SCOPAY{seq}", notice.created_us, (item,)))
+        return build_pacs004(ReturnInstruction(_mailbox_id(seq), notice.created_us, (item,)))
     message_id, return_id = _return_references(detail) or (_return_id(payment.uetr), None)
     if len(message_id) > 35 or (return_id is not None and len(return_id) > 35):
         # a text that looks like the references but is not (a JSON return's own words)
@@ -533,7 +540,7 @@ def _return_notice(seq: int, notice, record: PaymentRecord) -> bytes:
         message_id, PACS004_V09, TransactionStatus.ACCEPTED_SETTLEMENT_COMPLETED,
         original_uetr=payment.uetr,
         original_end_to_end_id=payment.end_to_end_id, original_instruction_id=return_id)
-    return build_pacs002(StatusReport(f"SCOPAY{seq}", notice.created_us, (status,)))
+    return build_pacs002(StatusReport(_mailbox_id(seq), notice.created_us, (status,)))
 
 
 def _notification(engine, seq: int, notice: Notice) -> bytes:
@@ -558,7 +565,7 @@ def _notification(engine, seq: int, notice: Notice) -> bytes:
                                                           transfer.id)[:35],
                    account_servicer_reference=str(journal_seq))
     return _written(build_camt054, Notification(
-        f"SCOPAY{seq}", entry.timestamp_us, f"NTFCN{seq}", str(account_id), transfer.currency,
+        _mailbox_id(seq), entry.timestamp_us, f"NTFCN{seq}", str(account_id), transfer.currency,
         (booked,), account_servicer=_servicer(engine, account)), f"message {seq}")
 
 
@@ -605,7 +612,7 @@ def _forwarded(seq: int, created_us: int, record: PaymentRecord, recipient: str)
     payment = record.payment
     message_type = payment.message_type or PACS008_V08
     build = _FORWARDERS.get(message_type)
-    message = CreditTransferMessage(f"SCOPAY{seq}", created_us, (replace(
+    message = CreditTransferMessage(_mailbox_id(seq), created_us, (replace(
         payment, message_id=None, priority=record.priority, latest_us=record.latest_us,
         reject_by_us=record.reject_by_us),), instructed_agent=recipient)
     try:
