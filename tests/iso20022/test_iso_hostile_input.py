@@ -384,3 +384,19 @@ def test_a_date_time_finer_than_a_microsecond_is_read_to_the_microsecond(reader)
         "2026-11-29T09:30:00.123456+08:00") == sent_at("2026-11-29T09:30:00.123456999999+08:00")
     assert sent_at("2026-11-29T09:30:00.123456+08:00") - sent_at(
         "2026-11-29T09:30:00+08:00") == 123_456
+
+
+@pytest.mark.parametrize("change", [
+    ('<Envelope xmlns="urn:scopay:xsd:envelope">',
+     '<Envelope xmlns="urn:scopay:xsd:envelope" priority="high">'),
+    ("</AppHdr>", "</AppHdr>pay twice"),
+    ('<Envelope xmlns="urn:scopay:xsd:envelope">',
+     '<Envelope xmlns="urn:scopay:xsd:envelope">note'),
+    ("</Document>", "</Document>trailer"),
+], ids=["attribute", "text between", "text before", "text after"])
+def test_an_envelope_with_anything_besides_its_two_parts_is_refused(change):
+    """The envelope is scopay's own element, which no XSD checks: what it holds besides the
+    header and the document would be read by nobody, so it is refused."""
+    parse_message(BATCH)  # as it is: read
+    error = refused(altered(BATCH, *change))
+    assert error.reason_code == "FF01" and "nothing else" in error.text

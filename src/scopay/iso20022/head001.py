@@ -116,6 +116,12 @@ def open_envelope(root: etree._Element) -> tuple[BusinessAppHeader, etree._Eleme
     if len(children) != 2:
         refuse_at(root, ReasonCode.INVALID_FILE_FORMAT,
                   "an envelope holds exactly an AppHdr and a Document")
+    # scopay's own element, which no XSD checks: nothing else in it, not even text between
+    if root.attrib or any(text and not text.isspace()
+                          for text in (root.text, children[0].tail, children[1].tail)):
+        refuse_at(root, ReasonCode.INVALID_FILE_FORMAT,
+                  "an envelope holds an AppHdr and a Document and nothing else (no attribute, "
+                  "no text)")
     return read_app_header(children[0]), children[1]
 
 
