@@ -163,3 +163,40 @@ def test_todays_statement_is_named_by_what_it_is_as_of(engine, network, serve_ap
     runner.stop()
     assert first == again != after
     assert first.startswith(f"STMT{account}") and len(after) <= 35
+
+
+def test_a_statement_read_before_midnight_is_todays_even_if_midnight_passes_meanwhile(
+        engine, network, monkeypatch):
+    """The page is read, an entry booked before midnight settles, and midnight passes while
+    the page is written: it is today's (interim, named as of what it counts), never the
+    finished day's final statement, which must hold every entry of the day."""
+    from types import SimpleNamespace
+
+    from scopay.api import iso
+
+    account = next(a for a in network.accounts if a.owner_bic == "ICBKCNBJ")
+    other = next(a.id for a in network.accounts if a.owner_bic == "ABOCCNBJ")
+    day_number = network.funded_at_us // DAY_US + 1
+    end_us = (day_number + 1) * DAY_US
+    day = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day_number)).date()
+    assert engine.submit([Transfer("t1", account.id, other, 100, "CNY")],
+                         end_us - 10_000)[0].rejection is None
+    clock = {"now_us": end_us - 2_000}
+    monkeypatch.setattr(iso, "time", SimpleNamespace(time_ns=lambda: clock["now_us"] * 1000))
+    read = engine.account_activity
+
+    def read_then_more(*args, **kwargs):
+        activity = read(*args, **kwargs)  # the rows read, the engine free again
+        assert engine.submit([Transfer("t2", account.id, other, 700, "CNY")],
+                             end_us - 1_000)[0].rejection is None
+        clock["now_us"] = end_us + 500  # midnight passes while the page is written
+        return activity
+
+    monkeypatch.setattr(engine, "account_activity", read_then_more)
+    before = parse_camt053(iso._statement(engine, account, day))
+    monkeypatch.setattr(engine, "account_activity", read)
+    after = parse_camt053(iso._statement(engine, account, day))
+    assert (before.final, len(before.entries)) == (False, 1)
+    assert (after.final, len(after.entries)) == (True, 2)
+    assert before.message_id != after.message_id
+    assert after.closing_balance_minor == engine.balance(account.id).posted_minor

@@ -302,6 +302,13 @@ def _statement(engine, account, day: date, page: int = 1) -> bytes:
     start_us = (datetime(day.year, day.month, day.day, tzinfo=UTC) - _EPOCH) // timedelta(
         microseconds=1)
     end_us = start_us + 86_400_000_000
+    # Whether the day is over is decided before the rows are read: a page read before
+    # midnight is today's, even if midnight passes while it is written (an entry booked
+    # meanwhile, before midnight, is not on it). A day over when the rows are read has all
+    # its entries committed: a step stamped before midnight holds the engine until its
+    # commit, and any later one is stamped after.
+    now_us = time.time_ns() // 1000
+    final = end_us <= now_us  # else today's, as of now: its entries so far
     activity = engine.account_activity(account_id, start_us, end_us,
                                        (page - 1) * STATEMENT_PAGE_ENTRIES,
                                        STATEMENT_PAGE_ENTRIES)
@@ -312,8 +319,6 @@ def _statement(engine, account, day: date, page: int = 1) -> bytes:
     entries = [_entry(engine, seq, t, change, day, account.owner_bic)
                for seq, t, change in activity.postings]
     opening, closing = activity.opening_minor, activity.closing_minor
-    now_us = time.time_ns() // 1000
-    final = end_us <= now_us  # else today's, as of now: its entries so far
     # A finished day's page is always the same message; today's says what it is as of (the
     # last journal entry counted), so that two different ones never share a message id.
     message_id = _iso_id("STMT", f"{account_id}{day_digits(day)}" + (
