@@ -136,9 +136,9 @@ def test_a_message_whose_two_paginations_differ_is_refused():
 
 
 def test_todays_statement_is_named_by_what_it_is_as_of(engine, network, serve_app):
-    """Today's statement grows as entries come: each different one has its own message id
-    (the last journal entry it counts), the same one read again the same id; a finished
-    day's is always the same message, under the same id."""
+    """Today's statement grows as the account's entries come: each different one has its
+    own message id (its last entry's), the same one read again the same id, however busy
+    the rest of the network is."""
     icbk = "ICBKCNBJ"
     account = next(a.id for a in network.accounts if a.owner_bic == icbk and a.currency == "CNY")
     other = next(a.id for a in network.accounts if a.owner_bic == "ABOCCNBJ")
@@ -150,19 +150,36 @@ def test_todays_statement_is_named_by_what_it_is_as_of(engine, network, serve_ap
     today = datetime.now(UTC).date().isoformat()
     path = f"/v1/accounts/{account}/statement"
 
-    def message_id() -> str:
+    def message_id(page: int = 1) -> str:
         with httpx.Client(base_url=url, auth=SignedAuth(key)) as client:
-            answer = client.get(path, params={"day": today})
+            answer = client.get(path, params={"day": today, "page": page})
         assert answer.status_code == 200, answer.text
         return parse_message(answer.content)[1].message_id
 
-    first, again = message_id(), message_id()
-    runner.call(lambda e, at: e.submit([Transfer("later", account, other, 5, "CNY")],
-                                       at)).result()
+    def transfer(debit: int, credit: int, name: str) -> None:
+        (outcome,) = runner.call(lambda e, at: e.submit(
+            [Transfer(name, debit, credit, 5, "CNY")], at)).result()
+        assert outcome.rejection is None
+
+    issuance = next(a.id for a in network.accounts if a.kind == AccountKind.ISSUANCE
+                    and a.currency == "CNY")
+    first = message_id()
+    transfer(issuance, other, "elsewhere")  # another account's: this statement is the same
+    again = message_id()
+    transfer(account, other, "mine")
     after = message_id()
-    runner.stop()
     assert first == again != after
     assert first.startswith(f"STMT{account}") and len(after) <= 35
+    # a full page before the last is the message the day's end will give: its id stays
+    (outcome,) = {o.rejection for o in runner.call(lambda e, at: e.submit(
+        [Transfer(f"fill-{n}", account, other, 1, "CNY") for n in range(1_000)],
+        at)).result()}
+    assert outcome is None
+    full, second = message_id(1), message_id(2)
+    transfer(account, other, "one-more")
+    assert message_id(1) == full == f"STMT{account}{today.replace('-', '')}"
+    assert message_id(2) != second
+    runner.stop()
 
 
 def test_a_statement_read_before_midnight_is_todays_even_if_midnight_passes_meanwhile(

@@ -307,3 +307,31 @@ def test_balances_take_a_currency_in_either_case(db):
     rows = json.loads(upper.output)
     assert rows and {row["currency"] for row in rows} == {"CNY"}
     assert json.loads(lower.output) == rows
+
+
+def test_iso_validate_refuses_what_the_servers_door_does_not_take(tmp_path, monkeypatch):
+    """Valid as a message, but more bytes than the server reads (413), or more transactions
+    than it takes in one (AM18): `iso validate` says so, as `iso send` would meet it."""
+    from scopay.api import security
+    from scopay.domain.ledger import BATCH_TRANSFERS_MAX
+    from scopay.iso20022.model import CreditTransferMessage
+    from scopay.iso20022.pacs008 import PACS008_V08, build_pacs008
+
+    def pacs008(count: int) -> Path:
+        payments = tuple(Payment(str(uuid.uuid4()), f"I{n}", f"E{n}", "DEMACNX0", "DEMBCNX0",
+                                 Party("A"), Party("B"), 1, "CNY") for n in range(count))
+        path = tmp_path / f"{count}.xml"
+        path.write_bytes(build_pacs008(CreditTransferMessage("M", 1_700_000_000_000_000,
+                                                             payments), PACS008_V08))
+        return path
+
+    most, over = pacs008(BATCH_TRANSFERS_MAX), pacs008(BATCH_TRANSFERS_MAX + 1)
+    assert most.stat().st_size > security.REQUEST_BYTES_MAX  # as scopay writes them
+    large = runner.invoke(app, ["iso", "validate", str(most)])
+    assert large.exit_code == 1 and "(413)" in words(large.output)
+    # a compact writer could fit them in the size: then the count is what is refused
+    monkeypatch.setattr(security, "REQUEST_BYTES_MAX", 64 * 1024 * 1024)
+    fits = runner.invoke(app, ["iso", "validate", str(most)])
+    assert fits.exit_code == 0, fits.output
+    many = runner.invoke(app, ["iso", "validate", str(over)])
+    assert many.exit_code == 1 and "AM18" in words(many.output)

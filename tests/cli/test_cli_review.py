@@ -116,3 +116,20 @@ def test_an_amount_past_18_digits_is_refused_as_the_api_refuses_it(db):
                                  "--db", str(db)])
     one_line_refusal(result, 2, "outside what an ISO amount holds")
     assert balances(db) == before
+
+
+def test_serve_on_a_port_in_use_says_so_before_anything_else(db):
+    """Not a banner saying it serves, then a server error: one line naming the port, the
+    way to choose another, and exit 2."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--db", str(db), "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    said = " ".join(result.output.split())
+    assert f"port {port} on 127.0.0.1 is in use" in said and "--port" in said
+    assert "scopay on http" not in said

@@ -402,7 +402,8 @@ def _authorised_transfer(engine, caller: auth.Caller, body: TransferIn,
             raise ApiError(404, "Not found", "no pending transfer of that id that you may resolve")
     elif not _may_debit(engine, caller, transfer.debit_account_id, transfer.credit_account_id):
         raise ApiError(404, "Not found",
-                       f"no account {transfer.debit_account_id} that you may debit")
+                       f"no accounts {transfer.debit_account_id} and "
+                       f"{transfer.credit_account_id} between which you may move money")
     return transfer
 
 

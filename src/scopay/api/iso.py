@@ -319,15 +319,21 @@ def _statement(engine, account, day: date, page: int = 1) -> bytes:
     entries = [_entry(engine, seq, t, change, day, account.owner_bic)
                for seq, t, change in activity.postings]
     opening, closing = activity.opening_minor, activity.closing_minor
-    # A finished day's page is always the same message; today's says what it is as of (the
-    # last journal entry counted), so that two different ones never share a message id.
+    # A page is named by what it holds. A finished day's never changes, nor does a full page
+    # of today's before the last (it is the same message the day's end gives); today's last
+    # page grows, so its name says its last entry (A0 while it has none): two different
+    # pages never share a message id, and the same page read again keeps it.
+    last_page = page == pages
+    as_of = ""
+    if not final and last_page:
+        as_of = f"A{entries[-1].account_servicer_reference}" if entries else "A0"
     message_id = _iso_id("STMT", f"{account_id}{day_digits(day)}" + (
-        f"P{page}" if page > 1 else "") + ("" if final else f"A{activity.as_of_seq}"))
+        f"P{page}" if page > 1 else "") + as_of)
     report = Statement(message_id, end_us if final else now_us,
                        statement_id(account_id, day), str(account_id), account.currency, opening,
                        day, closing, day, tuple(entries),
                        account_servicer=_servicer(engine, account), final=final,
-                       page=page, last_page=page == pages)
+                       page=page, last_page=last_page)
     return _written(build_camt053, report, f"the statement of account {account_id} for {day}")
 
 

@@ -72,7 +72,8 @@ keys_app = typer.Typer(help="Issue, register and revoke participants' signing ke
 app.add_typer(keys_app, name="keys")
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
-iso_app = typer.Typer(help="ISO 20022 messages: validate, send, read the mailbox.",
+iso_app = typer.Typer(help="ISO 20022 messages: write an example, validate, send, read the "
+                            "mailbox.",
                       no_args_is_help=True)
 app.add_typer(iso_app, name="iso")
 KeyOption = Annotated[Path, typer.Option("--key", help="Key file to sign with.")]
@@ -159,7 +160,8 @@ def open_engine(db: Path, *, create: bool = False, **settings: bool) -> Engine:
             return Engine(open_store(db, lock=True), progress=progress, states=state_facts(),
                           **settings)
     except StoreLockedError as error:
-        err.print(f"[red]{error}[/red]: stop `scopay serve` first, or use the HTTP API.")
+        err.print(f"[red]{error}[/red]: stop `scopay serve` first, or use the HTTP API "
+                  "(`scopay call`; `scopay keys issue ... --url` for a key).")
         raise typer.Exit(2) from None
 
 
@@ -280,6 +282,10 @@ def serve(db: DbOption = DEFAULT_DB,
     except SchemaUnavailable as error:
         err.print(f"[red]cannot serve:[/red] {error}")
         raise typer.Exit(2) from None
+    refusal = why_not_listen(host, port)  # said before recovery, which may take a while
+    if refusal is not None:
+        err.print(f"[red]cannot serve:[/red] {refusal}")
+        raise typer.Exit(2)
     engine = open_engine(db, bypass_fifo_normal=bypass_fifo,
                          respect_priority_in_resolution=priority_in_resolution)
     runner = LoopRunner(engine, now_us).start(heartbeat_s=HEARTBEAT_S)
@@ -301,6 +307,24 @@ def serve(db: DbOption = DEFAULT_DB,
                     log_level="warning", **SERVER_OPTIONS)
     finally:
         stop()
+
+
+def why_not_listen(host: str, port: int) -> str | None:
+    """Why the server could not listen there, or None if it can. Asked before saying it
+    does (another process may still take the port in between: the server then says so)."""
+    import errno
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            return (f"port {port} on {host} is in use: choose another with --port (`make run "
+                    "PORT=8001`), and give other commands --url")
+        return f"cannot listen on {host}:{port} ({error.strerror or error})"
+    return None
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
@@ -616,20 +640,44 @@ def read_message_file(file: Path) -> bytes:
 @iso_app.command("validate")
 def iso_validate(file: Annotated[Path, typer.Argument(help="ISO 20022 XML file.")]) -> None:
     """Check a message as scopay would on receipt: hardened parsing, namespace and version,
-    the official XSD when SCOPAY_ISO20022_SCHEMAS names their folder, scopay's own rules.
-    Exit 0 when valid; 1 with the ISO reason code and the reason otherwise."""
+    the official XSD when SCOPAY_ISO20022_SCHEMAS names their folder, scopay's own rules,
+    and what the server's door takes (its size, at most 8,190 transactions). Exit 0 when
+    valid; 1 with the ISO reason code and the reason otherwise."""
+    from scopay.api.security import REQUEST_BYTES_MAX
+    from scopay.domain.ledger import BATCH_TRANSFERS_MAX
     from scopay.iso20022.message import parse_message
+    from scopay.iso20022.model import (
+        BusinessMessage,
+        CancellationRequest,
+        CreditTransferMessage,
+        ReturnInstruction,
+    )
     from scopay.iso20022.parsing import MessageRefused
     from scopay.iso20022.schemas import SCHEMAS_DIR_ENV, SchemaUnavailable
 
+    data = read_message_file(file)
     try:
-        message_type, _ = parse_message(read_message_file(file))
+        message_type, message = parse_message(data)
     except MessageRefused as refusal:
         err.print(f"[red]invalid ({refusal.reason_code}):[/red] {refusal.text}")
         raise typer.Exit(1) from None
     except SchemaUnavailable as error:  # the operator's set-up, not the message
         err.print(f"[red]cannot check:[/red] {error}")
         raise typer.Exit(2) from None
+    if isinstance(message, BusinessMessage):
+        message = message.document
+    # what the server takes in one message, as it counts them
+    items = (len(message.payments) if isinstance(message, CreditTransferMessage) else
+             len(message.returns) if isinstance(message, ReturnInstruction) else
+             len(message.transactions) if isinstance(message, CancellationRequest) else 0)
+    if len(data) > REQUEST_BYTES_MAX:
+        err.print(f"[red]too large for the server (413):[/red] {len(data):,} bytes; it takes "
+                  f"at most {REQUEST_BYTES_MAX:,} a request")
+        raise typer.Exit(1)
+    if items > BATCH_TRANSFERS_MAX:
+        err.print(f"[red]too many for the server (AM18):[/red] {items:,} transactions; it "
+                  f"takes at most {BATCH_TRANSFERS_MAX:,} in one message: split it")
+        raise typer.Exit(1)
     checked = "and the official XSD" if os.environ.get(SCHEMAS_DIR_ENV) else (
         f"(set {SCHEMAS_DIR_ENV} to check the official XSD too)")
     console.print(f"valid {message_type}: scopay's rules {checked}")

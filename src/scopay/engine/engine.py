@@ -97,7 +97,6 @@ class AccountActivity(NamedTuple):
     # (journal seq, the entry's transfer, change to the account)
     postings: list[tuple[int, Transfer, int]]
     in_period: int  # postings in the whole period: those asked for may be a page of them
-    as_of_seq: int  # the last journal entry counted: what the balances are as of
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,8 +422,9 @@ class Engine(PaymentOperations):
         if owner is not None and owner.role == Role.OPERATOR and not any(
                 other != key_id and bic == found[0] and revoked is None
                 for other, (bic, _, revoked) in self.keys.items()):
-            raise CommandRefused(f"the operator's last key: register another one first (with "
-                                 f"scopay stopped, `scopay keys issue {found[0]}` makes one)")
+            raise CommandRefused(f"the operator's last key: register another one first "
+                                 f"(`scopay keys issue {found[0]} --out FILE`, with --url while "
+                                 "scopay runs)")
         at = self._tick(now_us)
         self._write(revoked_keys=[(key_id, at)], at_us=at)
         self.keys[key_id] = (found[0], found[1], at)
@@ -500,7 +500,7 @@ class Engine(PaymentOperations):
                                                             end_seq - 1, kinds, offset, limit)]
         opening = posted_now - since_start + before
         return AccountActivity(opening, opening + sum(change for *_, change in postings),
-                               postings, in_period, last_seq)
+                               postings, in_period)
 
     @property
     def journal_count(self) -> int:
