@@ -277,10 +277,10 @@ class Rtgs:
         that adds liquidity or frees a limit tries the queues it touches), and no liquidity
         came: so only the urgent and high payments' order, and whether they still hold the
         normal ones back, can have changed (a normal one's own place matters to none: each
-        settles when covered, whatever its place). One exception: an offset seen only from
-        this debtor's side (offsetting on entry looks at the front of the creditor's queue,
-        and a payment entering is not tried from the other side); a move does not look for
-        it, and the periodic gridlock resolution settles it. The urgent and high payments
+        settles when covered, whatever its place). One exception: an offset one side sees
+        and the other does not (offsetting weighs at most OFFSET_CANDIDATES_MAX payments
+        back, and a payment entering is not tried from the other side); a move does not
+        look for it, and the periodic gridlock resolution settles it. The urgent and high payments
         are tried in their new order (they stop at the first not covered); the normal ones
         all again only if they were held back and no longer are. Where normal payments keep
         FIFO the whole queue is tried: that stops at the first not covered anyway. A queue
@@ -558,16 +558,16 @@ class Rtgs:
     def _offset(self, order: Order, now_us: int, step: Step,
                 against: list[Order] | None = None) -> bool:
         """Settle the order with queued payments the other way when the net is covered:
-        with as many of them, in the creditor's queue order, as the creditor covers
-        (`against`: the creditor's counter-payments, when already found)."""
+        with those of them the creditor covers, in its queue order (`against`: the
+        creditor's counter-payments, when already found)."""
         if against is None:
             against = self._counter_payments(order, now_us)
         if not against or not self._debtor_covers_offset(order, against):
             return False  # the debtor lacks even with every counter-payment
-        count = self._counter_payments_covered(order, against)
-        if count == 0 or not self._debtor_covers_offset(order, against[:count]):
+        covered = self._counter_payments_covered(order, against)
+        if not covered or not self._debtor_covers_offset(order, covered):
             return False  # with only those the creditor covers, the debtor lacks
-        return self._settle_together([order, *against[:count]], now_us, step)
+        return self._settle_together([order, *covered], now_us, step)
 
     def _debtor_covers_offset(self, order: Order, against: list[Order]) -> bool:
         incoming = sum(o.amount_minor for o in against)
@@ -593,18 +593,25 @@ class Rtgs:
                 break
         return found
 
-    def _counter_payments_covered(self, order: Order, against: list[Order]) -> int:
-        """How many of the counter-payments, from the first, the creditor covers net of the
-        order, at every priority: the urgent ones from all its liquidity, the high ones above
-        the urgent reservation, the normal ones above both reservations and within their
-        limits. The first one it cannot cover ends the count: a longer run pays more back
-        at that priority (or leaves the one it belongs to uncovered), so it fails too."""
+    def _counter_payments_covered(self, order: Order, against: list[Order]) -> list[Order]:
+        """The counter-payments the creditor covers net of the order, taken in queue order
+        (most urgent first), each with those taken before it: the urgent ones from all its
+        liquidity, the high ones above the urgent reservation, the normal ones above both
+        reservations and within their limits. An urgent or high one it cannot cover ends
+        them (nothing of its passes it); a normal one it cannot cover is passed, as a
+        covered normal payment may pass one waiting (bypass FIFO), unless normal payments
+        keep FIFO. So a large payment at the front of the creditor's queue does not keep
+        the smaller ones behind it from offsetting."""
+        covered: list[Order] = []
         paid = 0
-        for n, counter in enumerate(against):  # in queue order: most urgent first
-            paid += counter.amount_minor
-            if self._cover_reason(counter, paid - order.amount_minor) is not None:
-                return n
-        return len(against)
+        for counter in against:
+            if self._cover_reason(counter, paid + counter.amount_minor
+                                  - order.amount_minor) is None:
+                covered.append(counter)
+                paid += counter.amount_minor
+            elif counter.rank < RANK[Priority.NORMAL] or not self.bypass_fifo_normal:
+                break
+        return covered
 
     def _release(self, accounts: set[int], now_us: int, step: Step) -> None:
         """Receipt-reactive: try queues of accounts that received money, cascading."""
