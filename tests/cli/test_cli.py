@@ -205,6 +205,13 @@ def test_iso_validate_accepts_a_valid_message_and_names_the_reason_for_a_bad_one
     sample = SAMPLES / "pacs008_cbpr_customer_transfer.xml"
     good = runner.invoke(app, ["iso", "validate", str(sample)])
     assert good.exit_code == 0 and "valid pacs.008.001.08" in words(good.output)
+    assert "takes only" not in words(good.output) and "AppHdr" not in words(good.output)
+    # valid, and what the server would still ask of it is said
+    statement = runner.invoke(app, ["iso", "validate", str(SAMPLES / "camt053_statement.xml")])
+    assert statement.exit_code == 0 and "takes only pacs.008" in words(statement.output)
+    enveloped = runner.invoke(app, ["iso", "validate",
+                                    str(SAMPLES / "pacs008_t2_batch_envelope.xml")])
+    assert enveloped.exit_code == 0 and "AppHdr To, NBRKKZKX" in words(enveloped.output)
     bad = tmp_path / "bad.xml"
     bad.write_text('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
                    "<x>&e;</x>")

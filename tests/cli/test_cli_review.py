@@ -133,3 +133,28 @@ def test_serve_on_a_port_in_use_says_so_before_anything_else(db):
     said = " ".join(result.output.split())
     assert f"port {port} on 127.0.0.1 is in use" in said and "--port" in said
     assert "scopay on http" not in said
+
+
+def test_the_port_check_binds_as_the_server_does():
+    """The check before serving binds every address the host names, IPv6 ones IPv6-only, as
+    the server's own listening does: a port taken on IPv4 does not stop `--host ::`, and a
+    port taken on any address a name resolves to stops that name."""
+    import socket
+
+    from scopay.cli.main import why_not_listen
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert "is in use" in why_not_listen("127.0.0.1", port)
+        assert "is in use" in why_not_listen("localhost", port)
+        assert why_not_listen("127.0.0.1", 0) is None
+        assert "cannot listen" in why_not_listen("256.0.0.1", port)
+        try:  # where the machine has IPv6: the IPv4 listener leaves [::]:port free
+            with socket.socket(socket.AF_INET6) as v6:
+                v6.bind(("::1", 0))
+        except OSError:
+            return
+        assert why_not_listen("::", port) is None

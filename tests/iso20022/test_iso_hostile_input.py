@@ -393,7 +393,8 @@ def test_a_date_time_finer_than_a_microsecond_is_read_to_the_microsecond(reader)
     ('<Envelope xmlns="urn:scopay:xsd:envelope">',
      '<Envelope xmlns="urn:scopay:xsd:envelope">note'),
     ("</Document>", "</Document>trailer"),
-], ids=["attribute", "text between", "text before", "text after"])
+    ("</AppHdr>", "</AppHdr>\u00a0"),
+], ids=["attribute", "text between", "text before", "text after", "no-break space"])
 def test_an_envelope_with_anything_besides_its_two_parts_is_refused(change):
     """The envelope is scopay's own element, which no XSD checks: what it holds besides the
     header and the document would be read by nobody, so it is refused."""

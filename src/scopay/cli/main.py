@@ -310,20 +310,36 @@ def serve(db: DbOption = DEFAULT_DB,
 
 
 def why_not_listen(host: str, port: int) -> str | None:
-    """Why the server could not listen there, or None if it can. Asked before saying it
-    does (another process may still take the port in between: the server then says so)."""
+    """Why the server could not listen there, or None if it can: every address the host
+    names is bound as the server's own listening does it (asyncio's create_server: each
+    address getaddrinfo gives, SO_REUSEADDR, IPv6 sockets IPv6-only). Asked before saying
+    it serves; another process may still take the port in between (the server then says
+    so itself)."""
     import errno
     import socket
 
     try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+    except OSError as error:
+        return f"cannot listen on {host}:{port} ({error.strerror or error})"
+    probes = []
+    try:
+        for family, kind, protocol, _, address in dict.fromkeys(addresses):
+            probe = socket.socket(family, kind, protocol)
+            probes.append(probe)  # held until all are bound, as the server holds them
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             return (f"port {port} on {host} is in use: choose another with --port (`make run "
                     "PORT=8001`), and give other commands --url")
         return f"cannot listen on {host}:{port} ({error.strerror or error})"
+    finally:
+        for probe in probes:
+            probe.close()
     return None
 
 
@@ -664,8 +680,9 @@ def iso_validate(file: Annotated[Path, typer.Argument(help="ISO 20022 XML file."
     except SchemaUnavailable as error:  # the operator's set-up, not the message
         err.print(f"[red]cannot check:[/red] {error}")
         raise typer.Exit(2) from None
+    envelope = None
     if isinstance(message, BusinessMessage):
-        message = message.document
+        envelope, message = message.header, message.document
     # what the server takes in one message, as it counts them
     items = (len(message.payments) if isinstance(message, CreditTransferMessage) else
              len(message.returns) if isinstance(message, ReturnInstruction) else
@@ -681,6 +698,12 @@ def iso_validate(file: Annotated[Path, typer.Argument(help="ISO 20022 XML file."
     checked = "and the official XSD" if os.environ.get(SCHEMAS_DIR_ENV) else (
         f"(set {SCHEMAS_DIR_ENV} to check the official XSD too)")
     console.print(f"valid {message_type}: scopay's rules {checked}")
+    if not isinstance(message, CreditTransferMessage | ReturnInstruction | CancellationRequest):
+        console.print("(the server reads it, but takes only pacs.008, pacs.009, pacs.004 and "
+                      "camt.056 at POST /v1/iso20022)")
+    if envelope is not None:
+        console.print(f"(the server takes it only if its AppHdr To, {envelope.to_bic}, is "
+                      "scopay's operator or a currency's settlement agent)")
 
 
 @iso_app.command("send")

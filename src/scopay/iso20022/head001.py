@@ -43,6 +43,7 @@ HEAD001_V02 = "head.001.001.02"
 NS = qualified_namespace(HEAD001_V02)
 ENVELOPE_NAMESPACE = "urn:scopay:xsd:envelope"
 ENVELOPE = f"{{{ENVELOPE_NAMESPACE}}}Envelope"
+XML_WHITE_SPACE = " \t\r\n"  # XML's (str.isspace would take no-break spaces too)
 
 
 def app_header(fields: Fields, element: etree._Element) -> BusinessAppHeader:
@@ -117,7 +118,7 @@ def open_envelope(root: etree._Element) -> tuple[BusinessAppHeader, etree._Eleme
         refuse_at(root, ReasonCode.INVALID_FILE_FORMAT,
                   "an envelope holds exactly an AppHdr and a Document")
     # scopay's own element, which no XSD checks: nothing else in it, not even text between
-    if root.attrib or any(text and not text.isspace()
+    if root.attrib or any(text and text.strip(XML_WHITE_SPACE)
                           for text in (root.text, children[0].tail, children[1].tail)):
         refuse_at(root, ReasonCode.INVALID_FILE_FORMAT,
                   "an envelope holds an AppHdr and a Document and nothing else (no attribute, "
