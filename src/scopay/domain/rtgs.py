@@ -278,9 +278,10 @@ class Rtgs:
         came: so only the urgent and high payments' order, and whether they still hold the
         normal ones back, can have changed (a normal one's own place matters to none: each
         settles when covered, whatever its place). One exception: an offset one side sees
-        and the other does not (offsetting weighs at most OFFSET_CANDIDATES_MAX payments
-        back, and a payment entering is not tried from the other side); a move does not
-        look for it, and the periodic gridlock resolution settles it. The urgent and high payments
+        and the other does not (a payment entering is tried from its own side only, not at
+        all when a limit holds it, and offsetting weighs at most OFFSET_CANDIDATES_MAX
+        payments back); a move does not look for it: it waits for a change to the other
+        side's queue or a gridlock resolution that can settle it. The urgent and high payments
         are tried in their new order (they stop at the first not covered); the normal ones
         all again only if they were held back and no longer are. Where normal payments keep
         FIFO the whole queue is tried: that stops at the first not covered anyway. A queue
@@ -564,10 +565,13 @@ class Rtgs:
             against = self._counter_payments(order, now_us)
         if not against or not self._debtor_covers_offset(order, against):
             return False  # the debtor lacks even with every counter-payment
-        covered = self._counter_payments_covered(order, against)
-        if not covered or not self._debtor_covers_offset(order, covered):
-            return False  # with only those the creditor covers, the debtor lacks
-        return self._settle_together([order, *covered], now_us, step)
+        for largest_first in (False, True):  # the second try only where normal ones may pass
+            covered = self._counter_payments_covered(order, against, largest_first)
+            if covered and self._debtor_covers_offset(order, covered):
+                return self._settle_together([order, *covered], now_us, step)
+            if not self.bypass_fifo_normal:
+                break
+        return False  # with only those the creditor covers, the debtor lacks
 
     def _debtor_covers_offset(self, order: Order, against: list[Order]) -> bool:
         incoming = sum(o.amount_minor for o in against)
@@ -593,7 +597,8 @@ class Rtgs:
                 break
         return found
 
-    def _counter_payments_covered(self, order: Order, against: list[Order]) -> list[Order]:
+    def _counter_payments_covered(self, order: Order, against: list[Order],
+                                  largest_first: bool = False) -> list[Order]:
         """The counter-payments the creditor covers net of the order, taken in queue order
         (most urgent first), each with those taken before it: the urgent ones from all its
         liquidity, the high ones above the urgent reservation, the normal ones above both
@@ -601,7 +606,13 @@ class Rtgs:
         them (nothing of its passes it); a normal one it cannot cover is passed, as a
         covered normal payment may pass one waiting (bypass FIFO), unless normal payments
         keep FIFO. So a large payment at the front of the creditor's queue does not keep
-        the smaller ones behind it from offsetting."""
+        the smaller ones behind it from offsetting. `largest_first`: the normal ones are
+        weighed largest first (the urgent and high ones still in their order), which brings
+        the debtor the most the creditor covers where queue order brought it too little."""
+        if largest_first:
+            normal = self._normals_start(against)
+            against = [*against[:normal],
+                       *sorted(against[normal:], key=lambda o: o.amount_minor, reverse=True)]
         covered: list[Order] = []
         paid = 0
         for counter in against:
