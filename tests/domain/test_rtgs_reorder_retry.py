@@ -3,9 +3,10 @@ change can matter (the urgent and high payments, the normal ones when no longer 
 the payment itself): differentially tested against trying the whole queue, as every change
 did before, over the same random operations. The shortcut relies on queues being at rest
 between operations (every operation that frees liquidity tries the queues it touches;
-cancellations here release what they held back, as the engine's do). A state not at rest
-that this model does not build: an offset one side sees and the other does not (past the
-counter-payments offsetting weighs), which a move leaves to the gridlock resolution."""
+cancellations here release what they held back, as the engine's do). One state is not at
+rest, and this model does not build it: an offset one side sees and the other does not,
+which a move leaves to a later change or a gridlock resolution (docs/settlement.md,
+scenarios/an_offset_seen_from_one_side_waits_for_resolution.scn)."""
 
 from __future__ import annotations
 

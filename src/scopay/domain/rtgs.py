@@ -279,14 +279,14 @@ class Rtgs:
         normal ones back, can have changed (a normal one's own place matters to none: each
         settles when covered, whatever its place). One exception: an offset one side sees
         and the other does not (a payment entering is tried from its own side only, not at
-        all when a limit holds it, and offsetting weighs at most OFFSET_CANDIDATES_MAX
-        payments back); a move does not look for it: it waits for a change to the other
-        side's queue or a gridlock resolution that can settle it. The urgent and high payments
-        are tried in their new order (they stop at the first not covered); the normal ones
-        all again only if they were held back and no longer are. Where normal payments keep
-        FIFO the whole queue is tried: that stops at the first not covered anyway. A queue
-        of 100,000 normal payments cost 0.15 s a move when tried whole. (On a new business
-        day every queue is tried, as after any step.)"""
+        all when a limit holds it, and offsetting takes the creditor's payments back from
+        the front of its queue); a move does not look for it: it waits for a change to the
+        other side's queue or a gridlock resolution that can settle it. The urgent and high
+        payments are tried in their new order (they stop at the first not covered); the
+        normal ones all again only if they were held back and no longer are. Where normal
+        payments keep FIFO the whole queue is tried: that stops at the first not covered
+        anyway. A queue of 100,000 normal payments cost 0.15 s a move when tried whole. (On
+        a new business day every queue is tried, as after any step.)"""
         debtor, step = order.debtor_account, Step()
         new_day = self._start_day(now_us // BUSINESS_DAY_US)
         if new_day or not self.bypass_fifo_normal:
@@ -559,19 +559,16 @@ class Rtgs:
     def _offset(self, order: Order, now_us: int, step: Step,
                 against: list[Order] | None = None) -> bool:
         """Settle the order with queued payments the other way when the net is covered:
-        with those of them the creditor covers, in its queue order (`against`: the
-        creditor's counter-payments, when already found)."""
+        with as many of them, in the creditor's queue order, as the creditor covers
+        (`against`: the creditor's counter-payments, when already found)."""
         if against is None:
             against = self._counter_payments(order, now_us)
         if not against or not self._debtor_covers_offset(order, against):
             return False  # the debtor lacks even with every counter-payment
-        for largest_first in (False, True):  # the second try only where normal ones may pass
-            covered = self._counter_payments_covered(order, against, largest_first)
-            if covered and self._debtor_covers_offset(order, covered):
-                return self._settle_together([order, *covered], now_us, step)
-            if not self.bypass_fifo_normal:
-                break
-        return False  # with only those the creditor covers, the debtor lacks
+        count = self._counter_payments_covered(order, against)
+        if count == 0 or not self._debtor_covers_offset(order, against[:count]):
+            return False  # with only those the creditor covers, the debtor lacks
+        return self._settle_together([order, *against[:count]], now_us, step)
 
     def _debtor_covers_offset(self, order: Order, against: list[Order]) -> bool:
         incoming = sum(o.amount_minor for o in against)
@@ -597,32 +594,18 @@ class Rtgs:
                 break
         return found
 
-    def _counter_payments_covered(self, order: Order, against: list[Order],
-                                  largest_first: bool = False) -> list[Order]:
-        """The counter-payments the creditor covers net of the order, taken in queue order
-        (most urgent first), each with those taken before it: the urgent ones from all its
-        liquidity, the high ones above the urgent reservation, the normal ones above both
-        reservations and within their limits. An urgent or high one it cannot cover ends
-        them (nothing of its passes it); a normal one it cannot cover is passed, as a
-        covered normal payment may pass one waiting (bypass FIFO), unless normal payments
-        keep FIFO. So a large payment at the front of the creditor's queue does not keep
-        the smaller ones behind it from offsetting. `largest_first`: the normal ones are
-        weighed largest first (the urgent and high ones still in their order), which brings
-        the debtor the most the creditor covers where queue order brought it too little."""
-        if largest_first:
-            normal = self._normals_start(against)
-            against = [*against[:normal],
-                       *sorted(against[normal:], key=lambda o: o.amount_minor, reverse=True)]
-        covered: list[Order] = []
+    def _counter_payments_covered(self, order: Order, against: list[Order]) -> int:
+        """How many of the counter-payments, from the first, the creditor covers net of the
+        order, at every priority: the urgent ones from all its liquidity, the high ones above
+        the urgent reservation, the normal ones above both reservations and within their
+        limits. The first one it cannot cover ends the count: a longer run pays more back
+        at that priority (or leaves the one it belongs to uncovered), so it fails too."""
         paid = 0
-        for counter in against:
-            if self._cover_reason(counter, paid + counter.amount_minor
-                                  - order.amount_minor) is None:
-                covered.append(counter)
-                paid += counter.amount_minor
-            elif counter.rank < RANK[Priority.NORMAL] or not self.bypass_fifo_normal:
-                break
-        return covered
+        for n, counter in enumerate(against):  # in queue order: most urgent first
+            paid += counter.amount_minor
+            if self._cover_reason(counter, paid - order.amount_minor) is not None:
+                return n
+        return len(against)
 
     def _release(self, accounts: set[int], now_us: int, step: Step) -> None:
         """Receipt-reactive: try queues of accounts that received money, cascading."""
