@@ -1,6 +1,6 @@
 """What managing one payment in a long queue costs: a move to the front or back and a change
-of priority, against trying the debtor's whole queue after each (as scopay did before), in
-the same run.
+of priority, against trying the debtor's whole queue after each, each payment with the full
+check (as scopay did before), in the same run.
 
     .venv/bin/python bench/queue.py            # 100,000 queued payments (about a minute)
     .venv/bin/python bench/queue.py --quick    # 20,000
@@ -31,7 +31,10 @@ START_US = 1_000_000
 
 
 class WholeQueueRetry(Rtgs):
-    """The RTGS as it was: a move or a new priority tries the debtor's whole queue."""
+    """The RTGS as it was: a move or a new priority tries the debtor's whole queue, each
+    payment with the full check."""
+
+    pass_uncovered_quickly = False
 
     def _retry_reordered(self, order: Order, normals_were_blocked: bool, now_us: int) -> Step:
         return self.release([order.debtor_account], now_us)

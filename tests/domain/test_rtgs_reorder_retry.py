@@ -94,3 +94,26 @@ def test_a_move_as_the_first_step_of_a_day_tries_every_queue():
     step = scenario.rtgs.move("Q2", True, next_day)  # C's queue, the day's first step
     assert [order.uetr for order in step.settled] == ["P2"]  # A's limit starts afresh
     assert set(scenario.rtgs.orders) == {"Q1", "Q2"}
+
+
+class FullCheck(Rtgs):
+    """Every queued payment tried with the full check, none passed quickly."""
+
+    pass_uncovered_quickly = False
+
+
+@settings(max_examples=150, deadline=None)
+@given(currencies, holdings, credit_lines, funding, st.booleans(),
+       st.lists(policy_set, max_size=3), st.lists(operation, min_size=10, max_size=40))
+def test_passing_uncovered_payments_quickly_settles_what_the_full_check_settles(
+        codes, held, lines, funds, bypass, policies, operations):
+    nets = []
+    for kind in (Rtgs, FullCheck):
+        net = build(codes, held, lines, funds, bypass)
+        net.rtgs = kind(net.ledger, bypass_fifo_normal=bypass)
+        for args in policies:
+            record(net, policy(net, *args))
+        nets.append(net)
+    quick, full = (run(net, operations) for net in nets)
+    for (name, *after_quick), (_, *after_full) in zip(quick, full, strict=True):
+        assert after_quick == after_full, f"differs after {name}"

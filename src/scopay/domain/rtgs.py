@@ -145,6 +145,11 @@ def _track(order: Order, positions: dict[tuple[int, int], int]) -> None:
 class Rtgs:
     """Queues, limits and liquidity saving over one Ledger (every currency)."""
 
+    # Pass an uncovered normal payment with nothing to offset against without the full
+    # check (_settle_from_queue); the same outcome, told apart only by its cost. Off in the
+    # test that compares the two and in bench/queue.py's baseline.
+    pass_uncovered_quickly = True
+
     def __init__(self, ledger: Ledger, *, bypass_fifo_normal: bool = True,
                  respect_priority_in_resolution: bool = True) -> None:
         self.ledger = ledger
@@ -630,11 +635,23 @@ class Rtgs:
         first = len(step.settled)
         counters: dict[int, list[Order]] = {}  # creditor -> its payments back to this account
         holding = self._holding()
+        # A normal payment short of liquidity whose creditor was found to have no payments
+        # back is passed at once, as the full check would pass it (the common case in a long
+        # queue: a tenth of the cost). `room`: what the account has above its floor and both
+        # reservations, worked out again whenever something settled or was refused.
+        passing = self.bypass_fifo_normal and self.pass_uncovered_quickly
+        room, room_after = None, (-1, -1)
         for order in list(self.queues.get(account, ())) if orders is None else orders:
             if order.earliest_us is not None and now_us < order.earliest_us:
                 continue  # not yet active: neither settles nor blocks
             if holding and self._held(order):
                 continue  # a suspended agent's: waits for reinstatement, blocks nothing
+            if passing and order.rank == 2 and counters.get(order.creditor_account) == []:
+                if room_after != (len(step.settled), len(step.rejected)):
+                    room_after = (len(step.settled), len(step.rejected))
+                    room = self._room_for_normal(account)
+                if room is not None and order.amount_minor > room:
+                    continue  # waits: short of liquidity, with nothing to offset against
             wait = self._cover_reason(order, order.amount_minor)
             if wait is None:
                 self._settle_alone(order, now_us, step)
@@ -757,6 +774,17 @@ class Rtgs:
                 if not whole_excess:
                     break
         return dropped
+
+    def _room_for_normal(self, account: int) -> int | None:
+        """What a normal payment of the account may take as _cover_reason judges it: its
+        liquidity above its floor and both reservations (None: no floor, no such check)."""
+        balance = self.ledger.balances.get(account)
+        if balance is None or balance.floor_minor is None:
+            return None
+        policy = self.policies.get(account)
+        reserved = 0 if policy is None else (policy.reserved_urgent_minor
+                                             + policy.reserved_high_minor)
+        return balance.available_minor - reserved - balance.floor_minor
 
     def _reserved_for_normal(self, account: int) -> int:
         """Resolution treats every payment as normal: both reservations stay untouched."""
