@@ -60,3 +60,13 @@ def test_money_an_offset_brings_in_the_same_try_is_counted():
     expected = ["P", "X2", "Y"]
     assert settled_after_trying_a(FullCheck, {A: 100, B: 100}, orders()) == expected
     assert settled_after_trying_a(Rtgs, {A: 100, B: 100}, orders()) == expected
+
+
+def test_a_payment_the_payments_back_would_cover_is_tried_in_full():
+    """A cannot pay X1 (4.00) from its 1.00, but with B's P (3.00) back it can: X1 must not
+    be passed for want of liquidity alone. X0 (10.00) before it found B's payments back."""
+    def orders():
+        return [order("X0", A, B, 1_000), order("X1", A, B, 400), order("P", B, A, 300)]
+
+    assert settled_after_trying_a(FullCheck, {A: 100}, orders()) == ["P", "X1"]
+    assert settled_after_trying_a(Rtgs, {A: 100}, orders()) == ["P", "X1"]

@@ -635,23 +635,30 @@ class Rtgs:
         first = len(step.settled)
         counters: dict[int, list[Order]] = {}  # creditor -> its payments back to this account
         holding = self._holding()
-        # A normal payment short of liquidity whose creditor was found to have no payments
-        # back is passed at once, as the full check would pass it (the common case in a long
-        # queue: a tenth of the cost). `room`: what the account has above its floor and both
-        # reservations, worked out again whenever something settled or was refused.
+        # A normal payment short of liquidity even with all its creditor's payments back
+        # (found earlier in this try) is passed at once, as the full check would pass it
+        # (the offset fails on that same test): about a third of the cost in a long queue.
+        # `room`: what the account has above its floor and both reservations, worked out
+        # again whenever something settled or was refused.
         passing = self.bypass_fifo_normal and self.pass_uncovered_quickly
         room, room_after = None, (-1, -1)
+        incoming: dict[int, tuple[list[Order], int]] = {}  # creditor -> (its counters, sum)
         for order in list(self.queues.get(account, ())) if orders is None else orders:
             if order.earliest_us is not None and now_us < order.earliest_us:
                 continue  # not yet active: neither settles nor blocks
             if holding and self._held(order):
                 continue  # a suspended agent's: waits for reinstatement, blocks nothing
-            if passing and order.rank == 2 and counters.get(order.creditor_account) == []:
+            against = counters.get(order.creditor_account) if passing else None
+            if against is not None and order.rank == 2:
+                back = incoming.get(order.creditor_account)
+                if back is None or back[0] is not against:
+                    back = incoming[order.creditor_account] = (
+                        against, sum(o.amount_minor for o in against))
                 if room_after != (len(step.settled), len(step.rejected)):
                     room_after = (len(step.settled), len(step.rejected))
                     room = self._room_for_normal(account)
-                if room is not None and order.amount_minor > room:
-                    continue  # waits: short of liquidity, with nothing to offset against
+                if room is not None and order.amount_minor - back[1] > room:
+                    continue  # waits: short of liquidity even with every payment back
             wait = self._cover_reason(order, order.amount_minor)
             if wait is None:
                 self._settle_alone(order, now_us, step)
