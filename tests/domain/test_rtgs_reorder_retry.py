@@ -58,21 +58,32 @@ def run(net: Network, operations) -> list[tuple]:
     return seen
 
 
-@settings(max_examples=150, deadline=None)
-@given(currencies, holdings, credit_lines, funding, st.booleans(),
-       st.lists(policy_set, max_size=3), st.lists(operation, min_size=10, max_size=40))
-def test_a_move_or_new_priority_settles_what_trying_the_whole_queue_settles(
-        codes, held, lines, funds, bypass, policies, operations):
+def assert_same_outcomes(baseline: type[Rtgs], codes, held, lines, funds, bypass, policies,
+                         operations) -> None:
+    """The RTGS as it is and `baseline`, driven by the same operations, leave the same
+    payment states, balances and queues after each."""
     nets = []
-    for kind in (Rtgs, WholeQueueRetry):
+    for kind in (Rtgs, baseline):
         net = build(codes, held, lines, funds, bypass)
         net.rtgs = kind(net.ledger, bypass_fifo_normal=bypass)
         for args in policies:
             record(net, policy(net, *args))
         nets.append(net)
-    fast, whole = (run(net, operations) for net in nets)
-    for (name, *after_fast), (_, *after_whole) in zip(fast, whole, strict=True):
-        assert after_fast == after_whole, f"differs after {name}"
+    ours, theirs = (run(net, operations) for net in nets)
+    for (name, *after_ours), (_, *after_theirs) in zip(ours, theirs, strict=True):
+        assert after_ours == after_theirs, f"differs after {name}"
+
+
+# (currencies, holdings, credit lines, funding, bypass FIFO, policies, operations)
+NETWORKS = st.tuples(currencies, holdings, credit_lines, funding, st.booleans(),
+                     st.lists(policy_set, max_size=3),
+                     st.lists(operation, min_size=10, max_size=40))
+
+
+@settings(max_examples=150, deadline=None)
+@given(NETWORKS)
+def test_a_move_or_new_priority_settles_what_trying_the_whole_queue_settles(network):
+    assert_same_outcomes(WholeQueueRetry, *network)
 
 
 def test_a_move_as_the_first_step_of_a_day_tries_every_queue():
@@ -103,17 +114,6 @@ class FullCheck(Rtgs):
 
 
 @settings(max_examples=150, deadline=None)
-@given(currencies, holdings, credit_lines, funding, st.booleans(),
-       st.lists(policy_set, max_size=3), st.lists(operation, min_size=10, max_size=40))
-def test_passing_uncovered_payments_quickly_settles_what_the_full_check_settles(
-        codes, held, lines, funds, bypass, policies, operations):
-    nets = []
-    for kind in (Rtgs, FullCheck):
-        net = build(codes, held, lines, funds, bypass)
-        net.rtgs = kind(net.ledger, bypass_fifo_normal=bypass)
-        for args in policies:
-            record(net, policy(net, *args))
-        nets.append(net)
-    quick, full = (run(net, operations) for net in nets)
-    for (name, *after_quick), (_, *after_full) in zip(quick, full, strict=True):
-        assert after_quick == after_full, f"differs after {name}"
+@given(NETWORKS)
+def test_passing_uncovered_payments_quickly_settles_what_the_full_check_settles(network):
+    assert_same_outcomes(FullCheck, *network)
