@@ -80,6 +80,7 @@ from scopay.iso20022.model import (
     TransactionCancellation,
     TransactionCancellationStatus,
     TransactionStatusReport,
+    names_payment,
 )
 from scopay.iso20022.pacs002 import build_pacs002
 from scopay.iso20022.pacs004 import PACS004_V09, build_pacs004
@@ -389,7 +390,7 @@ async def _cancellations(request: Request, caller: auth.Caller,
         sender = runner.engine.payment_sender(uetr)
         asked.append((uetr, _cancellation_detail(caller, sender, item))
                      if payment is not None and auth.may_manage(caller, sender)
-                     and _names_the_payment(item, payment) else None)
+                     and names_payment(item, payment) else None)
     requests = [request for request in asked if request is not None]
     decided = iter(await asyncio.wrap_future(runner.call(  # one command, one commit
         lambda e, now: e.cancel_payments(requests, now))) if requests else ())
@@ -418,22 +419,6 @@ async def _cancellations(request: Request, caller: auth.Caller,
     return Response(build_camt029(resolution), media_type=XML)
 
 
-def _names_the_payment(item: TransactionCancellation | PaymentReturn, payment: Payment) -> bool:
-    """Whether the original references a camt.056 or pacs.004 transaction gives besides the
-    UETR all name that payment (any it leaves out is not compared): with a mistyped UETR it
-    then finds none, not another payment. The message name is compared by family (pacs.008,
-    pacs.009), the version being the sender's business; the original message id is not
-    compared, as a creditor agent knows the payment by the message scopay forwarded it in."""
-    given = ((item.original_end_to_end_id, payment.end_to_end_id),
-             (item.original_instruction_id, payment.instruction_id),
-             (item.original_amount_minor, payment.settlement_amount_minor),
-             (item.original_currency, payment.settlement_currency))
-    if any(theirs is not None and theirs != ours for theirs, ours in given):
-        return False
-    family = (payment.message_type or PACS008_V08)[:len("pacs.008")]
-    return item.original_message_type[:len(family)] == family
-
-
 def _confirmation(statuses: list[TransactionCancellationStatus]) -> InvestigationConfirmation:
     """The case's outcome: every transaction cancelled, none, or some (each says which)."""
     accepted = sum(s.status == CancellationStatus.ACCEPTED for s in statuses)
@@ -457,7 +442,7 @@ async def _returns(request: Request, caller: auth.Caller,
     for item in instruction.returns:
         uetr = item.original_uetr or ""
         payment = engine.payment_identity(uetr)
-        who = None if payment is None or not _names_the_payment(item, payment) else (
+        who = None if payment is None or not names_payment(item, payment) else (
             auth.returner(caller, payment, engine.participants))
         asked.append(None if who is None else ReturnRequest(
             uetr, item.returned_amount_minor, item.currency, caller.participant.bic,

@@ -163,6 +163,26 @@ class TransactionCancellation:
     case: Case | None = None  # CBPR+ opens one case per transaction
 
 
+CUSTOMER_TRANSFER_FAMILY = "pacs.008"  # what a payment that came in no message counts as
+
+
+def names_payment(item: TransactionCancellation | PaymentReturn, payment: Payment) -> bool:
+    """Whether the original references a camt.056 or pacs.004 transaction gives besides the
+    UETR all name that payment (any it leaves out is not compared): with a mistyped UETR it
+    then finds none, not another payment. The message name is compared by family (pacs.008,
+    pacs.009), the version being the sender's business (a payment that came in no message
+    is a pacs.008's); the original message id is not compared, as a creditor agent knows the
+    payment by the message scopay forwarded it in."""
+    given = ((item.original_end_to_end_id, payment.end_to_end_id),
+             (item.original_instruction_id, payment.instruction_id),
+             (item.original_amount_minor, payment.settlement_amount_minor),
+             (item.original_currency, payment.settlement_currency))
+    if any(theirs is not None and theirs != ours for theirs, ours in given):
+        return False
+    family = (payment.message_type or CUSTOMER_TRANSFER_FAMILY)[:len(CUSTOMER_TRANSFER_FAMILY)]
+    return item.original_message_type[:len(family)] == family
+
+
 @dataclass(frozen=True, slots=True)
 class CancellationRequest:
     """camt.056: an agent (assigner) asks another (assignee) to cancel transactions."""
