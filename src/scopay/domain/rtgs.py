@@ -788,13 +788,12 @@ class Rtgs:
         balance = self.ledger.balances.get(account)
         if balance is None or balance.floor_minor is None:
             return None
-        policy = self.policies.get(account)
-        reserved = 0 if policy is None else (policy.reserved_urgent_minor
-                                             + policy.reserved_high_minor)
-        return balance.available_minor - reserved - balance.floor_minor
+        return (balance.available_minor - self._reserved_for_normal(account)
+                - balance.floor_minor)
 
     def _reserved_for_normal(self, account: int) -> int:
-        """Resolution treats every payment as normal: both reservations stay untouched."""
+        """What a normal payment leaves untouched: both reservations (resolution treats
+        every payment as normal)."""
         policy = self.policies.get(account)
         if policy is None:
             return 0
