@@ -60,7 +60,6 @@ from scopay.engine.runner import LoopRunner, Runner, RunnerBusyError
 
 log = logging.getLogger(__name__)
 
-REQUEST_BYTES_MAX = 4 * 1024 * 1024
 _RESOLUTIONS = (TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
 
 

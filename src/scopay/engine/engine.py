@@ -192,7 +192,7 @@ class Engine(PaymentOperations):
         self.idempotency = AnswerIndex(self.store.idempotency_records(),
                                        self.store.idempotency_body)
         self.rtgs = Rtgs(self.ledger, **self._rtgs_settings)
-        self.rtgs.set_account_holders({a.id: a.owner_bic for a in self.accounts.values()})
+        self._tell_account_holders()
         self._recover_payments(progress)
         # Every commit carries the statements of the days before its own (see _write): so
         # those of every day before the last commit's were issued, and none of its day yet.
@@ -323,6 +323,10 @@ class Engine(PaymentOperations):
         for account in accounts:
             self.ledger.open_account(account)
             self._account_index[account_key(account)] = account.id
+        self._tell_account_holders()
+
+    def _tell_account_holders(self) -> None:
+        """Who holds each account, for the queue's cap per holder (Rtgs.set_account_holders)."""
         self.rtgs.set_account_holders({a.id: a.owner_bic for a in self.accounts.values()})
 
     @_exclusive
