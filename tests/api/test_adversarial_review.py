@@ -301,7 +301,7 @@ def test_resolving_a_foreign_pending_transfer_is_answered_like_an_unknown_one(li
 def test_pacs008_with_more_transactions_than_a_batch_is_refused_not_a_server_error(live_server,
                                                                                  clients):
     message = minimal_pacs008(8191, BANK_A, BANK_B)
-    assert len(message) <= app_module.REQUEST_BYTES_MAX
+    assert len(message) <= security.REQUEST_BYTES_MAX  # the limit the server reads by
     assert len(parse_message(message)[1].payments) == 8191  # scopay's reader takes it
     payments_before = len(live_server.engine.payments)
     with live_server.client(BANK_A) as bank_a:  # its own connection: a 500 drops it
