@@ -147,7 +147,7 @@ class Rtgs:
 
     # Pass an uncovered normal payment with nothing to offset against without the full
     # check (_settle_from_queue); the same outcome, told apart only by its cost. Off in the
-    # test that compares the two and in bench/queue.py's baseline.
+    # test that compares the two and in bench/queue_moves.py's baseline.
     pass_uncovered_quickly = True
 
     def __init__(self, ledger: Ledger, *, bypass_fifo_normal: bool = True,

@@ -2,8 +2,8 @@
 of priority, against trying the debtor's whole queue after each, each payment with the full
 check (as scopay did before), in the same run.
 
-    .venv/bin/python bench/queue.py            # 100,000 queued payments (about a minute)
-    .venv/bin/python bench/queue.py --quick    # 20,000
+    .venv/bin/python bench/queue_moves.py            # 100,000 queued payments (about a minute)
+    .venv/bin/python bench/queue_moves.py --quick    # 20,000
 
 The pure domain (`Rtgs` over a `Ledger`): one bank queues N normal payments it cannot cover
 to another, with one high payment of its ahead of them for the priority changes. Each
