@@ -45,6 +45,7 @@ ROLE_BIC = {"operator": OPERATOR, "agent": PBOC, "agent-other-currency": PBOC, "
             "foreign": BANK_A, "auditor": AUDITOR_BIC, "unsigned": None}
 CORE_ROLES = ("operator", "agent", "own", "auditor", "unsigned")
 MISSING_ACCOUNT, MISSING_BIC, MISSING_TRANSFER = 999_999, "ZZZZCNX0", "no-such-transfer"
+MAILBOX_LEAD = 60  # notices B gets that no one else does (world)
 MISSING_KEY, MISSING_SEQ = "k0000000000000000", 10**9
 TODAY = datetime.now(UTC).date().isoformat()
 MORE_THAN_A_BANK_HOLDS = "90000000.00"  # the demo banks hold 10,000,000.00 each
@@ -229,7 +230,11 @@ def omits_the_foreign_queued_payment(w, answer):
 
 
 def omits_foreign_notices(w, answer):
-    assert w.b_notice not in {n["seq"] for n in answer.json()}
+    """Numbers run per mailbox, so another's notice cannot even be named: B's notice about
+    its own payment is not listed, nor any number as high as B's (see `world`)."""
+    listed = answer.json()
+    assert w.b_notice not in {n["seq"] for n in listed}
+    assert not any(n["uetr"] == w.b_settled and n["kind"] == "status_report" for n in listed)
 
 
 def row_set(endpoint: str, *rows: tuple) -> list[Row]:
@@ -796,9 +801,18 @@ def world(live_server):
     ru_settled, ru_status = pay(RU_A, RU_B, "1.00", "RUB")
     assert (a_status, b_status, b_queued_status, ru_status) == (
         "settled", "settled", "queued", "settled")
+    # Mailbox numbers run 1, 2, 3 ... in each mailbox: B's notice that others try to read or
+    # acknowledge is numbered above any notice of theirs, so that asking for it could only
+    # reach B's. B is sent notices enough to be well ahead of every other mailbox here.
+    filler = clients[BANK_B].post("/v1/payments/bulk", json={"payments": [
+        payment_body(BANK_B, MONGOLIA, "0.01") for _ in range(MAILBOX_LEAD)]})
+    assert filler.status_code == 200, filler.text
     engine = live_server.engine
     a_notice = next(seq for seq, n, _ in engine.mailbox(BANK_A, 0, 500) if n.uetr == a_settled)
-    b_notice = next(seq for seq, n, _ in engine.mailbox(BANK_B, 0, 500) if n.uetr == b_settled)
+    b_notice = engine.mailbox(BANK_B, 0, 500)[-1][0]
+    assert engine.store.mailbox_notice(BANK_B, b_notice) is not None
+    for bic in {*ROLE_BIC.values(), RU_A} - {None, BANK_B}:
+        assert len(engine.mailbox(bic, 0, 500)) < b_notice - MAILBOX_LEAD // 2, bic
     yield World(live_server, clients, live_server.account_of(BANK_A, "CNY"),
                 live_server.account_of(BANK_B, "CNY"), live_server.account_of(RU_A, "RUB"),
                 a_settled, b_settled, b_queued, ru_settled, a_notice, b_notice)

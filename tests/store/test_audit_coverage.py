@@ -5,6 +5,7 @@ numbers (a published head names its entry by number)."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 
 import pytest
@@ -16,17 +17,21 @@ from scopay.domain.payment import Party, Payment
 ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"
 
 
-def activity(engine, network) -> int:
+def activity(engine, network, db_path=None) -> int:
     """A transfer, a payment, its notices, one of them acknowledged; the engine closed. The
-    acknowledged notice's number."""
+    acknowledged notice's row (its seq), found in `db_path` if given."""
     t = network.funded_at_us
     engine.submit([Transfer("cover-1", network.icbk_cny, network.aboc_cny, 100, "CNY")], t + 1)
     engine.submit_payments(ICBK, [Payment(str(uuid.uuid4()), "i-1", "e2e", ICBK, ABOC,
                                           Party("Ли Вэй"), Party("王芳"), 200, "CNY")], t + 2)
-    (seq, _, _), *_ = engine.mailbox(ABOC)
-    engine.acknowledge(ABOC, [seq], t + 3)
+    (number, _, _), *_ = engine.mailbox(ABOC)
+    engine.acknowledge(ABOC, [number], t + 3)
     engine.close()
-    return seq
+    if db_path is None:
+        return number
+    with sqlite3.connect(db_path) as db:
+        return db.execute("SELECT seq FROM mailbox WHERE participant_bic = ? AND number = ?",
+                          (ABOC, number)).fetchone()[0]
 
 
 def test_the_activity_verifies_untouched(engine, network, db_path):
@@ -58,7 +63,7 @@ def test_a_row_numbered_below_1_is_named(engine, network, db_path, change, named
 
 def test_an_acknowledgement_undone_or_made_behind_scopays_back_is_named(engine, network,
                                                                         db_path):
-    acknowledged = activity(engine, network)
+    acknowledged = activity(engine, network, db_path)
     tamper(db_path, f"UPDATE mailbox SET acked_us = NULL WHERE seq = {acknowledged}")
     undone = verify_audit(db_path)
     tamper(db_path, f"UPDATE mailbox SET acked_us = 1 WHERE seq = {acknowledged}")
@@ -82,12 +87,11 @@ def test_acknowledgements_recorded_that_changed_nothing_verify(engine, network, 
     """Until 2026-11-29 the store recorded every acknowledgement asked for, also those that
     changed nothing: a repeat (with a later time) and another participant's notice. A
     database written then verifies: the records are replayed as the store applied them."""
-    import sqlite3
     from contextlib import closing
 
     from scopay.store.audit import append_entry, last_sha256
 
-    acknowledged = activity(engine, network)
+    acknowledged = activity(engine, network, db_path)
     with closing(sqlite3.connect(db_path)) as db, db:
         other = db.execute("SELECT seq FROM mailbox WHERE participant_bic != ? AND "
                            "acked_us IS NULL ORDER BY seq LIMIT 1", (ABOC,)).fetchone()[0]
@@ -96,3 +100,23 @@ def test_acknowledgements_recorded_that_changed_nothing_verify(engine, network, 
             [other, ABOC, network.funded_at_us + 9],  # another's notice: no change
         ]})
     assert verify_audit(db_path).ok
+
+
+_IN_ABOC = f"WHERE participant_bic = '{ABOC}'"
+
+
+@pytest.mark.parametrize("changes", [
+    # its notices numbered on from 1000
+    (f"UPDATE mailbox SET number = number + 1000 {_IN_ABOC}",),
+    # two notices of one mailbox swapping their numbers
+    (f"UPDATE mailbox SET number = -1 {_IN_ABOC} AND number = 1",
+     f"UPDATE mailbox SET number = 1 {_IN_ABOC} AND number = 2",
+     f"UPDATE mailbox SET number = 2 {_IN_ABOC} AND number = -1"),
+])
+def test_a_notice_renumbered_in_its_mailbox_is_named(engine, network, db_path, changes):
+    """A notice's number is not in the entries' digests; its place among its participant's
+    notices is, and the number must be that place."""
+    activity(engine, network)
+    tamper(db_path, *changes)
+    report = verify_audit(db_path)
+    assert not report.ok and f"in {ABOC}'s mailbox" in report.reason

@@ -211,7 +211,8 @@ def _operator_bic(engine, caller: auth.Caller) -> str:
 
 def _mailbox_id(seq: int) -> str:
     """The message id (and business message id) of mailbox message `seq`: `MBX` and its
-    number. Answers' ids begin with SCOPAY and statements' with STMT, so no mailbox message
+    number in the recipient's mailbox, so unique per instructed party, as ISO 20022 asks of
+    a MsgId. Answers' ids begin with SCOPAY and statements' with STMT, so no mailbox message
     shares its id with an answer or a statement, whatever ids the senders chose."""
     return f"MBX{seq}"
 

@@ -364,7 +364,8 @@ async def set_policy(account_id: AccountIdPath, body: PolicyIn, caller: Caller,
             responses=_ANSWERS)
 def list_mailbox(caller: Caller, request: Request, after: int = Query(0, ge=0, le=2**63 - 1),
                  limit: int = Query(100, ge=1, le=MAILBOX_PAGE_MAX)) -> list[NoticeOut]:
-    """Unacknowledged notices, oldest first; they stay until acknowledged."""
+    """Unacknowledged notices, oldest first; they stay until acknowledged. `after`: the
+    number (seq) of the last notice seen; numbers run 1, 2, 3 ... in each mailbox."""
     engine = _runner(request).engine
     bic = caller.participant.bic
     return [_notice_out(seq, notice, bic) for seq, notice, _ in engine.mailbox(bic, after, limit)]
@@ -387,7 +388,8 @@ def _notice_out(seq: int, notice: Notice, bic: str) -> NoticeOut:
 @router.post("/v1/mailbox/ack", status_code=204,
              response_class=Response, tags=["mailbox"], responses=_ANSWERS)
 async def acknowledge(body: AckIn, caller: Caller, request: Request) -> None:
-    """Acknowledge notices by seq; acknowledging twice, or another's, changes nothing."""
+    """Acknowledge notices by their numbers (seqs) in your mailbox; acknowledging one twice,
+    or a number not yet given, changes nothing."""
     bic = caller.participant.bic
     await asyncio.wrap_future(
         _runner(request).call(lambda e, now: e.acknowledge(bic, body.seqs, now)))

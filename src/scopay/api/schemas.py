@@ -14,7 +14,8 @@ from scopay.domain.ledger import BATCH_TRANSFERS_MAX
 # Identifiers are 64-bit: the edge refuses anything larger before it reaches the database.
 PositiveId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 AccountIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="account id")]
-SeqPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="mailbox sequence number")]
+SeqPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="the message's number in your "
+                              "mailbox (its seq)")]
 
 
 class Problem(BaseModel):
@@ -229,7 +230,8 @@ class MoveIn(BaseModel):
 
 
 class NoticeOut(BaseModel):
-    seq: int
+    seq: int = Field(description="the notice's number in your mailbox: yours are numbered 1, "
+                     "2, 3 ... without gaps, whatever other participants are sent")
     kind: str
     uetr: str | None = Field(description="the payment's, for a payment notice")
     reference: str | None = Field(None, description="for a debit or credit notification the "
@@ -243,7 +245,8 @@ class NoticeOut(BaseModel):
 class AckIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # seqs are JSON integers only
 
-    seqs: list[PositiveId] = Field(min_length=1, max_length=500)
+    seqs: list[PositiveId] = Field(min_length=1, max_length=500,
+                                   description="numbers of notices in your mailbox")
 
 
 class PolicyIn(BaseModel):

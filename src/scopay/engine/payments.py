@@ -287,10 +287,11 @@ class PaymentOperations:
                 self._write(forgotten_answers=due, at_us=at)
                 self.idempotency.forget(due)
 
-    def acknowledge(self, bic: str, seqs: Sequence[int], now_us: int) -> None:
+    def acknowledge(self, bic: str, numbers: Sequence[int], now_us: int) -> None:
+        """Acknowledge notices by their numbers in the participant's mailbox."""
         with self._lock:
             at = self._tick(now_us)
-            self._write(acknowledged=[(seq, bic, at) for seq in seqs], at_us=at)
+            self._write(acknowledged=[(number, bic, at) for number in numbers], at_us=at)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -332,8 +333,8 @@ class PaymentOperations:
                     page.append(_snapshot(record))
         return page
 
-    def mailbox(self, bic: str, after_seq: int = 0, limit: int = 100):
-        return self.store.mailbox(bic, after_seq, min(limit, MAILBOX_PAGE_MAX))
+    def mailbox(self, bic: str, after: int = 0, limit: int = 100):
+        return self.store.mailbox(bic, after, min(limit, MAILBOX_PAGE_MAX))
 
     # -- internals --------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ class Store(Protocol):
         payment_events: Iterable[tuple[str, StatusChange]] = (),
         policies: Iterable[tuple[int, AccountPolicy]] = (),
         notices: Iterable[Notice] = (),
-        acknowledged: Iterable[tuple[int, str, int]] = (),
+        acknowledged: Iterable[tuple[int, str, int]] = (),  # (number, participant, at)
         idempotency: Iterable[tuple[str, str, str, int, bytes, int]] = (),
         forgotten_answers: Iterable[tuple[str, str]] = (),
         at_us: int = 0,
@@ -98,10 +98,13 @@ class Store(Protocol):
 
     def policies(self) -> dict[int, AccountPolicy]: ...
 
-    def mailbox(self, bic: str, after_seq: int = 0,
-                limit: int = 100) -> list[tuple[int, Notice, int | None]]: ...
+    def mailbox(self, bic: str, after: int = 0,
+                limit: int = 100) -> list[tuple[int, Notice, int | None]]:
+        """(number, notice, acknowledged at) of the participant's unacknowledged notices
+        numbered after `after` in its mailbox (1, 2, 3 ... per participant), oldest first."""
 
-    def mailbox_notice(self, bic: str, seq: int) -> Notice | None: ...
+    def mailbox_notice(self, bic: str, number: int) -> Notice | None:
+        """A notice of the participant's, acknowledged or not, by its number there."""
 
     def audit_head(self) -> tuple[int, str, int] | None:
         """The audit log's last entry: (number, SHA-256, time), or None while it is empty."""

@@ -2,7 +2,8 @@
 
 An entry's payload says what the commit changed: for each append-only table (journal, refused
 transfers, payment status history, mailbox) the range of rows it appended and a SHA-256 of
-their contents; for the small administrative changes (participants, accounts, keys, limits,
+their contents (a notice's number in its participant's mailbox follows from their order, and is
+checked against it); for the small administrative changes (participants, accounts, keys, limits,
 acknowledgements) their canonical text. Payment rows are appended once and then updated in
 place: an entry covers the rows it appended like an append-only table's (by rowid range and a
 digest of the columns nothing updates: UETR, sender, instruction id, content, accounts), and
@@ -225,7 +226,7 @@ def _verify_chain(db: sqlite3.Connection) -> AuditReport:
         elif last >= next_row:
             return AuditReport(count, None if count == 0 else count + 1,
                                f"{table} rows {next_row}..{last} are covered by no entry")
-    problem = admin.compare(db)
+    problem = admin.compare(db) or _misnumbered_notice(db)
     if problem is not None:
         return AuditReport(count, count + 1, problem)
     broken = payments.compare(db)
@@ -398,6 +399,21 @@ class _PaymentState:
                 f"{self.older_last_seq}), which did not record them: their sender, instruction "
                 f"id, content and accounts are not checked, nor the queue state of the "
                 f"{self.state_not_recorded} not written since")
+
+
+def _misnumbered_notice(db: sqlite3.Connection) -> str | None:
+    """A notice's number in its participant's mailbox is not in the entries' digests: it is
+    its place among that participant's notices in seq order, which they cover. The first
+    notice numbered otherwise, if any."""
+    row = db.execute(
+        "SELECT seq, participant_bic, number, place FROM (SELECT seq, participant_bic, number, "
+        "row_number() OVER (PARTITION BY participant_bic ORDER BY seq) AS place FROM mailbox) "
+        "WHERE number IS NOT place ORDER BY seq LIMIT 1").fetchone()
+    if row is None:
+        return None
+    seq, bic, number, place = row
+    return (f"mailbox row {seq} is numbered {number} in {bic}'s mailbox, where its place makes "
+            f"it {place}")
 
 
 def _state_difference(recorded: Sequence, found: Sequence) -> str:

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -111,6 +111,7 @@ def _statements(sql: str) -> list[str]:
 
 
 _NOTICE_COLUMNS = "participant_bic, kind, uetr, status, reason, created_us"
+_NOTICE_AUDITED = operator.itemgetter(0, 1, 2, 3, 4, 5)  # a mailbox row but its number
 
 
 def journal_row(entry: JournalEntry) -> tuple:
@@ -212,6 +213,10 @@ class SQLiteStore:
         # writer): a commit then needs no query to learn where its rows start.
         self._last_rows: dict[str, int] = {}
         self._staged: dict[str, int] | None = None  # last rows of the batch awaiting finish()
+        # Each participant's last mailbox number, read the first time it gets a notice; the
+        # staged batch's are kept apart until finish().
+        self._mailbox_numbers: dict[str, int] = {}
+        self._staged_numbers: dict[str, int] = {}
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection: it sees committed batches only."""
@@ -321,6 +326,8 @@ class SQLiteStore:
             db.execute("ROLLBACK")
             self._audit_sha256 = last_sha256(db)
             self._last_rows.clear()
+            self._mailbox_numbers.clear()
+            self._staged_numbers.clear()
             raise
         self._staged = last_rows
 
@@ -352,6 +359,8 @@ class SQLiteStore:
             self.discard()
             raise
         self._last_rows.update(self._staged)
+        self._mailbox_numbers.update(self._staged_numbers)
+        self._staged_numbers.clear()
         self._staged = None
 
     def discard(self) -> None:
@@ -360,13 +369,18 @@ class SQLiteStore:
             return
         self._staged = None
         self._last_rows.clear()
+        self._mailbox_numbers.clear()
+        self._staged_numbers.clear()
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
         self._audit_sha256 = last_sha256(self._db)
 
     def _append(self, db: sqlite3.Connection, payload: dict, last_rows: dict[str, int],
-                table: str, sql: str, rows: list[tuple]) -> None:
-        """Append rows to an append-only table and note their range and digest for audit."""
+                table: str, sql: str, rows: list[tuple],
+                covered: Callable[[tuple], tuple] | None = None) -> None:
+        """Append rows to an append-only table and note their range and digest for audit:
+        the digest of the rows, or of `covered` of each where the audit covers fewer
+        columns than are written."""
         if not rows:
             return
         known = self._last_rows.get(table)
@@ -377,11 +391,32 @@ class SQLiteStore:
             if last - first + 1 != len(rows):  # hash what landed
                 read, shape = COVERED_TABLES[table]
                 rows = [shape(row) for row in db.execute(read, (first, last))]
+                covered = None
         else:  # every row lands, numbered on from the last, or the insert raises
             last = first + len(rows) - 1
         last_rows[table] = last
         if rows:
-            payload[table] = [first, last, digest_rows(rows)]
+            payload[table] = [first, last, digest_rows(
+                rows if covered is None else list(map(covered, rows)))]
+
+    def _numbered(self, db: sqlite3.Connection, notices: Iterable[Notice]) -> list[tuple]:
+        """Mailbox rows of the notices, each with its number in its participant's mailbox:
+        one more than that participant's last."""
+        numbers, staged = self._mailbox_numbers, self._staged_numbers
+        rows = []
+        for n in notices:
+            bic = n.participant_bic
+            number = staged.get(bic)
+            if number is None:
+                number = numbers.get(bic)
+                if number is None:
+                    number = numbers[bic] = db.execute(
+                        "SELECT coalesce(max(number), 0) FROM mailbox WHERE participant_bic = ?",
+                        (bic,)).fetchone()[0]
+            staged[bic] = number = number + 1
+            rows.append((n.participant_bic, n.kind._value_, n.uetr, n.status, n.reason,
+                         n.created_us, number))
+        return rows
 
     @staticmethod
     def _write_admin(db, payload, participants, accounts, blocked, keys, revoked_keys,
@@ -421,12 +456,16 @@ class SQLiteStore:
         if rows:
             db.executemany("INSERT OR REPLACE INTO account_policy VALUES (?,?,?,?,?)", rows)
             payload["policies"] = rows
-        # Only the notices this commit acknowledges go on the record: not another
-        # participant's, not one acknowledged before.
-        rows = [(seq, bic, at) for seq, bic, at in acknowledged
-                if db.execute("UPDATE mailbox SET acked_us = ? WHERE seq = ? AND "
-                              "participant_bic = ? AND acked_us IS NULL", (at, seq, bic)
-                              ).rowcount]
+        # Only the notices this commit acknowledges go on the record: not one acknowledged
+        # before. A participant names its notices by their numbers in its mailbox, which
+        # reach no one else's; the record names them by seq, as it always has.
+        rows = []
+        for number, bic, at in acknowledged:
+            row = db.execute("UPDATE mailbox SET acked_us = ? WHERE participant_bic = ? AND "
+                             "number = ? AND acked_us IS NULL RETURNING seq",
+                             (at, bic, number)).fetchone()
+            if row is not None:
+                rows.append((row[0], bic, at))
         if rows:
             payload["acknowledged"] = rows
         rows = list(idempotency)
@@ -478,11 +517,12 @@ class SQLiteStore:
                      [(uetr, c.status._value_, c.at_us,
                        None if c.reason is None else c.reason._value_, c.detail)
                       for uetr, c in payment_events])
+        # A notice's number is not in the audit digest: it follows from the rows' order
+        # (verify checks it), and digests of notices written before numbers lack it.
         self._append(db, payload, last_rows, "mailbox",
                      "INSERT INTO mailbox (participant_bic, kind, uetr, status, reason, "
-                     "created_us) VALUES (?,?,?,?,?,?)",
-                     [(n.participant_bic, n.kind._value_, n.uetr, n.status, n.reason,
-                       n.created_us) for n in notices])
+                     "created_us, number) VALUES (?,?,?,?,?,?,?)",
+                     self._numbered(db, notices), _NOTICE_AUDITED)
 
     def write_checkpoint(self, as_of_seq: int, timestamp_us: int,
                          balances: Iterable[tuple[int, int, int, int]]) -> None:
@@ -677,22 +717,22 @@ class SQLiteStore:
             found[row[0]] = AccountPolicy(row[1], row[2], limits, row[3])
         return found
 
-    def mailbox(self, bic: str, after_seq: int = 0,
+    def mailbox(self, bic: str, after: int = 0,
                 limit: int = 100) -> list[tuple[int, Notice, int | None]]:
-        """(seq, notice, acknowledged at) of a participant's unacknowledged notices, oldest
-        first (by the index of those)."""
+        """(number, notice, acknowledged at) of a participant's unacknowledged notices after
+        the one numbered `after` in its mailbox, oldest first (by the index of those)."""
         rows = self._reader().execute(
-            f"SELECT seq, {_NOTICE_COLUMNS}, acked_us FROM mailbox WHERE participant_bic = ? "
-            "AND seq > ? AND acked_us IS NULL ORDER BY seq LIMIT ?", (bic, after_seq, limit))
+            f"SELECT number, {_NOTICE_COLUMNS}, acked_us FROM mailbox WHERE participant_bic = ? "
+            "AND number > ? AND acked_us IS NULL ORDER BY number LIMIT ?", (bic, after, limit))
         return [(r[0], Notice(r[1], NoticeKind(r[2]), r[3], r[4], r[5], r[6]), r[7])
                 for r in rows]
 
-    def mailbox_notice(self, bic: str, seq: int) -> Notice | None:
-        """One notice of a participant's, acknowledged or not, by its seq (the primary key:
-        never a walk over the notices of others)."""
+    def mailbox_notice(self, bic: str, number: int) -> Notice | None:
+        """One notice of a participant's, acknowledged or not, by its number in that
+        participant's mailbox (an index lookup: never a walk over the notices of others)."""
         r = self._reader().execute(
-            f"SELECT {_NOTICE_COLUMNS} FROM mailbox WHERE seq = ? AND participant_bic = ?",
-            (seq, bic)).fetchone()
+            f"SELECT {_NOTICE_COLUMNS} FROM mailbox WHERE participant_bic = ? AND number = ?",
+            (bic, number)).fetchone()
         return None if r is None else Notice(r[0], NoticeKind(r[1]), r[2], r[3], r[4], r[5])
 
     def close(self) -> None:
