@@ -16,11 +16,14 @@ with a fixed count and a time cap, traffic to 127.0.0.1 only:
 - half load: the same payments paced open-loop at 50% of the measured maximum rate; latency is
   counted from each payment's scheduled time, so a stall cannot hide queued requests.
 - trivial: GET /health (unsigned) and a signed GET /v1/participants/DEMACNX0, same workers.
-- bulk: POST /v1/payments/bulk with 1,000 payments a request.
+- bulk: POST /v1/payments/bulk with 1,000 payments a request, two workers (one with
+  --quick), the requests signed ahead like the single payments (with --client httpx, built
+  and signed by the client as it goes); every answer is read after the phase, and the run
+  fails unless each of its payments settled.
 
-The server's CPU a payment in the payments phase (`scopay serve` and its verifier, read from
-/proc) is printed too: the same code takes more CPU while other tenants share the machine's
-cores, so it tells a slowed machine from a slower server.
+The server's CPU a payment in the payments and bulk phases (`scopay serve` and its verifier,
+read from /proc) is printed too: the same code takes more CPU while other tenants share the
+machine's cores, so it tells a slowed machine from a slower server.
 Afterwards `scopay reconcile` proves the ledger. The load generator shares the machine with
 the server: on a 2-core sandbox the two compete for CPU, so the figures are a floor.
 The last line is one JSON object.
@@ -350,8 +353,9 @@ def open_lanes(base_url: str, keys: dict[str, Path], count: int, port: int) -> l
 
 
 async def drive(base_url: str, keys: dict[str, Path], plan: Plan, raw: bool,
-                server_pid: int) -> tuple[dict[str, Phase], float | None]:
-    """The phases, and the server's CPU seconds (verifier included) in the payments phase."""
+                server_pid: int) -> tuple[dict[str, Phase], dict[str, float | None]]:
+    """The phases, and the server's CPU seconds (verifier included) in the payments and the
+    bulk phases."""
     port = int(base_url.rsplit(":", 1)[1])
     lanes = open_lanes(base_url, keys, plan.workers, port)
     files = {bic: read_key_file(path) for bic, path in keys.items()}
@@ -387,15 +391,23 @@ async def drive(base_url: str, keys: dict[str, Path], plan: Plan, raw: bool,
         answer = await lane.signed.get(f"/v1/participants/{BANKS[0]}")
         return answer.status_code == 200
 
+    def bulk_body(bank: str, n: int) -> dict:
+        return {"payments": [payment_body(bank, offset["n"] + n * BULK_SIZE + i)
+                             for i in range(BULK_SIZE)]}
+
+    bulk_answers: list[bytes] = []
+
     async def bulk(lane: Lane, n: int) -> bool:
-        bodies = [payment_body(lane.bank, offset["n"] + n * BULK_SIZE + i)
-                  for i in range(BULK_SIZE)]
-        answer = await lane.signed.post("/v1/payments/bulk", json={"payments": bodies})
+        if raw:  # signed ahead, like the single payments; the answers are read after the phase
+            status, body = await lane.raw.send(prepared["bulk"][n])
+            bulk_answers.append(body)
+            return status == 200
+        answer = await lane.signed.post("/v1/payments/bulk", json=bulk_body(lane.bank, n))
         return answer.status_code == 200 and all(
             p["status"] == "settled" for p in answer.json())
 
     phases: dict[str, Phase] = {}
-    payments_cpu_s = None
+    payments_cpu_s = bulk_cpu_s = None
     try:
         prepare(plan.workers * 4)
         await closed_loop("warm-up", lanes, plan.workers * 4, plan.phase_cap_s, pay)
@@ -418,20 +430,32 @@ async def drive(base_url: str, keys: dict[str, Path], plan: Plan, raw: bool,
             "GET /v1/participants/DEMACNX0 (signed)", lanes, plan.trivial,
             plan.phase_cap_s, participant)
         offset["n"] = 3 * 10**6
+        if raw:
+            prepared["bulk"] = [raw_request("POST", "/v1/payments/bulk", files[BANKS[n % 2]],
+                                            bulk_body(BANKS[n % 2], n))
+                                for n in range(plan.bulk_requests)]
+        cpu_before = process_cpu_s(server_pid)
         phases["bulk"] = await closed_loop(
             f"POST /v1/payments/bulk ({BULK_SIZE} a request)", lanes[:plan.bulk_workers],
             plan.bulk_requests, plan.phase_cap_s * 2, bulk)
+        cpu_after = process_cpu_s(server_pid)
+        bulk_cpu_s = (None if cpu_before is None or cpu_after is None
+                      else cpu_after - cpu_before)
+        unsettled = sum(1 for body in bulk_answers
+                        for p in json.loads(body) if p["status"] != "settled")
+        if unsettled:
+            raise SystemExit(f"{unsettled} bulk payments did not settle")
     finally:
         for lane in lanes:
             await lane.aclose()
-    return phases, payments_cpu_s
+    return phases, {"payments": payments_cpu_s, "bulk": bulk_cpu_s}
 
 
 # -- report --------------------------------------------------------------------------------------
 
 
 def report(phases: dict[str, Phase], reconciled: bool, plan: Plan, load_before: float,
-           payments_cpu_s: float | None) -> dict:
+           cpu_s: dict[str, float | None]) -> dict:
     payments, half, health = phases["payments"], phases["half"], phases["health"]
     participant, bulk = phases["participant"], phases["bulk"]
     bulk_payments_per_s = bulk.per_s * BULK_SIZE
@@ -451,11 +475,14 @@ def report(phases: dict[str, Phase], reconciled: bool, plan: Plan, load_before: 
     if load_before > LOAD_QUIET_MAX:
         console.print(f"[red]The machine was busy before the run (1-minute load average "
                       f"{load_before:.2f}): other processes took CPU from both sides.[/red]")
-    cpu_us = (None if payments_cpu_s is None or not payments.done
-              else 1e6 * payments_cpu_s / payments.done)
-    if cpu_us is not None:
-        console.print(f"server CPU a payment (scopay serve and its verifier): {cpu_us:.0f} µs; "
-                      "the same code costs more of it while other tenants share the cores")
+    cpu_us = (None if cpu_s["payments"] is None or not payments.done
+              else 1e6 * cpu_s["payments"] / payments.done)
+    bulk_cpu_us = (None if cpu_s["bulk"] is None or not bulk.done
+                   else 1e6 * cpu_s["bulk"] / (bulk.done * BULK_SIZE))
+    if cpu_us is not None and bulk_cpu_us is not None:
+        console.print(f"server CPU a payment (scopay serve and its verifier): {cpu_us:.0f} µs "
+                      f"single, {bulk_cpu_us:.0f} µs in bulk; the same code costs more of it "
+                      "while other tenants share the cores")
     console.print(f"payments/s vs signed trivial GET: {payments.per_s / participant.per_s:.2f}; "
                   f"vs GET /health: {payments.per_s / health.per_s:.2f}; "
                   f"bulk vs single: {bulk_payments_per_s / payments.per_s:.1f}x; "
@@ -478,11 +505,12 @@ def report(phases: dict[str, Phase], reconciled: bool, plan: Plan, load_before: 
         "cpu_cores": cores,
         "load_average_before": round(load_before, 2),
         "server_cpu_us_per_payment": None if cpu_us is None else round(cpu_us),
+        "bulk_server_cpu_us_per_payment": None if bulk_cpu_us is None else round(bulk_cpu_us),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the database")
     parser.add_argument("--workers", type=int, default=None,
@@ -503,7 +531,7 @@ def main() -> None:
         try:
             # uvloop (installed with uvicorn[standard]) keeps the load generator's own CPU
             # use low: it shares the machine with the server
-            phases, payments_cpu_s = uvloop.run(drive(
+            phases, cpu_s = uvloop.run(drive(
                 f"http://{HOST}:{port}", keys, plan, raw=args.client == "raw",
                 server_pid=server.pid))
         except Exception:
@@ -513,7 +541,7 @@ def main() -> None:
         finally:
             stop_server(server)
         reconciled = "reconciled" in run([*scopay_command(), "reconcile", "--db", str(db)])
-    summary = report(phases, reconciled, plan, load_before, payments_cpu_s)
+    summary = report(phases, reconciled, plan, load_before, cpu_s)
     print(json.dumps(summary))
 
 

@@ -11,7 +11,7 @@ Ours: scopay.iso20022.pacs008.parse_pacs008, i.e. size and DOCTYPE checks, the s
 same XSD validation, scopay's own strict reader (structure, types, code lists, amounts against
 their currency) and the mapping to domain Payments, with NbOfTxs and CtrlSum checked. The reader
 takes these messages from their text (pattern.py); the same run also measures the tree reader
-it falls back to (tree_ratio), on the same parse and validation, and checks both agree.
+it falls back to (tree_reader_ratio), on the same parse and validation, and checks both agree.
 Ceiling: the baseline plus the least a Python mapper must do, a walk reading every element's
 tag and text into dicts (no checks, no domain objects); its ratio bounds what any mapper over
 an lxml tree can reach in CPython.
@@ -48,7 +48,7 @@ from scopay.iso20022.pacs008 import (
     read_pacs008,
     read_transaction_text,
 )
-from scopay.iso20022.schemas import SCHEMAS_DIR_ENV, schema_for
+from scopay.iso20022.schemas import SCHEMAS_DIR_ENV, SchemaUnavailable, schema_for
 
 DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "iso20022"
 CREATED_AT_US = 1_795_939_200_000_000  # 2026-11-29T00:00:00Z
@@ -153,6 +153,10 @@ def configure_schemas() -> None:
         os.environ[SCHEMAS_DIR_ENV] = str(DEFAULT_SCHEMAS_DIR)
     if not Path(os.environ[SCHEMAS_DIR_ENV]).is_dir():
         sys.exit(f"no ISO 20022 schemas at {os.environ[SCHEMAS_DIR_ENV]}; set {SCHEMAS_DIR_ENV}")
+    try:
+        schema_for(PACS008_V08)
+    except SchemaUnavailable as error:  # a folder without the pacs.008 schema, say
+        sys.exit(str(error))
 
 
 def main(argv: Sequence[str]) -> None:

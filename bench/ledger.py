@@ -46,7 +46,9 @@ from scopay.store.sqlite import (
 ACCOUNTS = 10_000
 HOT_ACCOUNTS = 10
 HOT_SHARE = 0.9
-FUNDING_MINOR = 10**14
+# 10,000 accounts funded with 10**13 each take the issuance account to -10**17, within the
+# ledger's 18-digit balance cap (10**14 each reached it, and the last funding was refused)
+FUNDING_MINOR = 10**13
 ISSUANCE_ID = ACCOUNTS + 1
 ROUNDS = 3  # each figure is the median of three runs over equal slices
 console = Console(stderr=True)
@@ -70,7 +72,9 @@ def build_engine(path: Path) -> Engine:
     funding = [Transfer(f"fund-{i}", ISSUANCE_ID, i + 1, FUNDING_MINOR, "CNY")
                for i in range(ACCOUNTS)]
     for start in range(0, len(funding), BATCH_TRANSFERS_MAX):
-        engine.submit(funding[start:start + BATCH_TRANSFERS_MAX], 2)
+        outcomes = engine.submit(funding[start:start + BATCH_TRANSFERS_MAX], 2)
+        refused = [o for o in outcomes if not o.accepted]
+        assert not refused, f"funding refused: {refused[0]}"
     return engine
 
 
@@ -177,17 +181,17 @@ def _create_journal(db: sqlite3.Connection) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the database files")
     args = parser.parse_args()
     scale = 0.1 if args.quick else 1.0
     counts = {1: int(3_000 * scale), 100: int(60_000 * scale), 8190: int(491_400 * scale)}
     naive_count = int(2_000 * scale)
-    folder = Path(tempfile.mkdtemp(prefix="scopay-bench-", dir=args.dir))
-
     results: dict[str, float] = {}
-    with Progress(console=console, transient=True) as progress:
+    with (tempfile.TemporaryDirectory(prefix="scopay-bench-", dir=args.dir) as temporary,
+          Progress(console=console, transient=True) as progress):
+        folder = Path(temporary)
         task = progress.add_task("benchmarking", total=9)
         for workload in ("uniform", "hot"):
             engine = build_engine(folder / f"engine-{workload}.db")

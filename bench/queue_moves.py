@@ -2,7 +2,7 @@
 of priority, against trying the debtor's whole queue after each, each payment with the full
 check (as scopay did before), in the same run.
 
-    .venv/bin/python bench/queue_moves.py            # 100,000 queued payments (about a minute)
+    .venv/bin/python bench/queue_moves.py            # 100,000 queued payments (about 20 s)
     .venv/bin/python bench/queue_moves.py --quick    # 20,000
 
 The pure domain (`Rtgs` over a `Ledger`): one bank queues N normal payments it cannot cover

@@ -13,7 +13,7 @@ would. Measured, each in a fresh Python process:
   then holds beyond an engine opened on the seeded network alone;
 - baseline: reading every row recovery reads (journal, payments, payment events) with the
   sqlite3 module and nothing else.
-The last line is one JSON object.
+The last line is one JSON object. Memory is read from /proc (Linux).
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ console = Console(stderr=True)
 
 # Run in a fresh interpreter: start-up time and the memory the engine holds once open.
 OPEN = """
-import sys, time
+import os, sys, time
 from scopay.engine.engine import Engine
 from scopay.store.sqlite import SQLiteStore
 def resident():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
+    with open("/proc/self/statm") as f:  # Linux: resident pages
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 before = resident()
 started = time.perf_counter()
 engine = Engine(SQLiteStore(sys.argv[1], lock=False))
@@ -96,9 +96,11 @@ def fresh(script: str, db: Path) -> list[str]:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="20,000 payments")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="folder for the databases (a temporary one inside it)")
     args = parser.parse_args(argv)
     payments = 20_000 if args.quick else 200_000
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         empty, full = Path(folder) / "seeded.db", Path(folder) / "history.db"
         build(empty, 0)
         build(full, payments)

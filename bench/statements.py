@@ -91,10 +91,16 @@ def page_rows(path: Path, account: int, page: int) -> float:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="20,000 transfers a day")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="folder for the database (a temporary one inside it)")
     args = parser.parse_args(argv)
     per_day, days = (20_000 if args.quick else 200_000), 3
     console = Console()
-    path = Path(tempfile.mkdtemp(prefix="scopay-statements-")) / "bench.db"
+    with tempfile.TemporaryDirectory(prefix="scopay-statements-", dir=args.dir) as folder:
+        run(Path(folder) / "bench.db", per_day, days, console)
+
+
+def run(path: Path, per_day: int, days: int, console: Console) -> None:
     engine = build(path, per_day, days, console)
     pages = -(-per_day // api_iso.STATEMENT_PAGE_ENTRIES)
     cases = [("quiet", QUIET, 1), ("busy", BUSY, 1), ("busy", BUSY, pages // 2),
