@@ -27,9 +27,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(db: Path, port: int) -> subprocess.Popen:
-    server = subprocess.Popen([str(SCOPAY), "serve", "--db", str(db), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start_server(db: Path, port: int, *options: str) -> subprocess.Popen:
+    server = subprocess.Popen([str(SCOPAY), "serve", "--db", str(db), "--port", str(port),
+                               *options], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + STARTUP_S_MAX
     while True:
         assert server.poll() is None, server.stderr.read().decode()
@@ -137,3 +137,33 @@ def test_sigterm_stops_the_server_cleanly_with_a_checkpoint_of_the_last_entry(tm
         checkpoint = raw.execute("SELECT as_of_seq FROM checkpoint").fetchall()
     assert checkpoint == [(last_seq,)], "the server stopped without its checkpoint"
     assert "Traceback" not in server.stderr.read().decode()
+
+
+def test_the_operator_sets_each_participants_rate_limit(tmp_path):
+    """`scopay serve --rate-limit 1 --rate-burst 2`: a participant's requests beyond the burst
+    are refused (429, Retry-After); another participant's rate is its own."""
+    db = tmp_path / "limited.db"
+    subprocess.run([str(SCOPAY), "init", "--db", str(db)], check=True, capture_output=True)
+    keys = {}
+    for bic in ("DEMACNX0", "DEMBCNX0"):
+        keys[bic] = tmp_path / f"{bic}.key"
+        subprocess.run([str(SCOPAY), "keys", "issue", bic, "--out", str(keys[bic]), "--db",
+                        str(db)], check=True, capture_output=True)
+    port = free_port()
+    server = start_server(db, port, "--rate-limit", "1", "--rate-burst", "2")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with ScopayClient(url, read_key_file(keys["DEMACNX0"])) as a, \
+                ScopayClient(url, read_key_file(keys["DEMBCNX0"])) as b:
+            # the bucket gains one request a second: of six sent at once, the burst of two
+            # passes and the rest are refused, unless the six took seconds
+            answers = [a.get("/v1/participants/DEMACNX0") for _ in range(6)]
+            other = b.get("/v1/participants/DEMBCNX0")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    statuses = [answer.status_code for answer in answers]
+    assert statuses[:2] == [200, 200] and 429 in statuses[2:], statuses
+    refused = answers[statuses.index(429)]
+    assert int(refused.headers["retry-after"]) >= 1
+    assert other.status_code == 200

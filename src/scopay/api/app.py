@@ -64,10 +64,12 @@ _RESOLUTIONS = (TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
 
 
 def create_app(runner: Runner, direct_routes: bool = True,
-               on_shutdown: Callable[[], None] | None = None) -> FastAPI:
+               on_shutdown: Callable[[], None] | None = None,
+               rate_limiter: RateLimiter | None = None) -> FastAPI:
     """The API over the runner. With `direct_routes` the guard answers the hottest routes
     itself (api/payments.py DIRECT_ROUTES); without, they go through FastAPI like the rest.
-    `on_shutdown` runs once the server has stopped taking requests, before it exits."""
+    `on_shutdown` runs once the server has stopped taking requests, before it exits.
+    `rate_limiter`: each participant's rate (by default RateLimiter's)."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         if isinstance(runner, LoopRunner):
@@ -95,7 +97,7 @@ def create_app(runner: Runner, direct_routes: bool = True,
     app.state.runner = runner
     _install_error_handlers(app, DIRECT_ROUTES if direct_routes else {})
     app.state.replay_guard = ReplayGuard()
-    app.state.rate_limiter = RateLimiter()
+    app.state.rate_limiter = rate_limiter or RateLimiter()
     app.state.idempotency_in_flight = {}
     app.include_router(payments_router)
     app.include_router(admin_router)

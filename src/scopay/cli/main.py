@@ -267,12 +267,19 @@ def serve(db: DbOption = DEFAULT_DB,
               help="Let a covered normal payment settle past a waiting one.")] = True,
           priority_in_resolution: Annotated[bool, typer.Option(
               help="Gridlock resolution keeps each debtor's priority order.")] = True,
+          rate_limit: Annotated[int | None, typer.Option(
+              min=1, max=10**9, help="Requests a second each participant may make, "
+              "sustained; over it the answer is 429 with Retry-After (default 10,000).")] = None,
+          rate_burst: Annotated[int | None, typer.Option(
+              min=1, max=10**9, help="Requests a participant may make at once (default twice "
+              "the rate limit).")] = None,
           ) -> None:
     """Serve the HTTP API (and /docs) on the database; the only writer while it runs."""
     import uvicorn
 
     from scopay.api.app import create_app
     from scopay.api.http_protocol import SERVER_OPTIONS
+    from scopay.api.security import RateLimiter
     from scopay.engine.runner import LoopRunner
     from scopay.iso20022.message import VALIDATED_TYPES
     from scopay.iso20022.schemas import SchemaUnavailable, check_schemas
@@ -303,8 +310,11 @@ def serve(db: DbOption = DEFAULT_DB,
 
     console.print(f"scopay on http://{host}:{port} (API docs /docs), database {db}")
     try:
-        uvicorn.run(create_app(runner, on_shutdown=stop), host=host, port=port,
-                    log_level="warning", **SERVER_OPTIONS)
+        limiter = RateLimiter() if rate_limit is None else RateLimiter(rate_limit, 2 * rate_limit)
+        if rate_burst is not None:
+            limiter.burst = rate_burst
+        uvicorn.run(create_app(runner, on_shutdown=stop, rate_limiter=limiter), host=host,
+                    port=port, log_level="warning", **SERVER_OPTIONS)
     finally:
         stop()
 
