@@ -180,6 +180,31 @@ def test_a_payment_goes_back_once_whole_and_only_when_settled(live_server):
         a.post(f"/v1/payments/{waits.uetr}/cancel")
 
 
+def test_a_pacs004_sent_again_is_answered_as_the_first_time_and_moves_nothing(live_server):
+    """A bank that got no answer sends the same pacs.004 again: it learns the return went
+    through (the same answer), not that the payment was returned already (DUPL); the same
+    message id with another return id is another return, refused as one."""
+    paid = pay(live_server, 700)
+    message_id, body = pacs004((paid.uetr, 700), text="goods refused")
+    first, report = post_return(live_server, BANK_B, body)
+    assert [s[:2] for s in statuses(report)] == [("ACSC", None)]
+    after_first = balances(live_server)
+    history = live_server.engine.payment(paid.uetr).history
+    with live_server.client(BANK_A) as a:
+        told = [n for n in a.get("/v1/mailbox", params={"limit": 500}).json()
+                if n["uetr"] == paid.uetr]
+    again, _ = post_return(live_server, BANK_B, body)
+    assert again.content == first.content
+    _, other = pacs004((paid.uetr, 700), text="goods refused", message_id=message_id)
+    _, refused = post_return(live_server, BANK_B, other)  # its own return id
+    assert statuses(refused)[0][:2] == ("RJCT", "DUPL")
+    assert balances(live_server) == after_first
+    assert live_server.engine.payment(paid.uetr).history == history
+    with live_server.client(BANK_A) as a:
+        assert [n for n in a.get("/v1/mailbox", params={"limit": 500}).json()
+                if n["uetr"] == paid.uetr] == told
+
+
 def test_the_pacs008_of_a_returned_payment_sent_again_reports_it_settled_then_returned(
         live_server, xsd):
     """A bank re-sending a message (its answer was lost) gets each payment's outcome so far:

@@ -450,7 +450,7 @@ async def _returns(request: Request, caller: auth.Caller,
             _return_detail(instruction.message_id, item, who)))
     requests = [r for r in asked if r is not None]
     decided = iter(await asyncio.wrap_future(
-        runner.call(lambda e, now: e.return_payments(requests, now))))
+        runner.call(lambda e, now: _returned_once(e, requests, now))))
     outcomes = [next(decided) if r is not None else None for r in asked]
     transactions = tuple(_return_status(instruction.message_id, item, outcome)
                          for item, outcome in zip(instruction.returns, outcomes, strict=True))
@@ -460,6 +460,31 @@ async def _returns(request: Request, caller: auth.Caller,
                           max(stamps, default=time.time_ns() // 1000), transactions,
                           instructed_agent=caller.participant.bic)
     return Response(build_pacs002(report), media_type=XML)
+
+
+def _returned_once(engine, requests: list[ReturnRequest], now_us: int) -> list[ReturnOutcome]:
+    """The returns made (run by the engine's runner, between its other commands). A return
+    asked again by the same pacs.004 (its message id, return id, reason and returner, so the
+    same detail, and the same amount) is answered as it was the first time, returned then:
+    a sender that resends a message it got no answer to learns that it did go through, not
+    that the payment was returned already (DUPL) by someone."""
+    before = [_returned_before(engine, request) for request in requests]
+    fresh = [request for request, done in zip(requests, before, strict=True) if done is None]
+    made = iter(engine.return_payments(fresh, now_us) if fresh else ())
+    return [next(made) if done is None else done for done in before]
+
+
+def _returned_before(engine, request: ReturnRequest) -> ReturnOutcome | None:
+    record = engine.payment(request.uetr)
+    if record is None or record.status != PaymentStatus.RETURNED:
+        return None
+    payment = record.payment
+    if (request.amount_minor, request.currency) != (payment.settlement_amount_minor,
+                                                    payment.settlement_currency):
+        return None
+    returned = next(c for c in reversed(record.history) if c.status == PaymentStatus.RETURNED)
+    return ReturnOutcome(request.uetr, None, returned.at_us) if (
+        returned.detail == request.detail) else None
 
 
 def _return_detail(message_id: str, item: PaymentReturn, who: str) -> str:
