@@ -431,7 +431,8 @@ def test_a_message_whose_header_names_another_receiver_than_scopay_is_refused(li
 def test_no_mailbox_message_shares_its_id_with_an_answer_whatever_ids_senders_choose(
         live_server):
     """A bank whose own message ids are numbers (as many are) gets answers SCOPAY<its id>;
-    the mailbox messages it fetches are MBX<seq>, in the document and in the header."""
+    the mailbox messages it fetches are MBX<its BIC><seq>, in the document and in the
+    header."""
     from scopay.iso20022.head001 import build_envelope
     from scopay.iso20022.model import BusinessAppHeader
 
@@ -444,7 +445,7 @@ def test_no_mailbox_message_shares_its_id_with_an_answer_whatever_ids_senders_ch
         back = replace(payment(1_10), debtor_agent=BANK_B, creditor_agent=BANK_A)
         sent = CreditTransferMessage(str(seq), int(datetime.now(UTC).timestamp()) * 1_000_000,
                                      (back,))
-        header = BusinessAppHeader(BANK_B, OPERATOR, f"MBX{seq}", PACS008_V08,
+        header = BusinessAppHeader(BANK_B, OPERATOR, f"MBX{BANK_B}{seq}", PACS008_V08,
                                    sent.created_at_us)
         answer = b.post("/v1/iso20022", content=build_envelope(
             header, build_pacs008(sent, PACS008_V08)), headers=XML)
@@ -452,5 +453,19 @@ def test_no_mailbox_message_shares_its_id_with_an_answer_whatever_ids_senders_ch
     assert answer.status_code == 200 and fetched.status_code == 200, answer.text
     answered, forwarded = parse_message(answer.content)[1], parse_message(fetched.content)[1]
     assert answered.document.message_id == f"SCOPAY{seq}"
-    assert answered.header.business_message_id == f"SCOPAYMBX{seq}"
-    assert forwarded.document.message_id == forwarded.header.business_message_id == f"MBX{seq}"
+    assert answered.header.business_message_id == f"SCOPAYMBX{BANK_B}{seq}"
+    assert (forwarded.document.message_id == forwarded.header.business_message_id
+            == f"MBX{BANK_B}{seq}")
+
+
+def test_messages_to_two_banks_under_one_mailbox_number_have_two_ids(live_server):
+    """Mailbox numbers run per participant, so two banks' messages share numbers; scopay, the
+    one sender of both, still gives each message its own MsgId and BizMsgIdr."""
+    ids = {}
+    for bic in (BANK_A, BANK_B):
+        with live_server.client(bic) as client:
+            fetched = client.get("/v1/mailbox/1/message", params={"head": "true"})
+        assert fetched.status_code == 200, fetched.text
+        header = parse_message(fetched.content)[1].header
+        ids[bic] = header.business_message_id
+    assert ids == {BANK_A: f"MBX{BANK_A}1", BANK_B: f"MBX{BANK_B}1"}

@@ -120,3 +120,14 @@ def test_a_batch_that_is_not_kept_takes_no_numbers(tmp_path):
                                                                      (3, "c")]
     finally:
         store.close()
+
+
+def test_a_sqlite_older_than_scopay_needs_is_named_before_anything_is_opened(tmp_path,
+                                                                            monkeypatch):
+    """Schema version 5 numbers the notices with UPDATE ... FROM and a window function
+    (SQLite 3.33): an older library is named, not met by a syntax error mid-migration."""
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 32, 3))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.32.3")
+    with pytest.raises(RuntimeError, match=r"SQLite 3\.33\.0 or newer.*links SQLite 3\.32\.3"):
+        SQLiteStore(tmp_path / "old.db")
+    assert list(tmp_path.iterdir()) == []

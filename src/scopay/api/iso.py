@@ -172,7 +172,8 @@ def fetch_message(seq: SeqPath, caller: Caller, request: Request,
     if not head or answer.status_code != 200:
         return answer
     return Response(_with_header(_runner(request).engine, caller, answer.body,
-                                 _mailbox_id(seq), None), media_type=XML)
+                                 _mailbox_id(caller.participant.bic, seq), None),
+                    media_type=XML)
 
 
 def _with_header(engine, caller: auth.Caller, document: bytes, business_message_id: str,
@@ -209,12 +210,13 @@ def _operator_bic(engine, caller: auth.Caller) -> str:
                 caller.participant.bic)
 
 
-def _mailbox_id(seq: int) -> str:
-    """The message id (and business message id) of mailbox message `seq`: `MBX` and its
-    number in the recipient's mailbox, so unique per instructed party, as ISO 20022 asks of
-    a MsgId. Answers' ids begin with SCOPAY and statements' with STMT, so no mailbox message
-    shares its id with an answer or a statement, whatever ids the senders chose."""
-    return f"MBX{seq}"
+def _mailbox_id(recipient: str, seq: int) -> str:
+    """The message id (and business message id) of mailbox message `seq` of `recipient`:
+    `MBX`, the recipient's BIC and the message's number in its mailbox (at most 33
+    characters), so no two messages scopay sends share one, whoever gets them. Answers' ids
+    begin with SCOPAY and statements' with STMT, so no mailbox message shares its id with an
+    answer or a statement, whatever ids the senders chose."""
+    return f"MBX{recipient}{seq}"
 
 
 def _answer_id(message_id: str) -> str:
@@ -261,7 +263,8 @@ def _mailbox_message(seq: int, caller: auth.Caller, request: Request) -> Respons
     change = next((c for c in same if c.at_us == notice.created_us),
                   same[0] if same else record.history[-1])
     result = PaymentResult(record.payment.uetr, change.status, change.reason, change.detail)
-    report = _status_report(_mailbox_id(seq), notice.created_us, record, result)
+    report = _status_report(_mailbox_id(notice.participant_bic, seq), notice.created_us, record,
+                            result)
     if result.reason is None and notice.reason:  # a rejection's code and text say it already
         (transaction,) = report.transactions
         report = replace(report, transactions=(replace(
@@ -553,7 +556,8 @@ def _return_notice(seq: int, notice, record: PaymentRecord) -> bytes:
             settlement_date=(_EPOCH + timedelta(microseconds=returned.at_us)).date(),
             instructing_agent=payment.creditor_agent, instructed_agent=payment.debtor_agent,
             reason_text=detail[:RETURN_TEXT_LENGTH_MAX])
-        return build_pacs004(ReturnInstruction(_mailbox_id(seq), notice.created_us, (item,)))
+        return build_pacs004(ReturnInstruction(_mailbox_id(notice.participant_bic, seq),
+                                               notice.created_us, (item,)))
     message_id, return_id = _return_references(detail) or (_return_id(payment.uetr), None)
     if len(message_id) > 35 or (return_id is not None and len(return_id) > 35):
         # a text that looks like the references but is not (a JSON return's own words)
@@ -562,7 +566,8 @@ def _return_notice(seq: int, notice, record: PaymentRecord) -> bytes:
         message_id, PACS004_V09, TransactionStatus.ACCEPTED_SETTLEMENT_COMPLETED,
         original_uetr=payment.uetr,
         original_end_to_end_id=payment.end_to_end_id, original_instruction_id=return_id)
-    return build_pacs002(StatusReport(_mailbox_id(seq), notice.created_us, (status,)))
+    return build_pacs002(StatusReport(_mailbox_id(notice.participant_bic, seq),
+                                      notice.created_us, (status,)))
 
 
 def _notification(engine, seq: int, notice: Notice) -> bytes:
@@ -587,7 +592,8 @@ def _notification(engine, seq: int, notice: Notice) -> bytes:
                                                           transfer.id)[:35],
                    account_servicer_reference=str(journal_seq))
     return _written(build_camt054, Notification(
-        _mailbox_id(seq), entry.timestamp_us, f"NTFCN{seq}", str(account_id), transfer.currency,
+        _mailbox_id(notice.participant_bic, seq), entry.timestamp_us,
+        f"NTFCN{notice.participant_bic}{seq}", str(account_id), transfer.currency,
         (booked,), account_servicer=_servicer(engine, account)), f"message {seq}")
 
 
@@ -634,7 +640,7 @@ def _forwarded(seq: int, created_us: int, record: PaymentRecord, recipient: str)
     payment = record.payment
     message_type = payment.message_type or PACS008_V08
     build = _FORWARDERS.get(message_type)
-    message = CreditTransferMessage(_mailbox_id(seq), created_us, (replace(
+    message = CreditTransferMessage(_mailbox_id(recipient, seq), created_us, (replace(
         payment, message_id=None, priority=record.priority, latest_us=record.latest_us,
         reject_by_us=record.reject_by_us),), instructed_agent=recipient)
     try:

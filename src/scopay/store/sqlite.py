@@ -71,6 +71,7 @@ class SchemaTooOldError(RuntimeError):
 
 
 LOCK_WAIT_S = 5.0  # how long a connection waits for another's lock (sqlite3's default)
+SQLITE_VERSION_MIN = (3, 33, 0)  # UPDATE ... FROM (schema version 5), window functions
 
 
 def _use_wal(db: sqlite3.Connection) -> None:
@@ -164,6 +165,10 @@ class SQLiteStore:
         """`lock`: the only writer (a lock file keeps a second one out). `migrate`: apply the
         schema changes the database lacks; without it, a database that lacks any is
         refused (SchemaTooOldError), as readers change nothing."""
+        if sqlite3.sqlite_version_info < SQLITE_VERSION_MIN:
+            raise RuntimeError(
+                f"scopay needs SQLite {'.'.join(map(str, SQLITE_VERSION_MIN))} or newer (window "
+                f"functions, UPDATE ... FROM); this Python links SQLite {sqlite3.sqlite_version}")
         self.path = Path(path)
         self._lock_file = None
         if lock:
@@ -461,10 +466,10 @@ class SQLiteStore:
         # reach no one else's; the record names them by seq, as it always has.
         rows = []
         for number, bic, at in acknowledged:
-            row = db.execute("UPDATE mailbox SET acked_us = ? WHERE participant_bic = ? AND "
-                             "number = ? AND acked_us IS NULL RETURNING seq",
-                             (at, bic, number)).fetchone()
+            row = db.execute("SELECT seq FROM mailbox WHERE participant_bic = ? AND number = ? "
+                             "AND acked_us IS NULL", (bic, number)).fetchone()
             if row is not None:
+                db.execute("UPDATE mailbox SET acked_us = ? WHERE seq = ?", (at, row[0]))
                 rows.append((row[0], bic, at))
         if rows:
             payload["acknowledged"] = rows
