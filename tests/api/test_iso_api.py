@@ -202,6 +202,35 @@ def test_camt056_cancels_a_queued_payment_and_answers_camt029(live_server, xsd):
     assert resolution.created_at_us == live_server.engine.payment(waits.uetr).history[-1].at_us
 
 
+def test_camt056_sent_again_is_answered_as_the_first_time_and_changes_nothing(live_server):
+    """A bank that got no answer sends its camt.056 again: it learns the payment is cancelled
+    as it asked (ACCR, resolved when it was cancelled), not that it is no longer queued; a
+    cancellation asked for another reason is another request, refused as before."""
+    waits = payment(96_000_000_000)
+    request = CancellationRequest(
+        "CXL" + uuid.uuid4().hex[:12], BANK_A, BANK_B,
+        int(datetime.now(UTC).timestamp()) * 1_000_000,
+        (TransactionCancellation("M1", PACS008_V08, "DUPL", original_uetr=waits.uetr),))
+    other = replace(request, transactions=(replace(request.transactions[0],
+                                                   reason_code="CUST"),))
+    with live_server.client(BANK_A) as a:
+        a.post("/v1/iso20022", content=build_pacs008(message(waits), PACS008_V08), headers=XML)
+        first = a.post("/v1/iso20022", content=build_camt056(request), headers=XML)
+        history = live_server.engine.payment(waits.uetr).history
+        told = [n for n in a.get("/v1/mailbox", params={"limit": 500}).json()
+                if n["uetr"] == waits.uetr]
+        again = a.post("/v1/iso20022", content=build_camt056(request), headers=XML)
+        refused = a.post("/v1/iso20022", content=build_camt056(other), headers=XML)
+        assert [n for n in a.get("/v1/mailbox", params={"limit": 500}).json()
+                if n["uetr"] == waits.uetr] == told
+    assert first.status_code == again.status_code == refused.status_code == 200
+    assert again.content == first.content
+    assert parse_message(first.content)[1].transactions[0].status.value == "ACCR"
+    assert [(t.status.value, t.reason_code)
+            for t in parse_message(refused.content)[1].transactions] == [("RJCR", "NOAS")]
+    assert live_server.engine.payment(waits.uetr).history == history
+
+
 def test_camt056_from_the_operator_is_recorded_as_the_operators_with_its_reason(live_server):
     waits = payment(97_000_000_000)
     request = CancellationRequest(

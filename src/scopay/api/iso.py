@@ -46,6 +46,7 @@ from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
 from scopay.engine.payments import (
     RETURN_TRANSFER_PREFIX,
+    PaymentRefused,
     PaymentResult,
     ReturnOutcome,
     ReturnRequest,
@@ -397,7 +398,7 @@ async def _cancellations(request: Request, caller: auth.Caller,
                      and names_payment(item, payment) else None)
     requests = [request for request in asked if request is not None]
     decided = iter(await asyncio.wrap_future(runner.call(  # one command, one commit
-        lambda e, now: e.cancel_payments(requests, now))) if requests else ())
+        lambda e, now: _cancelled_once(e, requests, now))) if requests else ())
     statuses = []
     for item, request in zip(cancellation.transactions, asked, strict=True):
         outcome, reason = CancellationStatus.REJECTED, "NOOR"  # no original transaction
@@ -463,6 +464,27 @@ async def _returns(request: Request, caller: auth.Caller,
                           max(stamps, default=time.time_ns() // 1000), transactions,
                           instructed_agent=caller.participant.bic)
     return Response(build_pacs002(report), media_type=XML)
+
+
+def _cancelled_once(engine, requests: list[tuple[str, str]],
+                    now_us: int) -> list[PaymentRefused | None]:
+    """The cancellations made (run by the engine's runner, between its other commands). A
+    cancellation asked again, by the same party for the same reason (so the same detail: a
+    camt.056 sent again), of a payment it cancelled, is answered as it was, accepted: a
+    sender resending a message whose answer it lost learns that it went through, not that
+    the payment is no longer queued (NOAS)."""
+    before = [_cancelled_before(engine, uetr, detail) for uetr, detail in requests]
+    fresh = [request for request, done in zip(requests, before, strict=True) if not done]
+    made = iter(engine.cancel_payments(fresh, now_us) if fresh else ())
+    return [None if done else next(made) for done in before]
+
+
+def _cancelled_before(engine, uetr: str, detail: str) -> bool:
+    record = engine.payment(uetr)
+    if record is None or record.status != PaymentStatus.CANCELLED:
+        return False
+    return next(c for c in reversed(record.history)
+                if c.status == PaymentStatus.CANCELLED).detail == detail
 
 
 def _returned_once(engine, requests: list[ReturnRequest], now_us: int) -> list[ReturnOutcome]:
