@@ -68,6 +68,10 @@ def test_a_transfer_is_a_camt054_debit_to_the_sender_and_credit_to_the_receiver(
     assert (of_b.account, of_b.currency, of_b.account_servicer) == (str(credit), "CNY", AGENT)
     (entry_a,), (entry_b,) = of_a.entries, of_b.entries
     assert (entry_a.amount_minor, entry_b.amount_minor) == (-1234, 1234)
+    # the servicer's reference names the ledger's transfer, the same for both sides, and
+    # not the journal's sequence number (its gaps would count everyone's entries)
+    assert entry_a.account_servicer_reference == entry_b.account_servicer_reference == (
+        f"T{ledger_id}")
     assert entry_a.entry_reference == own_id  # its own id, as it knows it
     assert entry_b.entry_reference == ledger_id[:35]  # another's id, whole
     assert of_a.created_at_us == sent.json()["timestamp_us"]  # booked then

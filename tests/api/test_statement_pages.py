@@ -96,12 +96,12 @@ def test_a_busy_day_comes_in_pages_that_chain_and_hold_every_entry(engine, netwo
     for before, after in zip(read, read[1:], strict=False):
         assert after.opening_balance_minor == before.closing_balance_minor
     entries = [e for s in read for e in s.entries]
-    # the id as the owner knows it (its own without its BIC, another's whole), and the
-    # journal's sequence number, which tells every entry apart
+    # the id as the owner knows it (its own without its BIC, another's whole), and as scopay
+    # keeps it, which tells every entry apart (not the journal's sequence number, which
+    # counts everyone's entries)
     assert [e.entry_reference for e in entries] == [
         t.id.removeprefix(f"{icbk}:") for t in own]
-    assert [e.account_servicer_reference for e in entries] == [
-        str(engine.store.journal_entry(t.id)[0]) for t in own]
+    assert [e.account_servicer_reference for e in entries] == [f"T{t.id}" for t in own]
     assert [e.amount_minor for e in entries] == [
         t.amount_minor if t.credit_account_id == account else -t.amount_minor for t in own]
 
@@ -217,3 +217,22 @@ def test_a_statement_read_before_midnight_is_todays_even_if_midnight_passes_mean
     assert (after.final, len(after.entries)) == (True, 2)
     assert before.message_id != after.message_id
     assert after.closing_balance_minor == engine.balance(account.id).posted_minor
+
+
+def test_an_entrys_servicer_reference_names_its_transfer_in_35_characters():
+    from scopay.api.iso import _servicer_reference
+
+    uetr = "8a562c67-ca16-48ba-b074-000000000001"
+    long_id = "DEMACNX0:" + "x" * 40
+    references = {
+        "pay/" + uetr: "P8a562c67ca1648bab074000000000001",
+        "ret/" + uetr: "R8a562c67ca1648bab074000000000001",
+        "DEMACNX0:inv-42": "TDEMACNX0:inv-42",
+        long_id: None,  # a digest
+        "DEMACNX0:" + "x" * 25: "TDEMACNX0:" + "x" * 25,  # 35 characters with its letter
+    }
+    for transfer_id, expected in references.items():
+        found = _servicer_reference(transfer_id)
+        assert len(found) <= 35
+        assert found == expected or (expected is None and found.startswith("H"))
+    assert _servicer_reference(long_id) != _servicer_reference(long_id + "y")

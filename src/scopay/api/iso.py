@@ -227,6 +227,22 @@ def _answer_id(message_id: str) -> str:
     return _iso_id("SCOPAY", message_id)
 
 
+def _servicer_reference(transfer_id: str) -> str:
+    """An entry's account servicer's reference (AcctSvcrRef): its ledger transfer, named in
+    35 characters. A payment's `P` and its UETR's 32 digits, a return's `R` and those of the
+    payment returned, another transfer `T` and its id (the id as scopay keeps it: with its
+    owner's BIC), or `H` and a digest of an id too long for that. Unique, as transfer ids are,
+    the same in a camt.054 and a camt.053, and found again by `GET /v1/transfers/{id}`; it
+    says nothing of other participants' entries (the journal's sequence number, which it
+    used to be, counts everyone's)."""
+    for prefix, letter in ((PAYMENT_TRANSFER_PREFIX, "P"), (RETURN_TRANSFER_PREFIX, "R")):
+        if transfer_id.startswith(prefix):
+            return letter + transfer_id[len(prefix):].replace("-", "")
+    if len(transfer_id) < ISO_ID_LENGTH_MAX:
+        return "T" + transfer_id
+    return "H" + hashlib.sha256(transfer_id.encode()).hexdigest()[:ISO_ID_LENGTH_MAX - 1]
+
+
 def _iso_id(prefix: str, name: str) -> str:
     """prefix + name when that fits in the 35 characters of an ISO id, else prefix + a
     digest of name: distinct names keep distinct ids, the same name the same id."""
@@ -322,8 +338,8 @@ def _statement(engine, account, day: date, page: int = 1) -> bytes:
     if page > pages:
         raise ApiError(404, "Not found", f"the statement of account {account_id} for "
                        f"{day.isoformat()} has {pages} page{'s' if pages > 1 else ''}")
-    entries = [_entry(engine, seq, t, change, day, account.owner_bic)
-               for seq, t, change in activity.postings]
+    entries = [_entry(engine, t, change, day, account.owner_bic)
+               for _, t, change in activity.postings]
     opening, closing = activity.opening_minor, activity.closing_minor
     # A page is named by what it holds. A finished day's never changes, nor does a full page
     # of today's before the last (it is the same message the day's end gives); today's last
@@ -595,12 +611,12 @@ def _return_notice(seq: int, notice, record: PaymentRecord) -> bytes:
 def _notification(engine, seq: int, notice: Notice) -> bytes:
     """camt.054 of one journal entry on the account of the notice's holder: the entry's
     reference is the transfer id as the holder knows it (its own without its BIC), the
-    account servicer's reference the journal sequence number, the booking time CreDtTm (the
+    account servicer's reference _servicer_reference's, the booking time CreDtTm (the
     notice was written in the commit that booked the entry)."""
     found = engine.store.journal_entry(notice.uetr or "")
     if found is None:
         raise ApiError(404, "Not found", f"message {seq} is about no journal entry")
-    journal_seq, entry = found
+    _, entry = found
     transfer = entry.transfer
     credit = notice.kind == NoticeKind.CREDIT_NOTIFICATION
     account_id = transfer.credit_account_id if credit else transfer.debit_account_id
@@ -612,7 +628,7 @@ def _notification(engine, seq: int, notice: Notice) -> bytes:
                    booking_date=day, value_date=day,
                    entry_reference=auth.shown_transfer_id(notice.participant_bic,
                                                           transfer.id)[:35],
-                   account_servicer_reference=str(journal_seq))
+                   account_servicer_reference=_servicer_reference(transfer.id))
     return _written(build_camt054, Notification(
         _mailbox_id(notice.participant_bic, seq), entry.timestamp_us,
         f"NTFCN{notice.participant_bic}{seq}", str(account_id), transfer.currency,
@@ -710,10 +726,10 @@ def _transaction_code(engine, change: int, prefix: str | None,
     return "PMNT", family, "DMCT" if len(countries) == 1 else "XBCT"
 
 
-def _entry(engine, seq: int, t, change: int, day: date, owner_bic: str) -> Entry:
+def _entry(engine, t, change: int, day: date, owner_bic: str) -> Entry:
     """A statement entry: its reference the transfer id as the account's owner knows it (its
     own without its BIC, another's whole; cut to 35 characters), the account servicer's
-    reference the journal sequence number, as a camt.054 of the same entry gives them."""
+    reference _servicer_reference's, as a camt.054 of the same entry gives them."""
     prefix = next((p for p in (PAYMENT_TRANSFER_PREFIX, RETURN_TRANSFER_PREFIX)
                    if t.id.startswith(p)), None)  # a payment, or its return
     uetr = t.id[len(prefix):] if prefix else None
@@ -721,7 +737,7 @@ def _entry(engine, seq: int, t, change: int, day: date, owner_bic: str) -> Entry
     return Entry(change, t.currency, EntryStatus.BOOKED,
                  _transaction_code(engine, change, prefix, payment), booking_date=day,
                  value_date=day, entry_reference=auth.shown_transfer_id(owner_bic, t.id)[:35],
-                 account_servicer_reference=str(seq),
+                 account_servicer_reference=_servicer_reference(t.id),
                  uetr=uetr, end_to_end_id=payment.end_to_end_id if payment else None,
                  instruction_id=payment.instruction_id if payment else None,
                  debtor_agent=payment.debtor_agent if payment else None,
