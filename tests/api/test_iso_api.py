@@ -194,7 +194,8 @@ def test_camt056_cancels_a_queued_payment_and_answers_camt029(live_server, xsd):
     assert answer.status_code == 200, answer.text
     assert valid(xsd, "camt.029.001.10", answer.content)
     assert tracked["status"] == "cancelled"
-    assert tracked["history"][-1]["detail"] == f"DUPL: cancelled by its sender {BANK_A} (camt.056)"
+    assert tracked["history"][-1]["detail"].startswith(
+        f'DUPL: cancelled by its sender {BANK_A} (camt.056 "CXL')
     _, resolution = parse_message(answer.content)
     assert resolution.transactions[0].status.value == "ACCR"
     assert CAMT056_V09 == "camt.056.001.09"
@@ -231,6 +232,38 @@ def test_camt056_sent_again_is_answered_as_the_first_time_and_changes_nothing(li
     assert live_server.engine.payment(waits.uetr).history == history
 
 
+def test_only_the_same_camt056_is_a_resend_and_its_camt029_dates_the_last_cancellation(
+        live_server):
+    """Another camt.056 for the same reason is another request (the payment is no longer
+    queued: NOAS); the same one sent again with a transaction more cancels that one now, and
+    its camt.029 is dated then, not at the first sending's cancellation."""
+    first, second = payment(95_000_000_000), payment(94_000_000_000)
+    now = int(datetime.now(UTC).timestamp()) * 1_000_000
+
+    def camt056(assignment_id: str, *waiting: Payment) -> bytes:
+        return build_camt056(CancellationRequest(assignment_id, BANK_A, BANK_B, now, tuple(
+            TransactionCancellation("M1", PACS008_V08, "DUPL", original_uetr=p.uetr)
+            for p in waiting)))
+
+    assignment = "CXL" + uuid.uuid4().hex[:12]
+    with live_server.client(BANK_A) as a:
+        for waiting in (first, second):
+            a.post("/v1/iso20022", content=build_pacs008(message(waiting), PACS008_V08),
+                   headers=XML)
+        a.post("/v1/iso20022", content=camt056(assignment, first), headers=XML)
+        other = a.post("/v1/iso20022", content=camt056("CXL" + uuid.uuid4().hex[:12], first),
+                       headers=XML)
+        both = a.post("/v1/iso20022", content=camt056(assignment, first, second),
+                      headers=XML)
+    assert [(t.status.value, t.reason_code)
+            for t in parse_message(other.content)[1].transactions] == [("RJCR", "NOAS")]
+    resolution = parse_message(both.content)[1]
+    assert [t.status.value for t in resolution.transactions] == ["ACCR", "ACCR"]
+    cancelled_at = [live_server.engine.payment(p.uetr).history[-1].at_us
+                    for p in (first, second)]
+    assert cancelled_at[0] < cancelled_at[1] == resolution.created_at_us
+
+
 def test_camt056_from_the_operator_is_recorded_as_the_operators_with_its_reason(live_server):
     waits = payment(97_000_000_000)
     request = CancellationRequest(
@@ -245,7 +278,8 @@ def test_camt056_from_the_operator_is_recorded_as_the_operators_with_its_reason(
     assert answer.status_code == 200, answer.text
     assert tracked["status"] == "cancelled"
     assert tracked["history"][-1]["detail"] == (
-        "FRAD: cancelled by the operator (camt.056): reported by the debtor")
+        f'FRAD: cancelled by the operator (camt.056 "{request.assignment_id}"): reported by '
+        "the debtor")
 
 
 def test_camt056_for_a_settled_or_unknown_payment_is_refused_with_its_reason(live_server, xsd):
@@ -460,7 +494,7 @@ def test_a_message_whose_header_names_another_receiver_than_scopay_is_refused(li
 def test_no_mailbox_message_shares_its_id_with_an_answer_whatever_ids_senders_choose(
         live_server):
     """A bank whose own message ids are numbers (as many are) gets answers SCOPAY<its id>;
-    the mailbox messages it fetches are MBX<its BIC><seq>, in the document and in the
+    the mailbox messages it fetches are MBX<its BIC>/<seq>, in the document and in the
     header."""
     from scopay.iso20022.head001 import build_envelope
     from scopay.iso20022.model import BusinessAppHeader
@@ -474,7 +508,7 @@ def test_no_mailbox_message_shares_its_id_with_an_answer_whatever_ids_senders_ch
         back = replace(payment(1_10), debtor_agent=BANK_B, creditor_agent=BANK_A)
         sent = CreditTransferMessage(str(seq), int(datetime.now(UTC).timestamp()) * 1_000_000,
                                      (back,))
-        header = BusinessAppHeader(BANK_B, OPERATOR, f"MBX{BANK_B}{seq}", PACS008_V08,
+        header = BusinessAppHeader(BANK_B, OPERATOR, f"MBX{BANK_B}/{seq}", PACS008_V08,
                                    sent.created_at_us)
         answer = b.post("/v1/iso20022", content=build_envelope(
             header, build_pacs008(sent, PACS008_V08)), headers=XML)
@@ -482,9 +516,9 @@ def test_no_mailbox_message_shares_its_id_with_an_answer_whatever_ids_senders_ch
     assert answer.status_code == 200 and fetched.status_code == 200, answer.text
     answered, forwarded = parse_message(answer.content)[1], parse_message(fetched.content)[1]
     assert answered.document.message_id == f"SCOPAY{seq}"
-    assert answered.header.business_message_id == f"SCOPAYMBX{BANK_B}{seq}"
+    assert answered.header.business_message_id == f"SCOPAYMBX{BANK_B}/{seq}"
     assert (forwarded.document.message_id == forwarded.header.business_message_id
-            == f"MBX{BANK_B}{seq}")
+            == f"MBX{BANK_B}/{seq}")
 
 
 def test_messages_to_two_banks_under_one_mailbox_number_have_two_ids(live_server):
@@ -497,4 +531,9 @@ def test_messages_to_two_banks_under_one_mailbox_number_have_two_ids(live_server
         assert fetched.status_code == 200, fetched.text
         header = parse_message(fetched.content)[1].header
         ids[bic] = header.business_message_id
-    assert ids == {BANK_A: f"MBX{BANK_A}1", BANK_B: f"MBX{BANK_B}1"}
+    assert ids == {BANK_A: f"MBX{BANK_A}/1", BANK_B: f"MBX{BANK_B}/1"}
+    # a BIC's branch may be digits: the / keeps a BIC8's message 1001 apart from the
+    # message 1 of a BIC11 that begins like it
+    from scopay.api.iso import _mailbox_id
+    assert _mailbox_id("DEMACNX0", 1001) != _mailbox_id("DEMACNX0100", 1)
+    assert len(_mailbox_id("DEMACNX0100", 2**63 - 1)) <= 35

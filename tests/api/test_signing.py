@@ -538,7 +538,7 @@ def test_replays_of_a_captured_request_do_not_spend_the_banks_rate(limited_app):
 def test_rate_limit_refusal_names_the_configured_rate(limited_app):
     client, keys = limited_app
     limited = next(a for a in _burst(client, keys["ICBKCNBJ"]) if a.status_code == 429)
-    assert limited.json()["detail"] == f"over {RATE_PER_S} requests a second"
+    assert limited.json()["detail"] == f"over {RATE_PER_S:,} requests a second"
 
 
 def test_reference_client_signs_requests_the_server_accepts(live_server):

@@ -213,11 +213,12 @@ def _operator_bic(engine, caller: auth.Caller) -> str:
 
 def _mailbox_id(recipient: str, seq: int) -> str:
     """The message id (and business message id) of mailbox message `seq` of `recipient`:
-    `MBX`, the recipient's BIC and the message's number in its mailbox (at most 33
+    `MBX`, the recipient's BIC, `/` (which no BIC holds: DEMACNX0's message 1001 and
+    DEMACNX0100's message 1 differ) and the message's number in its mailbox (at most 34
     characters), so no two messages scopay sends share one, whoever gets them. Answers' ids
     begin with SCOPAY and statements' with STMT, so no mailbox message shares its id with an
     answer or a statement, whatever ids the senders chose."""
-    return f"MBX{recipient}{seq}"
+    return f"MBX{recipient}/{seq}"
 
 
 def _answer_id(message_id: str) -> str:
@@ -409,7 +410,8 @@ async def _cancellations(request: Request, caller: auth.Caller,
         uetr = item.original_uetr or ""
         payment = runner.engine.payment_identity(uetr)
         sender = runner.engine.payment_sender(uetr)
-        asked.append((uetr, _cancellation_detail(caller, sender, item))
+        asked.append((uetr, _cancellation_detail(caller, sender, cancellation.assignment_id,
+                                                 item))
                      if payment is not None and auth.may_manage(caller, sender)
                      and names_payment(item, payment) else None)
     requests = [request for request in asked if request is not None]
@@ -429,11 +431,13 @@ async def _cancellations(request: Request, caller: auth.Caller,
             original_uetr=item.original_uetr, original_end_to_end_id=item.original_end_to_end_id,
             original_instruction_id=item.original_instruction_id, reason_code=reason))
     # scopay, which took the payments out of its queues, resolves the case, to its assigner,
-    # when it cancelled them (all in one step), else now
-    cancelled = next((request[0] for request, status in zip(asked, statuses, strict=True)
-                      if status.status == CancellationStatus.ACCEPTED), None)
-    record = None if cancelled is None else runner.engine.payment(cancelled)
-    resolved_us = record.history[-1].at_us if record is not None else time.time_ns() // 1000
+    # when it cancelled the last of them (all in one step, but for those a first sending of
+    # the same message cancelled before), else now
+    cancelled = [runner.engine.payment(request[0]) for request, status
+                 in zip(asked, statuses, strict=True)
+                 if status.status == CancellationStatus.ACCEPTED]
+    resolved_us = max((record.history[-1].at_us for record in cancelled if record is not None),
+                      default=time.time_ns() // 1000)
     resolution = CancellationResolution(  # an assignment of its own, as a pacs.002's id is
         _answer_id(cancellation.assignment_id), _operator_bic(runner.engine, caller),
         cancellation.assigner, resolved_us, _confirmation(statuses), tuple(statuses))
@@ -485,10 +489,10 @@ async def _returns(request: Request, caller: auth.Caller,
 def _cancelled_once(engine, requests: list[tuple[str, str]],
                     now_us: int) -> list[PaymentRefused | None]:
     """The cancellations made (run by the engine's runner, between its other commands). A
-    cancellation asked again, by the same party for the same reason (so the same detail: a
-    camt.056 sent again), of a payment it cancelled, is answered as it was, accepted: a
-    sender resending a message whose answer it lost learns that it went through, not that
-    the payment is no longer queued (NOAS)."""
+    cancellation asked again by the same camt.056 (its assignment and cancellation ids,
+    party, reason and text: the same detail), of a payment it cancelled, is answered as it
+    was, accepted: a sender resending a message whose answer it lost learns that it went
+    through, not that the payment is no longer queued (NOAS)."""
     before = [_cancelled_before(engine, uetr, detail) for uetr, detail in requests]
     fresh = [request for request, done in zip(requests, before, strict=True) if not done]
     made = iter(engine.cancel_payments(fresh, now_us) if fresh else ())
@@ -631,7 +635,7 @@ def _notification(engine, seq: int, notice: Notice) -> bytes:
                    account_servicer_reference=_servicer_reference(transfer.id))
     return _written(build_camt054, Notification(
         _mailbox_id(notice.participant_bic, seq), entry.timestamp_us,
-        f"NTFCN{notice.participant_bic}{seq}", str(account_id), transfer.currency,
+        f"NTF{notice.participant_bic}/{seq}", str(account_id), transfer.currency,
         (booked,), account_servicer=_servicer(engine, account)), f"message {seq}")
 
 
@@ -640,11 +644,16 @@ def _return_id(uetr: str) -> str:
     return "RTR" + uetr.replace("-", "")
 
 
-def _cancellation_detail(caller: auth.Caller, sender: str | None,
+def _cancellation_detail(caller: auth.Caller, sender: str | None, assignment_id: str,
                          item: TransactionCancellation) -> str:
     """Who cancelled and why, for the payment's history: the camt.056's reason code first
-    (DUPL, FRAD, CUST ...), then its text if it gave one."""
-    detail = f"{item.reason_code}: cancelled by {auth.manager(caller, sender)} (camt.056)"
+    (DUPL, FRAD, CUST ...), then who, the camt.056's assignment id and the transaction's
+    cancellation id (each a JSON string: the same request sent again names the same ones,
+    _cancelled_before), then its text if it gave one."""
+    references = _quoted(assignment_id) + (
+        "" if item.cancellation_id is None else f", cancellation {_quoted(item.cancellation_id)}")
+    detail = (f"{item.reason_code}: cancelled by {auth.manager(caller, sender)} "
+              f"(camt.056 {references})")
     return detail if item.reason_text is None else f"{detail}: {item.reason_text}"
 
 

@@ -191,7 +191,8 @@ async def authenticate(scope, headers: dict[str, str],
         raise ApiError(401, "Unauthenticated", "this nonce was used already (replay)")
     wait_s = limiter.allow(participant.bic, time.monotonic())
     if wait_s:
-        raise ApiError(429, "Too many requests", f"over {limiter.rate_per_s:g} requests a second",
+        raise ApiError(429, "Too many requests",
+                       f"over {limiter.rate_per_s:,.0f} requests a second",
                        retry_after_s=max(1, round(wait_s)))
     if not guard.first_use(key_id, nonce, int(timestamp), now_s, participant.bic):
         raise ApiError(401, "Unauthenticated", "this nonce was used already (replay)")
