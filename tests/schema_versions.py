@@ -8,7 +8,7 @@ import sqlite3
 def undo_mailbox_numbers(db: sqlite3.Connection) -> None:
     """Take a database of schema version 5 back to version 4: mailbox rows without their
     numbers, the unread index by seq."""
-    db.execute("DROP INDEX mailbox_number")
+    db.execute("DROP INDEX mailbox_acked")
     db.execute("DROP INDEX mailbox_unacked")
     db.execute("ALTER TABLE mailbox DROP COLUMN number")
     db.execute("CREATE INDEX mailbox_unacked ON mailbox (participant_bic, seq) "

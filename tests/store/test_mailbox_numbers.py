@@ -131,3 +131,15 @@ def test_a_sqlite_older_than_scopay_needs_is_named_before_anything_is_opened(tmp
     with pytest.raises(RuntimeError, match=r"SQLite 3\.33\.0 or newer.*links SQLite 3\.32\.3"):
         SQLiteStore(tmp_path / "old.db")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_notice_is_found_by_its_number_acknowledged_or_not(engine, network):
+    """Each number is in one of two indexes, of the notices unread and of those read (a
+    notice moves when acknowledged): fetched by number from either, never another's."""
+    traffic(engine, network, rounds=2)
+    listed = {number: notice for number, notice, _ in engine.mailbox(ABOC, 0, 500)}
+    engine.acknowledge(ABOC, [1, 3], network.funded_at_us + 1_000)
+    for number, notice in listed.items():
+        assert engine.store.mailbox_notice(ABOC, number) == notice
+    assert engine.store.mailbox_notice(ABOC, len(listed) + 1) is None
+    assert engine.store.mailbox_notice(SABR, 1) != listed[1]

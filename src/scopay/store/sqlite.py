@@ -414,10 +414,12 @@ class SQLiteStore:
             number = staged.get(bic)
             if number is None:
                 number = numbers.get(bic)
-                if number is None:
+                if number is None:  # the last of either index (see migration 5)
                     number = numbers[bic] = db.execute(
-                        "SELECT coalesce(max(number), 0) FROM mailbox WHERE participant_bic = ?",
-                        (bic,)).fetchone()[0]
+                        "SELECT coalesce(max(last), 0) FROM (SELECT max(number) AS last "
+                        "FROM mailbox WHERE participant_bic = ? AND acked_us IS NULL UNION ALL "
+                        "SELECT max(number) FROM mailbox WHERE participant_bic = ? AND "
+                        "acked_us IS NOT NULL)", (bic, bic)).fetchone()[0]
             staged[bic] = number = number + 1
             rows.append((n.participant_bic, n.kind._value_, n.uetr, n.status, n.reason,
                          n.created_us, number))
@@ -734,11 +736,16 @@ class SQLiteStore:
 
     def mailbox_notice(self, bic: str, number: int) -> Notice | None:
         """One notice of a participant's, acknowledged or not, by its number in that
-        participant's mailbox (an index lookup: never a walk over the notices of others)."""
-        r = self._reader().execute(
-            f"SELECT {_NOTICE_COLUMNS} FROM mailbox WHERE participant_bic = ? AND number = ?",
-            (bic, number)).fetchone()
-        return None if r is None else Notice(r[0], NoticeKind(r[1]), r[2], r[3], r[4], r[5])
+        participant's mailbox: a lookup in the index of those unacknowledged, then of those
+        acknowledged (never a walk over the notices of others)."""
+        reader = self._reader()
+        for acknowledged in ("IS NULL", "IS NOT NULL"):
+            r = reader.execute(
+                f"SELECT {_NOTICE_COLUMNS} FROM mailbox WHERE participant_bic = ? AND "
+                f"number = ? AND acked_us {acknowledged}", (bic, number)).fetchone()
+            if r is not None:
+                return Notice(r[0], NoticeKind(r[1]), r[2], r[3], r[4], r[5])
+        return None
 
     def close(self) -> None:
         for reader in self._reader_connections:
