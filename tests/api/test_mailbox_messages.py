@@ -105,6 +105,58 @@ def test_funds_in_notifies_the_bank_and_the_agent_and_ack_clears_it(live_server,
     assert [(e.amount_minor, e.entry_reference) for e in of_agent.entries] == [(-500, own_id)]
 
 
+def test_a_batch_is_one_camt054_for_each_account_and_side_with_all_its_entries(
+        live_server, xsd):
+    """BANK_A's batch pays BANK_B three times, in one commit: BANK_A gets one debit
+    notification of the three entries, BANK_B one credit notification of the same three."""
+    prefix = "b-" + uuid.uuid4().hex[:8]
+    debit = live_server.account_of(BANK_A, "CNY")
+    credit = live_server.account_of(BANK_B, "CNY")
+    amounts = ("1.00", "2.50", "3.75")
+    with live_server.client(BANK_A) as a, live_server.client(BANK_B) as b:
+        sent = a.post("/v1/transfers/batch", json={"transfers": [
+            {"id": f"{prefix}-{n}", "debit_account_id": debit, "credit_account_id": credit,
+             "amount": amount, "currency": "CNY"} for n, amount in enumerate(amounts)]})
+        assert sent.status_code == 200, sent.text
+        told_a = notice_about(a, f"{prefix}-0", "debit_notification")
+        told_b = notice_about(b, f"{BANK_A}:{prefix}-0", "credit_notification")
+        assert (told_a["last_reference"], told_b["last_reference"]) == (
+            f"{prefix}-2", f"{BANK_A}:{prefix}-2")
+        assert told_a["reason"] is None and told_b["reason"] is None
+        fetched_a = a.get(f"/v1/mailbox/{told_a['seq']}/message")
+        fetched_b = b.get(f"/v1/mailbox/{told_b['seq']}/message")
+    for answer in (fetched_a, fetched_b):
+        assert answer.status_code == 200, answer.text
+        assert valid(xsd, "camt.054.001.08", answer.content)
+    _, of_a = parse_message(fetched_a.content)
+    _, of_b = parse_message(fetched_b.content)
+    assert [(e.entry_reference, e.amount_minor) for e in of_a.entries] == [
+        (f"{prefix}-0", -100), (f"{prefix}-1", -250), (f"{prefix}-2", -375)]
+    assert [(e.account_servicer_reference, e.amount_minor) for e in of_b.entries] == [
+        (f"T{BANK_A}:{prefix}-0", 100), (f"T{BANK_A}:{prefix}-1", 250),
+        (f"T{BANK_A}:{prefix}-2", 375)]
+
+
+def test_a_notification_of_several_entries_holds_only_its_account_and_side(engine, network):
+    """Between a notification's first and last entry, the commit may hold others: the
+    other side of the same account, other accounts. Its camt.054 holds only its own."""
+    from scopay.api.iso import _notification
+    from scopay.domain.ledger import Transfer
+    from scopay.domain.mailbox import NoticeKind
+
+    t = network.funded_at_us
+    engine.submit([Transfer("a-1", 11, 12, 100, "CNY"), Transfer("b-1", 12, 11, 50, "CNY"),
+                   Transfer("r-1", 21, 2, 7, "RUB"), Transfer("a-2", 11, 12, 200, "CNY")],
+                  t + 1)
+    ((number, notice),) = [(n, x) for n, x, _ in engine.mailbox("ICBKCNBJ", 0, 500)
+                           if x.kind == NoticeKind.DEBIT_NOTIFICATION and x.created_us == t + 1]
+    assert (notice.uetr, notice.reason) == ("a-1", "a-2")
+    _, told = parse_message(_notification(engine, number, notice))
+    assert [(e.entry_reference, e.amount_minor) for e in told.entries] == [
+        ("a-1", -100), ("a-2", -200)]
+    assert (told.account, told.currency) == ("11", "CNY")
+
+
 def statement_notice(client) -> dict:
     """The statement of the day the server was seeded on (1970-01-01), issued at its first
     step of a later day (the heartbeat's, or any request's)."""

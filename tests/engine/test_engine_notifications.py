@@ -139,3 +139,32 @@ def test_an_idle_day_turn_commits_nothing(engine, network, open_engine):
     head = engine.store.audit_head()
     engine.heartbeat(3 * DAY_US)  # days 1 and 2 had no entries
     assert engine.store.audit_head() == head
+
+
+def test_a_commit_tells_each_account_once_a_side_with_its_first_and_last_entry(engine,
+                                                                                 network):
+    """Three transfers from ICBK to ABOC and one back, in one commit: one debit and one
+    credit notice for each account and side, naming its first entry and (if more) its last;
+    the next commit is told apart."""
+    t = network.funded_at_us
+    engine.submit([Transfer("a-1", 11, 12, 100, "CNY"), Transfer("b-1", 12, 11, 50, "CNY"),
+                   Transfer("a-2", 11, 12, 200, "CNY"), Transfer("a-3", 11, 12, 300, "CNY")],
+                  t + 1)
+    engine.submit([Transfer("a-4", 11, 12, 400, "CNY")], t + 2)
+    told = sorted((n.participant_bic, n.kind, n.uetr, n.reason, n.created_us)
+                  for bic in (ICBK, ABOC) for _, n, _ in engine.mailbox(bic, 0, 500)
+                  if n.kind in (DEBIT, CREDIT) and n.uetr != "fund-icbk-cny")
+    assert told == [
+        (ABOC, CREDIT, "a-1", "a-3", t + 1), (ABOC, CREDIT, "a-4", None, t + 2),
+        (ABOC, DEBIT, "b-1", None, t + 1),
+        (ICBK, CREDIT, "b-1", None, t + 1),
+        (ICBK, DEBIT, "a-1", "a-3", t + 1), (ICBK, DEBIT, "a-4", None, t + 2)]
+
+
+def test_a_notification_tells_at_most_its_limit_of_entries(engine, network, monkeypatch):
+    monkeypatch.setattr("scopay.engine.engine.NOTIFICATION_ENTRIES_MAX", 2)
+    t = network.funded_at_us
+    engine.submit([Transfer(f"m-{n}", 11, 12, 10, "CNY") for n in range(5)], t + 1)
+    debits = [(n.uetr, n.reason) for _, n, _ in engine.mailbox(ICBK, 0, 500)
+              if n.kind == DEBIT and n.created_us == t + 1]
+    assert debits == [("m-0", "m-1"), ("m-2", "m-3"), ("m-4", None)]

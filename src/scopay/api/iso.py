@@ -44,6 +44,7 @@ from scopay.domain.participant import Role
 from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
+from scopay.engine.engine import notified
 from scopay.engine.payments import (
     RETURN_TRANSFER_PREFIX,
     PaymentRefused,
@@ -613,30 +614,37 @@ def _return_notice(seq: int, notice, record: PaymentRecord) -> bytes:
 
 
 def _notification(engine, seq: int, notice: Notice) -> bytes:
-    """camt.054 of one journal entry on the account of the notice's holder: the entry's
-    reference is the transfer id as the holder knows it (its own without its BIC), the
-    account servicer's reference _servicer_reference's, the booking time CreDtTm (the
-    notice was written in the commit that booked the entry)."""
+    """camt.054 of the journal entries a notice tells, on one account of its holder's, all
+    booked in one commit: the first names them (`uetr`), and the last (`reason`) when there
+    are more; in between, the entries of that commit on the same side of that account are
+    theirs. Each entry's reference is the transfer id as the holder knows it (its own
+    without its BIC), the account servicer's reference _servicer_reference's; CreDtTm is the
+    booking time (the notice was written in the commit that booked them)."""
     found = engine.store.journal_entry(notice.uetr or "")
-    if found is None:
+    last = found if notice.reason is None else engine.store.journal_entry(notice.reason)
+    if found is None or last is None:
         raise ApiError(404, "Not found", f"message {seq} is about no journal entry")
-    _, entry = found
-    transfer = entry.transfer
+    (first_seq, entry), (last_seq, _) = found, last
     credit = notice.kind == NoticeKind.CREDIT_NOTIFICATION
-    account_id = transfer.credit_account_id if credit else transfer.debit_account_id
+    account_id = entry.transfer.credit_account_id if credit else entry.transfer.debit_account_id
     account = engine.accounts[account_id]
+    transfers = [entry.transfer] if last_seq == first_seq else [
+        told.transfer for _, told in engine.store.journal(first_seq - 1, last_seq)
+        if notified(told.transfer) and account_id == (
+            told.transfer.credit_account_id if credit else told.transfer.debit_account_id)]
     day = (_EPOCH + timedelta(microseconds=entry.timestamp_us)).date()
-    booked = Entry(transfer.amount_minor if credit else -transfer.amount_minor,
-                   transfer.currency, EntryStatus.BOOKED,
-                   ("PMNT", "RCDT" if credit else "ICDT", "BOOK"),  # an internal book transfer
-                   booking_date=day, value_date=day,
-                   entry_reference=auth.shown_transfer_id(notice.participant_bic,
-                                                          transfer.id)[:35],
-                   account_servicer_reference=_servicer_reference(transfer.id))
+    booked = tuple(Entry(t.amount_minor if credit else -t.amount_minor, t.currency,
+                         EntryStatus.BOOKED,
+                         ("PMNT", "RCDT" if credit else "ICDT", "BOOK"),  # internal transfers
+                         booking_date=day, value_date=day,
+                         entry_reference=auth.shown_transfer_id(notice.participant_bic,
+                                                                t.id)[:35],
+                         account_servicer_reference=_servicer_reference(t.id))
+                   for t in transfers)
     return _written(build_camt054, Notification(
         _mailbox_id(notice.participant_bic, seq), entry.timestamp_us,
-        f"NTF{notice.participant_bic}/{seq}", str(account_id), transfer.currency,
-        (booked,), account_servicer=_servicer(engine, account)), f"message {seq}")
+        f"NTF{notice.participant_bic}/{seq}", str(account_id), account.currency,
+        booked, account_servicer=_servicer(engine, account)), f"message {seq}")
 
 
 def _return_id(uetr: str) -> str:

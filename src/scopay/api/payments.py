@@ -39,7 +39,7 @@ from scopay.api.schemas import (
     TimesIn,
 )
 from scopay.api.security import ANSWER_KEPT_STATE, IDEMPOTENCY_STATE, Caller, DirectRoute
-from scopay.domain.mailbox import MAILBOX_PAGE_MAX, Notice, NoticeKind
+from scopay.domain.mailbox import MAILBOX_PAGE_MAX, NOTIFICATION_KINDS, Notice, NoticeKind
 from scopay.domain.money import (
     CURRENCIES,
     AmountError,
@@ -375,14 +375,18 @@ def _notice_out(seq: int, notice: Notice, bic: str) -> NoticeOut:
     """A notice as its owner sees it: a payment's by its UETR, a ledger movement's by the
     transfer id as the owner knows it, a statement's by account and day."""
     about_payment = notice.kind in (NoticeKind.STATUS_REPORT, NoticeKind.INCOMING_PAYMENT)
-    reference = None
-    if notice.kind in (NoticeKind.DEBIT_NOTIFICATION, NoticeKind.CREDIT_NOTIFICATION):
+    reference = last_reference = None
+    reason = notice.reason
+    if notice.kind in NOTIFICATION_KINDS:  # its entries, first and last (NoticeKind)
         reference = auth.shown_transfer_id(bic, notice.uetr or "")
+        last_reference = None if reason is None else auth.shown_transfer_id(bic, reason)
+        reason = None
     elif not about_payment:
         reference = notice.uetr
     return NoticeOut(seq=seq, kind=notice.kind.value,
                      uetr=notice.uetr if about_payment else None, reference=reference,
-                     status=notice.status, reason=notice.reason, created=_time(notice.created_us))
+                     last_reference=last_reference, status=notice.status, reason=reason,
+                     created=_time(notice.created_us))
 
 
 @router.post("/v1/mailbox/ack", status_code=204,

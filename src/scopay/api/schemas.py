@@ -235,8 +235,12 @@ class NoticeOut(BaseModel):
     kind: str
     uetr: str | None = Field(description="the payment's, for a payment notice")
     reference: str | None = Field(None, description="for a debit or credit notification the "
-                                  "transfer id (yours without your BIC); for a statement "
-                                  "'<account id>-<YYYYMMDD>'")
+                                  "transfer id of its first entry (yours without your BIC); "
+                                  "for a statement '<account id>-<YYYYMMDD>'")
+    last_reference: str | None = Field(None, description="for a debit or credit notification "
+                                       "of several entries (one account's, one side, booked "
+                                       "in one commit, at most 1,000), its last entry's "
+                                       "transfer id; its camt.054 lists them all")
     status: str | None
     reason: str | None
     created: datetime

@@ -18,9 +18,12 @@ MAILBOX_PAGE_MAX = 500  # notices returned by one fetch
 class NoticeKind(StrEnum):
     STATUS_REPORT = "status_report"  # to the sender: its payment changed status (pacs.002)
     INCOMING_PAYMENT = "incoming_payment"  # to the creditor agent: a payment settled (pacs.008)
-    # A ledger movement that is no payment (transfers, funds-in and -out, a reservation's
-    # post): camt.054 to the owner of the account debited, and of the account credited.
-    # `uetr` holds the journal entry's transfer id.
+    # Ledger movements that are no payment (transfers, funds-in and -out, a reservation's
+    # post): camt.054 to the owner of the account debited, and of the account credited. One
+    # notice tells an account's entries of one side booked in one commit, at most
+    # NOTIFICATION_ENTRIES_MAX of them (a batch of 8,190 transfers from one account is a
+    # few camt.054s, not 8,190): `uetr` holds the first entry's transfer id, `reason` the
+    # last one's when there are more (None: that entry alone).
     DEBIT_NOTIFICATION = "debit_notification"
     CREDIT_NOTIFICATION = "credit_notification"
     # The end of a UTC day on which an account had entries: camt.053 of that account and day
@@ -30,6 +33,7 @@ class NoticeKind(StrEnum):
 
 
 NOTIFICATION_KINDS = frozenset({NoticeKind.DEBIT_NOTIFICATION, NoticeKind.CREDIT_NOTIFICATION})
+NOTIFICATION_ENTRIES_MAX = 1_000  # entries one debit or credit notification tells
 BOOKED = "booked"  # the status of a debit or credit notification: the entry is booked
 
 

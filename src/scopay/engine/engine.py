@@ -28,7 +28,13 @@ from scopay.domain.ledger import (
     invariant_violations,
     posted_change,
 )
-from scopay.domain.mailbox import BOOKED, Notice, NoticeKind, statement_notice
+from scopay.domain.mailbox import (
+    BOOKED,
+    NOTIFICATION_ENTRIES_MAX,
+    Notice,
+    NoticeKind,
+    statement_notice,
+)
 from scopay.domain.money import AMOUNT_MINOR_MAX, CURRENCIES
 from scopay.domain.participant import (
     Participant,
@@ -85,6 +91,12 @@ def _tune_garbage_collector() -> None:
 _NOTIFIED_OTHERWISE = (PAYMENT_TRANSFER_PREFIX, RETURN_TRANSFER_PREFIX)
 _MOVES_POSTED = frozenset({TransferKind.POSTED, TransferKind.POST_PENDING})
 _POSTED_KINDS = sorted(kind.value for kind in _MOVES_POSTED)  # as the store names them
+
+
+def notified(transfer: Transfer) -> bool:
+    """Whether a journal entry is told by debit and credit notifications: it moved posted
+    money and is not a payment's or a return's (their messages tell them)."""
+    return transfer.kind in _MOVES_POSTED and not transfer.id.startswith(_NOTIFIED_OTHERWISE)
 
 
 class CommandRefused(ValueError):
@@ -233,19 +245,33 @@ class Engine(PaymentOperations):
             return answers
 
     def _movement_notices(self, journal: Sequence[JournalEntry]) -> list[Notice]:
-        """A debit notification to the owner of the account debited and a credit notification
-        to the owner of the account credited, for each entry that moved posted money and is
-        not a payment's or a return's (a reservation, a void or an expiry moves none)."""
-        notices = []
-        for transfer, at in journal:
-            if transfer.kind not in _MOVES_POSTED or transfer.id.startswith(_NOTIFIED_OTHERWISE):
+        """Debit notifications to the owners of the accounts debited and credit notifications
+        to the owners of those credited, for the entries that moved posted money and are not
+        a payment's or a return's (a reservation, a void or an expiry moves none): one for
+        an account's entries of one side in this commit, up to NOTIFICATION_ENTRIES_MAX
+        (NoticeKind). Each notice is a row in a mailbox indexed by participant, at a place of
+        its own in that index: one for each account and side keeps a batch's cost near that
+        of its journal rows where one for each entry doubled it (bench/ledger.py)."""
+        told: dict[tuple[int, NoticeKind], list[Transfer]] = {}
+        for transfer, _ in journal:
+            if not notified(transfer):
                 continue
-            notices.append(_new_notice(self.accounts[transfer.debit_account_id].owner_bic,
-                                       NoticeKind.DEBIT_NOTIFICATION, transfer.id, BOOKED, None,
-                                       at))
-            notices.append(_new_notice(self.accounts[transfer.credit_account_id].owner_bic,
-                                       NoticeKind.CREDIT_NOTIFICATION, transfer.id, BOOKED, None,
-                                       at))
+            for account_id, kind in ((transfer.debit_account_id, NoticeKind.DEBIT_NOTIFICATION),
+                                     (transfer.credit_account_id,
+                                      NoticeKind.CREDIT_NOTIFICATION)):
+                entries = told.get((account_id, kind))
+                if entries is None:
+                    told[account_id, kind] = [transfer]
+                else:
+                    entries.append(transfer)
+        notices = []
+        at = journal[-1].timestamp_us if journal else 0  # one commit: one time for all
+        for (account_id, kind), entries in told.items():
+            owner = self.accounts[account_id].owner_bic
+            for first in range(0, len(entries), NOTIFICATION_ENTRIES_MAX):
+                chunk = entries[first:first + NOTIFICATION_ENTRIES_MAX]
+                notices.append(_new_notice(owner, kind, chunk[0].id, BOOKED,
+                                           chunk[-1].id if len(chunk) > 1 else None, at))
         return notices
 
     def _queues_released(self, journal: list, notices: list[Notice],
