@@ -67,6 +67,22 @@ def test_a_message_whose_fetch_fails_is_not_acknowledged(live_server, tmp_path, 
     assert unacked(live_server, BANK_B) == {failing}
 
 
+def test_the_inbox_shows_a_notification_of_several_entries_by_its_first_and_last(
+        live_server, tmp_path):
+    prefix = "inb-" + uuid.uuid4().hex[:8]
+    debit, credit = live_server.account_of(BANK_A, "CNY"), live_server.account_of(BANK_B, "CNY")
+    with live_server.client(BANK_A) as a:
+        sent = a.post("/v1/transfers/batch", json={"transfers": [
+            {"id": f"{prefix}-{n}", "debit_account_id": debit, "credit_account_id": credit,
+             "amount": "0.10", "currency": "CNY"} for n in range(3)]})
+        assert sent.status_code == 200, sent.text
+    _, path = key_file_of(live_server, BANK_A, tmp_path)
+    result = runner.invoke(app, ["iso", "inbox", "--key", path, "--url", live_server.url],
+                           env={"COLUMNS": "250"})  # the table's cells unfolded
+    assert result.exit_code == 0, result.output
+    assert f"{prefix}-0 ... {prefix}-2" in result.output
+
+
 def test_a_key_is_issued_through_the_running_server(live_server, tmp_path):
     """Onboarding a bank while scopay runs: keys issue --url registers the key through the
     API (signed by the operator) and writes the private half; the bank then signs with it."""

@@ -137,9 +137,12 @@ def test_a_batch_is_one_camt054_for_each_account_and_side_with_all_its_entries(
         (f"T{BANK_A}:{prefix}-2", 375)]
 
 
-def test_a_notification_of_several_entries_holds_only_its_account_and_side(engine, network):
+def test_a_notification_of_several_entries_holds_only_its_account_and_side(engine, network,
+                                                                          monkeypatch):
     """Between a notification's first and last entry, the commit may hold others: the
-    other side of the same account, other accounts. Its camt.054 holds only its own."""
+    other side of the same account, other accounts. Its camt.054 holds only its own, read
+    by the store filtered to its account (not the commit's whole journal, which a commit
+    of 8,190 transfers makes 20 ms a fetch)."""
     from scopay.api.iso import _notification
     from scopay.domain.ledger import Transfer
     from scopay.domain.mailbox import NoticeKind
@@ -151,6 +154,11 @@ def test_a_notification_of_several_entries_holds_only_its_account_and_side(engin
     ((number, notice),) = [(n, x) for n, x, _ in engine.mailbox("ICBKCNBJ", 0, 500)
                            if x.kind == NoticeKind.DEBIT_NOTIFICATION and x.created_us == t + 1]
     assert (notice.uetr, notice.reason) == ("a-1", "a-2")
+
+    def whole_journal(*_):
+        raise AssertionError("the commit's whole journal read for one account's notice")
+
+    monkeypatch.setattr(engine.store, "journal", whole_journal)
     _, told = parse_message(_notification(engine, number, notice))
     assert [(e.entry_reference, e.amount_minor) for e in told.entries] == [
         ("a-1", -100), ("a-2", -200)]

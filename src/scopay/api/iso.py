@@ -44,7 +44,6 @@ from scopay.domain.participant import Role
 from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
-from scopay.engine.engine import notified
 from scopay.engine.payments import (
     RETURN_TRANSFER_PREFIX,
     PaymentRefused,
@@ -628,10 +627,8 @@ def _notification(engine, seq: int, notice: Notice) -> bytes:
     credit = notice.kind == NoticeKind.CREDIT_NOTIFICATION
     account_id = entry.transfer.credit_account_id if credit else entry.transfer.debit_account_id
     account = engine.accounts[account_id]
-    transfers = [entry.transfer] if last_seq == first_seq else [
-        told.transfer for _, told in engine.store.journal(first_seq - 1, last_seq)
-        if notified(told.transfer) and account_id == (
-            told.transfer.credit_account_id if credit else told.transfer.debit_account_id)]
+    transfers = [entry.transfer] if last_seq == first_seq else engine.notified_entries(
+        account_id, credit, first_seq, last_seq)
     day = (_EPOCH + timedelta(microseconds=entry.timestamp_us)).date()
     booked = tuple(Entry(t.amount_minor if credit else -t.amount_minor, t.currency,
                          EntryStatus.BOOKED,

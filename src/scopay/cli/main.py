@@ -831,8 +831,11 @@ def iso_inbox(key: KeyOption = Path("var/operator.key"),
             table.add_column(column, overflow="fold")
         done = []
         for n in notices:
-            table.add_row(str(n["seq"]), n["kind"], n["uetr"] or n.get("reference") or "",
-                          n["status"] or "", n["reason"] or "", n["created"])
+            about = n["uetr"] or n.get("reference") or ""
+            if n.get("last_reference"):  # a notification of several entries: first ... last
+                about += f" ... {n['last_reference']}"
+            table.add_row(str(n["seq"]), n["kind"], about, n["status"] or "", n["reason"] or "",
+                          n["created"])
             if fetch:
                 try:
                     print(raise_for_problem(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import operator
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -531,6 +532,17 @@ class Engine(PaymentOperations):
         opening = posted_now - since_start + before
         return AccountActivity(opening, opening + sum(change for *_, change in postings),
                                postings, in_period)
+
+    def notified_entries(self, account_id: int, credit: bool, first_seq: int,
+                         last_seq: int) -> list[Transfer]:
+        """The entries a credit (else debit) notification of the account tells, between its
+        first and last entry's seqs: the store reads the account's entries of that range
+        (filtered in SQLite, not the whole commit in Python), then its side and what
+        notifications tell are kept."""
+        side = operator.attrgetter("credit_account_id" if credit else "debit_account_id")
+        return [entry.transfer for _, entry in self.store.account_entries(
+                    account_id, first_seq, last_seq, _POSTED_KINDS, 0, -1)
+                if side(entry.transfer) == account_id and notified(entry.transfer)]
 
     @property
     def journal_count(self) -> int:
