@@ -26,6 +26,7 @@ def test_no_benchmark_script_shadows_a_standard_library_module():
     assert shadowing == [], f"rename bench/{shadowing[0]}.py: it hides the standard module"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_each_benchmark_runs_quick_and_ends_with_one_json_object(script, tmp_path,
                                                                  shared_data):

@@ -220,6 +220,7 @@ def test_camt056_sent_again_is_answered_as_the_first_time_and_changes_nothing(li
         history = live_server.engine.payment(waits.uetr).history
         told = [n for n in a.get("/v1/mailbox", params={"limit": 500}).json()
                 if n["uetr"] == waits.uetr]
+        assert told  # its notices are within the page compared
         again = a.post("/v1/iso20022", content=build_camt056(request), headers=XML)
         refused = a.post("/v1/iso20022", content=build_camt056(other), headers=XML)
         assert [n for n in a.get("/v1/mailbox", params={"limit": 500}).json()

@@ -193,6 +193,7 @@ def test_a_pacs004_sent_again_is_answered_as_the_first_time_and_moves_nothing(li
     with live_server.client(BANK_A) as a:
         told = [n for n in a.get("/v1/mailbox", params={"limit": 500}).json()
                 if n["uetr"] == paid.uetr]
+    assert told  # its notices are within the page compared
     again, _ = post_return(live_server, BANK_B, body)
     assert again.content == first.content
     _, other = pacs004((paid.uetr, 700), text="goods refused", message_id=message_id)

@@ -139,6 +139,7 @@ def test_sigterm_stops_the_server_cleanly_with_a_checkpoint_of_the_last_entry(tm
     assert "Traceback" not in server.stderr.read().decode()
 
 
+@pytest.mark.slow
 def test_the_operator_sets_each_participants_rate_limit(tmp_path):
     """`scopay serve --rate-limit 1 --rate-burst 2`: a participant's requests beyond the burst
     are refused (429, Retry-After); another participant's rate is its own."""

@@ -41,7 +41,7 @@ from scopay.domain.mailbox import (
     statement_of,
 )
 from scopay.domain.participant import Role
-from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus
+from scopay.domain.payment import Payment, PaymentRecord, PaymentStatus, StatusChange
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import PAYMENT_TRANSFER_PREFIX
 from scopay.engine.payments import (
@@ -211,14 +211,14 @@ def _operator_bic(engine, caller: auth.Caller) -> str:
                 caller.participant.bic)
 
 
-def _mailbox_id(recipient: str, seq: int) -> str:
+def _mailbox_id(recipient: str, seq: int, prefix: str = "MBX") -> str:
     """The message id (and business message id) of mailbox message `seq` of `recipient`:
     `MBX`, the recipient's BIC, `/` (which no BIC holds: DEMACNX0's message 1001 and
     DEMACNX0100's message 1 differ) and the message's number in its mailbox (at most 34
     characters), so no two messages scopay sends share one, whoever gets them. Answers' ids
     begin with SCOPAY and statements' with STMT, so no mailbox message shares its id with an
     answer or a statement, whatever ids the senders chose."""
-    return f"MBX{recipient}/{seq}"
+    return f"{prefix}{recipient}/{seq}"
 
 
 def _answer_id(message_id: str) -> str:
@@ -226,6 +226,15 @@ def _answer_id(message_id: str) -> str:
     the 35 characters of an ISO id, else SCOPAY and a digest of it (so that two long ids
     never share an answer id, and a message sent again gets the same one)."""
     return _iso_id("SCOPAY", message_id)
+
+
+def _payment_part(transfer_id: str) -> tuple[str | None, str | None]:
+    """(prefix, UETR) of a payment's ledger transfer (`pay/<uetr>`) or its return's
+    (`ret/<uetr>`); (None, None) for any other transfer."""
+    for prefix in (PAYMENT_TRANSFER_PREFIX, RETURN_TRANSFER_PREFIX):
+        if transfer_id.startswith(prefix):
+            return prefix, transfer_id[len(prefix):]
+    return None, None
 
 
 def _servicer_reference(transfer_id: str) -> str:
@@ -236,9 +245,9 @@ def _servicer_reference(transfer_id: str) -> str:
     the same in a camt.054 and a camt.053, and found again by `GET /v1/transfers/{id}`; it
     says nothing of other participants' entries (the journal's sequence number, which it
     used to be, counts everyone's)."""
-    for prefix, letter in ((PAYMENT_TRANSFER_PREFIX, "P"), (RETURN_TRANSFER_PREFIX, "R")):
-        if transfer_id.startswith(prefix):
-            return letter + transfer_id[len(prefix):].replace("-", "")
+    prefix, uetr = _payment_part(transfer_id)
+    if uetr is not None:
+        return ("P" if prefix == PAYMENT_TRANSFER_PREFIX else "R") + uetr.replace("-", "")
     if len(transfer_id) < ISO_ID_LENGTH_MAX:
         return "T" + transfer_id
     return "H" + hashlib.sha256(transfer_id.encode()).hexdigest()[:ISO_ID_LENGTH_MAX - 1]
@@ -493,18 +502,27 @@ def _cancelled_once(engine, requests: list[tuple[str, str]],
     party, reason and text: the same detail), of a payment it cancelled, is answered as it
     was, accepted: a sender resending a message whose answer it lost learns that it went
     through, not that the payment is no longer queued (NOAS)."""
-    before = [_cancelled_before(engine, uetr, detail) for uetr, detail in requests]
+    return _once([_ended_so(engine, uetr, PaymentStatus.CANCELLED, detail) and (None,)
+                   for uetr, detail in requests], requests, engine.cancel_payments, now_us)
+
+
+def _once(before: list, requests: list, make: Callable, now_us: int) -> list:
+    """The outcomes of requests, each the one of `before` (a 1-tuple: what it was answered
+    the first time) or, where that is falsy, the one `make` gives, made in one command for
+    all of them."""
     fresh = [request for request, done in zip(requests, before, strict=True) if not done]
-    made = iter(engine.cancel_payments(fresh, now_us) if fresh else ())
-    return [None if done else next(made) for done in before]
+    made = iter(make(fresh, now_us) if fresh else ())
+    return [done[0] if done else next(made) for done in before]
 
 
-def _cancelled_before(engine, uetr: str, detail: str) -> bool:
+def _ended_so(engine, uetr: str, status: PaymentStatus, detail: str) -> StatusChange | None:
+    """The change that took the payment to `status` (CANCELLED, RETURNED: for good), if it
+    did so with this detail."""
     record = engine.payment(uetr)
-    if record is None or record.status != PaymentStatus.CANCELLED:
-        return False
-    return next(c for c in reversed(record.history)
-                if c.status == PaymentStatus.CANCELLED).detail == detail
+    if record is None or record.status != status:
+        return None
+    change = next(c for c in reversed(record.history) if c.status == status)
+    return change if change.detail == detail else None
 
 
 def _returned_once(engine, requests: list[ReturnRequest], now_us: int) -> list[ReturnOutcome]:
@@ -513,23 +531,19 @@ def _returned_once(engine, requests: list[ReturnRequest], now_us: int) -> list[R
     same detail, and the same amount) is answered as it was the first time, returned then:
     a sender that resends a message it got no answer to learns that it did go through, not
     that the payment was returned already (DUPL) by someone."""
-    before = [_returned_before(engine, request) for request in requests]
-    fresh = [request for request, done in zip(requests, before, strict=True) if done is None]
-    made = iter(engine.return_payments(fresh, now_us) if fresh else ())
-    return [next(made) if done is None else done for done in before]
+    return _once([_returned_before(engine, request) for request in requests], requests,
+                 engine.return_payments, now_us)
 
 
-def _returned_before(engine, request: ReturnRequest) -> ReturnOutcome | None:
-    record = engine.payment(request.uetr)
-    if record is None or record.status != PaymentStatus.RETURNED:
+def _returned_before(engine, request: ReturnRequest) -> tuple[ReturnOutcome] | None:
+    returned = _ended_so(engine, request.uetr, PaymentStatus.RETURNED, request.detail)
+    if returned is None:
         return None
-    payment = record.payment
+    payment = engine.payment_identity(request.uetr)
     if (request.amount_minor, request.currency) != (payment.settlement_amount_minor,
                                                     payment.settlement_currency):
         return None
-    returned = next(c for c in reversed(record.history) if c.status == PaymentStatus.RETURNED)
-    return ReturnOutcome(request.uetr, None, returned.at_us) if (
-        returned.detail == request.detail) else None
+    return (ReturnOutcome(request.uetr, None, returned.at_us),)
 
 
 def _return_detail(message_id: str, item: PaymentReturn, who: str) -> str:
@@ -640,7 +654,7 @@ def _notification(engine, seq: int, notice: Notice) -> bytes:
                    for t in transfers)
     return _written(build_camt054, Notification(
         _mailbox_id(notice.participant_bic, seq), entry.timestamp_us,
-        f"NTF{notice.participant_bic}/{seq}", str(account_id), account.currency,
+        _mailbox_id(notice.participant_bic, seq, "NTF"), str(account_id), account.currency,
         booked, account_servicer=_servicer(engine, account)), f"message {seq}")
 
 
@@ -744,9 +758,7 @@ def _entry(engine, t, change: int, day: date, owner_bic: str) -> Entry:
     """A statement entry: its reference the transfer id as the account's owner knows it (its
     own without its BIC, another's whole; cut to 35 characters), the account servicer's
     reference _servicer_reference's, as a camt.054 of the same entry gives them."""
-    prefix = next((p for p in (PAYMENT_TRANSFER_PREFIX, RETURN_TRANSFER_PREFIX)
-                   if t.id.startswith(p)), None)  # a payment, or its return
-    uetr = t.id[len(prefix):] if prefix else None
+    prefix, uetr = _payment_part(t.id)  # a payment, or its return
     payment = engine.payment_identity(uetr) if uetr else None
     return Entry(change, t.currency, EntryStatus.BOOKED,
                  _transaction_code(engine, change, prefix, payment), booking_date=day,

@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 # answers. Past it participants get fair shares, up to twice as many nonces in all (about
 # 250 MB at most).
 NONCES_REMEMBERED_MAX = 2_000_000
-RATE_PER_S = 10_000  # sustained requests per second per participant
-RATE_BURST = 20_000
+RATE_PER_S = 10_000  # sustained requests per second per participant, unless the operator sets it
+BURST_PER_RATE = 2  # requests at once, per request a second, unless the operator sets it
 REQUEST_BYTES_MAX = 4 * 1024 * 1024  # the largest request body read
 IDEMPOTENCY_STATE = "idempotency"  # scope state: (key, request digest) of this request
 ANSWER_KEPT_STATE = "answer_kept"  # scope state: the route committed its answer itself
@@ -115,10 +115,12 @@ class ReplayGuard:
 
 
 class RateLimiter:
-    """A token bucket per participant: RATE_PER_S sustained, RATE_BURST at once."""
+    """A token bucket per participant: `rate_per_s` sustained (RATE_PER_S unless given),
+    `burst` at once (BURST_PER_RATE times the rate unless given)."""
 
-    def __init__(self, rate_per_s: float = RATE_PER_S, burst: float = RATE_BURST) -> None:
-        self.rate_per_s, self.burst = rate_per_s, burst
+    def __init__(self, rate_per_s: float | None = None, burst: float | None = None) -> None:
+        self.rate_per_s = RATE_PER_S if rate_per_s is None else rate_per_s
+        self.burst = BURST_PER_RATE * self.rate_per_s if burst is None else burst
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def allow(self, bic: str, now_s: float) -> float:

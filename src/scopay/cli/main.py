@@ -310,9 +310,7 @@ def serve(db: DbOption = DEFAULT_DB,
 
     console.print(f"scopay on http://{host}:{port} (API docs /docs), database {db}")
     try:
-        limiter = RateLimiter() if rate_limit is None else RateLimiter(rate_limit, 2 * rate_limit)
-        if rate_burst is not None:
-            limiter.burst = rate_burst
+        limiter = RateLimiter(rate_limit, rate_burst)
         uvicorn.run(create_app(runner, on_shutdown=stop, rate_limiter=limiter), host=host,
                     port=port, log_level="warning", **SERVER_OPTIONS)
     finally:

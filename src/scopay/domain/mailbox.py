@@ -34,7 +34,7 @@ class NoticeKind(StrEnum):
 
 NOTIFICATION_KINDS = frozenset({NoticeKind.DEBIT_NOTIFICATION, NoticeKind.CREDIT_NOTIFICATION})
 NOTIFICATION_ENTRIES_MAX = 1_000  # entries one debit or credit notification tells
-BOOKED = "booked"  # the status of a debit or credit notification: the entry is booked
+BOOKED = "booked"  # the status of a debit or credit notification: its entries are booked
 
 
 @dataclass(frozen=True, slots=True)

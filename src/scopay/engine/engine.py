@@ -251,8 +251,10 @@ class Engine(PaymentOperations):
         a payment's or a return's (a reservation, a void or an expiry moves none): one for
         an account's entries of one side in this commit, up to NOTIFICATION_ENTRIES_MAX
         (NoticeKind). Each notice is a row in a mailbox indexed by participant, at a place of
-        its own in that index: one for each account and side keeps a batch's cost near that
-        of its journal rows where one for each entry doubled it (bench/ledger.py)."""
+        its own in that index: one for each account and side, not each entry, saves most of
+        that where accounts have several entries in a commit (a bank's batch, a network of
+        tens of banks), and a quarter where 10,000 accounts have one each (bench/ledger.py;
+        docs/benchmarks.md)."""
         told: dict[tuple[int, NoticeKind], list[Transfer]] = {}
         for transfer, _ in journal:
             if not notified(transfer):
