@@ -349,7 +349,7 @@ def _statement(engine, account, day: date, page: int = 1) -> bytes:
         raise ApiError(404, "Not found", f"the statement of account {account_id} for "
                        f"{day.isoformat()} has {pages} page{'s' if pages > 1 else ''}")
     entries = [_entry(engine, t, change, day, account.owner_bic)
-               for _, t, change in activity.postings]
+               for t, change in activity.postings]
     opening, closing = activity.opening_minor, activity.closing_minor
     # A page is named by what it holds. A finished day's never changes, nor does a full page
     # of today's before the last (it is the same message the day's end gives); today's last

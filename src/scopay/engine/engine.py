@@ -107,8 +107,7 @@ class CommandRefused(ValueError):
 class AccountActivity(NamedTuple):
     opening_minor: int
     closing_minor: int
-    # (journal seq, the entry's transfer, change to the account)
-    postings: list[tuple[int, Transfer, int]]
+    postings: list[tuple[Transfer, int]]  # (the entry's transfer, change to the account)
     in_period: int  # postings in the whole period: those asked for may be a page of them
 
 
@@ -528,11 +527,11 @@ class Engine(PaymentOperations):
         in_period, _ = store.account_movements(account_id, first_seq, end_seq - 1, kinds)
         _, before = store.account_movements(account_id, first_seq, end_seq - 1, kinds,
                                             limit=offset)
-        postings = [(seq, entry.transfer, posted_change(entry.transfer, account_id))
-                    for seq, entry in store.account_entries(account_id, first_seq,
+        postings = [(entry.transfer, posted_change(entry.transfer, account_id))
+                    for _, entry in store.account_entries(account_id, first_seq,
                                                             end_seq - 1, kinds, offset, limit)]
         opening = posted_now - since_start + before
-        return AccountActivity(opening, opening + sum(change for *_, change in postings),
+        return AccountActivity(opening, opening + sum(change for _, change in postings),
                                postings, in_period)
 
     def notified_entries(self, account_id: int, credit: bool, first_seq: int,
