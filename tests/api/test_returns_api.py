@@ -10,6 +10,8 @@ from lxml import etree
 
 from scopay.domain.ledger import Transfer
 from scopay.domain.payment import Party, Payment, PostalAddress
+from scopay.domain.rejection import Rejection
+from scopay.engine.payments import ReturnRequest
 from scopay.iso20022.message import parse_message
 from scopay.iso20022.model import CreditTransferMessage, PaymentReturn, ReturnInstruction
 from scopay.iso20022.pacs004 import PACS004_V09, build_pacs004
@@ -183,7 +185,7 @@ def test_a_payment_goes_back_once_whole_and_only_when_settled(live_server):
 def test_a_pacs004_sent_again_is_answered_as_the_first_time_and_moves_nothing(live_server):
     """A bank that got no answer sends the same pacs.004 again: it learns the return went
     through (the same answer), not that the payment was returned already (DUPL); the same
-    message id with another return id is another return, refused as one."""
+    message id with another return id is another message under a used id, refused (DUPL)."""
     paid = pay(live_server, 700)
     message_id, body = pacs004((paid.uetr, 700), text="goods refused")
     first, report = post_return(live_server, BANK_B, body)
@@ -204,6 +206,58 @@ def test_a_pacs004_sent_again_is_answered_as_the_first_time_and_moves_nothing(li
     with live_server.client(BANK_A) as a:
         assert [n for n in a.get("/v1/mailbox", params={"limit": 500}).json()
                 if n["uetr"] == paid.uetr] == told
+
+
+def test_a_pacs004_id_names_one_message_as_a_pacs008_id_does(live_server):
+    """A returner's pacs.004 under an id it used before must name every return made under
+    it: another payment under that id is refused whole (DUPL) and nothing moves; the same
+    message with one more return is taken (the first answered as before, the new made)."""
+    first, second = pay(live_server, 610), pay(live_server, 620)
+    message_id, body = pacs004((first.uetr, 610))
+    _, report = post_return(live_server, BANK_B, body)
+    assert [s[:2] for s in statuses(report)] == [("ACSC", None)]
+    after_first = balances(live_server)
+    _, reused = pacs004((second.uetr, 620), message_id=message_id)
+    _, refused = post_return(live_server, BANK_B, reused)
+    assert [s[:2] for s in statuses(refused)] == [("RJCT", "DUPL")]
+    assert balances(live_server) == after_first
+    assert live_server.engine.payment(second.uetr).status.value == "settled"
+    _, first_message = parse_message(body)
+    more = build_pacs004(ReturnInstruction(message_id, now_us(), (
+        *first_message.returns, PaymentReturn("RTR" + uuid.uuid4().hex[:12], "MSG1",
+                                              PACS008_V08, 620, "CNY", "AC04",
+                                              original_uetr=second.uetr))))
+    _, both = post_return(live_server, BANK_B, more)
+    assert [s[:2] for s in statuses(both)] == [("ACSC", None), ("ACSC", None)]
+    assert live_server.engine.payment(second.uetr).status.value == "returned"
+
+
+def test_a_used_pacs004_id_is_known_again_after_a_restart(open_engine, network):
+    """The returns made under each id are read back from the payments' histories."""
+    from scopay.api.iso import _return_detail, _returned_once
+
+    t = network.funded_at_us
+    engine = open_engine(with_network=network)
+    paid = [Payment(str(uuid.uuid4()), f"i-{n}", "e2e", "ICBKCNBJ", "ABOCCNBJ", Party("A"),
+                    Party("B"), 100 + n, "CNY") for n in range(2)]
+    engine.submit_payments("ICBKCNBJ", paid, t + 1)
+
+    def returning(engine, payment: Payment, now_us: int):
+        item = PaymentReturn("R-" + payment.instruction_id, "M1", PACS008_V08,
+                             payment.settlement_amount_minor, "CNY", "AC04",
+                             original_uetr=payment.uetr)
+        request = ReturnRequest(payment.uetr, payment.settlement_amount_minor, "CNY",
+                                "ABOCCNBJ", _return_detail("RTN-1", item,
+                                                           "its creditor agent ABOCCNBJ"))
+        return _returned_once(engine, "ABOCCNBJ", "RTN-1", {(payment.uetr, item.return_id)},
+                              [request], [item.return_id], now_us)
+
+    assert [o.rejection for o in returning(engine, paid[0], t + 2)] == [None]
+    engine.close()
+    again = open_engine()
+    (refused,) = returning(again, paid[1], t + 3)
+    assert refused.rejection == Rejection.MESSAGE_ID_USED
+    assert again.payment(paid[1].uetr).status.value == "settled"
 
 
 def test_the_pacs008_of_a_returned_payment_sent_again_reports_it_settled_then_returned(

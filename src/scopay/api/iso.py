@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -482,8 +483,12 @@ async def _returns(request: Request, caller: auth.Caller,
             uetr, item.returned_amount_minor, item.currency, caller.participant.bic,
             _return_detail(instruction.message_id, item, who)))
     requests = [r for r in asked if r is not None]
-    decided = iter(await asyncio.wrap_future(
-        runner.call(lambda e, now: _returned_once(e, requests, now))))
+    return_ids = [item.return_id for item, r in zip(instruction.returns, asked, strict=True)
+                  if r is not None]
+    named = {(item.original_uetr, item.return_id) for item in instruction.returns}
+    decided = iter(await asyncio.wrap_future(runner.call(
+        lambda e, now: _returned_once(e, caller.participant.bic, instruction.message_id, named,
+                                      requests, return_ids, now))))
     outcomes = [next(decided) if r is not None else None for r in asked]
     transactions = tuple(_return_status(instruction.message_id, item, outcome)
                          for item, outcome in zip(instruction.returns, outcomes, strict=True))
@@ -525,14 +530,60 @@ def _ended_so(engine, uetr: str, status: PaymentStatus, detail: str) -> StatusCh
     return change if change.detail == detail else None
 
 
-def _returned_once(engine, requests: list[ReturnRequest], now_us: int) -> list[ReturnOutcome]:
-    """The returns made (run by the engine's runner, between its other commands). A return
+def _returned_once(engine, returner: str, message_id: str, named: set[tuple[str | None, str]],
+                   requests: list[ReturnRequest], return_ids: list[str],
+                   now_us: int) -> list[ReturnOutcome]:
+    """The returns made (run by the engine's runner, between its other commands). One
+    message id, one message, as for a pacs.008: a pacs.004 under an id its returner used
+    before must name every return made under it (`named`: its transactions' UETRs and
+    return ids), else it is refused whole (DUPL, message_id_used) and nothing moves. A return
     asked again by the same pacs.004 (its message id, return id, reason and returner, so the
     same detail, and the same amount) is answered as it was the first time, returned then:
     a sender that resends a message it got no answer to learns that it did go through, not
     that the payment was returned already (DUPL) by someone."""
-    return _once([_returned_before(engine, request) for request in requests], requests,
-                 engine.return_payments, now_us)
+    known = _return_messages(engine)
+    if not known.get((returner, message_id), set()) <= named:
+        return [ReturnOutcome(request.uetr, Rejection.MESSAGE_ID_USED, now_us)
+                for request in requests]
+    outcomes = _once([_returned_before(engine, request) for request in requests], requests,
+                     engine.return_payments, now_us)
+    made = {(outcome.uetr, return_id) for outcome, return_id
+            in zip(outcomes, return_ids, strict=True) if outcome.rejection is None}
+    if made:
+        known.setdefault((returner, message_id), set()).update(made)
+    return outcomes
+
+
+_returns_by_message: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _return_messages(engine) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """(returner's BIC, pacs.004 message id) -> {(UETR, return id)} of the returns made under
+    it: read from the payments' histories the first time (the engine holds every payment;
+    called by the engine's runner, between its commands), then kept as returns are made."""
+    known = _returns_by_message.get(engine)
+    if known is None:
+        known = _returns_by_message[engine] = {}
+        operator = next((p.bic for p in engine.participants.values()
+                         if p.role == Role.OPERATOR), None)
+        for record in engine.payments.values():
+            if record.status != PaymentStatus.RETURNED:
+                continue
+            detail = next(c for c in reversed(record.history)
+                          if c.status == PaymentStatus.RETURNED).detail or ""
+            references = _return_references(detail)
+            who = _RETURNER.match(detail)
+            if references is None or who is None:
+                continue  # a return by the JSON route: no message
+            bic = (operator if who[1] == "the operator" else record.payment.creditor_agent
+                   if who[1].startswith("its creditor agent ") else who[1].partition(",")[0])
+            known.setdefault((bic, references[0]), set()).add(
+                (record.payment.uetr, references[1]))
+    return known
+
+
+# who returned a payment, as _return_detail writes it (auth.returner's words)
+_RETURNER = re.compile(r"[A-Z0-9]{4}: returned by (.+?) \(pacs\.004 ")
 
 
 def _returned_before(engine, request: ReturnRequest) -> tuple[ReturnOutcome] | None:
