@@ -2,6 +2,7 @@
 sends it back whole; the debtor agent gets the pacs.004, the returner a pacs.002; anyone else
 gets the answer a missing payment gets, and nothing moves twice."""
 
+import sqlite3
 import time
 import uuid
 from datetime import UTC, datetime
@@ -232,6 +233,31 @@ def test_a_pacs004_id_names_one_message_as_a_pacs008_id_does(live_server):
     assert live_server.engine.payment(second.uetr).status.value == "returned"
 
 
+def test_a_pacs004_whose_commit_failed_leaves_its_id_free(live_server, monkeypatch):
+    """Nothing of a pacs.004 whose commit failed (503) is kept, its id's use neither: the
+    bank, told nothing happened, may send another message under that id."""
+    first, second = pay(live_server, 310), pay(live_server, 320)
+    store = live_server.engine.store
+    finish, failures = store.finish, []
+
+    def fails_once():
+        if not failures:
+            failures.append(1)
+            store.discard()
+            raise sqlite3.OperationalError("database or disk is full")
+        finish()
+
+    monkeypatch.setattr(store, "finish", fails_once)
+    message_id, body = pacs004((first.uetr, 310))
+    with live_server.client(BANK_B) as b:
+        answer = b.post("/v1/iso20022", content=body, headers=XML)
+    assert answer.status_code == 503, answer.text
+    assert live_server.engine.payment(first.uetr).status.value == "settled"  # rolled back
+    _, other = pacs004((second.uetr, 320), message_id=message_id)
+    _, report = post_return(live_server, BANK_B, other)
+    assert [s[:2] for s in statuses(report)] == [("ACSC", None)]
+
+
 def test_a_used_pacs004_id_is_known_again_after_a_restart(open_engine, network):
     """The returns made under each id are read back from the payments' histories."""
     from scopay.api.iso import _return_detail, _returned_once
@@ -258,6 +284,40 @@ def test_a_used_pacs004_id_is_known_again_after_a_restart(open_engine, network):
     (refused,) = returning(again, paid[1], t + 3)
     assert refused.rejection == Rejection.MESSAGE_ID_USED
     assert again.payment(paid[1].uetr).status.value == "settled"
+
+
+def test_operators_ids_are_one_namespace_before_and_after_a_restart(open_engine, network):
+    """A return's history names "the operator", not which: an id one operator used is used
+    for every operator, the same before a restart as after it."""
+    from scopay.api.iso import _return_detail, _returned_once
+    from scopay.domain.participant import Participant, Role, Tier
+
+    t = network.funded_at_us
+    engine = open_engine(with_network=network)
+    engine.admit_participants([
+        Participant("OPAACNX0", "Operator one", Role.OPERATOR, "CN", Tier.MEMBER),
+        Participant("OPBBCNX0", "Operator two", Role.OPERATOR, "CN", Tier.MEMBER)], t)
+    paid = [Payment(str(uuid.uuid4()), f"i-{n}", "e2e", "ICBKCNBJ", "ABOCCNBJ", Party("A"),
+                    Party("B"), 100 + n, "CNY") for n in range(3)]
+    engine.submit_payments("ICBKCNBJ", paid, t + 1)
+
+    def returning(engine, operator: str, payment: Payment, now_us: int):
+        item = PaymentReturn("R-" + payment.instruction_id, "M1", PACS008_V08,
+                             payment.settlement_amount_minor, "CNY", "AC04",
+                             original_uetr=payment.uetr)
+        request = ReturnRequest(payment.uetr, payment.settlement_amount_minor, "CNY", operator,
+                                _return_detail("OPS-1", item, "the operator"))
+        (outcome,) = _returned_once(engine, operator, "OPS-1",
+                                    {(payment.uetr, item.return_id)}, [request],
+                                    [item.return_id], now_us)
+        return outcome.rejection
+
+    assert returning(engine, "OPBBCNX0", paid[0], t + 2) is None
+    assert returning(engine, "OPAACNX0", paid[1], t + 3) == Rejection.MESSAGE_ID_USED
+    engine.close()
+    again = open_engine()
+    assert returning(again, "OPAACNX0", paid[1], t + 4) == Rejection.MESSAGE_ID_USED
+    assert returning(again, "OPBBCNX0", paid[2], t + 5) == Rejection.MESSAGE_ID_USED
 
 
 def test_the_pacs008_of_a_returned_payment_sent_again_reports_it_settled_then_returned(

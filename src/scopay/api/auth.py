@@ -150,6 +150,9 @@ def may_see_why_it_waits(caller: Caller, payment: Payment, sender_bic: str,
     return debtor_agent is not None and debtor_agent.sponsor_bic == p.bic
 
 
+THE_OPERATOR = "the operator"  # how a payment's history names an operator that acted on it
+
+
 def returner(caller: Caller, payment: Payment,
              participants: Mapping[str, Participant]) -> str | None:
     """Who the caller is to a settled payment, if it may send it back: the creditor agent
@@ -157,7 +160,7 @@ def returner(caller: Caller, payment: Payment,
     the operator; None for anyone else (answered as for a payment that does not exist)."""
     p = caller.participant
     if p.role == Role.OPERATOR:
-        return "the operator"
+        return THE_OPERATOR
     if p.status != Status.ACTIVE or p.role in (Role.AUDITOR, Role.SETTLEMENT_AGENT,
                                                 Role.INDIRECT):
         return None  # an indirect participant's sponsor returns for it (may_send_payment)
@@ -184,7 +187,7 @@ def may_manage(caller: Caller, sender_bic: str) -> bool:
 def manager(caller: Caller, sender_bic: str | None) -> str:
     """Who manages a payment (may_manage), as its history names them: its sender, or the
     operator."""
-    return f"its sender {sender_bic}" if caller.participant.bic == sender_bic else "the operator"
+    return f"its sender {sender_bic}" if caller.participant.bic == sender_bic else THE_OPERATOR
 
 
 def may_manage_payment(caller: Caller, record: PaymentRecord) -> bool:

@@ -542,6 +542,7 @@ def _returned_once(engine, returner: str, message_id: str, named: set[tuple[str 
     a sender that resends a message it got no answer to learns that it did go through, not
     that the payment was returned already (DUPL) by someone."""
     known = _return_messages(engine)
+    returner = OPERATOR_RETURNER if returner in _operators(engine) else returner
     if not known.get((returner, message_id), set()) <= named:
         return [ReturnOutcome(request.uetr, Rejection.MESSAGE_ID_USED, now_us)
                 for request in requests]
@@ -554,18 +555,26 @@ def _returned_once(engine, returner: str, message_id: str, named: set[tuple[str 
     return outcomes
 
 
+# engine -> (its recoveries when read, the index): read again once the engine re-read its
+# state (a failed commit rolls back returns this index may have taken in)
 _returns_by_message: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# The history says "the operator" (auth.THE_OPERATOR), not which: their ids are one namespace.
+OPERATOR_RETURNER = auth.THE_OPERATOR
+
+
+def _operators(engine) -> set[str]:
+    return {p.bic for p in engine.participants.values() if p.role == Role.OPERATOR}
 
 
 def _return_messages(engine) -> dict[tuple[str, str], set[tuple[str, str]]]:
-    """(returner's BIC, pacs.004 message id) -> {(UETR, return id)} of the returns made under
-    it: read from the payments' histories the first time (the engine holds every payment;
-    called by the engine's runner, between its commands), then kept as returns are made."""
-    known = _returns_by_message.get(engine)
-    if known is None:
-        known = _returns_by_message[engine] = {}
-        operator = next((p.bic for p in engine.participants.values()
-                         if p.role == Role.OPERATOR), None)
+    """(returner's BIC, or OPERATOR_RETURNER; pacs.004 message id) -> {(UETR, return id)} of
+    the returns made under it: read from the payments' histories the first time and after
+    the engine re-read its state (it holds every payment; called by the engine's runner,
+    between its commands), then kept as returns are made."""
+    cached = _returns_by_message.get(engine)
+    if cached is None or cached[0] != engine.recoveries:
+        known: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        _returns_by_message[engine] = (engine.recoveries, known)
         for record in engine.payments.values():
             if record.status != PaymentStatus.RETURNED:
                 continue
@@ -575,11 +584,13 @@ def _return_messages(engine) -> dict[tuple[str, str], set[tuple[str, str]]]:
             who = _RETURNER.match(detail)
             if references is None or who is None:
                 continue  # a return by the JSON route: no message
-            bic = (operator if who[1] == "the operator" else record.payment.creditor_agent
+            bic = (OPERATOR_RETURNER if who[1] == OPERATOR_RETURNER
+                   else record.payment.creditor_agent
                    if who[1].startswith("its creditor agent ") else who[1].partition(",")[0])
             known.setdefault((bic, references[0]), set()).add(
                 (record.payment.uetr, references[1]))
-    return known
+        return known
+    return cached[1]
 
 
 # who returned a payment, as _return_detail writes it (auth.returner's words)

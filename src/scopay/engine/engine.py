@@ -164,6 +164,9 @@ class Engine(PaymentOperations):
                                "respect_priority_in_resolution": respect_priority_in_resolution}
         # Held while a batch is applied and committed: readers see committed state only.
         self._lock = threading.RLock()
+        # Counts the times the in-memory state was read back from the store (at start, and
+        # after a failed commit): what others derive from it is stale once it moves on.
+        self.recoveries = 0
         with self._lock:
             self._recover(progress)
         _tune_garbage_collector()
@@ -171,6 +174,7 @@ class Engine(PaymentOperations):
     # -- recovery -------------------------------------------------------------------------
 
     def _recover(self, progress: RecoveryProgress | None = None) -> None:
+        self.recoveries += 1
         self.ledger = Ledger()
         self.participants: dict[str, Participant] = {}
         self.accounts: dict[int, Account] = {}
