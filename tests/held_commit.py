@@ -74,3 +74,18 @@ def lock_free_on_another_thread(engine: Engine) -> bool:
     thread.start()
     thread.join()
     return taken[0]
+
+
+def fail_next_commit(monkeypatch, store: SQLiteStore) -> None:
+    """The store's next COMMIT fails as a full disk makes it fail (the batch rolled back);
+    those after it go through."""
+    finish, failures = store.finish, []
+
+    def fails_once() -> None:
+        if not failures:
+            failures.append(1)
+            store.discard()
+            raise sqlite3.OperationalError("database or disk is full")
+        finish()
+
+    monkeypatch.setattr(store, "finish", fails_once)

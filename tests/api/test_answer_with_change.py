@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from held_commit import fail_next_commit
 from scopay.api import iso as iso_module
 from scopay.domain.payment import PaymentStatus
 from scopay.iso20022.camt056 import build_camt056
@@ -78,17 +79,7 @@ def test_a_credit_line_retried_does_not_undo_a_later_one(live_server, no_separat
 
 def test_a_failed_commit_undoes_the_change_and_its_answer(live_server, monkeypatch):
     uetr = queued_payment(live_server)
-    store = live_server.engine.store
-    finish, failures = store.finish, []
-
-    def fails_once():
-        if not failures:
-            failures.append(1)
-            store.discard()
-            raise sqlite3.OperationalError("database or disk is full")
-        finish()
-
-    monkeypatch.setattr(store, "finish", fails_once)
+    fail_next_commit(monkeypatch, live_server.engine.store)
     key = {"Idempotency-Key": f"cancel-{uuid.uuid4().hex}"}
     with live_server.client(BANK_A) as a:
         refused = a.post(f"/v1/payments/{uetr}/cancel", headers=key)

@@ -2,13 +2,13 @@
 sends it back whole; the debtor agent gets the pacs.004, the returner a pacs.002; anyone else
 gets the answer a missing payment gets, and nothing moves twice."""
 
-import sqlite3
 import time
 import uuid
 from datetime import UTC, datetime
 
 from lxml import etree
 
+from held_commit import fail_next_commit
 from scopay.domain.ledger import Transfer
 from scopay.domain.payment import Party, Payment, PostalAddress
 from scopay.domain.rejection import Rejection
@@ -237,17 +237,7 @@ def test_a_pacs004_whose_commit_failed_leaves_its_id_free(live_server, monkeypat
     """Nothing of a pacs.004 whose commit failed (503) is kept, its id's use neither: the
     bank, told nothing happened, may send another message under that id."""
     first, second = pay(live_server, 310), pay(live_server, 320)
-    store = live_server.engine.store
-    finish, failures = store.finish, []
-
-    def fails_once():
-        if not failures:
-            failures.append(1)
-            store.discard()
-            raise sqlite3.OperationalError("database or disk is full")
-        finish()
-
-    monkeypatch.setattr(store, "finish", fails_once)
+    fail_next_commit(monkeypatch, live_server.engine.store)
     message_id, body = pacs004((first.uetr, 310))
     with live_server.client(BANK_B) as b:
         answer = b.post("/v1/iso20022", content=body, headers=XML)
