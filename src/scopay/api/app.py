@@ -35,6 +35,7 @@ from scopay.api.errors import (
     rejected,
     store_failed,
 )
+from scopay.api.iso import learn_used_return_ids
 from scopay.api.iso import router as iso_router
 from scopay.api.payments import DIRECT_ROUTES, amount_of
 from scopay.api.payments import router as payments_router
@@ -74,6 +75,7 @@ def create_app(runner: Runner, direct_routes: bool = True,
     async def lifespan(_app: FastAPI):
         if isinstance(runner, LoopRunner):
             runner.attach(asyncio.get_running_loop())  # the engine runs on the server's loop
+        await asyncio.wrap_future(runner.call(lambda engine, _now: learn_used_return_ids(engine)))
         _app.state.verifier = await Verifier.start()  # signatures checked off the loop
         yield
         _app.state.verifier.stop()
