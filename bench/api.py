@@ -31,7 +31,6 @@ The last line is one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -40,7 +39,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -52,6 +50,7 @@ import uvloop
 from rich.console import Console
 from rich.table import Table
 
+from _options import parser, scratch
 from scopay.client import AsyncScopayClient, KeyFile, read_key_file, sign_request
 
 HOST = "127.0.0.1"  # the only address this benchmark talks to
@@ -510,20 +509,18 @@ def report(phases: dict[str, Phase], reconciled: bool, plan: Plan, load_before: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
-    parser.add_argument("--dir", type=Path, default=None, help="folder for the database")
-    parser.add_argument("--workers", type=int, default=None,
+    options = parser(__doc__, "small counts, for a smoke test", writes="the database")
+    options.add_argument("--workers", type=int, default=None,
                         help="concurrent workers (default: 64, or 32 with --quick)")
-    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+    options.add_argument("--client", choices=("raw", "httpx"), default="raw",
                         help="raw: pre-signed requests on plain keep-alive sockets (default; the "
                              "generator stays light); httpx: scopay.client.AsyncScopayClient")
-    args = parser.parse_args()
+    args = options.parse_args()
     plan = QUICK if args.quick else FULL
     if args.workers is not None:
         plan = replace(plan, workers=max(1, args.workers))
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(dir=args.dir, prefix="scopay-bench-api-") as folder:
+    with scratch(args, "scopay-bench-api-") as folder:
         db, keys = prepare_database(Path(folder))
         port = free_port()
         log = Path(folder) / "serve.log"

@@ -28,7 +28,6 @@ The last line is one JSON object with the worst ratios and the per-instance figu
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -42,6 +41,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from _options import parser
 from scopay.domain.gridlock import QueuedPayment, resolve_gridlock
 
 SEED = 20261129
@@ -338,13 +338,12 @@ def _worst(rows: Sequence[dict[str, object]], lowest: Sequence[str],
 
 
 def main(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one small size, one seed")
-    parser.add_argument("--seeds", type=int, default=3, help="instances per size and liquidity")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per solver (best)")
-    parser.add_argument("--mip-s", type=float, default=0.0,
+    options = parser(__doc__, "one small size, one seed")
+    options.add_argument("--seeds", type=int, default=3, help="instances per size and liquidity")
+    options.add_argument("--repeat", type=int, default=5, help="timed runs per solver (best)")
+    options.add_argument("--mip-s", type=float, default=0.0,
                         help="also solve the MIP, this many seconds each (0: no)")
-    args = parser.parse_args(argv)
+    args = options.parse_args(argv)
     sizes, seeds = (QUICK_SIZES, 1) if args.quick else (FULL_SIZES, args.seeds)
     rows = []
     for n, (banks, payments) in enumerate(sizes):

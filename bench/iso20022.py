@@ -23,7 +23,6 @@ worse of the two sizes (messages/s ours / messages/s baseline; 1.0 would be no o
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from _options import parser
 from scopay.domain.payment import ChargeBearer, Party, Payment, PostalAddress, Priority
 from scopay.iso20022.credit_transfer import read_credit_transfer_text
 from scopay.iso20022.document import open_document
@@ -160,9 +160,7 @@ def configure_schemas() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="two rounds instead of seven")
-    args = parser.parse_args(argv)
+    args = parser(__doc__, "two rounds instead of seven").parse_args(argv)
     configure_schemas()
     rows = [measure(size, 2 if args.quick else ROUNDS) for size in SIZES]
     for row in rows:

@@ -17,13 +17,11 @@ one JSON object with the figures and ratios.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from _options import parser, scratch
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.ledger import BATCH_TRANSFERS_MAX, Transfer
 from scopay.domain.participant import Participant, Role, Tier
@@ -181,15 +180,13 @@ def _create_journal(db: sqlite3.Connection) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
-    parser.add_argument("--dir", type=Path, default=None, help="folder for the database files")
-    args = parser.parse_args()
+    args = parser(__doc__, "small counts, for a smoke test",
+                  writes="the database files").parse_args()
     scale = 0.1 if args.quick else 1.0
     counts = {1: int(3_000 * scale), 100: int(60_000 * scale), 8190: int(491_400 * scale)}
     naive_count = int(2_000 * scale)
     results: dict[str, float] = {}
-    with (tempfile.TemporaryDirectory(prefix="scopay-bench-", dir=args.dir) as temporary,
+    with (scratch(args, "scopay-bench-") as temporary,
           Progress(console=console, transient=True) as progress):
         folder = Path(temporary)
         task = progress.add_task("benchmarking", total=9)

@@ -13,7 +13,6 @@ one whose move and priority change try the whole queue. The last line is one JSO
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -21,6 +20,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from _options import parser
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.ledger import Ledger, Transfer
 from scopay.domain.payment import Priority
@@ -71,9 +71,7 @@ def timed(rtgs: Rtgs, size: int, operation: str) -> float:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 queued payments")
-    size = 20_000 if parser.parse_args(argv).quick else 100_000
+    size = 20_000 if parser(__doc__, "20,000 queued payments").parse_args(argv).quick else 100_000
     console = Console()
     table = Table(title=f"one payment managed in a queue of {size:,} normal payments")
     for column in ("operation", "scopay ms", "whole-queue retry ms", "ratio"):

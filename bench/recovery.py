@@ -18,11 +18,9 @@ The last line is one JSON object. Memory is read from /proc (Linux).
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from _options import parser, scratch
 from scopay.cli.main import seed_reference_network
 from scopay.domain.payment import Party, Payment
 from scopay.engine.engine import Engine
@@ -94,13 +93,9 @@ def fresh(script: str, db: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 payments")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="folder for the databases (a temporary one inside it)")
-    args = parser.parse_args(argv)
+    args = parser(__doc__, "20,000 payments", writes="the databases").parse_args(argv)
     payments = 20_000 if args.quick else 200_000
-    with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+    with scratch(args, "scopay-recovery-") as folder:
         empty, full = Path(folder) / "seeded.db", Path(folder) / "history.db"
         build(empty, 0)
         build(full, payments)

@@ -16,11 +16,9 @@ The last line is one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 import sys
-import tempfile
 import time
 import tracemalloc
 from datetime import UTC, date, datetime
@@ -30,6 +28,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from _options import parser, scratch
 from scopay.api import iso as api_iso
 from scopay.domain.account import Account, AccountKind
 from scopay.domain.ledger import Transfer
@@ -89,14 +88,10 @@ def page_rows(path: Path, account: int, page: int) -> float:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 transfers a day")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="folder for the database (a temporary one inside it)")
-    args = parser.parse_args(argv)
+    args = parser(__doc__, "20,000 transfers a day", writes="the database").parse_args(argv)
     per_day, days = (20_000 if args.quick else 200_000), 3
     console = Console()
-    with tempfile.TemporaryDirectory(prefix="scopay-statements-", dir=args.dir) as folder:
+    with scratch(args, "scopay-statements-") as folder:
         run(Path(folder) / "bench.db", per_day, days, console)
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-SCRIPTS = sorted(path.stem for path in BENCH.glob("*.py"))
+# every bench/*.py but the scripts' shared module (_options.py)
+SCRIPTS = sorted(path.stem for path in BENCH.glob("*.py") if not path.stem.startswith("_"))
 WITH_DIR = {"api", "ledger", "recovery", "statements"}  # they write databases: into tmp_path
 RUN_S_MAX = 600
 
