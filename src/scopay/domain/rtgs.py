@@ -28,7 +28,7 @@ argument, and each step returns what happened for the engine to make durable.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from heapq import heapify, heappop, heappush
@@ -256,23 +256,29 @@ class Rtgs:
         return order.creditor_account
 
     def change_priority(self, uetr: str, priority: Priority, now_us: int) -> Step:
-        order = self.orders[uetr]
-        blocked = self._normals_blocked(order.debtor_account, now_us)
-        self.cancel(uetr)
-        order.priority = priority
-        self._enqueue(order)
-        return self._retry_reordered(order, blocked, now_us)
+        def reprioritise(order: Order) -> None:
+            order.priority = priority
+
+        return self._reorder(uetr, reprioritise, now_us)
 
     def move(self, uetr: str, to_front: bool, now_us: int) -> Step:
         """Put a queued payment first (or last) among those of its debtor and priority."""
+        def place(order: Order) -> None:
+            if to_front:
+                self._front_sequence -= 1
+                order.sequence = self._front_sequence
+            else:
+                order.sequence = self._take_sequence()
+
+        return self._reorder(uetr, place, now_us)
+
+    def _reorder(self, uetr: str, change: Callable[[Order], None], now_us: int) -> Step:
+        """Take a queued order out, `change` its place or priority, queue it again, and try
+        what that may let settle (_retry_reordered)."""
         order = self.orders[uetr]
         blocked = self._normals_blocked(order.debtor_account, now_us)
         self.cancel(uetr)
-        if to_front:
-            self._front_sequence -= 1
-            order.sequence = self._front_sequence
-        else:
-            order.sequence = self._take_sequence()
+        change(order)
         self._enqueue(order)
         return self._retry_reordered(order, blocked, now_us)
 
