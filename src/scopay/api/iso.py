@@ -706,12 +706,11 @@ def _notification(engine, seq: int, notice: Notice) -> bytes:
     last = found if notice.reason is None else engine.store.journal_entry(notice.reason)
     if found is None or last is None:
         raise ApiError(404, "Not found", f"message {seq} is about no journal entry")
-    (first_seq, entry), (last_seq, _) = found, last
+    (first_seq, entry), (last_seq, _) = found, last  # one entry alone: first_seq == last_seq
     credit = notice.kind == NoticeKind.CREDIT_NOTIFICATION
     account_id = entry.transfer.credit_account_id if credit else entry.transfer.debit_account_id
     account = engine.accounts[account_id]
-    transfers = [entry.transfer] if last_seq == first_seq else engine.notified_entries(
-        account_id, credit, first_seq, last_seq)
+    transfers = engine.notified_entries(account_id, credit, first_seq, last_seq)
     day = (_EPOCH + timedelta(microseconds=entry.timestamp_us)).date()
     booked = tuple(Entry(t.amount_minor if credit else -t.amount_minor, t.currency,
                          EntryStatus.BOOKED,

@@ -115,6 +115,11 @@ _NOTICE_COLUMNS = "participant_bic, kind, uetr, status, reason, created_us"
 _NOTICE_AUDITED = operator.itemgetter(0, 1, 2, 3, 4, 5)  # a mailbox row but its number
 
 
+def _notice(row: Sequence) -> Notice:
+    """A notice from its _NOTICE_COLUMNS."""
+    return Notice(row[0], NoticeKind(row[1]), row[2], row[3], row[4], row[5])
+
+
 def journal_row(entry: JournalEntry) -> tuple:
     """The journal row of an entry, in plain values. Hot path: attrgetter builds the tuple in
     C; `linked` stays a bool, which SQLite stores as 0/1."""
@@ -731,8 +736,7 @@ class SQLiteStore:
         rows = self._reader().execute(
             f"SELECT number, {_NOTICE_COLUMNS}, acked_us FROM mailbox WHERE participant_bic = ? "
             "AND number > ? AND acked_us IS NULL ORDER BY number LIMIT ?", (bic, after, limit))
-        return [(r[0], Notice(r[1], NoticeKind(r[2]), r[3], r[4], r[5], r[6]), r[7])
-                for r in rows]
+        return [(r[0], _notice(r[1:7]), r[7]) for r in rows]
 
     def mailbox_notice(self, bic: str, number: int) -> Notice | None:
         """One notice of a participant's, acknowledged or not, by its number in that
@@ -744,7 +748,7 @@ class SQLiteStore:
                 f"SELECT {_NOTICE_COLUMNS} FROM mailbox WHERE participant_bic = ? AND "
                 f"number = ? AND acked_us {acknowledged}", (bic, number)).fetchone()
             if r is not None:
-                return Notice(r[0], NoticeKind(r[1]), r[2], r[3], r[4], r[5])
+                return _notice(r)
         return None
 
     def close(self) -> None:
