@@ -25,12 +25,12 @@ from iso_support import (
 )
 from lxml import etree
 
-from scopay.iso20022 import credit_transfer, pattern
+from scopay.iso20022 import credit_transfer, document, pattern
 from scopay.iso20022.credit_transfer import (
     PREFIXES_MAX,
     read_credit_transfer_text,
 )
-from scopay.iso20022.document import open_document
+from scopay.iso20022.document import open_document, validated_type
 from scopay.iso20022.message import parse_message
 from scopay.iso20022.pacs008 import (
     MESSAGE_TYPES,
@@ -39,8 +39,10 @@ from scopay.iso20022.pacs008 import (
     build_pacs008,
     parse_pacs008,
     read_transaction_text,
+    read_validated_text,
 )
-from scopay.iso20022.parsing import DEPTH_MAX, MessageRefused
+from scopay.iso20022.parsing import DEPTH_MAX, MessageRefused, valid_without_tree
+from scopay.iso20022.schemas import schema_for
 from scopay.iso20022.shape import Shape, keep_element
 
 # The T2 batch's Document alone (its sample is in an envelope): group-level settlement date,
@@ -453,3 +455,82 @@ def test_text_rules_take_only_what_their_readers_take(reader):
        currency=st.sampled_from(CURRENCIES))
 def test_text_rules_take_only_what_their_readers_take_on_any_text(reader, written, currency):
     agree(reader, written, currency)
+
+
+# With the schemas configured: validated while parsed, no tree ---------------------------------
+
+def message_type_of(data: bytes) -> str:
+    return etree.QName(etree.fromstring(data)).namespace.rsplit(":", 1)[1]
+
+
+def no_tree(*_):
+    raise AssertionError("a tree was built")
+
+
+# All but the prefixed root, and the empty TxId the XSD refuses (minLength).
+NO_TREE = {name: data for name, data in READ_FROM_TEXT.items()
+           if name not in ("prefixed tags", "empty skipped elements")}
+
+
+@pytest.mark.parametrize("data", NO_TREE.values(), ids=NO_TREE.keys())
+def test_a_bare_pacs008_is_read_with_no_tree_when_the_schemas_are_configured(
+        schemas_configured, monkeypatch, data):
+    expected = from_tree(data)
+    monkeypatch.setattr("scopay.iso20022.pacs008.open_document", no_tree)
+    monkeypatch.setattr("scopay.iso20022.message.parse_document", no_tree)
+    assert parse_pacs008(data) == expected
+    assert parse_message(data) == (message_type_of(data), expected)
+
+
+@pytest.mark.parametrize("data", [CUSTOMER_TRANSFER, PREFIXED], ids=["unprefixed", "prefixed"])
+def test_with_no_schema_or_a_prefixed_root_the_tree_is_built(schemas_unconfigured, data):
+    # With no schema there is no validation to run while parsing; the prefixed root is not
+    # what the declared-type expression looks for. Both are read from the tree's checks.
+    assert validated_type(data, MESSAGE_TYPES) is None
+    assert parse_pacs008(data) == from_tree(data)
+
+
+NS13 = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.13"
+
+
+@pytest.mark.parametrize(("start", "declared"), [
+    (f'<Document xmlns="{NS08}">', b"pacs.008.001.08"),
+    (f"<Document\n xmlns = '{NS13}' >", b"pacs.008.001.13"),
+    (f'<Document xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns="{NS08}">',
+     b"pacs.008.001.08"),
+    # an attribute's value that looks like a declaration is read as the value it is
+    (f"<Document xmlns:q=' xmlns=\"{NS13}\"' xmlns=\"{NS08}\">", b"pacs.008.001.08"),
+    (f'<!-- <Document xmlns="{NS13}"> --><Document xmlns="{NS08}">', b"pacs.008.001.08"),
+    (f'<doc:Document xmlns:doc="{NS08}">', None),
+    (f'<Document xmlns="{NS08}\'>', None),  # quotes that do not pair
+    (f'<Documents xmlns="{NS08}">', None),
+    (f'<?other?><Document xmlns="{NS08}">', None),  # a processing instruction first
+])
+def test_the_declared_type_is_the_root_start_tag_s_default_namespace(start, declared):
+    found = document._DECLARED_TYPE.match(b'<?xml version="1.0"?>\n' + start.encode())
+    assert (found and found.group(2)) == declared
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=BREAKAGE)
+@given(data=st.data(), sample=st.sampled_from([CUSTOMER_TRANSFER, CURRENT_VERSION, BATCH]))
+def test_validating_while_parsing_agrees_with_validating_the_tree(schemas_configured, data,
+                                                                  sample):
+    message = mutate(sample, data.draw)
+    schema = schema_for(message_type_of(message))
+    assert valid_without_tree(message, schema) == schema.validate(etree.fromstring(message))
+
+
+@pytest.mark.parametrize(("old", "new", "says"), [
+    ("<ChrgBr>SHAR</ChrgBr>", "<ChrgBr>XXXX</ChrgBr>", "(line "),  # the XSD's text and line
+    ("</Document>", "</Document><!-- <!DOCTYPE x> -->", "DOCTYPE"),
+    ("</Document>", "</Document><Document/>", "not well-formed"),
+    ('encoding="UTF-8"', 'encoding="ISO-8859-5"', "only UTF-8"),
+])
+def test_a_refusal_with_the_schemas_is_the_tree_s_refusal(schemas_configured, old, new, says):
+    data = altered(CUSTOMER_TRANSFER, old, new)
+    refused = outcome(parse_pacs008, data)
+    assert refused == outcome(from_tree, data) == outcome(lambda raw: parse_message(raw)[1],
+                                                          data)
+    assert refused[0] == "FF01" and says in refused[1]
+    # Read with no tree, it is left to the tree, or refused before any parse, alike.
+    assert outcome(lambda raw: read_validated_text(raw, MESSAGE_TYPES), data) in (None, refused)

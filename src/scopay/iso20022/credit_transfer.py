@@ -540,6 +540,14 @@ def read_credit_transfer_text(data: bytes, document: etree._Element,
     they do not take it all and it is to be read from its tree."""
     if len(document) != 1 or (root := document[0]).tag != version.message_tag:
         return None  # the tree reader refuses it
+    return read_message_text(data, root.prefix, version, reading_type, read_transaction)
+
+
+def read_message_text(data: bytes, prefix: str | None, version: CreditTransferVersion,
+                      reading_type: type[TextReading], read_transaction: TextTransactionReader
+                      ) -> CreditTransferMessage | None:
+    """read_credit_transfer_text of bytes whose root is the version's Document and holds
+    one message element, with tags of `prefix` (None: unprefixed), as a parse proved."""
     try:
         text = read_line_ends(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -547,7 +555,7 @@ def read_credit_transfer_text(data: bytes, document: etree._Element,
     # Compact texts are taken by the shorter expressions without white space, anything else
     # by those with it (which take what the former take, alike).
     for white in (COMPACT, WHITE):
-        reading = text_reading(version, root.prefix, reading_type, white)
+        reading = text_reading(version, prefix, reading_type, white)
         if reading is None:
             return None
         matched = match_message(text, reading)

@@ -176,15 +176,13 @@ def amount_text(text: str) -> tuple[int, str]:
     scopay knows, parse_amount's exact reading (no more decimals than the currency has, at most
     AMOUNT_MINOR_MAX minor units) and at most AMOUNT_DIGITS_MAX digits, which also keeps within
     parse_amount's text length."""
-    currency, digits = text[:3], text[5:]
+    currency = text[:3]
     units = _MINOR_UNITS.get(currency)
-    if units is None or len(digits) - ("." in digits) > AMOUNT_DIGITS_MAX:
+    whole, _, fraction = text[5:].partition(".")
+    if (units is None or len(fraction) > units
+            or len(whole) + len(fraction) > AMOUNT_DIGITS_MAX):
         raise Unreadable
-    whole, _, fraction = digits.partition(".")
-    missing = units - len(fraction)
-    if missing < 0:
-        raise Unreadable
-    minor = int(whole + fraction + "0" * missing)
+    minor = int(whole + fraction) * _SCALES[units - len(fraction)]
     if minor > AMOUNT_MINOR_MAX:
         raise Unreadable
     return minor, currency
@@ -192,6 +190,7 @@ def amount_text(text: str) -> tuple[int, str]:
 
 # Minor units per currency; the decimal text parse_amount reads.
 _MINOR_UNITS = {code: currency.minor_units for code, currency in CURRENCIES.items()}
+_SCALES = tuple(10 ** missing for missing in range(max(_MINOR_UNITS.values()) + 1))
 _AMOUNT_TEXT = r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
 text_rule(read_amount, f'[A-Z]{{3}}">{_AMOUNT_TEXT}', amount_text, attribute="Ccy",
           distinct=True)

@@ -8,13 +8,20 @@ declaration.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 from lxml import etree
 
 from scopay.iso20022.codes import ReasonCode
-from scopay.iso20022.parsing import MessageRefused, parse_document
-from scopay.iso20022.schemas import MESSAGE_TYPE_PATTERN, validate_against_schema
+from scopay.iso20022.parsing import (
+    MessageRefused,
+    check_message_bytes,
+    may_hold_too_many_elements,
+    parse_document,
+    valid_without_tree,
+)
+from scopay.iso20022.schemas import MESSAGE_TYPE_PATTERN, schema_for, validate_against_schema
 from scopay.iso20022.shape import refuse_at
 
 ISO_NAMESPACE_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
@@ -63,6 +70,44 @@ def open_document(data: bytes, expected: tuple[str, ...]) -> tuple[etree._Elemen
     """Parse, then check namespace and (when configured) XSD: (Document element, type)."""
     root = parse_document(data)
     return root, check_document(root, expected)
+
+
+# The message type the root of a bare Document declares as its default namespace: after at
+# most a byte order mark, an XML declaration, comments and white space, an unprefixed
+# Document start tag whose attributes are read one by one up to its `xmlns`. So the root is
+# that namespace's Document: the parse that follows proves the bytes well-formed, the XSD the
+# rest.
+_WHITE = rb"[ \t\r\n]"
+_ATTRIBUTE = rb"[^ \t\r\n=/>\"']++" + _WHITE + rb"*+=" + _WHITE + rb"*+(?:\"[^\"]*+\"|'[^']*+')"
+_DECLARED_TYPE = re.compile(
+    rb"(?:\xef\xbb\xbf)?(?:<\?xml" + _WHITE + rb"[^?>]*+\?>)?+"
+    rb"(?:" + _WHITE + rb"++|<!--(?:[^-]++|-(?!-))*+-->)*+"
+    rb"<Document(?:" + _WHITE + rb"++(?!xmlns" + _WHITE + rb"*+=)" + _ATTRIBUTE + rb")*+"
+    + _WHITE + rb"++xmlns" + _WHITE + rb"*+=" + _WHITE + rb"*+([\"'])"
+    + re.escape(ISO_NAMESPACE_PREFIX.encode("ascii"))
+    + rb"([a-z]{4}\.[0-9]{3}\.[0-9]{3}\.[0-9]{2})\1")
+DECLARATION_BYTES = 1024  # where a bare Document's root start tag is looked for
+
+
+def validated_type(data: bytes, expected: tuple[str, ...]) -> str | None:
+    """The message type of a bare Document (one of `expected`) that its official XSD accepts,
+    checked while libxml2 parses the bytes with no tree built; for readers that take their
+    values from the text (pattern.py), which then need no tree at all.
+
+    The type is the root start tag's default namespace (_DECLARED_TYPE). None when no schema
+    is configured, the bytes start otherwise, they might exceed ELEMENTS_MAX, or anything is
+    refused: open_document then reads them into a tree and gives the reason."""
+    check_message_bytes(data)  # its refusals are open_document's first
+    declared = _DECLARED_TYPE.match(data, 0, DECLARATION_BYTES)
+    if declared is None:
+        return None
+    message_type = declared.group(2).decode("ascii")
+    if message_type not in expected or may_hold_too_many_elements(data):
+        return None
+    schema = schema_for(message_type)
+    if schema is None or not valid_without_tree(data, schema):
+        return None
+    return message_type
 
 
 def check_document(document: etree._Element, expected: tuple[str, ...]) -> str:

@@ -5,7 +5,9 @@ parse_message(data) -> (message type, value):
   scopay's envelope      -> (the document's type, BusinessMessage(header, type, value))
   a lone AppHdr          -> ("head.001.001.02", BusinessAppHeader)
 Every layer runs: hardened parsing, namespace and version, the official XSD when configured,
-then scopay's own strict reader. Anything refused raises MessageRefused(reason code, text).
+then scopay's own strict reader. A bare pacs.008 is first tried without a tree: the XSD checks
+it while it is parsed, and the reader takes it from its text (pacs008.read_validated_text).
+Anything refused raises MessageRefused(reason code, text).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from scopay.iso20022.head001 import (
 from scopay.iso20022.model import BusinessMessage
 from scopay.iso20022.pacs002 import PACS002_V10, read_pacs002
 from scopay.iso20022.pacs004 import PACS004_V09, read_pacs004
-from scopay.iso20022.pacs008 import PACS008_V08, PACS008_V13, read_pacs008
+from scopay.iso20022.pacs008 import PACS008_V08, PACS008_V13, read_pacs008, read_validated_text
 from scopay.iso20022.pacs009 import PACS009_V08, read_pacs009
 from scopay.iso20022.parsing import parse_document
 
@@ -54,9 +56,13 @@ TEXT_READERS: dict[str, Callable[[etree._Element, str, bytes], object]] = {
     PACS008_V08: read_pacs008,
     PACS008_V13: read_pacs008,
 }
+TEXT_TYPES = tuple(TEXT_READERS)
 
 
 def parse_message(data: bytes) -> tuple[str, object]:
+    read = read_validated_text(data, TEXT_TYPES)  # a bare pacs.008, with no tree when it can
+    if read is not None:
+        return read
     root = parse_document(data)
     if root.tag == ENVELOPE:
         header, document = open_envelope(root)

@@ -53,6 +53,7 @@ from scopay.iso20022.credit_transfer import (
     intermediaries_text,
     read_credit_transfer,
     read_credit_transfer_text,
+    read_message_text,
     read_transaction_basics,
     remittance_shape,
     sender,
@@ -68,7 +69,7 @@ from scopay.iso20022.datatype import (
     read_amount,
     read_decimal,
 )
-from scopay.iso20022.document import open_document
+from scopay.iso20022.document import open_document, validated_type
 from scopay.iso20022.model import CreditTransferMessage
 from scopay.iso20022.pattern import Unreadable
 from scopay.iso20022.shape import Fields, Shape, add, read_shape, refuse_below
@@ -132,8 +133,26 @@ MESSAGE_TYPES = tuple(VERSIONS)
 
 
 def parse_pacs008(data: bytes) -> CreditTransferMessage:
+    read = read_validated_text(data, MESSAGE_TYPES)
+    if read is not None:
+        return read[1]
     document, message_type = open_document(data, MESSAGE_TYPES)
     return read_pacs008(document, message_type, data)
+
+
+def read_validated_text(data: bytes, expected: tuple[str, ...]
+                        ) -> tuple[str, CreditTransferMessage] | None:
+    """(type, message) of a bare pacs.008 Document (of one of `expected`) its XSD accepts
+    while it is parsed with no tree (validated_type), read from its text; None when it is to
+    be read from its tree, which gives any refusal its reason."""
+    message_type = validated_type(data, expected)
+    if message_type is None:
+        return None
+    # validated_type read its root as the type's unprefixed Document, and the XSD proved it
+    # holds one message element: unprefixed there too when the expressions take it.
+    message = read_message_text(data, None, VERSIONS[message_type], TransactionText,
+                                read_transaction_text)
+    return None if message is None else (message_type, message)
 
 
 def read_pacs008(document: etree._Element, message_type: str,

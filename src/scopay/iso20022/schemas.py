@@ -31,18 +31,26 @@ _local = threading.local()
 
 def schema_for(message_type: str) -> etree.XMLSchema | None:
     """The XSD validator of a message type (e.g. 'pacs.008.001.08'), or None if unconfigured."""
-    directory = os.environ.get(SCHEMAS_DIR_ENV, "").strip()
-    if not directory:
+    configured = os.environ.get(SCHEMAS_DIR_ENV)
+    if not configured:
         return None
     # A validator keeps its error log between calls: one per thread, so threads never mix logs.
+    try:
+        return _local.schemas[configured, message_type]
+    except (AttributeError, KeyError):
+        return _load_for_thread(configured, message_type)
+
+
+def _load_for_thread(configured: str, message_type: str) -> etree.XMLSchema | None:
+    directory = configured.strip()
+    if not directory:
+        return None
     cache: dict[tuple[str, str], etree.XMLSchema] | None = getattr(_local, "schemas", None)
     if cache is None:
         cache = _local.schemas = {}
-    schema = cache.get((directory, message_type))
-    if schema is None:
-        assert MESSAGE_TYPE_PATTERN.fullmatch(message_type), f"not a message type: {message_type!r}"
-        schema = cache[directory, message_type] = load_schema(
-            Path(directory) / f"{message_type}.xsd")
+    assert MESSAGE_TYPE_PATTERN.fullmatch(message_type), f"not a message type: {message_type!r}"
+    schema = cache[configured, message_type] = load_schema(
+        Path(directory) / f"{message_type}.xsd")
     return schema
 
 
