@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from operator import itemgetter
 
 from lxml import etree
 
@@ -459,18 +458,18 @@ class TextReading:
                                            markers=(*fields, *self.MARKED), white=white)
         self.tail = re.compile(
             f"(?:{compile_skipped('SplmtryData', prefix, 3, white)})*+/{message_tag}>")
-        self._header = self.head.getter(*self.header_paths)
+        self._header = self.head.picker(*self.header_paths)
         self._control_sum = self.head.index("CtrlSum")
         # What read_transaction gets, in this order.
         self.fields = self.transaction.indexes(*fields, *self.TIMES)
-        self.pick_fields = itemgetter(*self.fields)
+        self.pick_fields = self.transaction.picker(*fields, *self.TIMES)
 
     def read_header(self, groups: tuple, escaped: bool) -> tuple:
         """(MsgId, CreDtTm, NbOfTxs, CtrlSum, TtlIntrBkSttlmAmt, IntrBkSttlmDt, SttlmMtd,
         InstrPrty, ClrChanl, InstgAgt, XpryDtTm) of the group header, checked, then the UTC
         date of CreDtTm (a later settlement date is a value date, payment_times) and last
         CtrlSum as written (a plain decimal, for sums_agree)."""
-        values = self._header(self.head.values_of(groups, escaped))
+        values = self._header(groups, escaped)
         (message_id, created_at_us, count, control, total, day, method, priority, channel,
          instructing, instructing_bic, instructed, instructed_bic) = values[:13]
         agent_text(instructed, instructed_bic)
