@@ -534,3 +534,21 @@ def test_a_refusal_with_the_schemas_is_the_tree_s_refusal(schemas_configured, ol
     assert refused[0] == "FF01" and says in refused[1]
     # Read with no tree, it is left to the tree, or refused before any parse, alike.
     assert outcome(lambda raw: read_validated_text(raw, MESSAGE_TYPES), data) in (None, refused)
+
+
+@pytest.mark.parametrize("data", [CUSTOMER_TRANSFER, CURRENT_VERSION, BATCH])
+def test_a_picker_gives_the_values_values_of_gives(data):
+    document, message_type = open_document(data, MESSAGE_TYPES)
+    reading = credit_transfer.text_reading(VERSIONS[message_type], None, TransactionText,
+                                           pattern.WHITE)
+    head, found = credit_transfer.match_message(pattern.read_line_ends(data.decode()), reading)
+    compiled = reading.transaction
+    paths = compiled.paths[::-1]  # every group, in another order than the expression's
+    picked = compiled.picker(*paths)
+    for groups in found:
+        for escaped in (False, True):
+            values = compiled.values_of(groups, escaped)
+            assert picked(groups, escaped) == tuple(values[compiled.index(*path)]
+                                                    for path in paths)
+    with pytest.raises(ValueError, match="two paths or more"):
+        compiled.picker(paths[0])
