@@ -543,10 +543,12 @@ def read_credit_transfer_text(data: bytes, document: etree._Element,
 
 
 def read_message_text(data: bytes, prefix: str | None, version: CreditTransferVersion,
-                      reading_type: type[TextReading], read_transaction: TextTransactionReader
-                      ) -> CreditTransferMessage | None:
+                      reading_type: type[TextReading], read_transaction: TextTransactionReader,
+                      to_root_end: bool = False) -> CreditTransferMessage | None:
     """read_credit_transfer_text of bytes whose root is the version's Document and holds
-    one message element, with tags of `prefix` (None: unprefixed), as a parse proved."""
+    one message element, with tags of `prefix` (None: unprefixed), as a parse proved.
+    `to_root_end`: the expressions must take the text to the end, where nothing but white
+    space may follow the message element and the root's end tag (document.validated_type)."""
     try:
         text = read_line_ends(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -562,7 +564,9 @@ def read_message_text(data: bytes, prefix: str | None, version: CreditTransferVe
             break
     else:
         return None
-    head, found = matched
+    head, found, end = matched
+    if to_root_end and _ROOT_END.fullmatch(text, end) is None:
+        return None
     escaped = "&" in text
     try:
         header = reading.read_header(head.groups(), escaped)
@@ -579,9 +583,15 @@ def read_message_text(data: bytes, prefix: str | None, version: CreditTransferVe
     return new_credit_transfer_message(header[0], header[1], tuple(payments), header[6], None)
 
 
-def match_message(text: str, reading: TextReading) -> tuple[re.Match, list[tuple]] | None:
-    """The group header's match and each transaction's groups (matched first, converted and
-    mapped next), when the reading's expressions take the whole message element."""
+# What may follow an unprefixed message element to the end of the text.
+_ROOT_END = re.compile(r"[ \t\r\n]*+</Document[ \t\r\n]*+>[ \t\r\n]*+")
+
+
+def match_message(text: str, reading: TextReading
+                  ) -> tuple[re.Match, list[tuple], int] | None:
+    """The group header's match, each transaction's groups (matched first, converted and
+    mapped next) and where the message element ends, when the reading's expressions take the
+    whole message element."""
     head = reading.head.pattern.match(text)
     if head is None:
         return None
@@ -591,9 +601,10 @@ def match_message(text: str, reading: TextReading) -> tuple[re.Match, list[tuple
     while (transaction := match(text, position)) is not None:
         found.append(transaction.groups())
         position = transaction.end()
-    if reading.tail.match(text, position) is None:
+    tail = reading.tail.match(text, position)
+    if tail is None:
         return None
-    return head, found
+    return head, found, tail.end()
 
 
 def sums_agree(declared: Decimal | None, written: str | None, total: tuple[int, str] | None,

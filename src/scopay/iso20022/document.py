@@ -72,21 +72,39 @@ def open_document(data: bytes, expected: tuple[str, ...]) -> tuple[etree._Elemen
     return root, check_document(root, expected)
 
 
-# The message type the root of a bare Document declares as its default namespace: after at
-# most a byte order mark, an XML declaration, comments and white space, an unprefixed
-# Document start tag whose attributes are read one by one up to its `xmlns`. So the root is
-# that namespace's Document: the parse that follows proves the bytes well-formed, the XSD the
-# rest.
+# The root start tag of a bare Document whose message type validated_type can vouch for, after
+# at most a byte order mark, an XML declaration, comments and white space: an unprefixed
+# Document declaring an ISO namespace (groups 1 and 2, by its quotes, name its message type)
+# and nothing but the XML Schema instance namespace and, after it, a schema location (the other
+# order, as any other attribute, leaves the message to the tree). The parse reports
+# no namespace errors when the XSD checks the bytes as they are read (see
+# parsing.valid_without_tree): a start tag holding nothing else, and expressions that take no
+# namespace of their own below it (pattern.py), leave none to report.
 _WHITE = rb"[ \t\r\n]"
-_ATTRIBUTE = rb"[^ \t\r\n=/>\"']++" + _WHITE + rb"*+=" + _WHITE + rb"*+(?:\"[^\"]*+\"|'[^']*+')"
+_EQUALS = _WHITE + rb"*+=" + _WHITE + rb"*+"
+_XSI = rb"http://www\.w3\.org/2001/XMLSchema-instance"
+_ISO = (re.escape(ISO_NAMESPACE_PREFIX.encode("ascii"))
+        + rb"([a-z]{4}\.[0-9]{3}\.[0-9]{3}\.[0-9]{2})")
 _DECLARED_TYPE = re.compile(
     rb"(?:\xef\xbb\xbf)?(?:<\?xml" + _WHITE + rb"[^?>]*+\?>)?+"
-    rb"(?:" + _WHITE + rb"++|<!--(?:[^-]++|-(?!-))*+-->)*+"
-    rb"<Document(?:" + _WHITE + rb"++(?!xmlns" + _WHITE + rb"*+=)" + _ATTRIBUTE + rb")*+"
-    + _WHITE + rb"++xmlns" + _WHITE + rb"*+=" + _WHITE + rb"*+([\"'])"
-    + re.escape(ISO_NAMESPACE_PREFIX.encode("ascii"))
-    + rb"([a-z]{4}\.[0-9]{3}\.[0-9]{3}\.[0-9]{2})\1")
+    rb"(?:" + _WHITE + rb"++|<!--(?:[^-]++|-(?!-))*+-->)*+<Document(?:" + _WHITE + rb"++(?:"
+    rb"xmlns" + _EQUALS + rb"(?:\"" + _ISO + rb"\"|'" + _ISO + rb"')"
+    rb"|(xmlns:xsi)" + _EQUALS + rb"(?:\"" + _XSI + rb"\"|'" + _XSI + rb"')"
+    rb"|(?(3)xsi:(?:noNamespaceS|s)chemaLocation" + _EQUALS + rb"(?:\"[^\"<&]*+\"|'[^'<&]*+')"
+    rb"|(?!))"  # after xmlns:xsi only
+    rb"))*" + _WHITE + rb"*+>")
 DECLARATION_BYTES = 1024  # where a bare Document's root start tag is looked for
+
+
+def declared_type(data: bytes) -> str | None:
+    """The message type a bare Document's root start tag declares, when the tag is one
+    _DECLARED_TYPE takes (None otherwise)."""
+    declared = _DECLARED_TYPE.match(data, 0, DECLARATION_BYTES)
+    if declared is None:
+        return None
+    iso_type, iso_type_quoted, _ = declared.groups()
+    iso_type = iso_type or iso_type_quoted
+    return None if iso_type is None else iso_type.decode("ascii")
 
 
 def validated_type(data: bytes, expected: tuple[str, ...]) -> str | None:
@@ -96,12 +114,12 @@ def validated_type(data: bytes, expected: tuple[str, ...]) -> str | None:
 
     The type is the root start tag's default namespace (_DECLARED_TYPE). None when no schema
     is configured, the bytes start otherwise, they might exceed ELEMENTS_MAX, or anything is
-    refused: open_document then reads them into a tree and gives the reason."""
+    refused: open_document then reads them into a tree and gives the reason. A reader that
+    takes the message after this must take all of it, to the root's end tag: the parse here
+    reports no namespace errors, so only what the reader's expressions take is known free of
+    them (pattern.py)."""
     check_message_bytes(data)  # its refusals are open_document's first
-    declared = _DECLARED_TYPE.match(data, 0, DECLARATION_BYTES)
-    if declared is None:
-        return None
-    message_type = declared.group(2).decode("ascii")
+    message_type = declared_type(data)
     if message_type not in expected or may_hold_too_many_elements(data):
         return None
     schema = schema_for(message_type)

@@ -151,7 +151,7 @@ def read_validated_text(data: bytes, expected: tuple[str, ...]
     # validated_type read its root as the type's unprefixed Document, and the XSD proved it
     # holds one message element: unprefixed there too when the expressions take it.
     message = read_message_text(data, None, VERSIONS[message_type], TransactionText,
-                                read_transaction_text)
+                                read_transaction_text, to_root_end=True)
     return None if message is None else (message_type, message)
 
 

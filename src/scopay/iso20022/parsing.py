@@ -144,10 +144,15 @@ class _NoTree:
 
 def valid_without_tree(data: bytes, schema: etree.XMLSchema) -> bool:
     """Whether bytes that passed check_message_bytes are well-formed and valid against
-    `schema`, checked while libxml2 reads them, with the same hardening as parse_document and
-    no tree built: for a reader that takes its values from the text, the cheapest full check.
-    False says nothing about why (the validator's stream errors carry no line): the tree and
-    the schema's own validation then find it again and give the reason."""
+    `schema`, checked while libxml2 reads them, with parse_document's options and no tree
+    built: for a reader that takes its values from the text, the cheapest check.
+
+    Not a full one: with the schema plugged into the parser, libxml2 reports the parser's
+    errors that do not stop it, namespace errors among them (an undeclared prefix, an empty
+    prefixed namespace, an attribute twice under two prefixes ...), to no one. The caller must
+    know by other means that there are none (document.validated_type). False says nothing
+    about why (the validator's stream errors carry no line): the tree and the schema's own
+    validation then find it again and give the reason."""
     parsers: dict[etree.XMLSchema, etree.XMLParser] | None = getattr(_local, "validating", None)
     if parsers is None:
         parsers = _local.validating = {}
@@ -162,7 +167,7 @@ def valid_without_tree(data: bytes, schema: etree.XMLSchema) -> bool:
         etree.fromstring(data, parser)
     except etree.XMLSyntaxError:  # not well-formed, or a validation error that stopped it
         return False
-    return not parser.error_log  # validation errors, and any warning, are logged here
+    return not parser.error_log  # the validation errors are logged here
 
 
 def check_subtree_depth(element: etree._Element) -> None:

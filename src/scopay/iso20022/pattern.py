@@ -7,8 +7,9 @@ compiled from the same Shape tables the tree reader uses, and falls back to the 
 anything that expression does not take.
 
 This reading always comes after the hardened parse (and the XSD, when configured) accepted the
-bytes: the text is well-formed XML that lxml has already read into a tree. The expressions take
-only a plain form of it, whose meaning is therefore plain too:
+bytes: the text is well-formed XML that lxml has already read, into a tree or, with the XSD
+checking it as it went, into nothing (document.validated_type). The expressions take only a
+plain form of it, whose meaning is therefore plain too:
 
 - every element scopay reads starts `<Name>` (with the one prefix its message element has in
   the tree, or none), with no attributes, hence no namespace declarations: each is in the
@@ -23,7 +24,12 @@ only a plain form of it, whose meaning is therefore plain too:
 - no comments, processing instructions or CDATA inside the message element;
 - children come in ISO order with the cardinality the Shape gives; a refused child (AG03) or an
   unknown one is not in the expression at all. Children scopay skips may hold any elements down
-  to SKIPPED_LEVELS levels (within DEPTH_MAX), since the parse proved them well-formed.
+  to SKIPPED_LEVELS levels (within DEPTH_MAX), since the parse proved them well-formed, but
+  none with a namespace of its own: no prefix but the message element's on names, none on
+  attributes, and no `xmlns` attribute (any_element). Everything the expressions take is then
+  namespace-well-formed once the text is well-formed and its root declares what it uses,
+  which lets validated_type's parse, which does not report namespace errors, do without a
+  tree (parsing.valid_without_tree).
 
 Each leaf reader has a text rule, registered next to it: a pattern its text must match, which
 the expression embeds (Max lengths, code lists, UETRs, dates ...), and a conversion applying
@@ -52,8 +58,8 @@ WHITE = "[ \t\r\n]*+"
 # An end tag, after its `<`. In the well-formed text the parse accepted it closes the element
 # the expression is in, since every child was matched whole: no need to spell the name.
 _END_TAG = "/[^>]*+>"
-# A start tag up to its `>` or `/>`, after its `<`: a name (not `/`, `!` or `?`, which start
-# end tags, comments, CDATA and processing instructions), attributes, quoted values.
+# The root's start tag up to its `>`, after its `<`: a name (not `/`, `!` or `?`, which
+# start end tags, comments, CDATA and processing instructions), attributes, quoted values.
 _START_TAG = r"""[^/!?](?:[^>"'/]++|"[^"]*+"|'[^']*+')*+"""
 # What the expressions for compact texts take between elements (where WHITE would take
 # nothing): an expression with WHITE takes whatever one with COMPACT takes, alike.
@@ -157,16 +163,26 @@ def unescape(text: str) -> str:
 
 # Compiling ---------------------------------------------------------------------------------
 
-_any_elements: dict[int, str] = {}
+# A name with no prefix, in text the parse accepted (which proved it a name).
+_NAME = r"""[^ \t\r\n/>!?:"'=<]++"""
+_any_elements: dict[tuple[int, str], str] = {}
 
 
-def any_element(levels: int) -> str:
+def any_element(levels: int, prefix: str) -> str:
     """An element of at most `levels` levels, any names, attributes or text, in well-formed
-    text (start and end tags are then taken by their shape alone; see _START_TAG)."""
-    pattern = _any_elements.get(levels)
+    text (end tags are then taken by their shape alone; see _END_TAG); but with no namespace
+    of its own: names unprefixed or of `prefix` (the message element's), attribute names
+    unprefixed, and no `xmlns` attribute. So a skipped subtree never needs the parser's
+    namespace checks, which validated_type's parse does not report (see parsing.py)."""
+    pattern = _any_elements.get((levels, prefix))
     if pattern is None:
-        content = "[^<]++" if levels <= 1 else f"[^<]++|{any_element(levels - 1)}"
-        pattern = _any_elements[levels] = f"<{_START_TAG}(?:/>|>(?:{content})*+<{_END_TAG})"
+        content = ("[^<]++" if levels <= 1
+                   else f"[^<]++|{any_element(levels - 1, prefix)}")
+        white = "[ \t\r\n]"
+        start = (f"(?:{re.escape(prefix)})?{_NAME}(?:{white}++(?!xmlns){_NAME}{white}*+="
+                 f"""{white}*+(?:"[^"]*+"|'[^']*+'))*+{white}*+""")
+        pattern = _any_elements[levels, prefix] = (
+            f"<{start}(?:/>|>(?:{content})*+<{_END_TAG})")
     return pattern
 
 
@@ -320,7 +336,8 @@ class _Compiler:
         tag, white = re.escape(self.prefix + name), self.white
         if reader is None:  # skipped: any content within the depth limit
             levels = min(SKIPPED_LEVELS, DEPTH_MAX - depth)
-            content = f"(?:[^<]++|{any_element(levels)})*+" if levels > 0 else "[^<]*+"
+            content = (f"(?:[^<]++|{any_element(levels, self.prefix)})*+" if levels > 0
+                       else "[^<]*+")
             return f"{tag}(?:/>|>{content}<{_END_TAG}){white}<"
         if isinstance(reader, Shape):
             marker = ""
