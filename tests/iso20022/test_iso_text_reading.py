@@ -501,6 +501,8 @@ XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
     (f"<Document\n xmlns = '{NS13}' >", "pacs.008.001.13"),
     (f'<Document {XSI} xmlns="{NS08}" xsi:schemaLocation="{NS08} a.xsd">', "pacs.008.001.08"),
     (f'<!-- <Document xmlns="{NS13}"> --><Document xmlns="{NS08}">', "pacs.008.001.08"),
+    (f'<Document xmlns:xsd="http://www.w3.org/2001/XMLSchema" {XSI} xmlns="{NS08}">',
+     "pacs.008.001.08"),  # as .NET's XmlSerializer writes it
     # the root's start tag holds nothing else
     (f'<Document xsi:schemaLocation="{NS08} a.xsd" xmlns="{NS08}">', None),  # xsi undeclared
     (f'<Document xsi:schemaLocation="{NS08} a.xsd" {XSI} xmlns="{NS08}">', None),  # before it
@@ -523,7 +525,7 @@ def in_envelope(content: str) -> bytes:
 
 # XML that breaks the namespace rules but no other: libxml2 does not report such errors while
 # the XSD checks the bytes as they are read, so the reading with no tree must leave them all to
-# the tree, which refuses them.
+# the tree, which refuses them (lxml itself would let one pass that a warning follows).
 NAMESPACE_ERRORS = {
     "PI named with a colon after the root": CUSTOMER_TRANSFER + b"<?a:b x?>",
     "empty prefixed namespace on the root": altered(
@@ -537,6 +539,9 @@ NAMESPACE_ERRORS = {
         '<a xmlns:p="u" xmlns:q="u" p:b="1" q:b="2"/>'),
     "name with two colons": in_envelope('<a:b:c xmlns:a="u"/>'),
     "namespace that is no URI": in_envelope('<a xmlns="urn:a b"/>'),
+    "undeclared prefix, then a warning": in_envelope("<x><p:a/><b xmlns='relative'/></x>"),
+    "attribute twice, then a warning": in_envelope(
+        '<x xmlns:p="urn:u" xmlns:q="urn:u" p:b="1" q:b="2"><b xmlns="relative"/></x>'),
 }
 
 

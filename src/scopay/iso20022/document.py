@@ -75,14 +75,15 @@ def open_document(data: bytes, expected: tuple[str, ...]) -> tuple[etree._Elemen
 # The root start tag of a bare Document whose message type validated_type can vouch for, after
 # at most a byte order mark, an XML declaration, comments and white space: an unprefixed
 # Document declaring an ISO namespace (groups 1 and 2, by its quotes, name its message type)
-# and nothing but the XML Schema instance namespace and, after it, a schema location (the other
-# order, as any other attribute, leaves the message to the tree). The parse reports
-# no namespace errors when the XSD checks the bytes as they are read (see
+# and nothing but the XML Schema and XML Schema instance namespaces and, after the latter, a
+# schema location (the other order, as any other attribute, leaves the message to the tree).
+# The parse reports no namespace errors when the XSD checks the bytes as they are read (see
 # parsing.valid_without_tree): a start tag holding nothing else, and expressions that take no
 # namespace of their own below it (pattern.py), leave none to report.
 _WHITE = rb"[ \t\r\n]"
 _EQUALS = _WHITE + rb"*+=" + _WHITE + rb"*+"
-_XSI = rb"http://www\.w3\.org/2001/XMLSchema-instance"
+_XSD = rb"http://www\.w3\.org/2001/XMLSchema"
+_XSI = _XSD + rb"-instance"
 _ISO = (re.escape(ISO_NAMESPACE_PREFIX.encode("ascii"))
         + rb"([a-z]{4}\.[0-9]{3}\.[0-9]{3}\.[0-9]{2})")
 _DECLARED_TYPE = re.compile(
@@ -90,6 +91,7 @@ _DECLARED_TYPE = re.compile(
     rb"(?:" + _WHITE + rb"++|<!--(?:[^-]++|-(?!-))*+-->)*+<Document(?:" + _WHITE + rb"++(?:"
     rb"xmlns" + _EQUALS + rb"(?:\"" + _ISO + rb"\"|'" + _ISO + rb"')"
     rb"|(xmlns:xsi)" + _EQUALS + rb"(?:\"" + _XSI + rb"\"|'" + _XSI + rb"')"
+    rb"|xmlns:xsd" + _EQUALS + rb"(?:\"" + _XSD + rb"\"|'" + _XSD + rb"')"
     rb"|(?(3)xsi:(?:noNamespaceS|s)chemaLocation" + _EQUALS + rb"(?:\"[^\"<&]*+\"|'[^'<&]*+')"
     rb"|(?!))"  # after xmlns:xsi only
     rb"))*" + _WHITE + rb"*+>")

@@ -107,11 +107,18 @@ def check_message_bytes(data: bytes) -> None:
 def parse_document(data: bytes) -> etree._Element:
     """Parse untrusted bytes into an element tree, or raise MessageRefused (FF01)."""
     check_message_bytes(data)
+    parser = _parser()
     try:
-        root = etree.fromstring(data, _parser())
+        root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as error:
         # libxml2's message names line and column already.
         raise MessageRefused(REFUSED_FORMAT, f"not well-formed XML: {error.msg}") from None
+    # lxml raises for the parse's last error only: an error that did not stop libxml2 (a
+    # namespace error) followed by a warning (a relative namespace URI) passes it.
+    errors = parser.error_log.filter_from_errors()
+    if errors:
+        raise MessageRefused(REFUSED_FORMAT, f"not well-formed XML: {errors[0].message}, "
+                                             f"line {errors[0].line}, column {errors[0].column}")
     docinfo = root.getroottree().docinfo
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise MessageRefused(REFUSED_FORMAT, "message contains a DOCTYPE; DTDs are refused")
@@ -144,8 +151,9 @@ class _NoTree:
 
 def valid_without_tree(data: bytes, schema: etree.XMLSchema) -> bool:
     """Whether bytes that passed check_message_bytes are well-formed and valid against
-    `schema`, checked while libxml2 reads them, with parse_document's options and no tree
-    built: for a reader that takes its values from the text, the cheapest check.
+    `schema`, checked while libxml2 reads them, with parse_document's hardening (no DTD,
+    entities, network or huge trees) and no tree built: for a reader that takes its values
+    from the text, the cheapest check.
 
     Not a full one: with the schema plugged into the parser, libxml2 reports the parser's
     errors that do not stop it, namespace errors among them (an undeclared prefix, an empty
