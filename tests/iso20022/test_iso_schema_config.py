@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from iso_support import SAMPLES_DIR
+from iso_support import CUSTOMER_TRANSFER, SAMPLES_DIR, altered
 
+from scopay.iso20022.pacs008 import parse_pacs008
+from scopay.iso20022.parsing import MessageRefused
 from scopay.iso20022.schemas import SCHEMAS_DIR_ENV, SchemaUnavailable, schema_for
 
 
@@ -22,6 +24,16 @@ def test_configured_directory_without_the_schema_is_an_operator_error(monkeypatc
     monkeypatch.setenv(SCHEMAS_DIR_ENV, str(tmp_path))
     with pytest.raises(SchemaUnavailable, match="has no pacs.008.001.08.xsd"):
         schema_for("pacs.008.001.08")
+
+
+def test_a_malformed_message_is_the_sender_s_error_before_a_missing_schema(monkeypatch,
+                                                                          tmp_path):
+    monkeypatch.setenv(SCHEMAS_DIR_ENV, str(tmp_path))
+    malformed = altered(CUSTOMER_TRANSFER, "</MsgId>", "</MsgIx>")
+    with pytest.raises(MessageRefused, match="not well-formed"):
+        parse_pacs008(malformed)
+    with pytest.raises(SchemaUnavailable, match="has no pacs.008.001.08.xsd"):
+        parse_pacs008(CUSTOMER_TRANSFER)
 
 
 def test_a_file_that_is_not_a_schema_is_an_operator_error(monkeypatch, tmp_path):

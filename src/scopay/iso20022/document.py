@@ -21,7 +21,12 @@ from scopay.iso20022.parsing import (
     parse_document,
     valid_without_tree,
 )
-from scopay.iso20022.schemas import MESSAGE_TYPE_PATTERN, schema_for, validate_against_schema
+from scopay.iso20022.schemas import (
+    MESSAGE_TYPE_PATTERN,
+    SchemaUnavailable,
+    schema_for,
+    validate_against_schema,
+)
 from scopay.iso20022.shape import refuse_at
 
 ISO_NAMESPACE_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
@@ -124,7 +129,10 @@ def validated_type(data: bytes, expected: tuple[str, ...]) -> str | None:
     message_type = declared_type(data)
     if message_type not in expected or may_hold_too_many_elements(data):
         return None
-    schema = schema_for(message_type)
+    try:
+        schema = schema_for(message_type)
+    except SchemaUnavailable:  # raised by the tree's way, after a malformed message's FF01
+        return None
     if schema is None or not valid_without_tree(data, schema):
         return None
     return message_type
