@@ -444,7 +444,8 @@ class TextReading:
               ("PmtTpInf", "ClrChanl"), *agent_paths("InstgAgt"), *agent_paths("InstdAgt"))
     TIMES = (("SttlmTmReq", "FrTm"), ("SttlmTmReq", "TillTm"), ("SttlmTmReq", "RjctTm"))  # last
 
-    def __init__(self, version: CreditTransferVersion, prefix: str, white: str) -> None:
+    def __init__(self, version: CreditTransferVersion, prefix: str, white: str,
+                 strict: bool) -> None:
         message_tag = re.escape(prefix + version.message_name)
         group_header = version.message.readers["GrpHdr"]
         # XpryDtTm (pacs.008.001.13 on) last, where the version has it.
@@ -452,12 +453,13 @@ class TextReading:
             (("XpryDtTm",),) if "XpryDtTm" in group_header.readers else ())
         self.head = compile_element("GrpHdr", group_header, prefix, 3,
                                     before=f"{PROLOGUE}<{message_tag}>{WHITE}<",
-                                    markers=self.header_paths, white=white)
+                                    markers=self.header_paths, white=white, strict=strict)
         fields = (*self.BASICS, *self.MAPPED)
         self.transaction = compile_element("CdtTrfTxInf", version.transaction, prefix, 3,
-                                           markers=(*fields, *self.MARKED), white=white)
-        self.tail = re.compile(
-            f"(?:{compile_skipped('SplmtryData', prefix, 3, white)})*+/{message_tag}>")
+                                           markers=(*fields, *self.MARKED), white=white,
+                                           strict=strict)
+        skipped = compile_skipped("SplmtryData", prefix, 3, white, strict)
+        self.tail = re.compile(f"(?:{skipped})*+/{message_tag}>")
         self._header = self.head.picker(*self.header_paths)
         self._control_sum = self.head.index("CtrlSum")
         # What read_transaction gets, in this order.
@@ -491,7 +493,7 @@ def agent_text(present: bool | None, bic: str | None) -> str | None:
     return bic
 
 
-_readings: dict[tuple[str, str | None, str], TextReading] = {}
+_readings: dict[tuple[str, str | None, str, bool], TextReading] = {}
 _readings_lock = threading.Lock()
 # (message type, tag prefix) of messages the tree reader accepted: a prefix gets expressions
 # (compiling them takes a fraction of a second) only once a message written with it was
@@ -506,12 +508,13 @@ def accepted_prefix(version: CreditTransferVersion, prefix: str | None) -> None:
 
 
 def text_reading(version: CreditTransferVersion, prefix: str | None,
-                 reading: type[TextReading] = TextReading, white: str = WHITE
-                 ) -> TextReading | None:
+                 reading: type[TextReading] = TextReading, white: str = WHITE,
+                 strict: bool = False) -> TextReading | None:
     """The expressions of a version for a tag prefix and what lies between elements, compiled
     on first use; None (read from the tree) for a prefix no message accepted before had, and
-    beyond PREFIXES_MAX prefixes."""
-    key = (version.message_type, prefix, white)
+    beyond PREFIXES_MAX prefixes. `strict`: skipped subtrees with no namespace of their own
+    (pattern.any_element), for a parse that did not report namespace errors."""
+    key = (version.message_type, prefix, white, strict)
     compiled = _readings.get(key)
     if compiled is None:
         if prefix is not None and (version.message_type, prefix) not in _accepted_prefixes:
@@ -519,12 +522,12 @@ def text_reading(version: CreditTransferVersion, prefix: str | None,
         with _readings_lock:
             compiled = _readings.get(key)
             if compiled is None:
-                prefixes = {known for message_type, known, _ in _readings
+                prefixes = {known for message_type, known, _, _ in _readings
                             if message_type == version.message_type}
                 if prefix not in prefixes and len(prefixes) >= PREFIXES_MAX:
                     return None
                 compiled = _readings[key] = reading(
-                    version, "" if prefix is None else prefix + ":", white)
+                    version, "" if prefix is None else prefix + ":", white, strict)
     return compiled
 
 
@@ -544,11 +547,14 @@ def read_credit_transfer_text(data: bytes, document: etree._Element,
 
 def read_message_text(data: bytes, prefix: str | None, version: CreditTransferVersion,
                       reading_type: type[TextReading], read_transaction: TextTransactionReader,
-                      to_root_end: bool = False) -> CreditTransferMessage | None:
+                      namespaces_unchecked: bool = False) -> CreditTransferMessage | None:
     """read_credit_transfer_text of bytes whose root is the version's Document and holds
     one message element, with tags of `prefix` (None: unprefixed), as a parse proved.
-    `to_root_end`: the expressions must take the text to the end, where nothing but white
-    space may follow the message element and the root's end tag (document.validated_type)."""
+    `namespaces_unchecked`: the parse did not report namespace errors (an unprefixed
+    Document, document.validated_type), so the expressions take no skipped subtree with a
+    namespace of its own (strict) and must take the text to its end, where nothing but white
+    space may follow the message element and the root's end tag."""
+    assert not (namespaces_unchecked and prefix is not None), "only an unprefixed Document"
     try:
         text = read_line_ends(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -556,7 +562,7 @@ def read_message_text(data: bytes, prefix: str | None, version: CreditTransferVe
     # Compact texts are taken by the shorter expressions without white space, anything else
     # by those with it (which take what the former take, alike).
     for white in (COMPACT, WHITE):
-        reading = text_reading(version, prefix, reading_type, white)
+        reading = text_reading(version, prefix, reading_type, white, namespaces_unchecked)
         if reading is None:
             return None
         matched = match_message(text, reading)
@@ -565,7 +571,7 @@ def read_message_text(data: bytes, prefix: str | None, version: CreditTransferVe
     else:
         return None
     head, found, end = matched
-    if to_root_end and _ROOT_END.fullmatch(text, end) is None:
+    if namespaces_unchecked and _ROOT_END.fullmatch(text, end) is None:
         return None
     escaped = "&" in text
     try:

@@ -151,7 +151,7 @@ def read_validated_text(data: bytes, expected: tuple[str, ...]
     # validated_type read its root as the type's unprefixed Document, and the XSD proved it
     # holds one message element: unprefixed there too when the expressions take it.
     message = read_message_text(data, None, VERSIONS[message_type], TransactionText,
-                                read_transaction_text, to_root_end=True)
+                                read_transaction_text, namespaces_unchecked=True)
     return None if message is None else (message_type, message)
 
 
@@ -238,8 +238,9 @@ class TransactionText(TextReading):
               ("ChrgsInf",), ("RmtInf", "Ustrd"))
     MARKED = (("ChrgsInf", "Agt"),)
 
-    def __init__(self, version: CreditTransferVersion, prefix: str, white: str) -> None:
-        super().__init__(version, prefix, white)
+    def __init__(self, version: CreditTransferVersion, prefix: str, white: str,
+                 strict: bool) -> None:
+        super().__init__(version, prefix, white, strict)
         charge = self.transaction.converts[self.transaction.index("ChrgsInf")].item
         self.charge = charge.getter(("ChrgsInf", "Amt"), *agent_paths("ChrgsInf", "Agt"))
 

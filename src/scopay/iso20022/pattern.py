@@ -24,12 +24,12 @@ plain form of it, whose meaning is therefore plain too:
 - no comments, processing instructions or CDATA inside the message element;
 - children come in ISO order with the cardinality the Shape gives; a refused child (AG03) or an
   unknown one is not in the expression at all. Children scopay skips may hold any elements down
-  to SKIPPED_LEVELS levels (within DEPTH_MAX), since the parse proved them well-formed, but
-  none with a namespace of its own: no prefix but the message element's on names, none on
-  attributes, and no `xmlns` attribute (any_element). Everything the expressions take is then
-  namespace-well-formed once the text is well-formed and its root declares what it uses,
-  which lets validated_type's parse, which does not report namespace errors, do without a
-  tree (parsing.valid_without_tree).
+  to SKIPPED_LEVELS levels (within DEPTH_MAX), since the parse proved them well-formed. The
+  expressions for a parse that did not report namespace errors (document.validated_type:
+  `strict` below) take none with a namespace of its own: no prefix but the message element's
+  on names, none on attributes, and no `xmlns` attribute (any_element). Everything they take
+  is then namespace-well-formed once the text is well-formed and its root declares only what
+  validated_type lets it.
 
 Each leaf reader has a text rule, registered next to it: a pattern its text must match, which
 the expression embeds (Max lengths, code lists, UETRs, dates ...), and a conversion applying
@@ -58,8 +58,8 @@ WHITE = "[ \t\r\n]*+"
 # An end tag, after its `<`. In the well-formed text the parse accepted it closes the element
 # the expression is in, since every child was matched whole: no need to spell the name.
 _END_TAG = "/[^>]*+>"
-# The root's start tag up to its `>`, after its `<`: a name (not `/`, `!` or `?`, which
-# start end tags, comments, CDATA and processing instructions), attributes, quoted values.
+# A start tag up to its `>` or `/>`, after its `<`: a name (not `/`, `!` or `?`, which start
+# end tags, comments, CDATA and processing instructions), attributes, quoted values.
 _START_TAG = r"""[^/!?](?:[^>"'/]++|"[^"]*+"|'[^']*+')*+"""
 # What the expressions for compact texts take between elements (where WHITE would take
 # nothing): an expression with WHITE takes whatever one with COMPACT takes, alike.
@@ -165,23 +165,27 @@ def unescape(text: str) -> str:
 
 # A name with no prefix, in text the parse accepted (which proved it a name).
 _NAME = r"""[^ \t\r\n/>!?:"'=<]++"""
-_any_elements: dict[tuple[int, str], str] = {}
+_any_elements: dict[tuple[int, str | None], str] = {}
 
 
-def any_element(levels: int, prefix: str) -> str:
+def any_element(levels: int, strict_prefix: str | None = None) -> str:
     """An element of at most `levels` levels, any names, attributes or text, in well-formed
-    text (end tags are then taken by their shape alone; see _END_TAG); but with no namespace
-    of its own: names unprefixed or of `prefix` (the message element's), attribute names
-    unprefixed, and no `xmlns` attribute. So a skipped subtree never needs the parser's
-    namespace checks, which validated_type's parse does not report (see parsing.py)."""
-    pattern = _any_elements.get((levels, prefix))
+    text (start and end tags are then taken by their shape alone; see _START_TAG, _END_TAG).
+    With `strict_prefix` (the message element's prefix, "" for none), one with no namespace of
+    its own: names unprefixed or of that prefix, attribute names unprefixed, no `xmlns`
+    attribute. Such a subtree needs none of the parser's namespace checks, which the parse
+    with no tree does not report (document.validated_type, parsing.valid_without_tree)."""
+    pattern = _any_elements.get((levels, strict_prefix))
     if pattern is None:
         content = ("[^<]++" if levels <= 1
-                   else f"[^<]++|{any_element(levels - 1, prefix)}")
-        white = "[ \t\r\n]"
-        start = (f"(?:{re.escape(prefix)})?{_NAME}(?:{white}++(?!xmlns){_NAME}{white}*+="
-                 f"""{white}*+(?:"[^"]*+"|'[^']*+'))*+{white}*+""")
-        pattern = _any_elements[levels, prefix] = (
+                   else f"[^<]++|{any_element(levels - 1, strict_prefix)}")
+        if strict_prefix is None:
+            start = _START_TAG
+        else:
+            white = "[ \t\r\n]"
+            start = (f"(?:{re.escape(strict_prefix)})?{_NAME}(?:{white}++(?!xmlns){_NAME}"
+                     f"""{white}*+={white}*+(?:"[^"]*+"|'[^']*+'))*+{white}*+""")
+        pattern = _any_elements[levels, strict_prefix] = (
             f"<{start}(?:/>|>(?:{content})*+<{_END_TAG})")
     return pattern
 
@@ -325,10 +329,12 @@ class _Compiler:
     when the next element's name starts with another letter. `white` is what they take
     between elements: WHITE, or nothing for compact texts (COMPACT)."""
 
-    def __init__(self, prefix: str, markers: frozenset[Path] | None, white: str) -> None:
+    def __init__(self, prefix: str, markers: frozenset[Path] | None, white: str,
+                 strict: bool) -> None:
         self.prefix = prefix  # "" or "p:"
         self.markers = markers  # components whose presence is captured (None: all)
         self.white = white
+        self.strict = strict  # skipped subtrees with no namespace of their own (any_element)
         self.captures: list[tuple[Path, int, Any]] = []
 
     def element(self, name: str, reader: Any, path: Path, depth: int, capture: bool) -> str:
@@ -336,8 +342,8 @@ class _Compiler:
         tag, white = re.escape(self.prefix + name), self.white
         if reader is None:  # skipped: any content within the depth limit
             levels = min(SKIPPED_LEVELS, DEPTH_MAX - depth)
-            content = (f"(?:[^<]++|{any_element(levels, self.prefix)})*+" if levels > 0
-                       else "[^<]*+")
+            inside = any_element(levels, self.prefix if self.strict else None)
+            content = f"(?:[^<]++|{inside})*+" if levels > 0 else "[^<]*+"
             return f"{tag}(?:/>|>{content}<{_END_TAG}){white}<"
         if isinstance(reader, Shape):
             marker = ""
@@ -394,7 +400,7 @@ class _Compiler:
             return repetitions
         markers = self.markers and frozenset(
             marker[len(path):] for marker in self.markers if marker[:len(path)] == path)
-        inner = _Compiler(self.prefix, markers, self.white)
+        inner = _Compiler(self.prefix, markers, self.white, self.strict)
         item_pattern = inner.element(name, reader, (), depth, capture=True)
         self.captures.append(
             ((*path, name), _REPEATED, Repeated(Compiled(item_pattern, inner.captures))))
@@ -402,19 +408,24 @@ class _Compiler:
 
 
 def compile_element(name: str, shape: Shape, prefix: str, depth: int, before: str = "",
-                    markers: Iterable[Path] | None = None, white: str = WHITE) -> Compiled:
+                    markers: Iterable[Path] | None = None, white: str = WHITE,
+                    strict: bool = False) -> Compiled:
     """The expression of element `name` read by `shape` at `depth` (the root is at 1), after
     `before`, which ends with the element's `<`; values are keyed by paths below the element.
     The expression ends past the `<` that follows the element. Of the components, only those
     in `markers` (all when None) have a group telling whether they are present. Between
-    elements it takes `white`: WHITE, or COMPACT."""
-    compiler = _Compiler(prefix, None if markers is None else frozenset(markers), white)
+    elements it takes `white`: WHITE, or COMPACT. `strict`: skipped subtrees with no
+    namespace of their own (any_element)."""
+    compiler = _Compiler(prefix, None if markers is None else frozenset(markers), white,
+                         strict)
     tag = re.escape(prefix + name)
     inner = compiler.children(shape, (), depth, capture=True)
     return Compiled(f"{before}{tag}>{white}<{inner}{_END_TAG}{white}<", compiler.captures)
 
 
-def compile_skipped(name: str, prefix: str, depth: int, white: str = WHITE) -> str:
+def compile_skipped(name: str, prefix: str, depth: int, white: str = WHITE,
+                    strict: bool = False) -> str:
     """The expression of a child scopay skips, named `name`, at `depth` (from after its `<`
     to past the next `<`)."""
-    return _Compiler(prefix, None, white).element(name, None, (), depth, capture=False)
+    return _Compiler(prefix, None, white, strict).element(name, None, (), depth,
+                                                          capture=False)
