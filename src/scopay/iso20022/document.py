@@ -120,11 +120,12 @@ def validated_type(data: bytes, expected: tuple[str, ...]) -> str | None:
     values from the text (pattern.py), which then need no tree at all.
 
     The type is the root start tag's default namespace (_DECLARED_TYPE). None when no schema
-    is configured, the bytes start otherwise, they might exceed ELEMENTS_MAX, or anything is
-    refused: open_document then reads them into a tree and gives the reason. A reader that
-    takes the message after this must take all of it, to the root's end tag: the parse here
-    reports no namespace errors, so only what the reader's expressions take is known free of
-    them (pattern.py)."""
+    is configured, the bytes start otherwise, they might exceed ELEMENTS_MAX, or the parse or
+    the XSD refuses them: open_document then reads them into a tree and gives the reason.
+    What check_message_bytes refuses before any parse raises MessageRefused here, as there.
+    A reader that takes the message after this must take all of it, to the root's end tag,
+    with its strict expressions: the parse here reports no namespace errors, so only what
+    those take is known free of them (pattern.py)."""
     check_message_bytes(data)  # its refusals are open_document's first
     message_type = declared_type(data)
     if message_type not in expected or may_hold_too_many_elements(data):

@@ -1,4 +1,5 @@
-"""Hardened XML parsing: the one door every incoming ISO 20022 message passes through.
+"""Hardened XML parsing: the door every incoming ISO 20022 message passes through (into a
+tree, parse_document, or, checked by its XSD as it is read, into nothing, valid_without_tree).
 
 A message is untrusted bytes from the network. Before lxml sees it, its size, encoding and
 DOCTYPE are checked; lxml then parses without DTDs, entities, network access or huge-tree mode
