@@ -467,9 +467,14 @@ def no_tree(*_):
     raise AssertionError("a tree was built")
 
 
-# All but the prefixed root, and the empty TxId the XSD refuses (minLength).
+# All but the prefixed root, and the empty TxId the XSD refuses (minLength); and a root as
+# .NET's XmlSerializer writes it.
 NO_TREE = {name: data for name, data in READ_FROM_TEXT.items()
            if name not in ("prefixed tags", "empty skipped elements")}
+NO_TREE["XML Schema namespaces declared"] = altered(
+    CUSTOMER_TRANSFER, f'<Document xmlns="{NS08}">',
+    f'<Document xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+    f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns="{NS08}">')
 
 
 @pytest.mark.parametrize("data", NO_TREE.values(), ids=NO_TREE.keys())
@@ -482,12 +487,25 @@ def test_a_bare_pacs008_is_read_with_no_tree_when_the_schemas_are_configured(
     assert parse_message(data) == (message_type_of(data), expected)
 
 
-@pytest.mark.parametrize("data", [CUSTOMER_TRANSFER, PREFIXED], ids=["unprefixed", "prefixed"])
-def test_with_no_schema_or_a_prefixed_root_the_tree_is_built(schemas_unconfigured, data):
-    # With no schema there is no validation to run while parsing; the prefixed root is not
-    # what the declared-type expression looks for. Both are read from the tree's checks.
-    assert validated_type(data, MESSAGE_TYPES) is None
-    assert parse_pacs008(data) == from_tree(data)
+def test_with_no_schema_the_tree_is_built(schemas_unconfigured, monkeypatch):
+    # With no schema there is no validation to run while parsing.
+    assert validated_type(CUSTOMER_TRANSFER, MESSAGE_TYPES) is None
+    expected = from_tree(CUSTOMER_TRANSFER)
+    built = []
+    monkeypatch.setattr("scopay.iso20022.pacs008.open_document",
+                        lambda *args: built.append(args) or open_document(*args))
+    assert parse_pacs008(CUSTOMER_TRANSFER) == expected and built
+
+
+def test_a_prefixed_root_is_read_after_a_tree_is_built(schemas_configured, monkeypatch):
+    # Not what the declared-type expression takes: parsed into a tree, whose checks it needs.
+    parse_pacs008(PREFIXED)  # a prefix is read from the text once a message with it was read
+    assert document.declared_type(PREFIXED) is None
+    expected = from_tree(PREFIXED)
+    built = []
+    monkeypatch.setattr("scopay.iso20022.pacs008.open_document",
+                        lambda *args: built.append(args) or open_document(*args))
+    assert parse_pacs008(PREFIXED) == expected and built
 
 
 NS13 = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.13"
