@@ -463,7 +463,6 @@ class TextReading:
         self._header = self.head.picker(*self.header_paths)
         self._control_sum = self.head.index("CtrlSum")
         # What read_transaction gets, in this order.
-        self.fields = self.transaction.indexes(*fields, *self.TIMES)
         self.pick_fields = self.transaction.picker(*fields, *self.TIMES)
 
     def read_header(self, groups: tuple, escaped: bool) -> tuple:
@@ -579,7 +578,7 @@ def read_message_text(data: bytes, prefix: str | None, version: CreditTransferVe
         if header[2] != len(found) or not 0 < len(found) <= TRANSACTIONS_MAX:
             return None
         payments = [read_transaction(values, reading, header)
-                    for values in reading.transaction.rows_of(found, escaped, reading.fields,
+                    for values in reading.transaction.rows_of(found, escaped,
                                                               reading.pick_fields)]
         if (not sums_agree(header[3], header[12], header[4], payments)
                 or not ids_unique(payments)):

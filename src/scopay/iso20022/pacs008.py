@@ -281,7 +281,7 @@ def account_text(identified: str | None, iban: str | None, other: str | None) ->
 
 def read_transaction_text(values: tuple, reading: TransactionText, header: tuple) -> Payment:
     """read_transaction (with read_transaction_basics) from a transaction's checked texts, in
-    the order of reading.fields."""
+    the order of reading.pick_fields."""
     (instruction_id, end_to_end_id, uetr, amount, instruction_priority, channel, day,
      settlement_priority, time_request, purpose, instructing, instructing_bic, instructed,
      instructed_bic, agent1, bic1, agent2, bic2, agent3, bic3, debtor_agent, debtor_bic,

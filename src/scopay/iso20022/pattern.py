@@ -47,7 +47,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 from scopay.iso20022.parsing import DEPTH_MAX
 from scopay.iso20022.shape import Shape, TextReader
@@ -194,6 +194,14 @@ _LEAF, _MARKER, _REPEATED, _DISTINCT = 0, 1, 2, 3  # _DISTINCT: a leaf of distin
 _BY_GROUP_FROM = 8  # matches from which rows_of converts group by group
 
 
+class Picker(Protocol):
+    """Compiled.picker's function: the values of its paths from a match's groups."""
+
+    indexes: tuple[int, ...]  # where those values are in values_of's list
+
+    def __call__(self, groups: tuple, escaped: bool) -> tuple: ...
+
+
 class Compiled:
     """One element's expression: its groups in order with the path (names below the element)
     of each, how each group's text becomes a value, and for repeated carried children the
@@ -229,7 +237,7 @@ class Compiled:
             raise ValueError("a path is given twice")
         return tuple(self.index(*path) for path in paths)
 
-    def picker(self, *paths: Path) -> Callable[[tuple, bool], tuple]:
+    def picker(self, *paths: Path) -> Picker:
         """A function of a match's groups and `escaped` giving the values of `paths` (two or
         more, each once), in that order, as values_of gives them: every group is converted,
         so each conversion still checks its text.
@@ -254,7 +262,9 @@ class Compiled:
             lines.append(f"    if v{index}: v{index} = convert{index}(v{index})")
         lines.append(f"    return ({''.join(f'v{index}, ' for index in indexes)})")
         exec("\n".join(lines), namespace)  # source made of indexes alone
-        return namespace["picked"]
+        picked = namespace["picked"]
+        picked.indexes = indexes
+        return picked
 
     def values_of(self, groups: tuple, escaped: bool) -> list:
         """The groups of a match as values: converted, and expanded when the text has
@@ -267,14 +277,14 @@ class Compiled:
                 values[index] = convert(text)
         return values
 
-    def rows_of(self, found: list[tuple], escaped: bool, indexes: tuple[int, ...],
-                pick: Callable[[tuple, bool], tuple]) -> Iterable[tuple]:
-        """The values at `indexes` (two or more, see indexes(); `pick` is their picker, built
-        once by the caller) of many matches, as values_of gives them. Many are converted
-        group by group rather than match by match: each conversion then runs in a loop of its
-        own, which keeps processor caches warm."""
+    def rows_of(self, found: list[tuple], escaped: bool, pick: Picker) -> Iterable[tuple]:
+        """The values `pick` (a picker of this expression, built once by the caller) takes of
+        many matches, as values_of gives them. Many are converted group by group rather than
+        match by match: each conversion then runs in a loop of its own, which keeps processor
+        caches warm."""
         if len(found) < _BY_GROUP_FROM:
             return [pick(groups, escaped) for groups in found]
+        indexes = pick.indexes
         columns: list[Iterable] = list(zip(*found, strict=True))  # one tuple per group
         repeating = self._repeating
         for index, convert in self._escaped if escaped else self._plain:
