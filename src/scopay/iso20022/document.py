@@ -21,6 +21,7 @@ from scopay.iso20022.parsing import (
     parse_document,
     valid_without_tree,
 )
+from scopay.iso20022.pattern import BEFORE_ROOT
 from scopay.iso20022.schemas import (
     MESSAGE_TYPE_PATTERN,
     SchemaUnavailable,
@@ -92,8 +93,7 @@ _XSI = _XSD + rb"-instance"
 _ISO = (re.escape(ISO_NAMESPACE_PREFIX.encode("ascii"))
         + rb"([a-z]{4}\.[0-9]{3}\.[0-9]{3}\.[0-9]{2})")
 _DECLARED_TYPE = re.compile(
-    rb"(?:\xef\xbb\xbf)?(?:<\?xml" + _WHITE + rb"[^?>]*+\?>)?+"
-    rb"(?:" + _WHITE + rb"++|<!--(?:[^-]++|-(?!-))*+-->)*+<Document(?:" + _WHITE + rb"++(?:"
+    rb"(?:\xef\xbb\xbf)?" + BEFORE_ROOT.encode("ascii") + rb"<Document(?:" + _WHITE + rb"++(?:"
     rb"xmlns" + _EQUALS + rb"(?:\"" + _ISO + rb"\"|'" + _ISO + rb"')"
     rb"|(xmlns:xsi)" + _EQUALS + rb"(?:\"" + _XSI + rb"\"|'" + _XSI + rb"')"
     rb"|xmlns:xsd" + _EQUALS + rb"(?:\"" + _XSD + rb"\"|'" + _XSD + rb"')"

@@ -64,9 +64,11 @@ _START_TAG = r"""[^/!?](?:[^>"'/]++|"[^"]*+"|'[^']*+')*+"""
 # What the expressions for compact texts take between elements (where WHITE would take
 # nothing): an expression with WHITE takes whatever one with COMPACT takes, alike.
 COMPACT = ""
-# Everything before the root's start tag: declaration, comments and white space.
-PROLOGUE = (r"\A\ufeff?(?:<\?xml[ \t\r\n][^?]*+\?>)?(?:[ \t\r\n]++|<!--(?:[^-]++|-(?!-))*+-->)*+"
-            f"<{_START_TAG}>{WHITE}")
+# What may stand between a byte order mark and the root's start tag: the XML declaration,
+# comments and white space (ASCII alone, so it reads the bytes too: document._DECLARED_TYPE).
+BEFORE_ROOT = r"(?:<\?xml[ \t\r\n][^?]*+\?>)?(?:[ \t\r\n]++|<!--(?:[^-]++|-(?!-))*+-->)*+"
+# Everything up to past the root's start tag.
+PROLOGUE = rf"\A\ufeff?{BEFORE_ROOT}<{_START_TAG}>{WHITE}"
 
 Path = tuple[str, ...]
 Convert = Callable[[str], Any]
