@@ -330,19 +330,38 @@ def test_retry_with_the_same_idempotency_key_gets_the_first_answer_and_no_second
     assert len(live_server.engine.keys) == keys_before + 1
 
 
-def test_retried_payment_gets_byte_identical_answer_and_settles_once(live_server, raw):
-    key = live_server.keys[BANK_A]
-    body = payment(amount="3.00")
-    first = raw.send(signed(live_server, key, "POST", "/v1/payments", body,
-                            idempotency_key="pay-once"))
-    after_first = snapshot(live_server)
-    retry = raw.send(signed(live_server, key, "POST", "/v1/payments", body,
-                            idempotency_key="pay-once"))
-    assert first.status_code == retry.status_code == 201
+def sent_twice(server, raw, path: str, body: dict, idempotency_key: str
+               ) -> tuple[httpx.Response, httpx.Response]:
+    """A request and its retry under one idempotency key; the retry changes nothing."""
+    key = server.keys[BANK_A]
+    first = raw.send(signed(server, key, "POST", path, body, idempotency_key=idempotency_key))
+    after_first = snapshot(server)
+    retry = raw.send(signed(server, key, "POST", path, body, idempotency_key=idempotency_key))
     assert retry.content == first.content
-    assert retry.headers["content-type"] == "application/json"
     assert retry.headers["Idempotent-Replay"] == "true"
-    assert snapshot(live_server) == after_first
+    assert snapshot(server) == after_first
+    return first, retry
+
+
+def test_retried_payment_gets_byte_identical_answer_and_settles_once(live_server, raw):
+    first, retry = sent_twice(live_server, raw, "/v1/payments", payment(amount="3.00"),
+                              "pay-once")
+    assert first.status_code == retry.status_code == 201
+    assert retry.headers["content-type"] == "application/json"
+
+
+def test_retried_bulk_gets_byte_identical_answer_kept_deflated(live_server, raw):
+    """A bulk answer is large: the store keeps it deflated (answer_codec), and a retry is
+    given the first answer's own bytes, with nothing settled twice."""
+    body = {"payments": [payment(amount="0.01") for _ in range(60)]}
+    first, retry = sent_twice(live_server, raw, "/v1/payments/bulk", body, "bulk-once")
+    assert first.status_code == retry.status_code == 200
+    with contextlib.closing(sqlite3.connect(live_server.engine.store.path)) as db:
+        stored, encoding = db.execute(
+            "SELECT response_body, body_encoding FROM idempotency_record WHERE "
+            "idempotency_key = 'bulk-once'").fetchone()
+    assert encoding == "deflate"
+    assert len(first.content) >= 8 * 1024 and len(stored) < len(first.content) / 3
 
 
 def test_retry_of_a_refusal_gets_the_same_refusal(live_server, raw):

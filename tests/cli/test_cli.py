@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from schema_versions import undo_mailbox_numbers
+from schema_versions import undo_compressed_answers
 from scopay.cli.main import app
 from scopay.client import read_key_file
 from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
@@ -282,10 +282,10 @@ def test_an_anchor_number_beyond_any_entry_is_refused_as_a_parameter(db):
 
 @pytest.mark.parametrize("command", [["balances"], ["reconcile"], ["audit", "verify"]])
 def test_a_reader_changes_no_schema_and_a_writer_upgrades_it(db, command):
-    with sqlite3.connect(db) as raw:  # as version 4 left it: mailbox rows without numbers
+    with sqlite3.connect(db) as raw:  # as version 5 left it: answers kept as given
         newest = raw.execute("SELECT max(version) FROM schema_migration").fetchone()[0]
-        assert newest == 5, "written for version 5: give this test the newest one's undoing"
-        undo_mailbox_numbers(raw)
+        assert newest == 6, "written for version 6: give this test the newest one's undoing"
+        undo_compressed_answers(raw)
     refused = runner.invoke(app, [*command, "--db", str(db)])
     assert refused.exit_code == 2, refused.output
     assert "opens it to write" in words(refused.output)

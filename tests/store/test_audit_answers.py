@@ -57,7 +57,8 @@ def test_kept_answers_are_recorded_with_their_body_and_time_and_verify(engine, n
     # kept longer (or forgotten sooner) than the retention the time it was kept gives
     ("UPDATE idempotency_record SET created_us = created_us + 8640000000000 "
      "WHERE idempotency_key = 'key-1'", "key-1"),
-    (f"INSERT INTO idempotency_record VALUES ('{ICBK}', 'key-3', 'd', 201, X'7b7d', 1)",
+    ("INSERT INTO idempotency_record (participant_bic, idempotency_key, request_sha256, "
+     f"status_code, response_body, created_us) VALUES ('{ICBK}', 'key-3', 'd', 201, X'7b7d', 1)",
      "key-3"),
 ])
 def test_an_answer_changed_removed_or_added_behind_scopays_back_is_named(
@@ -84,7 +85,9 @@ def an_answer_kept_in_the_older_form(db_path, at_us: int) -> None:
     """An answer kept as scopay wrote it before entries hashed kept bodies: its entry records
     the request digest and the status only."""
     with closing(sqlite3.connect(db_path)) as db:
-        db.execute("INSERT INTO idempotency_record VALUES (?,?,?,?,?,?)",
+        db.execute("INSERT INTO idempotency_record (participant_bic, idempotency_key, "
+                   "request_sha256, status_code, response_body, created_us) "
+                   "VALUES (?,?,?,?,?,?)",
                    (ICBK, "key-old", "e" * 64, 201, SETTLED, at_us))
         append_entry(db, last_sha256(db), at_us, {"idempotency": [[ICBK, "key-old", "e" * 64,
                                                                    201]]})

@@ -40,6 +40,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from scopay.store.answer_codec import AnswerUnreadable, decode_answer
+
 GENESIS_SHA256 = "0" * 64
 
 
@@ -319,19 +321,29 @@ class _AdminState:
                 if found.get(key) != expected.get(key):
                     return (f"{table} row {key} is not what the audit entries recorded "
                             "(changed, added or its entry removed)")
-        # a body edited into another type (text, a number) is hashed as its text: it then
-        # differs from the bytes recorded, and is named rather than crashing the check
-        found = {(bic, key): (digest, status, answer_sha256(
-                     body if isinstance(body, bytes) else str(body).encode()), created_us)
-                 for bic, key, digest, status, body, created_us in db.execute(
+        found = {(bic, key): (digest, status, answer_sha256(_kept_body(body, encoding)),
+                              created_us)
+                 for bic, key, digest, status, body, encoding, created_us in db.execute(
                      "SELECT participant_bic, idempotency_key, request_sha256, status_code, "
-                     "response_body, created_us FROM idempotency_record")}
+                     "response_body, body_encoding, created_us FROM idempotency_record")}
         for bic, key in sorted(found.keys() | self.answers.keys()):
             recorded, row = self.answers.get((bic, key)), found.get((bic, key))
             if recorded is None or row is None or row[:len(recorded)] != recorded:
                 return (f"the answer kept for {bic}'s idempotency key {key!r} is not what the "
                         "audit entries recorded (changed, added or its entry removed)")
         return None
+
+
+def _kept_body(stored: object, encoding: object) -> bytes:
+    """The bytes a retry would be given, as far as they can be read: a body edited into
+    another type (text, a number), or one that does not decode, is hashed as stored. It then
+    differs from the bytes recorded, and is named rather than crashing the check."""
+    if not isinstance(stored, bytes):
+        return str(stored).encode()
+    try:
+        return decode_answer(stored, str(encoding))
+    except AnswerUnreadable:
+        return stored
 
 
 class _PaymentState:

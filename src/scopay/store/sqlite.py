@@ -25,6 +25,7 @@ from scopay.domain.participant import Participant, Role, Status, Tier
 from scopay.domain.payment import PaymentRecord, PaymentStatus, Priority, StatusChange
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import AccountPolicy
+from scopay.store.answer_codec import decode_answer, encode_answer
 from scopay.store.audit import (
     COVERED_TABLES,
     LAST_ROW,
@@ -482,7 +483,11 @@ class SQLiteStore:
             payload["acknowledged"] = rows
         rows = list(idempotency)
         if rows:
-            insert_rows(db, "INSERT INTO idempotency_record VALUES (?,?,?,?,?,?)", rows)
+            insert_rows(db, "INSERT INTO idempotency_record (participant_bic, idempotency_key, "
+                        "request_sha256, status_code, created_us, response_body, body_encoding) "
+                        "VALUES (?,?,?,?,?,?,?)",
+                        [(bic, key, digest, status, created, *encode_answer(body))
+                         for bic, key, digest, status, body, created in rows])
             # the answer itself by its hash (a retry is given these bytes again), and when it
             # was kept (which decides when it is forgotten)
             payload["idempotency"] = [(bic, key, digest, status, answer_sha256(body), created)
@@ -669,10 +674,11 @@ class SQLiteStore:
             "FROM idempotency_record").fetchall()
 
     def idempotency_body(self, bic: str, key: str) -> bytes | None:
+        """The answer's own bytes (the store may keep them deflated, answer_codec)."""
         row = self._reader().execute(
-            "SELECT response_body FROM idempotency_record WHERE participant_bic = ? AND "
-            "idempotency_key = ?", (bic, key)).fetchone()
-        return None if row is None else row[0]
+            "SELECT response_body, body_encoding FROM idempotency_record WHERE "
+            "participant_bic = ? AND idempotency_key = ?", (bic, key)).fetchone()
+        return None if row is None else decode_answer(*row)
 
     def verify_audit(self, anchors: Sequence[tuple[int, str]] = ()) -> AuditReport:
         return verify_audit(self._reader(), anchors)
