@@ -34,3 +34,29 @@ def undo_compressed_answers(db: sqlite3.Connection) -> None:
                    (zlib.decompress(body), rowid))
     db.execute("ALTER TABLE idempotency_record DROP COLUMN body_encoding")
     db.execute("DELETE FROM schema_migration WHERE version = 6")
+
+
+def undo_payment_rows_by_number(db: sqlite3.Connection) -> None:
+    """Take a database of schema version 7 back to version 6: payment rows under a UNIQUE
+    index of their UETR and of their sender's instruction id, events referring to them, row
+    numbers as they were."""
+    columns = ("uetr, sender_bic, instruction_id, content, status, debtor_account, "
+               "creditor_account, sequence, priority, latest_us, reject_by_us")
+    db.executescript(f"""
+        CREATE TABLE payment_old (
+            uetr TEXT PRIMARY KEY, sender_bic TEXT NOT NULL, instruction_id TEXT NOT NULL,
+            content TEXT NOT NULL, status TEXT NOT NULL, debtor_account INTEGER,
+            creditor_account INTEGER, sequence INTEGER NOT NULL, priority TEXT NOT NULL,
+            latest_us INTEGER, reject_by_us INTEGER, UNIQUE (sender_bic, instruction_id));
+        INSERT INTO payment_old (rowid, {columns}) SELECT rowid, {columns} FROM payment;
+        CREATE TABLE payment_event_old (
+            seq INTEGER PRIMARY KEY, uetr TEXT NOT NULL REFERENCES payment (uetr),
+            status TEXT NOT NULL, at_us INTEGER NOT NULL, reason TEXT, detail TEXT);
+        INSERT INTO payment_event_old SELECT * FROM payment_event;
+        DROP TABLE payment_event;
+        DROP TABLE payment;
+        ALTER TABLE payment_old RENAME TO payment;
+        ALTER TABLE payment_event_old RENAME TO payment_event;
+        CREATE INDEX payment_open ON payment (status) WHERE status IN ('queued', 'accepted');
+        DELETE FROM schema_migration WHERE version = 7;
+    """)

@@ -132,6 +132,11 @@ def _transfer_from_row(row: tuple) -> Transfer:
                     bool(row[8]))
 
 
+_PAYMENT_INSERT = (
+    "INSERT INTO payment (rowid, uetr, sender_bic, instruction_id, content, status, "
+    "debtor_account, creditor_account, sequence, priority, latest_us, reject_by_us) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+
 _ROWS_PER_STATEMENT_MAX = 256
 _multi_row_sql: dict[tuple[str, int], str] = {}
 
@@ -228,6 +233,17 @@ class SQLiteStore:
         # staged batch's are kept apart until finish().
         self._mailbox_numbers: dict[str, int] = {}
         self._staged_numbers: dict[str, int] = {}
+        # Each payment's row number by its UETR (no index has them: schema version 7), read
+        # the first time a payment is written; the staged batch's new ones kept apart.
+        self._payment_rows: dict[str, int] | None = None
+        self._staged_payment_numbers: dict[str, int] = {}
+
+    def _payment_numbers(self, db: sqlite3.Connection) -> dict[str, int]:
+        numbers = self._payment_rows
+        if numbers is None:
+            numbers = self._payment_rows = {
+                uetr: number for number, uetr in db.execute("SELECT rowid, uetr FROM payment")}
+        return numbers
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection: it sees committed batches only."""
@@ -336,9 +352,7 @@ class SQLiteStore:
         except BaseException:
             db.execute("ROLLBACK")
             self._audit_sha256 = last_sha256(db)
-            self._last_rows.clear()
-            self._mailbox_numbers.clear()
-            self._staged_numbers.clear()
+            self._forget_numbers()
             raise
         self._staged = last_rows
 
@@ -372,6 +386,9 @@ class SQLiteStore:
         self._last_rows.update(self._staged)
         self._mailbox_numbers.update(self._staged_numbers)
         self._staged_numbers.clear()
+        if self._payment_rows is not None:
+            self._payment_rows.update(self._staged_payment_numbers)
+        self._staged_payment_numbers.clear()
         self._staged = None
 
     def discard(self) -> None:
@@ -379,12 +396,18 @@ class SQLiteStore:
         if self._staged is None:
             return
         self._staged = None
-        self._last_rows.clear()
-        self._mailbox_numbers.clear()
-        self._staged_numbers.clear()
+        self._forget_numbers()
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
         self._audit_sha256 = last_sha256(self._db)
+
+    def _forget_numbers(self) -> None:
+        """After a batch rolled back: what was known of the tables is read again."""
+        self._last_rows.clear()
+        self._mailbox_numbers.clear()
+        self._staged_numbers.clear()
+        self._payment_rows = None
+        self._staged_payment_numbers.clear()
 
     def _append(self, db: sqlite3.Connection, payload: dict, last_rows: dict[str, int],
                 table: str, sql: str, rows: list[tuple],
@@ -510,22 +533,26 @@ class SQLiteStore:
             known = self._last_rows.get("payment")
             first = (db.execute(LAST_ROW["payment"]).fetchone()[0] if known is None
                      else known) + 1
-            insert_rows(
-                db, "INSERT INTO payment VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (uetr) DO "
-                "UPDATE SET status = excluded.status, sequence = excluded.sequence, "
-                "priority = excluded.priority, latest_us = excluded.latest_us, "
-                "reject_by_us = excluded.reject_by_us", rows)
             # Rows new here are numbered on from the last, in this order; a row already there
-            # keeps its number and takes the new queue state only.
-            last = db.execute(LAST_ROW["payment"]).fetchone()[0]
-            last_rows["payment"] = last
-            if last - first + 1 == len(rows):
+            # (found by its UETR's number, kept in memory: schema version 7) keeps its number
+            # and takes the new queue state only.
+            numbers, staged = self._payment_numbers(db), self._staged_payment_numbers
+            new, changed = [], []
+            for row in rows:
+                number = staged.get(row[0]) or numbers.get(row[0])
+                if number is None:
+                    staged[row[0]] = number = first + len(new)
+                    new.append((number, *row))
+                else:
+                    changed.append((row[4], row[7], row[8], row[9], row[10], number))
+            if new:
+                insert_rows(db, _PAYMENT_INSERT, new)
+                last = last_rows["payment"] = first + len(new) - 1
                 payload["payment"] = [first, last, digest_rows(
-                    list(map(payment_fixed_columns, rows)))]
-            elif last >= first:  # some were there already: hash what landed, as audit reads
-                read, shape = COVERED_TABLES["payment"]
-                payload["payment"] = [first, last, digest_rows(
-                    [shape(row) for row in db.execute(read, (first, last))])]
+                    [payment_fixed_columns(row[1:]) for row in new])]
+            if changed:
+                db.executemany("UPDATE payment SET status = ?, sequence = ?, priority = ?, "
+                               "latest_us = ?, reject_by_us = ? WHERE rowid = ?", changed)
             # the queue state of every row written, in full: the engine recovers from it
             payload["payment_states"] = record_payment_states(rows)
         self._append(db, payload, last_rows, "payment_events",
