@@ -364,6 +364,27 @@ def test_retried_bulk_gets_byte_identical_answer_kept_deflated(live_server, raw)
     assert len(first.content) >= 8 * 1024 and len(stored) < len(first.content) / 3
 
 
+def test_a_retry_whose_kept_answer_cannot_be_read_is_told_so_and_runs_nothing(live_server,
+                                                                             raw):
+    """A kept answer damaged in the database (found by review: a 500 with no words): the
+    retry is refused in words, and the request, done once, is not run again."""
+    key = live_server.keys[BANK_A]
+    body = {"payments": [payment(amount="0.01")]}
+    first = raw.send(signed(live_server, key, "POST", "/v1/payments/bulk", body,
+                            idempotency_key="bulk-damaged"))
+    assert first.status_code == 200
+    with contextlib.closing(sqlite3.connect(live_server.engine.store.path)) as db, db:
+        db.execute("UPDATE idempotency_record SET body_encoding = 'gzip' "
+                   "WHERE idempotency_key = 'bulk-damaged'")
+    before = snapshot(live_server)
+    retry = raw.send(signed(live_server, key, "POST", "/v1/payments/bulk", body,
+                            idempotency_key="bulk-damaged"))
+    assert retry.status_code == 500
+    assert retry.headers["content-type"] == PROBLEM_JSON
+    assert retry.json()["title"] == "Kept answer unreadable"
+    assert snapshot(live_server) == before
+
+
 def test_retry_of_a_refusal_gets_the_same_refusal(live_server, raw):
     key = live_server.keys[BANK_A]
     body = transfer(live_server, "sig-refusal", debtor=BANK_B, creditor=BANK_A)

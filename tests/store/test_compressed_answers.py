@@ -70,6 +70,10 @@ def test_a_retry_after_a_restart_gets_the_answers_own_bytes(engine, network, db_
     "UPDATE idempotency_record SET body_encoding = 'identity' WHERE idempotency_key = 'large'",
     # an encoding scopay does not write
     "UPDATE idempotency_record SET body_encoding = 'gzip' WHERE idempotency_key = 'large'",
+    # an answer kept as given, said to be deflated, or of another encoding: a retry could
+    # not read it, though its bytes are those recorded (found by review)
+    "UPDATE idempotency_record SET body_encoding = 'deflate' WHERE idempotency_key = 'small'",
+    "UPDATE idempotency_record SET body_encoding = 'gzip' WHERE idempotency_key = 'small'",
 ])
 def test_a_stored_body_that_does_not_give_the_recorded_bytes_is_named(engine, network,
                                                                       db_path, change):
@@ -78,7 +82,8 @@ def test_a_stored_body_that_does_not_give_the_recorded_bytes_is_named(engine, ne
     tamper(db_path, change.format(other=other))
     report = verify_audit(db_path)
     assert not report.ok
-    assert "idempotency key 'large'" in report.reason
+    assert "idempotency key 'large'" in report.reason or (
+        "'small'" in change and "idempotency key 'small'" in report.reason)
 
 
 def test_encoding_round_trips_and_keeps_what_deflate_would_not_shrink():

@@ -34,6 +34,7 @@ from scopay.api.errors import (
 )
 from scopay.api.verifier import Verifier
 from scopay.engine.runner import HELD_ANSWER, HeldAnswer, Runner, RunnerBusyError
+from scopay.store.answer_codec import AnswerUnreadable
 
 log = logging.getLogger(__name__)
 
@@ -447,7 +448,17 @@ async def _idempotent(app, scope, headers: dict[str, str], receive, send, bic: s
     in_flight: dict = state.idempotency_in_flight
     while (earlier := in_flight.get((bic, key))) is not None:
         await asyncio.shield(earlier)  # the same key is being answered: wait, then look
-    kept = runner.engine.idempotency.get((bic, key))
+    try:
+        kept = runner.engine.idempotency.get((bic, key))
+    except AnswerUnreadable:  # damaged in the database: the request ran once, never again
+        log.error("the answer kept for %s's Idempotency-Key %r cannot be read back "
+                  "(scopay audit verify names it)", bic, key)
+        answer = refusal(scope["path"], ApiError(
+            500, "Kept answer unreadable",
+            "the answer kept for this Idempotency-Key cannot be read back; the request, "
+            "already done, is not run again: ask the operator"))
+        await answer(scope, receive, send)
+        return
     if kept is not None:
         if kept[0] != digest:
             answer = refusal(scope["path"], ApiError(

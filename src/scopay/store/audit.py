@@ -335,15 +335,16 @@ class _AdminState:
 
 
 def _kept_body(stored: object, encoding: object) -> bytes:
-    """The bytes a retry would be given, as far as they can be read: a body edited into
-    another type (text, a number), or one that does not decode, is hashed as stored. It then
+    """The bytes a retry would be given, as far as they can be read. A body edited into
+    another type (text, a number) is hashed as its text, and one that does not decode (a
+    damaged deflate body, an encoding changed) as a mark no answer begins with: either then
     differs from the bytes recorded, and is named rather than crashing the check."""
     if not isinstance(stored, bytes):
         return str(stored).encode()
     try:
         return decode_answer(stored, str(encoding))
     except AnswerUnreadable:
-        return stored
+        return b"\0unreadable " + str(encoding).encode() + b" " + stored
 
 
 class _PaymentState:
