@@ -29,35 +29,54 @@ def encode_payment(payment: Payment) -> str:
     json.dumps takes). Leaving the defaults out halves a typical payment's text, and the
     payment table is most of the database. decode_payment fills them back in, as it does for
     text earlier versions wrote with every field. A field added to Payment is added here too;
-    the store's tests fail until it is."""
-    rate = payment.exchange_rate
-    return to_json(_without_defaults((
-        ("charge_bearer", payment.charge_bearer._value_),
-        ("charges", [list(charge) for charge in payment.charges]),
-        ("creditor", _party_data(payment.creditor)),
-        ("creditor_agent", payment.creditor_agent),
-        ("debtor", _party_data(payment.debtor)),
-        ("debtor_agent", payment.debtor_agent),
-        ("earliest_us", payment.earliest_us),
-        ("end_to_end_id", payment.end_to_end_id),
-        ("exchange_rate", None if rate is None else str(rate)),
-        ("instructed_amount_minor", payment.instructed_amount_minor),
-        ("instructed_currency", payment.instructed_currency),
-        ("instruction_id", payment.instruction_id),
-        ("intermediary_agents", list(payment.intermediary_agents)),
-        ("latest_us", payment.latest_us),
-        ("message_id", payment.message_id),
-        ("message_type", payment.message_type),
-        ("priority", payment.priority._value_),
-        ("purpose", payment.purpose),
-        ("reject_by_us", payment.reject_by_us),
-        ("remittance", payment.remittance),
-        ("sender_bic", payment.sender_bic),
-        ("settlement_amount_minor", payment.settlement_amount_minor),
-        ("settlement_currency", payment.settlement_currency),
-        ("settlement_method", payment.settlement_method._value_),
-        ("uetr", payment.uetr),
-    ))).decode()
+    the store's tests fail until it is.
+
+    The dict is built key by key in sorted order, each optional field only when it holds
+    something: a bulk commit encodes thousands, and filtering a full list of pairs took twice
+    as long."""
+    data: dict[str, Any] = {}
+    if payment.charge_bearer is not ChargeBearer.SHARED:
+        data["charge_bearer"] = payment.charge_bearer._value_
+    if payment.charges:
+        data["charges"] = [list(charge) for charge in payment.charges]
+    data["creditor"] = _party_data(payment.creditor)
+    data["creditor_agent"] = payment.creditor_agent
+    data["debtor"] = _party_data(payment.debtor)
+    data["debtor_agent"] = payment.debtor_agent
+    if payment.earliest_us is not None:
+        data["earliest_us"] = payment.earliest_us
+    data["end_to_end_id"] = payment.end_to_end_id
+    if payment.exchange_rate is not None:
+        data["exchange_rate"] = str(payment.exchange_rate)
+    if payment.instructed_amount_minor is not None:
+        data["instructed_amount_minor"] = payment.instructed_amount_minor
+    if payment.instructed_currency is not None:
+        data["instructed_currency"] = payment.instructed_currency
+    data["instruction_id"] = payment.instruction_id
+    if payment.intermediary_agents:
+        data["intermediary_agents"] = list(payment.intermediary_agents)
+    if payment.latest_us is not None:
+        data["latest_us"] = payment.latest_us
+    if payment.message_id is not None:
+        data["message_id"] = payment.message_id
+    if payment.message_type is not None:
+        data["message_type"] = payment.message_type
+    if payment.priority is not Priority.NORMAL:
+        data["priority"] = payment.priority._value_
+    if payment.purpose is not None:
+        data["purpose"] = payment.purpose
+    if payment.reject_by_us is not None:
+        data["reject_by_us"] = payment.reject_by_us
+    if payment.remittance is not None:
+        data["remittance"] = payment.remittance
+    if payment.sender_bic is not None:
+        data["sender_bic"] = payment.sender_bic
+    data["settlement_amount_minor"] = payment.settlement_amount_minor
+    data["settlement_currency"] = payment.settlement_currency
+    if payment.settlement_method is not SettlementMethod.GROSS:
+        data["settlement_method"] = payment.settlement_method._value_
+    data["uetr"] = payment.uetr
+    return to_json(data).decode()
 
 
 _DEFAULTS = {"charge_bearer": ChargeBearer.SHARED.value, "priority": Priority.NORMAL.value,
