@@ -364,21 +364,24 @@ def test_retried_bulk_gets_byte_identical_answer_kept_deflated(live_server, raw)
     assert len(first.content) >= 8 * 1024 and len(stored) < len(first.content) / 3
 
 
+@pytest.mark.parametrize("damage", ["'gzip'", "CAST(x'ff' AS TEXT)"])
 def test_a_retry_whose_kept_answer_cannot_be_read_is_told_so_and_runs_nothing(live_server,
-                                                                             raw):
-    """A kept answer damaged in the database (found by review: a 500 with no words): the
-    retry is refused in words, and the request, done once, is not run again."""
+                                                                             raw, damage):
+    """A kept answer damaged in the database (found by review: a 500 with no words), its
+    encoding an unknown one or no text at all: the retry is refused in words, and the
+    request, done once, is not run again."""
     key = live_server.keys[BANK_A]
     body = {"payments": [payment(amount="0.01")]}
+    idempotency_key = f"bulk-damaged-{len(damage)}"
     first = raw.send(signed(live_server, key, "POST", "/v1/payments/bulk", body,
-                            idempotency_key="bulk-damaged"))
+                            idempotency_key=idempotency_key))
     assert first.status_code == 200
     with contextlib.closing(sqlite3.connect(live_server.engine.store.path)) as db, db:
-        db.execute("UPDATE idempotency_record SET body_encoding = 'gzip' "
-                   "WHERE idempotency_key = 'bulk-damaged'")
+        db.execute(f"UPDATE idempotency_record SET body_encoding = {damage} "
+                   "WHERE idempotency_key = ?", (idempotency_key,))
     before = snapshot(live_server)
     retry = raw.send(signed(live_server, key, "POST", "/v1/payments/bulk", body,
-                            idempotency_key="bulk-damaged"))
+                            idempotency_key=idempotency_key))
     assert retry.status_code == 500
     assert retry.headers["content-type"] == PROBLEM_JSON
     assert retry.json()["title"] == "Kept answer unreadable"

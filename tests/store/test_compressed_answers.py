@@ -74,6 +74,11 @@ def test_a_retry_after_a_restart_gets_the_answers_own_bytes(engine, network, db_
     # not read it, though its bytes are those recorded (found by review)
     "UPDATE idempotency_record SET body_encoding = 'deflate' WHERE idempotency_key = 'small'",
     "UPDATE idempotency_record SET body_encoding = 'gzip' WHERE idempotency_key = 'small'",
+    # text that is no UTF-8, which sqlite3 cannot read as text (found by review: a crash)
+    "UPDATE idempotency_record SET body_encoding = CAST(x'ff' AS TEXT) "
+    "WHERE idempotency_key = 'small'",
+    "UPDATE idempotency_record SET response_body = CAST(x'ff' AS TEXT) "
+    "WHERE idempotency_key = 'small'",
 ])
 def test_a_stored_body_that_does_not_give_the_recorded_bytes_is_named(engine, network,
                                                                       db_path, change):

@@ -154,3 +154,29 @@ def test_the_first_payment_after_a_start_reads_no_row_numbers_again(engine, netw
         reopened.close()
     assert statements, "the writer's statements are traced"
     assert not [text for text in statements if "rowid, uetr FROM payment" in text]
+
+
+def test_a_read_of_the_payments_older_than_a_commit_hands_over_no_row_numbers(
+        engine, network, db_path, open_engine):
+    """payments() notes each UETR's number as it reads: a batch that appends payments while
+    it reads (its snapshot older) must not leave the writer without their numbers, or the
+    next write of one would append it a second row."""
+    queued_then_settled(engine, network)
+    engine.close()
+    reopened = open_engine()
+    store = reopened.store
+    try:
+        store._forget_numbers()  # as after a failed batch: the numbers are to be read again
+        reading = store.payments()
+        next(reading)  # its snapshot taken
+        newer = dataclasses.replace(reopened.payment(table(db_path)[0][1]))
+        newer.payment = dataclasses.replace(newer.payment, uetr=str(uuid.uuid4()),
+                                            instruction_id="newer")
+        store.commit(payments=[newer], at_us=network.funded_at_us + 10)
+        store._forget_numbers()  # a batch failed meanwhile: the numbers are unknown again
+        list(reading)  # read to its end, from its older snapshot
+        store.commit(payments=[newer], at_us=network.funded_at_us + 11)  # written again
+        rows = [row for row in table(db_path) if row[1] == newer.payment.uetr]
+        assert len(rows) == 1
+    finally:
+        reopened.close()

@@ -321,11 +321,13 @@ class _AdminState:
                 if found.get(key) != expected.get(key):
                     return (f"{table} row {key} is not what the audit entries recorded "
                             "(changed, added or its entry removed)")
+        # (as bytes: a text edited in that is no UTF-8 would stop sqlite3 reading the row)
         found = {(bic, key): (digest, status, answer_sha256(_kept_body(body, encoding)),
                               created_us)
                  for bic, key, digest, status, body, encoding, created_us in db.execute(
                      "SELECT participant_bic, idempotency_key, request_sha256, status_code, "
-                     "response_body, body_encoding, created_us FROM idempotency_record")}
+                     "CAST(response_body AS BLOB), CAST(body_encoding AS BLOB), created_us "
+                     "FROM idempotency_record")}
         for bic, key in sorted(found.keys() | self.answers.keys()):
             recorded, row = self.answers.get((bic, key)), found.get((bic, key))
             if recorded is None or row is None or row[:len(recorded)] != recorded:
@@ -341,10 +343,11 @@ def _kept_body(stored: object, encoding: object) -> bytes:
     differs from the bytes recorded, and is named rather than crashing the check."""
     if not isinstance(stored, bytes):
         return str(stored).encode()
+    encoding = encoding if isinstance(encoding, bytes) else str(encoding).encode()
     try:
-        return decode_answer(stored, str(encoding))
+        return decode_answer(stored, encoding.decode("utf-8", "replace"))
     except AnswerUnreadable:
-        return b"\0unreadable " + str(encoding).encode() + b" " + stored
+        return b"\0unreadable " + encoding + b" " + stored
 
 
 class _PaymentState:

@@ -238,13 +238,16 @@ class SQLiteStore:
         self._payment_rows: dict[str, int] | None = None
         self._staged_payment_numbers: dict[str, int] = {}
         self._payment_appends = 0  # commits that appended payment rows
+        self._numbers_lock = threading.Lock()  # over the map's hand-over and its updates
 
     def _payment_numbers(self, db: sqlite3.Connection) -> dict[str, int]:
-        numbers = self._payment_rows
-        if numbers is None:
-            numbers = self._payment_rows = {
-                uetr: number for number, uetr in db.execute("SELECT rowid, uetr FROM payment")}
-        return numbers
+        """Each committed payment's row number by UETR: as recovery noted them (payments()),
+        else read here, once."""
+        with self._numbers_lock:
+            if self._payment_rows is None:
+                self._payment_rows = {uetr: number for number, uetr in
+                                      db.execute("SELECT rowid, uetr FROM payment")}
+            return self._payment_rows
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection: it sees committed batches only."""
@@ -399,9 +402,10 @@ class SQLiteStore:
         self._mailbox_numbers.update(self._staged_numbers)
         self._staged_numbers.clear()
         if self._staged_payment_numbers:
-            self._payment_appends += 1
-            if self._payment_rows is not None:
-                self._payment_rows.update(self._staged_payment_numbers)
+            with self._numbers_lock:
+                self._payment_appends += 1
+                if self._payment_rows is not None:
+                    self._payment_rows.update(self._staged_payment_numbers)
             self._staged_payment_numbers.clear()
         self._staged = None
 
@@ -420,7 +424,9 @@ class SQLiteStore:
         self._last_rows.clear()
         self._mailbox_numbers.clear()
         self._staged_numbers.clear()
-        self._payment_rows = None
+        with self._numbers_lock:
+            self._payment_rows = None
+            self._payment_appends += 1  # a read under way may predate what failed: not kept
         self._staged_payment_numbers.clear()
 
     def _append(self, db: sqlite3.Connection, payload: dict, last_rows: dict[str, int],
@@ -715,11 +721,17 @@ class SQLiteStore:
             "FROM idempotency_record").fetchall()
 
     def idempotency_body(self, bic: str, key: str) -> bytes | None:
-        """The answer's own bytes (the store may keep them deflated, answer_codec)."""
+        """The answer's own bytes (the store may keep them deflated, answer_codec), or
+        AnswerUnreadable. Read as bytes: a text edited in that is no UTF-8 would stop sqlite3
+        reading the row."""
         row = self._reader().execute(
-            "SELECT response_body, body_encoding FROM idempotency_record WHERE "
-            "participant_bic = ? AND idempotency_key = ?", (bic, key)).fetchone()
-        return None if row is None else decode_answer(*row)
+            "SELECT CAST(response_body AS BLOB), CAST(body_encoding AS BLOB) FROM "
+            "idempotency_record WHERE participant_bic = ? AND idempotency_key = ?",
+            (bic, key)).fetchone()
+        if row is None:
+            return None
+        stored, encoding = row
+        return decode_answer(stored, (encoding or b"").decode("utf-8", "replace"))
 
     def verify_audit(self, anchors: Sequence[tuple[int, str]] = ()) -> AuditReport:
         return verify_audit(self._reader(), anchors)
@@ -754,8 +766,9 @@ class SQLiteStore:
             numbers[payment.uetr] = row[0]
             yield PaymentRecord(payment, row[2], events.get(payment.uetr, []), row[3], row[4],
                                 row[5], priorities[row[6]], row[7], row[8])
-        if self._payment_rows is None and self._payment_appends == appended:
-            self._payment_rows = numbers
+        with self._numbers_lock:  # checked and handed over as one step
+            if self._payment_rows is None and self._payment_appends == appended:
+                self._payment_rows = numbers
 
     def accounts_posted(self, first_seq: int, last_seq: int, before_us: int, day_us: int,
                         kinds: Sequence[str]) -> list[tuple[int, int]]:
