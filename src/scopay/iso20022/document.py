@@ -91,7 +91,7 @@ _EQUALS = _WHITE + rb"*+=" + _WHITE + rb"*+"
 _XSD = rb"http://www\.w3\.org/2001/XMLSchema"
 _XSI = _XSD + rb"-instance"
 _ISO = (re.escape(ISO_NAMESPACE_PREFIX.encode("ascii"))
-        + rb"([a-z]{4}\.[0-9]{3}\.[0-9]{3}\.[0-9]{2})")
+        + b"(" + MESSAGE_TYPE_PATTERN.pattern.encode("ascii") + b")")
 _DECLARED_TYPE = re.compile(
     rb"(?:\xef\xbb\xbf)?" + BEFORE_ROOT.encode("ascii") + rb"<Document(?:" + _WHITE + rb"++(?:"
     rb"xmlns" + _EQUALS + rb"(?:\"" + _ISO + rb"\"|'" + _ISO + rb"')"
