@@ -29,6 +29,7 @@ from scopay.store.answer_codec import decode_answer, encode_answer
 from scopay.store.audit import (
     COVERED_TABLES,
     LAST_ROW,
+    PAYMENT_STATE_COLUMNS,
     AuditHead,
     AuditReport,
     answer_sha256,
@@ -137,6 +138,13 @@ _PAYMENT_INSERT = (
     "debtor_account, creditor_account, sequence, priority, latest_us, reject_by_us) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
 
+# A payment row already there takes the new queue state only: the columns the audit entries
+# record of it (PAYMENT_STATE_COLUMNS, but the UETR), found by its row number.
+_PAYMENT_STATE_UPDATE = ("UPDATE payment SET "
+                         + ", ".join(f"{column} = ?"
+                                     for column in PAYMENT_STATE_COLUMNS.split(", ")[1:])
+                         + " WHERE rowid = ?")
+
 _ROWS_PER_STATEMENT_MAX = 256
 _multi_row_sql: dict[tuple[str, int], str] = {}
 
@@ -233,11 +241,15 @@ class SQLiteStore:
         # staged batch's are kept apart until finish().
         self._mailbox_numbers: dict[str, int] = {}
         self._staged_numbers: dict[str, int] = {}
-        # Each payment's row number by its UETR (no index has them: schema version 7), read
-        # the first time a payment is written; the staged batch's new ones kept apart.
+        # Each payment's row number by its UETR (no index has them: schema version 7), noted
+        # while recovery reads the payments (payments()), else read at the first payment
+        # written (_payment_numbers); the staged batch's new ones kept apart.
         self._payment_rows: dict[str, int] | None = None
         self._staged_payment_numbers: dict[str, int] = {}
-        self._payment_appends = 0  # commits that appended payment rows
+        # Counts each change to what is known of the numbers (rows appended, or the numbers
+        # forgotten after a batch rolled back): payments() hands over what it noted only if
+        # none happened while it read.
+        self._payment_numbers_changes = 0
         self._numbers_lock = threading.Lock()  # over the map's hand-over and its updates
 
     def _payment_numbers(self, db: sqlite3.Connection) -> dict[str, int]:
@@ -403,7 +415,7 @@ class SQLiteStore:
         self._staged_numbers.clear()
         if self._staged_payment_numbers:
             with self._numbers_lock:
-                self._payment_appends += 1
+                self._payment_numbers_changes += 1
                 if self._payment_rows is not None:
                     self._payment_rows.update(self._staged_payment_numbers)
             self._staged_payment_numbers.clear()
@@ -426,7 +438,7 @@ class SQLiteStore:
         self._staged_numbers.clear()
         with self._numbers_lock:
             self._payment_rows = None
-            self._payment_appends += 1  # a read under way may predate what failed: not kept
+            self._payment_numbers_changes += 1
         self._staged_payment_numbers.clear()
 
     def _append(self, db: sqlite3.Connection, payload: dict, last_rows: dict[str, int],
@@ -557,24 +569,24 @@ class SQLiteStore:
             # (found by its UETR's number, kept in memory: schema version 7) keeps its number
             # and takes the new queue state only.
             numbers, staged = self._payment_numbers(db), self._staged_payment_numbers
+            states = record_payment_states(rows)  # (uetr, then the queue state) of each
             new, changed = [], []
-            for row in rows:
+            for row, state in zip(rows, states, strict=True):
                 number = staged.get(row[0]) or numbers.get(row[0])
                 if number is None:
                     staged[row[0]] = number = first + len(new)
                     new.append((number, *row))
                 else:
-                    changed.append((row[4], row[7], row[8], row[9], row[10], number))
+                    changed.append((*state[1:], number))
             if new:
                 insert_rows(db, _PAYMENT_INSERT, new)
                 last = last_rows["payment"] = first + len(new) - 1
                 payload["payment"] = [first, last, digest_rows(
                     [payment_fixed_columns(row[1:]) for row in new])]
             if changed:
-                db.executemany("UPDATE payment SET status = ?, sequence = ?, priority = ?, "
-                               "latest_us = ?, reject_by_us = ? WHERE rowid = ?", changed)
+                db.executemany(_PAYMENT_STATE_UPDATE, changed)
             # the queue state of every row written, in full: the engine recovers from it
-            payload["payment_states"] = record_payment_states(rows)
+            payload["payment_states"] = states
         self._append(db, payload, last_rows, "payment_events",
                      "INSERT INTO payment_event (uetr, status, at_us, reason, detail) "
                      "VALUES (?,?,?,?,?)",
@@ -755,8 +767,9 @@ class SQLiteStore:
         priorities = enum_members(Priority)
         # Each UETR's row number, noted on the way (the engine's recovery reads them all): the
         # writer then need not read them at its first payment (_payment_numbers). Kept only if
-        # no batch appended payments meanwhile, which this reader's snapshot might lack.
-        appended, numbers = self._payment_appends, {}
+        # what is known of them did not change meanwhile (rows this reader's snapshot might
+        # lack, or numbers forgotten after a batch rolled back).
+        changes, numbers = self._payment_numbers_changes, {}
         cursor = self._reader().execute(
             "SELECT rowid, content, sender_bic, debtor_account, creditor_account, sequence, "
             "priority, latest_us, reject_by_us FROM payment ORDER BY rowid"
@@ -767,7 +780,7 @@ class SQLiteStore:
             yield PaymentRecord(payment, row[2], events.get(payment.uetr, []), row[3], row[4],
                                 row[5], priorities[row[6]], row[7], row[8])
         with self._numbers_lock:  # checked and handed over as one step
-            if self._payment_rows is None and self._payment_appends == appended:
+            if self._payment_rows is None and self._payment_numbers_changes == changes:
                 self._payment_rows = numbers
 
     def accounts_posted(self, first_seq: int, last_seq: int, before_us: int, day_us: int,
