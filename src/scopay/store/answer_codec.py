@@ -28,8 +28,11 @@ def encode_answer(body: bytes) -> tuple[bytes, str]:
     return body, IDENTITY
 
 
-def decode_answer(stored: bytes, encoding: str) -> bytes:
-    """The answer's own bytes, or AnswerUnreadable."""
+def decode_answer(stored: bytes, encoding: str | bytes) -> bytes:
+    """The answer's own bytes, or AnswerUnreadable. The encoding as the store names it, or as
+    its bytes (read so: a text edited in that is no UTF-8 cannot stop the reader)."""
+    if isinstance(encoding, bytes):
+        encoding = encoding.decode("utf-8", "replace")
     if encoding == IDENTITY:
         return stored
     if encoding != DEFLATE:

@@ -345,7 +345,7 @@ def _kept_body(stored: object, encoding: object) -> bytes:
         return str(stored).encode()
     encoding = encoding if isinstance(encoding, bytes) else str(encoding).encode()
     try:
-        return decode_answer(stored, encoding.decode("utf-8", "replace"))
+        return decode_answer(stored, encoding)
     except AnswerUnreadable:
         return b"\0unreadable " + encoding + b" " + stored
 

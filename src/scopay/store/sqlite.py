@@ -740,10 +740,7 @@ class SQLiteStore:
             "SELECT CAST(response_body AS BLOB), CAST(body_encoding AS BLOB) FROM "
             "idempotency_record WHERE participant_bic = ? AND idempotency_key = ?",
             (bic, key)).fetchone()
-        if row is None:
-            return None
-        stored, encoding = row
-        return decode_answer(stored, (encoding or b"").decode("utf-8", "replace"))
+        return None if row is None else decode_answer(*row)
 
     def verify_audit(self, anchors: Sequence[tuple[int, str]] = ()) -> AuditReport:
         return verify_audit(self._reader(), anchors)
