@@ -1,12 +1,15 @@
-"""The engine and CPython's garbage collector: what survives an older collection is frozen at
-the engine's next commit (SurvivorFreezing), so the state that grows all day is not rescanned
-by full collections; and freezing it can leak nothing, since that state holds no cycles."""
+"""The engine and CPython's garbage collector: what survives a collection is frozen at the
+engine's next commit (SurvivorFreezing), so the state that grows all day is scanned once, not
+again by every middle and full collection; and freezing it leaks nothing, since that state
+holds no reference cycle."""
 
 import gc
 import subprocess
 import sys
 import textwrap
 import uuid
+
+import pytest
 
 from scopay.domain.payment import Party, Payment, PaymentStatus
 from scopay.engine.engine import SURVIVOR_FREEZING
@@ -19,38 +22,63 @@ def payment(debtor: str, creditor: str, amount_minor: int) -> Payment:
                    Party("Ли Вэй"), Party("محمد رضایی"), amount_minor, "CNY")
 
 
+@pytest.fixture
+def collections_by_hand():
+    """No automatic collection during the test: only those it makes itself."""
+    gc.disable()
+    yield
+    gc.enable()
+
+
 def tracked(value: object) -> bool:
     """Whether the collector still scans `value` (frozen objects are not listed)."""
     return any(candidate is value for candidate in gc.get_objects())
 
 
-def test_a_settled_payment_is_frozen_at_the_commit_after_an_older_collection(engine, network):
-    t = network.funded_at_us
-    first = payment(ICBK, ABOC, 1_000)
-    (result,) = engine.submit_payments(ICBK, [first], t + 1)
+def settled(engine, at_us: int):
+    """The record of a payment the engine settled at `at_us`."""
+    made = payment(ICBK, ABOC, 1_000)
+    (result,) = engine.submit_payments(ICBK, [made], at_us)
     assert result.status == PaymentStatus.SETTLED
-    record = engine.payment(first.uetr)
+    return engine.payment(made.uetr)
+
+
+@pytest.mark.parametrize("generation", [0, 1, 2])
+def test_a_settled_payment_is_frozen_at_the_commit_after_a_collection(
+        engine, network, collections_by_hand, generation):
+    t = network.funded_at_us
+    record = settled(engine, t + 1)
     assert tracked(record), "a young record is the collector's to scan"
 
-    gc.collect(1)  # runs the callbacks as an automatic middle collection does: it survives
+    gc.collect(generation)  # runs the callbacks, as an automatic collection does
     assert tracked(record), "nothing is frozen inside the collector's callback"
     frozen_before = gc.get_freeze_count()
 
-    engine.submit_payments(ICBK, [payment(ICBK, ABOC, 1_000)], t + 2)
+    settled(engine, t + 2)
     assert not tracked(record)
     assert gc.get_freeze_count() > frozen_before
     assert not SURVIVOR_FREEZING.due
 
 
-def test_a_young_collection_alone_freezes_nothing(engine, network):
+def test_a_commit_with_no_collection_since_the_last_freezes_nothing(
+        engine, network, collections_by_hand):
     t = network.funded_at_us
-    first = payment(ICBK, ABOC, 1_000)
-    engine.submit_payments(ICBK, [first], t + 1)
-    record = engine.payment(first.uetr)
-    SURVIVOR_FREEZING.due = False
-
     gc.collect(0)
-    engine.submit_payments(ICBK, [payment(ICBK, ABOC, 1_000)], t + 2)
+    settled(engine, t + 1)  # the freeze that collection made due
+    record = settled(engine, t + 2)
+
+    settled(engine, t + 3)
+    assert tracked(record)
+
+
+def test_switched_off_the_freezing_leaves_survivors_to_the_collector(
+        engine, network, collections_by_hand, monkeypatch):
+    monkeypatch.setattr(SURVIVOR_FREEZING, "enabled", False)
+    t = network.funded_at_us
+    record = settled(engine, t + 1)
+    gc.collect(1)
+
+    settled(engine, t + 2)
     assert tracked(record)
 
 
