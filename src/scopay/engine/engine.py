@@ -78,53 +78,13 @@ def _tune_garbage_collector() -> None:
     The engine holds every transfer it has seen (idempotency) as small immutable records that
     never form cycles. With CPython's defaults the collector rescans them every few hundred
     allocations, which costs about a third of the engine's throughput. The recovered state is
-    frozen out of the collector's sight, young collections are made rarer, and what survives
-    a collection is frozen too (SurvivorFreezing); the collector still runs, so a cycle that
-    becomes garbage young is still reclaimed.
+    frozen out of the collector's sight and young collections are made rarer; the collector
+    still runs, so a real cycle is still reclaimed.
     """
     gc.collect()
     gc.freeze()
     young, middle, old = gc.get_threshold()
     gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
-    if SURVIVOR_FREEZING not in gc.callbacks:
-        gc.callbacks.append(SURVIVOR_FREEZING)
-
-
-class SurvivorFreezing:
-    """Freeze, at the engine's next commit, what survived a collection.
-
-    CPython's collector moves what survives a young collection into the middle generation,
-    and what survives a middle one into the oldest, which it rescans whole whenever it has
-    grown by a quarter. The engine's state grows all day (every payment and transfer stays
-    in memory), so middle collections scan the survivors of ten young ones (0.1 to 0.16 s)
-    and full collections all of it, stopping the single writer for longer and longer: 1.3 to
-    1.5 s at 600,000 payments (bench/collector.py). Frozen once it has survived a young
-    collection, that state is scanned once and never again: every stop is then a young
-    collection, of at most GC_YOUNG_THRESHOLD objects.
-
-    Frozen objects are still freed when their last reference goes; only a reference cycle
-    among them would never be reclaimed. The engine's state holds none (dropping an engine
-    leaves no cyclic garbage: tests/engine/test_collector.py), and the server's payment
-    paths make next to none: a whole run of bench/api.py, single and bulk, left the
-    collector 29 cyclic objects to reclaim. The freezing is done by the engine, between
-    commands, not inside the collector's callback. `enabled` is for comparison runs
-    (bench/collector.py)."""
-
-    def __init__(self) -> None:
-        self.enabled = True
-        self.due = False
-
-    def __call__(self, phase: str, info: dict) -> None:
-        if phase == "stop":
-            self.due = True
-
-    def freeze_if_due(self) -> None:
-        if self.due and self.enabled:
-            self.due = False
-            gc.freeze()
-
-
-SURVIVOR_FREEZING = SurvivorFreezing()
 
 
 # Entries whose parties are told otherwise: a payment by its pacs.002 and pacs.008, a return
@@ -675,7 +635,6 @@ class Engine(PaymentOperations):
         else:
             self.store.commit(journal, rejections, notices=notices, at_us=at_us, **rows)
         self._statement_day = max(self._statement_day, day)
-        SURVIVOR_FREEZING.freeze_if_due()
 
     # -- commits left to the caller ----------------------------------------------------------
 
