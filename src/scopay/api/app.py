@@ -34,6 +34,7 @@ from scopay.api.errors import (
     problem,
     rejected,
     store_failed,
+    without_frames,
 )
 from scopay.api.iso import learn_used_return_ids
 from scopay.api.iso import router as iso_router
@@ -361,6 +362,7 @@ def _openapi(app: FastAPI) -> dict:
 def _install_error_handlers(app: FastAPI, direct: dict) -> None:
     @app.exception_handler(ApiError)
     async def on_api_error(_request: Request, error: ApiError) -> Response:
+        without_frames(error)
         return Response(error.problem_body(), status_code=error.status,
                         media_type=PROBLEM_MEDIA_TYPE)
 

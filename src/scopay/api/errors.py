@@ -39,6 +39,17 @@ class ApiError(Exception):
                             self.rejection.value if self.rejection else None, self.iso_code)
 
 
+def without_frames(error: ApiError) -> ApiError:
+    """A refusal with no traceback and no exception chained to it: each holds frames, and a
+    frame that holds the refusal, or the request (a bulk request's thousand payments), makes
+    a reference cycle that keeps them in memory until the garbage collector's pass over the
+    generation they reached. A refusal is an answer, not a defect: its detail says why, and
+    nobody reads its traceback. For refusals kept to be raised later, and once answered."""
+    error.__traceback__ = None
+    error.__context__ = error.__cause__ = None
+    return error
+
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # Routes that take ISO 20022 XML and refuse in XML, with an ISO reason code (problem_xml).
 XML_PATHS = frozenset({"/v1/iso20022"})

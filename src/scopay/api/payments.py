@@ -23,6 +23,7 @@ from scopay.api.errors import (
     invalid_input_detail,
     media_type_for,
     rejected,
+    without_frames,
 )
 from scopay.api.schemas import (
     AccountIdPath,
@@ -111,7 +112,7 @@ def _preparing(adapter: TypeAdapter, items_of: Callable[[object], list[PaymentIn
         try:
             return _converted(items_of(_parsed(adapter, scope, body)), caller)
         except ApiError as error:
-            return error
+            return without_frames(error)  # kept, to be raised later
 
     return prepare
 
@@ -418,7 +419,9 @@ def _converted(items: list[PaymentIn], caller: auth.Caller) -> Converted:
         try:
             converted.append((item, _payment_from(item, caller.participant.bic)))
         except ApiError as error:
-            converted.append((item, error))
+            # kept, to be raised later: its frames (this one among them, which holds the
+            # list that holds it) would keep the whole request in a reference cycle
+            converted.append((item, without_frames(error)))
     return converted
 
 

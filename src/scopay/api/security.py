@@ -31,6 +31,7 @@ from scopay.api.errors import (
     problem_xml,
     refusal,
     store_failed,
+    without_frames,
 )
 from scopay.api.verifier import Verifier
 from scopay.engine.runner import HELD_ANSWER, HeldAnswer, Runner, RunnerBusyError
@@ -404,6 +405,7 @@ def _answering(route: DirectRoute, prepared: object, caller: auth.Caller):
             status, content = await route.run(scope, prepared, caller)
         except ApiError as error:
             status, content = error.status, error.problem_body()
+            without_frames(error)
         except sqlite3.Error as error:  # as the app's handler answers it (store_failed)
             log.error("a commit failed; the request was answered 503: %s", error)
             await store_failed(scope["path"])(scope, _receive, send)

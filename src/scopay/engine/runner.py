@@ -19,6 +19,7 @@ import logging
 import queue
 import sys
 import threading
+import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -208,7 +209,13 @@ def _run_group(group: _Group, engine: Engine, now_us: int) -> list | BaseExcepti
     try:
         return group.run(engine, now_us)
     except BaseException as error:  # noqa: BLE001 — the callers get it and decide
-        return error
+        # Handed to callers elsewhere, the error keeps its traceback as text only. Its frames
+        # would keep this one's callers (the batch and its futures, which hold the error: a
+        # reference cycle) and the command's variables (after a rebuild, the engine's state
+        # from before it) until the garbage collector's pass over the generation they reached.
+        error.add_note("raised in the engine:\n"
+                       + "".join(traceback.format_tb(error.__traceback__)).rstrip())
+        return error.with_traceback(None)
 
 
 def _resolve_group(group: _Group, answers: list | BaseException) -> None:
