@@ -7,6 +7,8 @@ import time
 import pytest
 
 from cycles import cyclic_garbage
+from scopay.engine import runner as runner_module
+from scopay.engine.engine import CommandRefused
 from scopay.engine.runner import EngineRunner
 
 
@@ -35,3 +37,29 @@ def test_a_command_that_raises_leaves_no_reference_cycle(runner):
         # the runner's thread lets go of the finished batch once it takes the next
         assert runner.call(lambda engine, now_us: now_us).result(timeout=30) > 0
     assert [o for o in found if isinstance(o, BaseException)] == []
+
+
+def test_an_error_reaches_its_callers_with_its_engine_traceback_as_a_note(runner):
+    error = runner.call(refused).exception(timeout=30)
+    assert error.__traceback__ is None
+    (note,) = error.__notes__
+    assert note.startswith("raised in the engine:") and "in refused" in note
+
+
+def test_a_refusal_reaches_its_callers_without_a_note(runner):
+    def refuse(engine, now_us):
+        raise CommandRefused("no such participant")
+
+    error = runner.call(refuse).exception(timeout=30)
+    assert isinstance(error, CommandRefused)
+    assert getattr(error, "__notes__", None) is None
+
+
+def test_an_error_whose_note_cannot_be_written_still_reaches_its_callers(runner, monkeypatch):
+    def failing(_traceback):
+        raise MemoryError
+
+    monkeypatch.setattr(runner_module.traceback, "format_tb", failing)
+    error = runner.call(refused).exception(timeout=30)
+    assert isinstance(error, Refused)
+    assert runner.call(lambda engine, now_us: now_us).result(timeout=30) > 0  # still serving

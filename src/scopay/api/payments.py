@@ -491,9 +491,10 @@ def _policy_from(body: PolicyIn, currency: str) -> AccountPolicy:
 async def _submit(runner: Runner, caller: auth.Caller, payments: list[Payment],
                   receipt: Receipt | None = None) -> list[PaymentResult]:
     # a full queue raises RunnerBusyError: answered 503 with Retry-After (errors.busy), by
-    # the app's handler or, for the direct routes, the guard
-    future = runner.submit_payments(caller.participant.bic, payments, receipt)
-    return await asyncio.wrap_future(future)
+    # the app's handler or, for the direct routes, the guard. No variable holds the future:
+    # an error it raises here would keep this frame, and so the payments, in a cycle.
+    return await asyncio.wrap_future(
+        runner.submit_payments(caller.participant.bic, payments, receipt))
 
 
 async def _manage(request: Request, caller: auth.Caller, uetr: str, command,
