@@ -12,14 +12,15 @@ from serving import start_serving
 from scopay.api import signing
 from scopay.api.app import create_app
 from scopay.cli.main import seed_reference_network
-from scopay.client import KeyFile, ScopayClient, new_private_key
+from scopay.client import KeyFile, ScopayClient, SignedAuth, new_private_key
 from scopay.domain.participant import Participant, Role, Tier
 from scopay.engine.engine import Engine
-from scopay.engine.runner import LoopRunner
+from scopay.engine.runner import EngineRunner, LoopRunner
 from scopay.reference.network import state_facts
 from scopay.store.sqlite import SQLiteStore
 
 AUDITOR_BIC = "OVSTCNX0"  # a fictional oversight body, admitted as the auditor
+DIRECT_DOORS_BANK = "ICBKCNBJ"  # both_doors signs as it (tests/conftest.py: 1000.00 CNY)
 
 
 @dataclass
@@ -80,3 +81,17 @@ def live_server(tmp_path_factory: pytest.TempPathFactory):
     stop_serving(server, thread)
     runner.stop()
     engine.close()
+
+
+@pytest.fixture
+def both_doors(engine, serve_app):
+    """Two servers over one engine: one with direct routes, one through FastAPI only."""
+    key = KeyFile(signing.new_key_id(), DIRECT_DOORS_BANK, new_private_key())
+    engine.register_key(key.key_id, DIRECT_DOORS_BANK, key.public_key, 2_000_000)
+    runner = EngineRunner(engine, lambda: time.time_ns() // 1000).start()
+    clients = [httpx.Client(base_url=serve_app(create_app(runner, direct_routes=flag)),
+                            auth=SignedAuth(key), timeout=30) for flag in (True, False)]
+    yield clients
+    for client in clients:
+        client.close()
+    runner.stop()

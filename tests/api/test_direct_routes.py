@@ -3,33 +3,13 @@ The same requests through FastAPI's routing (direct_routes=False) must get the s
 status, content type and body, for settled, queued, refused and malformed payments."""
 
 import json
-import time
 import uuid
 
 import httpx
 import pytest
 
-from scopay.api import signing
-from scopay.api.app import create_app
-from scopay.client import KeyFile, SignedAuth, new_private_key
-from scopay.engine.runner import EngineRunner
-
 ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"  # tests/conftest.py: ICBK holds 1000.00 CNY
 VARIABLE_FIELDS = ("uetr", "at")
-
-
-@pytest.fixture
-def both_doors(engine, serve_app):
-    """Two servers over one engine: one with direct routes, one through FastAPI only."""
-    key = KeyFile(signing.new_key_id(), ICBK, new_private_key())
-    engine.register_key(key.key_id, ICBK, key.public_key, 2_000_000)
-    runner = EngineRunner(engine, lambda: time.time_ns() // 1000).start()
-    clients = [httpx.Client(base_url=serve_app(create_app(runner, direct_routes=flag)),
-                            auth=SignedAuth(key), timeout=30) for flag in (True, False)]
-    yield clients
-    for client in clients:
-        client.close()
-    runner.stop()
 
 
 def payment(amount: str, creditor: str = ABOC, **extra) -> dict:

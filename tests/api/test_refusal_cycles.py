@@ -4,7 +4,7 @@ collector's pass over the generation it reached. Through the guard's direct rout
 through FastAPI's routing alike."""
 
 import pytest
-from test_direct_routes import both_doors, payment  # noqa: F401 — the fixture, shared
+from test_direct_routes import payment
 
 from cycles import cyclic_garbage
 from scopay.api.errors import ApiError
@@ -19,7 +19,7 @@ REFUSED = {
 
 @pytest.mark.parametrize("case", REFUSED)
 @pytest.mark.parametrize("door", [0, 1], ids=["direct", "fastapi"])
-def test_a_refused_bulk_request_leaves_no_reference_cycle(both_doors, door, case):  # noqa: F811
+def test_a_refused_bulk_request_leaves_no_reference_cycle(both_doors, door, case):
     client = both_doors[door]
     with cyclic_garbage() as found:
         answer = client.post("/v1/payments/bulk", json=REFUSED[case]())
