@@ -17,7 +17,6 @@ from scopay.cli.main import app
 from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
 from scopay.store import sqlite as sqlite_module
 from scopay.store.audit import digest_rows
-from scopay.store.payment_codec import encode_payment
 
 ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"  # ICBK holds 1000.00 CNY; ABOC 0 with a 500.00 line
 SECOND_US = 1_000_000
@@ -177,8 +176,7 @@ def write_payments_in_the_older_form(monkeypatch) -> None:
         payload.pop("payment", None)
         if payload.pop("payment_states", None) is not None:
             payload["payments"] = [len(payments), digest_rows(
-                [(r.payment.uetr, r.sender_bic, r.payment.instruction_id,
-                  encode_payment(r.payment)) for r in payments])]
+                [row[:4] for row in payments])]  # UETR, sender, instruction id, text
 
     monkeypatch.setattr(sqlite_module.SQLiteStore, "_write_payments", write_older_form)
 

@@ -16,6 +16,7 @@ from test_ledger_store_review import verify_audit  # this folder's helpers
 from schema_versions import undo_payment_rows_by_number
 from scopay.domain.ledger import Transfer
 from scopay.domain.payment import Party, Payment, PaymentStatus
+from scopay.store.payment_codec import payment_row
 
 ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"
 
@@ -82,12 +83,13 @@ def test_a_batch_not_kept_takes_no_row_numbers(engine, network, db_path):
     record = engine.payment(table(db_path)[-1][1])
     never = dataclasses.replace(record, payment=dataclasses.replace(
         record.payment, uetr=str(uuid.uuid4()), instruction_id="never-kept"))
-    engine.store.stage(payments=[never], at_us=network.funded_at_us + 5)
+    engine.store.stage(payments=[payment_row(never)], at_us=network.funded_at_us + 5)
     engine.store.discard()
     queued_then_settled(engine, network, first=10)  # numbered on from the last kept row
     assert [row[0] for row in table(db_path)] == list(range(1, 11))
     assert never.payment.uetr not in {row[1] for row in table(db_path)}
-    engine.store.commit(payments=[never], at_us=network.funded_at_us + 6)  # now it is new
+    # now it is new
+    engine.store.commit(payments=[payment_row(never)], at_us=network.funded_at_us + 6)
     assert table(db_path)[-1][:2] == (11, never.payment.uetr)
     engine.close()
 
@@ -172,10 +174,11 @@ def test_a_read_of_the_payments_older_than_a_commit_hands_over_no_row_numbers(
         newer = dataclasses.replace(reopened.payment(table(db_path)[0][1]))
         newer.payment = dataclasses.replace(newer.payment, uetr=str(uuid.uuid4()),
                                             instruction_id="newer")
-        store.commit(payments=[newer], at_us=network.funded_at_us + 10)
+        store.commit(payments=[payment_row(newer)], at_us=network.funded_at_us + 10)
         store._forget_numbers()  # a batch failed meanwhile: the numbers are unknown again
         list(reading)  # read to its end, from its older snapshot
-        store.commit(payments=[newer], at_us=network.funded_at_us + 11)  # written again
+        # written again
+        store.commit(payments=[payment_row(newer)], at_us=network.funded_at_us + 11)
         rows = [row for row in table(db_path) if row[1] == newer.payment.uetr]
         assert len(rows) == 1
     finally:

@@ -582,9 +582,7 @@ def _return_messages(engine) -> dict[tuple[str, str], set[tuple[str, str]]]:
     if cached is None or cached[0] != engine.recoveries:
         known: dict[tuple[str, str], set[tuple[str, str]]] = {}
         _returns_by_message[engine] = (engine.recoveries, known)
-        for record in engine.payments.values():
-            if record.status != PaymentStatus.RETURNED:
-                continue
+        for record in engine.payments.with_status(PaymentStatus.RETURNED):
             detail = next(c for c in reversed(record.history)
                           if c.status == PaymentStatus.RETURNED).detail or ""
             references = _return_references(detail)

@@ -292,9 +292,9 @@ class Engine(PaymentOperations):
     def _commit_released(self, changes: _Changes, rejections: list, timestamp_us: int) -> None:
         try:
             self._write(changes.journal, rejections,
-                              payments=list(changes.records.values()),
-                              payment_events=changes.events, notices=changes.notices,
-                              at_us=timestamp_us)
+                        payments=self.payments.rows_to_write(changes.records.values()),
+                        payment_events=changes.events, notices=changes.notices,
+                        at_us=timestamp_us)
         except BaseException:
             self._recover()
             raise

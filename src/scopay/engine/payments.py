@@ -32,6 +32,7 @@ from scopay.domain.payment import (
 )
 from scopay.domain.rejection import Rejection
 from scopay.domain.rtgs import AccountPolicy, Order, Step, check_policy
+from scopay.engine.book import PaymentBook
 
 PAYMENTS_PER_REQUEST_MAX = 8190
 LATEST_TIME_PASSED = "latest_time_passed"  # a queued payment's warning notice, no new status
@@ -299,17 +300,17 @@ class PaymentOperations:
         """A copy of the payment's record, taken under the engine's lock (committed state
         only): the record itself moves on with the next batch, durable or not."""
         with self._lock:
-            record = self.payments.get(uetr)
+            record = self.payments.peek(uetr)
             return None if record is None else _snapshot(record)
 
     def payment_identity(self, uetr: str) -> Payment | None:
         """The payment as sent (immutable), without waiting for the engine's lock: enough to
         decide who may see or manage it. Its status comes from a PaymentResult or payment()."""
-        record = self.payments.get(uetr)
+        record = self.payments.peek(uetr)
         return None if record is None else record.payment
 
     def payment_sender(self, uetr: str) -> str | None:
-        record = self.payments.get(uetr)
+        record = self.payments.peek(uetr)
         return None if record is None else record.sender_bic
 
     def queued_payments(self, visible: Callable[[PaymentRecord], bool] | None = None,
@@ -342,7 +343,7 @@ class PaymentOperations:
         self.rtgs.policies.update(self.store.policies())
         self.rtgs.suspended_agents = {bic for bic, p in self.participants.items()
                                       if p.status != Status.ACTIVE}
-        self.payments: dict[str, PaymentRecord] = {}
+        self.payments = PaymentBook()
         self._resolved_at_us = 0
         self._instructions: dict[tuple[str, str], str] = {}
         # (sender, message id) -> the UETRs recorded under it: one id, one message
@@ -361,6 +362,7 @@ class PaymentOperations:
                 self.rtgs.restore_settled(_order_of(record), record.history[-1].at_us)
             elif record.status == PaymentStatus.RETURNED:  # counted as it was before a restart
                 self.rtgs.restore_settled(_order_of(record), record.history[-2].at_us)
+            self.payments.fold((record,))
         if self._last_step_us:
             self.rtgs.restore_day(self._last_step_us,
                                   self.store.last_notice_times(LATEST_TIME_PASSED))
@@ -595,12 +597,14 @@ class PaymentOperations:
         changes.closed = True  # written below, or memory rebuilt if the write fails
         if not (changes.journal or changes.records or changes.notices or changes.policies
                 or changes.idempotency or changes.rows or self._day_turned()):
+            self.payments.fold()  # those a command read (book.py)
             return
         try:
-            self._write(changes.journal, (), payments=list(changes.records.values()),
-                              payment_events=changes.events, policies=changes.policies,
-                              notices=changes.notices, idempotency=changes.idempotency,
-                              at_us=self._last_timestamp_us, **changes.rows)
+            self._write(changes.journal, (),
+                        payments=self.payments.rows_to_write(changes.records.values()),
+                        payment_events=changes.events, policies=changes.policies,
+                        notices=changes.notices, idempotency=changes.idempotency,
+                        at_us=self._last_timestamp_us, **changes.rows)
         except BaseException:
             self._recover()
             raise

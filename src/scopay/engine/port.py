@@ -35,7 +35,7 @@ class Store(Protocol):
         blocked: Iterable[tuple[int, bool]] = (),
         keys: Iterable[tuple[str, str, str, int]] = (),
         revoked_keys: Iterable[tuple[str, int]] = (),
-        payments: Iterable[PaymentRecord] = (),
+        payments: Iterable[tuple] = (),  # payment_codec.payment_row's
         payment_events: Iterable[tuple[str, StatusChange]] = (),
         policies: Iterable[tuple[int, AccountPolicy]] = (),
         notices: Iterable[Notice] = (),

@@ -15,12 +15,23 @@ from scopay.domain.payment import (
     ChargeBearer,
     Party,
     Payment,
+    PaymentRecord,
     Priority,
     SettlementMethod,
     new_party,
     new_payment,
     new_postal_address,
 )
+
+
+def payment_row(record: PaymentRecord) -> tuple:
+    """A payment's row as the store writes it: UETR, sender, instruction id, the payment's
+    text (encode_payment), status, settlement accounts, then its queue state (sequence,
+    priority, latest and reject-by times)."""
+    payment = record.payment
+    return (payment.uetr, record.sender_bic, payment.instruction_id, encode_payment(payment),
+            record.history[-1].status._value_, record.debtor_account, record.creditor_account,
+            record.sequence, record.priority._value_, record.latest_us, record.reject_by_us)
 
 
 def encode_payment(payment: Payment) -> str:

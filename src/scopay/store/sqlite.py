@@ -41,7 +41,7 @@ from scopay.store.audit import (
 )
 from scopay.store.audit import head as audit_head
 from scopay.store.audit import verify as verify_audit
-from scopay.store.payment_codec import decode_payment, encode_payment, enum_members
+from scopay.store.payment_codec import decode_payment, enum_members
 
 _JOURNAL_COLUMNS = (
     "id, kind, debit_account_id, credit_account_id, amount_minor, currency, pending_id, "
@@ -349,7 +349,7 @@ class SQLiteStore:
         blocked: Iterable[tuple[int, bool]] = (),
         keys: Iterable[tuple[str, str, str, int]] = (),
         revoked_keys: Iterable[tuple[str, int]] = (),
-        payments: Iterable[PaymentRecord] = (),
+        payments: Iterable[tuple] = (),  # payment_codec.payment_row's
         payment_events: Iterable[tuple[str, StatusChange]] = (),
         policies: Iterable[tuple[int, AccountPolicy]] = (),
         notices: Iterable[Notice] = (),
@@ -557,10 +557,7 @@ class SQLiteStore:
                         notices) -> None:
         # Enums by `_value_`: `.value` is a Python-level property, and these rows are written
         # by the thousand (a bulk request makes seven for each payment).
-        rows = [(r.payment.uetr, r.sender_bic, r.payment.instruction_id,
-                 encode_payment(r.payment), r.history[-1].status._value_, r.debtor_account,
-                 r.creditor_account, r.sequence, r.priority._value_, r.latest_us,
-                 r.reject_by_us) for r in payments]
+        rows = list(payments)  # payment_row's, built by the engine (it keeps them: book.py)
         if rows:
             known = self._last_rows.get("payment")
             first = (db.execute(LAST_ROW["payment"]).fetchone()[0] if known is None

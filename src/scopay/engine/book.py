@@ -1,0 +1,140 @@
+"""The engine's payments by UETR, the finished ones kept out of the garbage collector's way.
+
+The engine holds every payment of the day: a duplicate must be known as one, a settled payment
+can be returned, its tracker read. A PaymentRecord is about ten objects that CPython's cyclic
+garbage collector tracks (the record, its payment, parties, history list and status changes),
+and each of its collections of the oldest generation visits every one: stops that grow with
+the payments held (about 2 s at 600,000, bench/bulk_growth.py --rounds 30).
+
+A finished payment (settled, rejected, cancelled, returned) changes rarely, if ever, so the
+book keeps it folded into one tuple of plain values: its row as the store writes it
+(payment_codec.payment_row, the payment as JSON text) followed by its history, four values a
+status change. The collector stops tracking such a tuple the first time it looks at it and
+never visits it again. The row is the one the store is given in the same commit, so folding
+costs little more than the write did alone.
+
+A folded record is unfolded when asked for: `get` (for a command, which may change it)
+keeps the unfolded record until the next commit folds it again; `peek` (for reading) gives
+an unfolded copy and keeps nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from scopay.domain.payment import PaymentRecord, PaymentStatus, Priority, StatusChange
+from scopay.domain.rejection import Rejection
+from scopay.store.payment_codec import decode_payment, enum_members, payment_row
+
+# Statuses a payment leaves only by a command naming it (a return): their records are folded.
+FINISHED = frozenset({PaymentStatus.SETTLED, PaymentStatus.REJECTED, PaymentStatus.CANCELLED,
+                      PaymentStatus.RETURNED})
+_FINISHED_VALUES = frozenset(status.value for status in FINISHED)
+_ROW_LENGTH = 11  # payment_row's columns; the history follows
+_STATUS = 4  # where payment_row has the status
+
+_STATUSES = enum_members(PaymentStatus)
+_REASONS = {None: None, **enum_members(Rejection)}
+_PRIORITIES = enum_members(Priority)
+
+
+def fold(record: PaymentRecord, row: tuple | None = None) -> tuple:
+    """The record as one tuple of plain values: its `row` (payment_row's) and its history."""
+    history: list = []
+    for status, at_us, reason, detail in record.history:
+        history += (status._value_, at_us, None if reason is None else reason._value_, detail)
+    return (row or payment_row(record)) + tuple(history)
+
+
+def unfold(folded: tuple) -> PaymentRecord:
+    """The record `fold` folded (an equal one)."""
+    history = [StatusChange(_STATUSES[folded[at]], folded[at + 1], _REASONS[folded[at + 2]],
+                            folded[at + 3]) for at in range(_ROW_LENGTH, len(folded), 4)]
+    return PaymentRecord(decode_payment(folded[3]), folded[1], history, folded[5], folded[6],
+                         folded[7], _PRIORITIES[folded[8]], folded[9], folded[10])
+
+
+class PaymentBook:
+    """PaymentRecords by UETR: open ones as they are, finished ones folded (see above).
+
+    `get` and `[]` are for the engine's commands, under its lock: a folded record comes back
+    unfolded, and that record is the one the book holds until the next fold, so what the
+    command changes in it is kept. `peek` is for readers."""
+
+    __slots__ = ("_entries", "_unfolded")
+
+    def __init__(self) -> None:
+        self._entries: dict[str, PaymentRecord | tuple] = {}
+        self._unfolded: list[PaymentRecord] = []  # by get, since the last fold
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, uetr: object) -> bool:
+        return uetr in self._entries
+
+    def __setitem__(self, uetr: str, record: PaymentRecord) -> None:
+        self._entries[uetr] = record
+
+    def __getitem__(self, uetr: str) -> PaymentRecord:
+        record = self.get(uetr)
+        if record is None:
+            raise KeyError(uetr)
+        return record
+
+    def get(self, uetr: str) -> PaymentRecord | None:
+        entry = self._entries.get(uetr)
+        if type(entry) is tuple:
+            entry = self._entries[uetr] = unfold(entry)
+            self._unfolded.append(entry)
+        return entry
+
+    def peek(self, uetr: str) -> PaymentRecord | None:
+        """The record to read, not to change (a folded one's copy)."""
+        entry = self._entries.get(uetr)
+        return unfold(entry) if type(entry) is tuple else entry
+
+    def items(self) -> Iterator[tuple[str, PaymentRecord]]:
+        """Every payment, in the order recorded, as peek gives them."""
+        for uetr, entry in list(self._entries.items()):
+            yield uetr, unfold(entry) if type(entry) is tuple else entry
+
+    def values(self) -> Iterator[PaymentRecord]:
+        for _, record in self.items():
+            yield record
+
+    def with_status(self, status: PaymentStatus) -> Iterator[PaymentRecord]:
+        """The payments in `status`, as peek gives them; no other is unfolded."""
+        value = status.value
+        for entry in list(self._entries.values()):
+            if type(entry) is tuple:
+                if entry[_STATUS] == value:
+                    yield unfold(entry)
+            elif entry.status == status:
+                yield entry
+
+    def rows_to_write(self, records: Iterable[PaymentRecord]) -> list[tuple]:
+        """The store's rows (payment_row) of `records`, each held by this book, for the
+        commit about to write them; the finished among them are folded, with the rows the
+        store is given, and so are those `get` unfolded since the last fold. Should the
+        commit fail, the engine rebuilds its book from the store."""
+        entries = self._entries
+        rows = []
+        for record in records:
+            row = payment_row(record)
+            rows.append(row)
+            if row[_STATUS] in _FINISHED_VALUES and entries.get(row[0]) is record:
+                entries[row[0]] = fold(record, row)
+        self.fold()
+        return rows
+
+    def fold(self, records: Iterable[PaymentRecord] = ()) -> None:
+        """Fold the finished among `records` (each held by this book) and among those `get`
+        unfolded since the last fold."""
+        entries = self._entries
+        for batch in (records, self._unfolded):
+            for record in batch:
+                uetr = record.payment.uetr
+                if record.history[-1].status in FINISHED and entries.get(uetr) is record:
+                    entries[uetr] = fold(record)
+        self._unfolded.clear()

@@ -1,0 +1,142 @@
+"""The engine's payment book: finished payments folded out of the garbage collector's sight,
+unfolded equal when read or changed, and what a command changes in an unfolded one kept."""
+
+import gc
+import uuid
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scopay.domain.payment import (
+    ChargeBearer,
+    Party,
+    Payment,
+    PaymentRecord,
+    PaymentStatus,
+    PostalAddress,
+    Priority,
+    SettlementMethod,
+    StatusChange,
+)
+from scopay.domain.rejection import Rejection
+from scopay.engine.book import PaymentBook, fold, unfold
+from scopay.engine.payments import ReturnRequest
+
+ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"  # ICBK holds 1000.00 CNY; ABOC 0 with a 500.00 line
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=8)
+OPTIONAL_TEXT = st.none() | TEXT
+MOMENT = st.none() | st.integers(0, 2**62)
+
+
+@st.composite
+def records(draw) -> PaymentRecord:
+    address = draw(st.none() | st.builds(
+        PostalAddress, OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT,
+        OPTIONAL_TEXT, st.lists(TEXT, max_size=2).map(tuple)))
+    payment = Payment(
+        str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)))), draw(TEXT), draw(TEXT),
+        draw(TEXT), draw(TEXT), Party(draw(TEXT), draw(OPTIONAL_TEXT), address),
+        Party(draw(TEXT)), draw(st.integers(1, 10**15)), draw(st.sampled_from(["CNY", "RUB"])),
+        exchange_rate=draw(st.none() | st.decimals(0, 10**6, places=5).map(Decimal)),
+        charge_bearer=draw(st.sampled_from(ChargeBearer)),
+        remittance=draw(OPTIONAL_TEXT), priority=draw(st.sampled_from(Priority)),
+        settlement_method=draw(st.sampled_from(SettlementMethod)),
+        latest_us=draw(MOMENT), message_id=draw(OPTIONAL_TEXT),
+        intermediary_agents=tuple(draw(st.lists(TEXT, max_size=2))),
+        charges=tuple(draw(st.lists(st.tuples(st.integers(0, 10**6), st.just("CNY"), TEXT),
+                                    max_size=2))))
+    statuses = draw(st.sampled_from([
+        [PaymentStatus.RECEIVED, PaymentStatus.REJECTED],
+        [PaymentStatus.RECEIVED, PaymentStatus.ACCEPTED, PaymentStatus.SETTLED],
+        [PaymentStatus.RECEIVED, PaymentStatus.ACCEPTED, PaymentStatus.QUEUED,
+         PaymentStatus.CANCELLED],
+        [PaymentStatus.RECEIVED, PaymentStatus.ACCEPTED, PaymentStatus.SETTLED,
+         PaymentStatus.RETURNED]]))
+    history = [StatusChange(status, draw(st.integers(0, 2**62)),
+                            draw(st.none() | st.sampled_from(Rejection)), draw(OPTIONAL_TEXT))
+               for status in statuses]
+    return PaymentRecord(payment, draw(TEXT), history, draw(st.none() | st.integers(1, 99)),
+                         draw(st.none() | st.integers(1, 99)), draw(st.integers(0, 10**9)),
+                         draw(st.sampled_from(Priority)), draw(MOMENT), draw(MOMENT))
+
+
+@given(records())
+def test_a_folded_record_unfolds_equal_and_the_collector_lets_go_of_it(record):
+    folded = fold(record)
+    assert unfold(folded) == record
+    gc.collect()  # a collection that sees the tuple untracks it: it holds plain values only
+    assert not gc.is_tracked(folded)
+
+
+@given(records())
+def test_the_book_folds_finished_records_only_and_peek_changes_nothing(record):
+    book = PaymentBook()
+    uetr = record.payment.uetr
+    book[uetr] = record
+    book.fold([record])
+    assert book.peek(uetr) == record
+    copy = book.peek(uetr)
+    assert copy is not record  # folded: a copy is read
+    copy.history.append(StatusChange(PaymentStatus.RETURNED, 0, None, None))
+    assert book.peek(uetr) == record  # and changing it changes nothing in the book
+
+
+def test_a_record_a_command_unfolds_is_the_one_kept_until_the_next_fold():
+    record = PaymentRecord(Payment(str(uuid.uuid4()), "I1", "E1", ICBK, ABOC, Party("A"),
+                                   Party("B"), 100, "CNY"), ICBK)
+    for status in (PaymentStatus.RECEIVED, PaymentStatus.ACCEPTED, PaymentStatus.SETTLED):
+        record.move_to(status, 1)
+    book = PaymentBook()
+    book[record.payment.uetr] = record
+    book.fold([record])
+    live = book.get(record.payment.uetr)
+    assert live == record and live is not record
+    assert book.get(record.payment.uetr) is live  # held unfolded: a command may change it
+    live.move_to(PaymentStatus.RETURNED, 2, detail="returned")
+    book.fold()
+    assert book.peek(record.payment.uetr).status == PaymentStatus.RETURNED
+    assert [r.status for r in book.with_status(PaymentStatus.RETURNED)] == [
+        PaymentStatus.RETURNED]
+    assert list(book.with_status(PaymentStatus.SETTLED)) == []
+
+
+def payment(debtor, creditor, amount_minor):
+    return Payment(str(uuid.uuid4()), uuid.uuid4().hex[:12], "e2e", debtor, creditor,
+                   Party("Ли Вэй"), Party("محمد رضایی"), amount_minor, "CNY")
+
+
+def records_tracked() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o) is PaymentRecord)
+
+
+def test_the_engine_keeps_no_record_object_for_a_finished_payment(engine, network):
+    t = network.funded_at_us
+    before = records_tracked()
+    settled = [payment(ICBK, ABOC, 100) for _ in range(50)]
+    engine.submit_payments(ICBK, settled, t + 1)
+    queued = [payment(ABOC, ICBK, 50_000) for _ in range(3)]  # one within ABOC's room
+    results = engine.submit_payments(ABOC, queued, t + 2)
+    assert [r.status for r in results] == [PaymentStatus.SETTLED] + [PaymentStatus.QUEUED] * 2
+    assert records_tracked() - before == 2  # the queued ones: 51 finished are folded
+    # A finished payment is still read, returned and recovered as before.
+    assert engine.payment(settled[0].uetr).status == PaymentStatus.SETTLED
+    (outcome,) = engine.return_payments(
+        [ReturnRequest(settled[0].uetr, 100, "CNY", ABOC, "returned by ABOC")], t + 3)
+    assert outcome.rejection is None
+    assert records_tracked() - before == 2  # folded again at the return's commit
+    assert engine.payment(settled[0].uetr).status == PaymentStatus.RETURNED
+    assert engine.payment_identity(settled[1].uetr) == settled[1]
+
+
+def test_a_restarted_engine_holds_its_finished_payments_folded(engine, network, open_engine):
+    t = network.funded_at_us
+    paid = [payment(ICBK, ABOC, 100) for _ in range(20)]
+    engine.submit_payments(ICBK, paid, t + 1)
+    engine.close()
+    before = records_tracked()
+    reopened = open_engine()
+    assert records_tracked() == before
+    assert [reopened.payment(p.uetr).payment for p in paid] == paid
+    assert reopened.reconcile().ok
