@@ -1,5 +1,6 @@
 """Ledger behaviour: each bad input gets its own rejection and changes nothing."""
 
+import gc
 from dataclasses import replace
 
 import pytest
@@ -8,9 +9,12 @@ from scopay.domain.account import Account
 from scopay.domain.ledger import (
     EXPIRY_ID_PREFIX,
     TIMEOUT_S_MAX,
+    JournalEntry,
     Ledger,
+    RejectionRecord,
     Transfer,
     TransferKind,
+    TransferOutcome,
     fold_journal,
     invariant_violations,
 )
@@ -640,3 +644,30 @@ def test_the_balance_cap_counts_credits_already_reserved(ledger, network, linked
     result = ledger.execute(chain, T1_US)
     assert Rejection.OVERFLOWS_BALANCE in [o.rejection for o in result.outcomes]
     assert result.journal == [] and state_of(ledger) == before
+
+
+def tracked_transfer_records() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects()
+               if type(o) in (Transfer, JournalEntry, RejectionRecord))
+
+
+def test_first_outcomes_are_kept_in_no_object_the_garbage_collector_tracks(ledger, network):
+    """The ledger keeps every transfer id of the day with its first outcome: as tuples of
+    plain values, which the collector stops tracking, not as Transfers and entries it would
+    scan at each full collection."""
+    before = tracked_transfer_records()
+    transfers = [pay(network, f"t{n}", 10) for n in range(100)]
+    transfers.append(pay(network, "too-much", network.funding_minor * 2))
+    result = ledger.execute(transfers, T1_US)
+    assert [o.accepted for o in result.outcomes] == [True] * 100 + [False]
+    first = list(result.outcomes)
+    del transfers, result
+    assert tracked_transfer_records() == before
+    # ... and each first outcome and transfer is still known, for a resubmission
+    again = ledger.execute([pay(network, "t7", 10), pay(network, "t8", 11),
+                            pay(network, "too-much", network.funding_minor * 2)], T1_US + 1)
+    assert list(again.outcomes) == [first[7], TransferOutcome(
+        "t8", Rejection.EXISTS_WITH_DIFFERENT_AMOUNT, T1_US + 1), first[100]]
+    assert ledger.outcome_of("t3") == first[3]
+    assert ledger.transfer_of("t3") == pay(network, "t3", 10)

@@ -117,7 +117,8 @@ class Ledger:
     def __init__(self) -> None:
         self.balances: dict[int, Balance] = {}
         # Every transfer id ever seen, with its first outcome: idempotency by id and content.
-        self._known: dict[str, JournalEntry | RejectionRecord] = {}
+        # Folded (_fold): the ledger holds one for every transfer of the day.
+        self._known: dict[str, tuple] = {}
         self._pending: dict[str, tuple[Transfer, int]] = {}  # id -> (transfer, expires_at_us)
         self._resolved: dict[str, TransferKind] = {}  # pending id -> how it ended
         self._expiries: list[tuple[int, str]] = []  # heap of (expires_at_us, pending id)
@@ -145,11 +146,11 @@ class Ledger:
 
     def outcome_of(self, transfer_id: str) -> TransferOutcome | None:
         known = self._known.get(transfer_id)
-        return None if known is None else _outcome(known)
+        return None if known is None else _outcome(transfer_id, known)
 
     def transfer_of(self, transfer_id: str) -> Transfer | None:
         known = self._known.get(transfer_id)
-        return None if known is None else known.transfer
+        return None if known is None else _unfold_transfer(transfer_id, known)
 
     @property
     def transfer_count(self) -> int:
@@ -211,9 +212,10 @@ class Ledger:
             # -- decided: nothing below may fail --
             debit.posted_minor -= amount
             credit.posted_minor += amount
-            entry = JournalEntry(t, timestamp_us)
-            known[transfer_id] = entry
-            accept_entry(entry)
+            # _fold's tuple, of a plain posted transfer
+            known[transfer_id] = (t.debit_account_id, t.credit_account_id, amount, t.currency,
+                                  _POSTED, None, 0, False, timestamp_us, None)
+            accept_entry(JournalEntry(t, timestamp_us))
             answer(TransferOutcome(transfer_id, None, timestamp_us))
         return result
 
@@ -298,12 +300,13 @@ class Ledger:
         """Apply a journal entry that was accepted before (recovery). No checks: it was valid."""
         transfer, timestamp_us = entry.transfer, entry.timestamp_us
         if transfer.kind != TransferKind.EXPIRE_PENDING:
-            self._known[transfer.id] = entry
+            self._known[transfer.id] = _fold(transfer, timestamp_us, None)
         self._apply(transfer, timestamp_us, undo=None)
 
     def remember_rejection(self, record: RejectionRecord) -> None:
         """Restore a refused transfer's first outcome (recovery)."""
-        self._known[record.transfer.id] = record
+        self._known[record.transfer.id] = _fold(record.transfer, record.timestamp_us,
+                                                record.rejection)
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -481,18 +484,18 @@ class Ledger:
             return Rejection.OVERFLOWS_BALANCE
         return None
 
-    def _resubmitted(self, transfer: Transfer, known: JournalEntry | RejectionRecord,
+    def _resubmitted(self, transfer: Transfer, known: tuple,
                      timestamp_us: int) -> TransferOutcome:
-        if (isinstance(known, JournalEntry) and transfer.kind is TransferKind.POST_PENDING
+        if (known[_REJECTION] is None and transfer.kind is TransferKind.POST_PENDING
                 and not transfer.amount_minor):
             # The journal keeps a post as it took effect, and a blank amount posts the whole
             # reservation: compare that amount.
             reserved = self._known.get(transfer.pending_id)
             if reserved is not None:
-                transfer = replace(transfer, amount_minor=reserved.transfer.amount_minor)
-        difference = _first_difference(transfer, known.transfer)
+                transfer = replace(transfer, amount_minor=reserved[_AMOUNT])
+        difference = _first_difference(transfer, _unfold_transfer(transfer.id, known))
         if difference is None:
-            return _outcome(known)
+            return _outcome(transfer.id, known)
         return TransferOutcome(transfer.id, difference, timestamp_us)
 
     # -- applying (nothing below may fail: every rule was checked) -----------------------
@@ -554,10 +557,9 @@ class Ledger:
                 self._pending[pending_id] = (pending, expires_at_us)
 
     def _accept(self, t: Transfer, timestamp_us: int, result: ExecuteResult) -> None:
-        entry = JournalEntry(t, timestamp_us)
-        self._known[t.id] = entry
+        self._known[t.id] = _fold(t, timestamp_us, None)
         result.outcomes.append(TransferOutcome(t.id, None, timestamp_us))
-        result.journal.append(entry)
+        result.journal.append(JournalEntry(t, timestamp_us))
 
     def _refuse(self, t: Transfer, rejection: Rejection, timestamp_us: int,
                 result: ExecuteResult) -> None:
@@ -569,9 +571,8 @@ class Ledger:
             return  # a refusal kept only in memory would not survive a restart
         if t.id in self._known:
             return  # a duplicate id inside one chain: the first keeps its outcome
-        record = RejectionRecord(t, rejection, timestamp_us)
-        self._known[t.id] = record
-        result.rejections.append(record)
+        self._known[t.id] = _fold(t, timestamp_us, rejection)
+        result.rejections.append(RejectionRecord(t, rejection, timestamp_us))
 
 
 _INT_MIN = -(2**63)
@@ -585,9 +586,30 @@ def _within_64_bits(t: Transfer) -> bool:
     )
 
 
-def _outcome(known: JournalEntry | RejectionRecord) -> TransferOutcome:
-    rejection = known.rejection if isinstance(known, RejectionRecord) else None
-    return TransferOutcome(known.transfer.id, rejection, known.timestamp_us)
+# A transfer's first outcome as the ledger keeps it: a tuple of plain values, which CPython's
+# garbage collector stops tracking the first time it sees it (a Transfer and its JournalEntry
+# it would track, and scan at each full collection, for every transfer of the day).
+_AMOUNT, _TIMESTAMP, _REJECTION = 2, 8, 9
+_POSTED = TransferKind.POSTED.value
+_KINDS = {kind.value: kind for kind in TransferKind}
+_REJECTIONS = {None: None, **{rejection.value: rejection for rejection in Rejection}}
+
+
+def _fold(t: Transfer, timestamp_us: int, rejection: Rejection | None) -> tuple:
+    """(debit, credit, amount, currency, kind, pending id, timeout, linked, time, rejection)"""
+    return (t.debit_account_id, t.credit_account_id, t.amount_minor, t.currency,
+            t.kind._value_, t.pending_id, t.timeout_s, t.linked, timestamp_us,
+            None if rejection is None else rejection._value_)
+
+
+def _unfold_transfer(transfer_id: str, known: tuple) -> Transfer:
+    (debit, credit, amount, currency, kind, pending_id, timeout_s, linked, _, _) = known
+    return Transfer(transfer_id, debit, credit, amount, currency, _KINDS[kind], pending_id,
+                    timeout_s, linked)
+
+
+def _outcome(transfer_id: str, known: tuple) -> TransferOutcome:
+    return TransferOutcome(transfer_id, _REJECTIONS[known[_REJECTION]], known[_TIMESTAMP])
 
 
 _DIFFERENCES = (
