@@ -89,17 +89,20 @@ def institution_bic(bic: str) -> str:
 
 
 def bic_text(text: str) -> str:
-    """read_bic's rule, remembering the BICs it took (a batch names the same few)."""
-    if text not in _VALID_BICS:
+    """read_bic's rule, remembering the BICs it took with the institution each names (a
+    batch names the same few, and every message its agents)."""
+    institution = _VALID_BICS.get(text)
+    if institution is None:
         if not is_valid_bic(text):
             raise Unreadable
+        institution = institution_bic(text)
         if len(_VALID_BICS) < _VALID_BICS_MAX:
-            _VALID_BICS.add(text)
-    return institution_bic(text)
+            _VALID_BICS[text] = institution
+    return institution
 
 
 _HEAD_OFFICE_BRANCH = "XXX"
-_VALID_BICS: set[str] = set()
+_VALID_BICS: dict[str, str] = {}  # BIC -> institution_bic
 _VALID_BICS_MAX = 10_000
 text_rule(read_bic, "[A-Z0-9]{8}(?:[A-Z0-9]{3})?", bic_text)
 
