@@ -671,3 +671,21 @@ def test_first_outcomes_are_kept_in_no_object_the_garbage_collector_tracks(ledge
         "t8", Rejection.EXISTS_WITH_DIFFERENT_AMOUNT, T1_US + 1), first[100]]
     assert ledger.outcome_of("t3") == first[3]
     assert ledger.transfer_of("t3") == pay(network, "t3", 10)
+
+
+@pytest.mark.parametrize("fields", [{}, {"linked": None}, {"timeout_s": None}],
+                         ids=["plain", "linked None", "timeout None"])
+def test_the_same_transfer_resubmitted_gets_its_first_outcome_and_is_known_as_given(
+        ledger, network, fields):
+    transfer = pay(network, "t1", 100, **fields)
+    (first,) = ledger.execute([transfer], T1_US).outcomes
+    (again,) = ledger.execute([transfer], T1_US + 1).outcomes
+    assert first.accepted and again == first
+    assert ledger.transfer_of("t1") == transfer
+
+
+def test_a_refused_transfer_whose_kind_is_given_by_its_value_is_remembered(ledger, network):
+    transfer = Transfer("t2", network.icbk_cny, network.aboc_cny, 100, "XXX", "posted")
+    (outcome,) = ledger.execute([transfer], T1_US).outcomes
+    assert outcome.rejection == Rejection.CURRENCY_UNKNOWN
+    assert ledger.transfer_of("t2") == transfer and ledger.outcome_of("t2") == outcome

@@ -3,8 +3,10 @@ unfolded equal when read or changed, and what a command changes in an unfolded o
 
 import gc
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,7 +23,8 @@ from scopay.domain.payment import (
 )
 from scopay.domain.rejection import Rejection
 from scopay.engine.book import PaymentBook, fold, unfold
-from scopay.engine.payments import ReturnRequest
+from scopay.engine.payments import RETURN_TRANSFER_PREFIX, ReturnRequest
+from scopay.store.sqlite import SQLiteStore
 
 ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"  # ICBK holds 1000.00 CNY; ABOC 0 with a 500.00 line
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=8)
@@ -34,18 +37,25 @@ def records(draw) -> PaymentRecord:
     address = draw(st.none() | st.builds(
         PostalAddress, OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT,
         OPTIONAL_TEXT, st.lists(TEXT, max_size=2).map(tuple)))
+    instructed = draw(st.none() | st.tuples(st.integers(1, 10**15), st.just("RUB")))
     payment = Payment(
         str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)))), draw(TEXT), draw(TEXT),
         draw(TEXT), draw(TEXT), Party(draw(TEXT), draw(OPTIONAL_TEXT), address),
-        Party(draw(TEXT)), draw(st.integers(1, 10**15)), draw(st.sampled_from(["CNY", "RUB"])),
+        Party(draw(TEXT), draw(OPTIONAL_TEXT), draw(st.none() | st.just(address))),
+        draw(st.integers(1, 10**15)), draw(st.sampled_from(["CNY", "RUB"])),
+        instructed_amount_minor=None if instructed is None else instructed[0],
+        instructed_currency=None if instructed is None else instructed[1],
         exchange_rate=draw(st.none() | st.decimals(0, 10**6, places=5).map(Decimal)),
         charge_bearer=draw(st.sampled_from(ChargeBearer)),
-        remittance=draw(OPTIONAL_TEXT), priority=draw(st.sampled_from(Priority)),
+        remittance=draw(OPTIONAL_TEXT), purpose=draw(OPTIONAL_TEXT),
+        priority=draw(st.sampled_from(Priority)),
         settlement_method=draw(st.sampled_from(SettlementMethod)),
-        latest_us=draw(MOMENT), message_id=draw(OPTIONAL_TEXT),
+        earliest_us=draw(MOMENT), latest_us=draw(MOMENT), reject_by_us=draw(MOMENT),
+        message_id=draw(OPTIONAL_TEXT), sender_bic=draw(OPTIONAL_TEXT),
         intermediary_agents=tuple(draw(st.lists(TEXT, max_size=2))),
         charges=tuple(draw(st.lists(st.tuples(st.integers(0, 10**6), st.just("CNY"), TEXT),
-                                    max_size=2))))
+                                    max_size=2))),
+        message_type=draw(st.none() | st.sampled_from(["pacs.008.001.08", "pacs.009.001.08"])))
     statuses = draw(st.sampled_from([
         [PaymentStatus.RECEIVED, PaymentStatus.REJECTED],
         [PaymentStatus.RECEIVED, PaymentStatus.ACCEPTED, PaymentStatus.SETTLED],
@@ -140,3 +150,50 @@ def test_a_restarted_engine_holds_its_finished_payments_folded(engine, network, 
     assert records_tracked() == before
     assert [reopened.payment(p.uetr).payment for p in paid] == paid
     assert reopened.reconcile().ok
+
+
+def test_a_payment_sent_again_after_it_was_folded_is_known(engine, network):
+    t = network.funded_at_us
+    paid = payment(ICBK, ABOC, 100)
+    (first,) = engine.submit_payments(ICBK, [paid], t + 1)
+    before = records_tracked()
+    (again,) = engine.submit_payments(ICBK, [paid], t + 2)  # the same: its outcome so far
+    assert again == first and again.status == PaymentStatus.SETTLED
+    for changed in (replace(paid, settlement_amount_minor=101),  # same UETR
+                    replace(paid, uetr=str(uuid.uuid4()))):  # same instruction id
+        (refused,) = engine.submit_payments(ICBK, [changed], t + 3)
+        assert (refused.status, refused.reason) == (
+            PaymentStatus.REJECTED, Rejection.PAYMENT_EXISTS_WITH_DIFFERENT_CONTENT)
+    assert records_tracked() == before  # each read folded again at its command's commit
+    assert engine.payment(paid.uetr).history == list(first.history)
+
+
+class FailingStore(SQLiteStore):
+    """The real store, but its next batch fails to be written when told to."""
+
+    fail_next = False
+
+    def stage(self, *args, **kwargs):
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError("disk I/O error (test double)")
+        return super().stage(*args, **kwargs)
+
+
+def test_a_change_to_a_folded_payment_whose_commit_fails_is_not_kept(open_engine, network,
+                                                                       tmp_path):
+    store = FailingStore(tmp_path / "failing.db")
+    engine = open_engine(store, with_network=network)
+    t = network.funded_at_us
+    paid = payment(ICBK, ABOC, 100)
+    engine.submit_payments(ICBK, [paid], t + 1)
+    request = ReturnRequest(paid.uetr, 100, "CNY", ABOC, "returned by ABOC")
+    store.fail_next = True  # the return is decided, its row folded, then its write fails
+    with pytest.raises(OSError):
+        engine.return_payments([request], t + 2)
+    assert engine.payment(paid.uetr).status == PaymentStatus.SETTLED  # rebuilt from the store
+    assert engine.ledger.outcome_of(RETURN_TRANSFER_PREFIX + paid.uetr) is None
+    (outcome,) = engine.return_payments([request], t + 3)
+    assert outcome.rejection is None
+    assert engine.payment(paid.uetr).status == PaymentStatus.RETURNED
+    assert engine.reconcile().ok

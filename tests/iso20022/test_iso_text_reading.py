@@ -25,7 +25,7 @@ from iso_support import (
 )
 from lxml import etree
 
-from scopay.iso20022 import credit_transfer, document, pattern
+from scopay.iso20022 import credit_transfer, datatype, document, pattern
 from scopay.iso20022.credit_transfer import (
     PREFIXES_MAX,
     read_credit_transfer_text,
@@ -455,6 +455,23 @@ def test_text_rules_take_only_what_their_readers_take(reader):
        currency=st.sampled_from(CURRENCIES))
 def test_text_rules_take_only_what_their_readers_take_on_any_text(reader, written, currency):
     agree(reader, written, currency)
+
+
+@pytest.mark.parametrize("bic", ["ICBKCNBJXXX", "ICBKCNBJ", "ICBKCNBJ001", "ICBKCNBJXXA"])
+def test_a_bic_remembered_reads_as_the_first_time(bic, monkeypatch):
+    expected = datatype.institution_bic(bic)
+    assert datatype.bic_text(bic) == datatype.bic_text(bic) == expected  # then remembered
+    monkeypatch.setattr(datatype, "_VALID_BICS", {})
+    monkeypatch.setattr(datatype, "_VALID_BICS_MAX", 0)  # full: nothing more remembered
+    assert datatype.bic_text(bic) == expected and not datatype._VALID_BICS
+
+
+@pytest.mark.parametrize("text", ["", "icbkcnbj", "ICBK", "ICBKCNBJXX", "1CBKCNBJ"])
+def test_a_text_that_is_no_bic_is_refused_every_time(text):
+    for _ in range(2):
+        with pytest.raises(pattern.Unreadable):
+            datatype.bic_text(text)
+    assert text not in datatype._VALID_BICS
 
 
 # With the schemas configured: validated while parsed, no tree ---------------------------------

@@ -212,9 +212,9 @@ class Ledger:
             # -- decided: nothing below may fail --
             debit.posted_minor -= amount
             credit.posted_minor += amount
-            # _fold's tuple, of a plain posted transfer
+            # _fold's tuple, of a posted transfer with no pending id
             known[transfer_id] = (t.debit_account_id, t.credit_account_id, amount, t.currency,
-                                  _POSTED, None, 0, False, timestamp_us, None)
+                                  _POSTED, None, t.timeout_s, t.linked, timestamp_us, None)
             accept_entry(JournalEntry(t, timestamp_us))
             answer(TransferOutcome(transfer_id, None, timestamp_us))
         return result
@@ -596,16 +596,19 @@ _REJECTIONS = {None: None, **{rejection.value: rejection for rejection in Reject
 
 
 def _fold(t: Transfer, timestamp_us: int, rejection: Rejection | None) -> tuple:
-    """(debit, credit, amount, currency, kind, pending id, timeout, linked, time, rejection)"""
+    """(debit, credit, amount, currency, kind, pending id, timeout, linked, time, rejection),
+    each as the transfer holds it but the kind, by its value."""
+    kind = t.kind
     return (t.debit_account_id, t.credit_account_id, t.amount_minor, t.currency,
-            t.kind._value_, t.pending_id, t.timeout_s, t.linked, timestamp_us,
+            kind._value_ if kind.__class__ is TransferKind else kind, t.pending_id,
+            t.timeout_s, t.linked, timestamp_us,
             None if rejection is None else rejection._value_)
 
 
 def _unfold_transfer(transfer_id: str, known: tuple) -> Transfer:
     (debit, credit, amount, currency, kind, pending_id, timeout_s, linked, _, _) = known
-    return Transfer(transfer_id, debit, credit, amount, currency, _KINDS[kind], pending_id,
-                    timeout_s, linked)
+    return Transfer(transfer_id, debit, credit, amount, currency, _KINDS.get(kind, kind),
+                    pending_id, timeout_s, linked)
 
 
 def _outcome(transfer_id: str, known: tuple) -> TransferOutcome:

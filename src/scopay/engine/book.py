@@ -59,7 +59,8 @@ class PaymentBook:
 
     `get` and `[]` are for the engine's commands, under its lock: a folded record comes back
     unfolded, and that record is the one the book holds until the next fold, so what the
-    command changes in it is kept. `peek` is for readers."""
+    command changes in it is kept. A command must not keep a record past its commit: once
+    folded, changing it would change nothing the book holds. `peek` is for readers."""
 
     __slots__ = ("_entries", "_unfolded")
 
