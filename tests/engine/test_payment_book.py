@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scopay.domain.ledger import Transfer
 from scopay.domain.payment import (
     ChargeBearer,
     Party,
@@ -197,3 +198,16 @@ def test_a_change_to_a_folded_payment_whose_commit_fails_is_not_kept(open_engine
     assert outcome.rejection is None
     assert engine.payment(paid.uetr).status == PaymentStatus.RETURNED
     assert engine.reconcile().ok
+
+
+def test_queued_payments_a_plain_transfer_settles_are_folded_at_its_commit(engine, network):
+    t = network.funded_at_us
+    queued = [payment(ABOC, ICBK, 40_000) for _ in range(2)]  # ABOC's line covers one
+    results = engine.submit_payments(ABOC, queued, t + 1)
+    assert [r.status for r in results] == [PaymentStatus.SETTLED, PaymentStatus.QUEUED]
+    before = records_tracked()
+    outcomes = engine.submit([Transfer("in1", network.icbk_cny, network.aboc_cny, 50_000,
+                                       "CNY")], t + 2)  # money for ABOC: its queue moves
+    assert outcomes[0].accepted
+    assert engine.payment(queued[1].uetr).status == PaymentStatus.SETTLED
+    assert records_tracked() == before - 1  # the payment it settled is folded
