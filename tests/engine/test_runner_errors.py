@@ -63,3 +63,19 @@ def test_an_error_whose_note_cannot_be_written_still_reaches_its_callers(runner,
     error = runner.call(refused).exception(timeout=30)
     assert isinstance(error, Refused)
     assert runner.call(lambda engine, now_us: now_us).result(timeout=30) > 0  # still serving
+
+
+def test_a_commit_that_fails_on_the_callers_thread_leaves_no_reference_cycle():
+    """A runner whose commit thread has stopped commits on the caller's thread
+    (_finished_here); the error it hands on keeps its traceback as text only."""
+    class FailingCommit:
+        def finish_commit(self):
+            raise OSError("disk I/O error (test double)")
+
+    with cyclic_garbage() as found:
+        done = runner_module._finished_here(FailingCommit())
+        error = done.exception()
+        assert isinstance(error, OSError)
+        assert error.__traceback__ is None and "in finish_commit" in error.__notes__[0]
+        del error, done
+    assert [o for o in found if isinstance(o, BaseException)] == []

@@ -212,17 +212,22 @@ def _run_group(group: _Group, engine: Engine, now_us: int) -> list | BaseExcepti
     try:
         return group.run(engine, now_us)
     except BaseException as error:  # noqa: BLE001 — the callers get it and decide
-        # Handed to callers elsewhere, the error keeps no frames: they would keep this one's
-        # callers (the batch and its futures, which hold the error: a reference cycle) and the
-        # command's variables (after a rebuild, the engine's state from before it) until the
-        # garbage collector's pass over the generation they reached. A refusal is an answer
-        # and goes without; any other error keeps its traceback as text, in a note (formatting
-        # it costs about 0.1 ms), unless even that fails: the callers get it all the same.
-        if not isinstance(error, REFUSALS):
-            with contextlib.suppress(Exception):
-                error.add_note("raised in the engine:\n"
-                               + "".join(traceback.format_tb(error.__traceback__)).rstrip())
-        return error.with_traceback(None)
+        return _handed_on(error)
+
+
+def _handed_on(error: BaseException) -> BaseException:
+    """The error as the runner hands it to callers elsewhere: with no frames. They would keep
+    the frame that caught it (with the batch and its futures, which hold the error: a
+    reference cycle, and the command's variables: after a rebuild, the engine's state from
+    before it) until the garbage collector's pass over the generation they reached. A
+    refusal is an answer and goes without; any other error keeps its traceback as text, in a
+    note (formatting it costs about 0.1 ms), unless even that fails: the callers get it all
+    the same."""
+    if not isinstance(error, REFUSALS):
+        with contextlib.suppress(Exception):
+            error.add_note("raised in the engine:\n"
+                           + "".join(traceback.format_tb(error.__traceback__)).rstrip())
+    return error.with_traceback(None)
 
 
 def _resolve_group(group: _Group, answers: list | BaseException) -> None:
@@ -533,7 +538,7 @@ def _finished_here(engine: Engine) -> Future:
     try:
         engine.finish_commit()
     except BaseException as error:  # noqa: BLE001 — handed on with the future
-        done.set_exception(error)
+        done.set_exception(_handed_on(error))  # its frames lead back to `done`
     else:
         done.set_result(None)
     return done
