@@ -450,7 +450,8 @@ def _payment_from(body: PaymentIn, sender_bic: str) -> Payment:
         raise ApiError(422, "Invalid amount", "a payment amount must be positive")
     earliest_us, latest_us = _micros(body.earliest), _micros(body.latest)
     reject_by_us = _micros(body.reject_by)
-    if not on_one_date((earliest_us, latest_us, reject_by_us)):
+    if (earliest_us is not None or latest_us is not None or reject_by_us is not None) and (
+            not on_one_date((earliest_us, latest_us, reject_by_us))):
         raise ApiError(422, "Invalid request", "earliest, latest and reject_by must fall on one "
                        "UTC date (the settlement date ISO 20022 gives them on)")
     # new_payment: Payment's fields set without a frozen __init__'s cost, every one named
@@ -460,13 +461,19 @@ def _payment_from(body: PaymentIn, sender_bic: str) -> Payment:
         debtor=_party(body.debtor), creditor=_party(body.creditor),
         settlement_amount_minor=amount_minor, settlement_currency=body.currency,
         instructed_amount_minor=None, instructed_currency=None, exchange_rate=None,
-        charge_bearer=ChargeBearer(body.charge_bearer), remittance=body.remittance,
-        purpose=body.purpose, priority=Priority(body.priority),
+        charge_bearer=_CHARGE_BEARERS[body.charge_bearer], remittance=body.remittance,
+        purpose=body.purpose, priority=_PRIORITIES[body.priority],
         settlement_method=SettlementMethod.GROSS, earliest_us=earliest_us,
         latest_us=latest_us, reject_by_us=reject_by_us, message_id=None,
         sender_bic=sender_bic, intermediary_agents=(), charges=(),
         message_type=None,
     )
+
+
+# The enums by value, as PaymentIn's patterns allow them: a lookup, where calling the enum
+# costs a few tenths of a microsecond a payment of a bulk request.
+_CHARGE_BEARERS = {member.value: member for member in ChargeBearer}
+_PRIORITIES = {member.value: member for member in Priority}
 
 
 def _party(body) -> Party:

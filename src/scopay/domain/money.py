@@ -79,14 +79,12 @@ def parse_amount(text: str, currency_code: str) -> int:
     match = _AMOUNT_PATTERN.fullmatch(text)
     if match is None:
         raise AmountError(f"amount {text!r} is not a plain decimal such as 1234.56")
-    fraction = match.group("fraction") or ""
-    if len(fraction) > currency.minor_units:
+    whole, fraction = match.groups("")
+    units = currency.minor_units
+    if len(fraction) > units:
         raise AmountError(
-            f"amount {text!r} has {len(fraction)} decimals; {currency.code} allows "
-            f"{currency.minor_units}"
-        )
-    minor = int(match.group("whole")) * 10**currency.minor_units
-    minor += int(fraction.ljust(currency.minor_units, "0") or "0")
+            f"amount {text!r} has {len(fraction)} decimals; {currency.code} allows {units}")
+    minor = int(whole + fraction.ljust(units, "0"))  # whole * 10**units + the fraction
     if minor > AMOUNT_MINOR_MAX:
         raise AmountError(f"amount {text!r} is larger than scopay can hold")
     return minor
