@@ -140,3 +140,17 @@ def test_money_adds_and_subtracts_within_one_currency():
     assert Money(150, "CNY") + Money(50, "CNY") == Money(200, "CNY")
     assert Money(150, "CNY") - Money(200, "CNY") == Money(-50, "CNY")
     assert str(Money(123456, "CNY")) == "1234.56 CNY"
+
+
+@given(whole=st.integers(0, 10**12), fraction=st.text("0123456789", max_size=3),
+       code=currency_codes)
+def test_parse_amount_agrees_with_decimal_arithmetic(whole, fraction, code):
+    """Any plain decimal with no more decimals than the currency has is read exactly: as
+    Decimal arithmetic reads it, in minor units."""
+    units = CURRENCIES[code].minor_units
+    text = f"{whole}.{fraction}" if fraction else str(whole)
+    if len(fraction) > units:
+        with pytest.raises(AmountError):
+            parse_amount(text, code)
+        return
+    assert parse_amount(text, code) == int(Decimal(text).scaleb(units))
