@@ -7,11 +7,12 @@ and each of its collections of the oldest generation visits every one: stops tha
 the payments held (about 2 s at 600,000, bench/bulk_growth.py --rounds 30).
 
 A finished payment (settled, rejected, cancelled, returned) changes rarely, if ever, so the
-book keeps it folded into one tuple of plain values: its row as the store writes it
-(payment_codec.payment_row, the payment as JSON text) followed by its history, four values a
-status change. The collector stops tracking such a tuple the first time it looks at it and
-never visits it again. The row is the one the store is given in the same commit, so folding
-costs little more than the write did alone.
+book keeps it folded into bytes, which the collector never tracks: its status, then (by
+`marshal`) its row as the store writes it (payment_codec.payment_row, the payment as JSON
+text) followed by its history, four values a status change. The row is the one the store is
+given in the same commit, so folding costs little more than the write did alone. (A tuple
+of plain values would be untracked too, but only once a collection had seen it: until then
+each new one adds to the young generation the collector scans.)
 
 A folded record is unfolded when asked for: `get` (for a command, which may change it)
 keeps the unfolded record until the next commit folds it again; `peek` (for reading) gives
@@ -20,6 +21,7 @@ an unfolded copy and keeps nothing.
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Iterable, Iterator
 
 from scopay.domain.payment import PaymentRecord, PaymentStatus, Priority, StatusChange
@@ -32,26 +34,31 @@ FINISHED = frozenset({PaymentStatus.SETTLED, PaymentStatus.REJECTED, PaymentStat
 _FINISHED_VALUES = frozenset(status.value for status in FINISHED)
 _ROW_LENGTH = 11  # payment_row's columns; the history follows
 _STATUS = 4  # where payment_row has the status
+_MARSHAL_VERSION = 2  # the quickest to write of marshal's formats for these values
+# What a folded record starts with: its status, before the values marshal wrote.
+_PREFIXES = {status.value: status.value.encode("ascii") + b"\x00" for status in PaymentStatus}
 
 _STATUSES = enum_members(PaymentStatus)
 _REASONS = {None: None, **enum_members(Rejection)}
 _PRIORITIES = enum_members(Priority)
 
 
-def fold(record: PaymentRecord, row: tuple | None = None) -> tuple:
-    """The record as one tuple of plain values: its `row` (payment_row's) and its history."""
+def fold(record: PaymentRecord, row: tuple | None = None) -> bytes:
+    """The record as bytes: its status, then its `row` (payment_row's) and its history."""
     history: list = []
     for status, at_us, reason, detail in record.history:
         history += (status._value_, at_us, None if reason is None else reason._value_, detail)
-    return (row or payment_row(record)) + tuple(history)
+    row = row or payment_row(record)
+    return _PREFIXES[row[_STATUS]] + marshal.dumps(row + tuple(history), _MARSHAL_VERSION)
 
 
-def unfold(folded: tuple) -> PaymentRecord:
+def unfold(folded: bytes) -> PaymentRecord:
     """The record `fold` folded (an equal one)."""
-    history = [StatusChange(_STATUSES[folded[at]], folded[at + 1], _REASONS[folded[at + 2]],
-                            folded[at + 3]) for at in range(_ROW_LENGTH, len(folded), 4)]
-    return PaymentRecord(decode_payment(folded[3]), folded[1], history, folded[5], folded[6],
-                         folded[7], _PRIORITIES[folded[8]], folded[9], folded[10])
+    values = marshal.loads(memoryview(folded)[folded.index(0) + 1:])
+    history = [StatusChange(_STATUSES[values[at]], values[at + 1], _REASONS[values[at + 2]],
+                            values[at + 3]) for at in range(_ROW_LENGTH, len(values), 4)]
+    return PaymentRecord(decode_payment(values[3]), values[1], history, values[5], values[6],
+                         values[7], _PRIORITIES[values[8]], values[9], values[10])
 
 
 class PaymentBook:
@@ -65,7 +72,7 @@ class PaymentBook:
     __slots__ = ("_entries", "_unfolded")
 
     def __init__(self) -> None:
-        self._entries: dict[str, PaymentRecord | tuple] = {}
+        self._entries: dict[str, PaymentRecord | bytes] = {}
         self._unfolded: list[PaymentRecord] = []  # by get, since the last fold
 
     def __len__(self) -> int:
@@ -85,7 +92,7 @@ class PaymentBook:
 
     def get(self, uetr: str) -> PaymentRecord | None:
         entry = self._entries.get(uetr)
-        if type(entry) is tuple:
+        if type(entry) is bytes:
             entry = self._entries[uetr] = unfold(entry)
             self._unfolded.append(entry)
         return entry
@@ -93,12 +100,12 @@ class PaymentBook:
     def peek(self, uetr: str) -> PaymentRecord | None:
         """The record to read, not to change (a folded one's copy)."""
         entry = self._entries.get(uetr)
-        return unfold(entry) if type(entry) is tuple else entry
+        return unfold(entry) if type(entry) is bytes else entry
 
     def items(self) -> Iterator[tuple[str, PaymentRecord]]:
         """Every payment, in the order recorded, as peek gives them."""
         for uetr, entry in list(self._entries.items()):
-            yield uetr, unfold(entry) if type(entry) is tuple else entry
+            yield uetr, unfold(entry) if type(entry) is bytes else entry
 
     def values(self) -> Iterator[PaymentRecord]:
         for _, record in self.items():
@@ -106,10 +113,10 @@ class PaymentBook:
 
     def with_status(self, status: PaymentStatus) -> Iterator[PaymentRecord]:
         """The payments in `status`, as peek gives them; no other is unfolded."""
-        value = status.value
+        prefix = _PREFIXES[status.value]
         for entry in list(self._entries.values()):
-            if type(entry) is tuple:
-                if entry[_STATUS] == value:
+            if type(entry) is bytes:
+                if entry.startswith(prefix):
                     yield unfold(entry)
             elif entry.status == status:
                 yield entry

@@ -345,7 +345,9 @@ class PaymentOperations:
                                       if p.status != Status.ACTIVE}
         self.payments = PaymentBook()
         self._resolved_at_us = 0
-        self._instructions: dict[tuple[str, str], str] = {}
+        # (sender's BIC, a space, instruction id) -> UETR: a string key, which the garbage
+        # collector does not track (a tuple it tracks until a collection first sees it)
+        self._instructions: dict[str, str] = {}
         # (sender, message id) -> the UETRs recorded under it: one id, one message
         self._messages: dict[tuple[str, str], set[str]] = {}
         total = self.store.payment_count() if progress is not None else 0
@@ -412,7 +414,7 @@ class PaymentOperations:
         same indexes live (a payment entered) and after a restart (a payment recovered)."""
         payment, sender_bic = record.payment, record.sender_bic
         self.payments[payment.uetr] = record
-        self._instructions[(sender_bic, payment.instruction_id)] = payment.uetr
+        self._instructions[f"{sender_bic} {payment.instruction_id}"] = payment.uetr
         if payment.message_id is not None:
             self._messages.setdefault((sender_bic, payment.message_id), set()).add(payment.uetr)
 
@@ -432,7 +434,7 @@ class PaymentOperations:
 
     def _enter(self, sender_bic: str, payment: Payment, at: int,
                changes: _Changes) -> PaymentResult:
-        known_uetr = self._instructions.get((sender_bic, payment.instruction_id))
+        known_uetr = self._instructions.get(f"{sender_bic} {payment.instruction_id}")
         existing = self.payments.get(payment.uetr) or self.payments.get(known_uetr or "")
         if existing is not None:
             if existing.payment == payment and existing.sender_bic == sender_bic:
