@@ -4,9 +4,25 @@ status, content type and body, for settled, queued, refused and malformed paymen
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic_core import to_json
+
+from scopay.api import payments as payments_module
+from scopay.api.schemas import PaymentOut
+from scopay.domain.payment import (
+    PAYMENT_TIME_US_MAX,
+    PAYMENT_TIME_US_MIN,
+    Party,
+    Payment,
+    PaymentStatus,
+    Priority,
+    StatusChange,
+)
 
 ICBK, ABOC = "ICBKCNBJ", "ABOCCNBJ"  # tests/conftest.py: ICBK holds 1000.00 CNY
 VARIABLE_FIELDS = ("uetr", "at")
@@ -168,3 +184,18 @@ def test_a_posted_answer_equals_the_payment_tracked_afterwards(both_doors):
     assert sent.status_code == 201 and tracked.status_code == 200
     assert sent.json() == tracked.json()
     assert sent.json()["history"][-1]["at"].endswith("Z")
+
+
+@given(at_us=st.integers(PAYMENT_TIME_US_MIN, PAYMENT_TIME_US_MAX))
+def test_a_moment_in_an_answer_reads_as_the_response_model_writes_it(at_us):
+    """Answers carry moments as text written once (payments._time_text); PaymentOut reads
+    that text back as the moment, and writes the same bytes."""
+    history = (StatusChange(PaymentStatus.RECEIVED, at_us, None, None),)
+    shaped = payments_module._shape(
+        Payment("8a562c67-ca16-48ba-b074-65581be6f011", "I1", "E1", ICBK, "ABOCCNBJ",
+                Party("A"), Party("B"), 100, "CNY", latest_us=at_us),
+        history, Priority.NORMAL, at_us, None)
+    model = PaymentOut.model_validate(shaped)
+    assert model.history[0].at == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+        microseconds=at_us)
+    assert model.model_dump_json().encode() == to_json(shaped)

@@ -567,16 +567,17 @@ def _shape(payment: Payment, history, priority: Priority, latest_us: int | None,
     """A payment as the API shows it: a PaymentOut as a plain dict, which FastAPI checks
     against the response model, and which the payment posts serialise with pydantic-core
     directly (building the models costs more than settling the payment). Enums by
-    `_value_`: `.value` is a Python-level property, and a bulk answer shapes thousands."""
+    `_value_`: `.value` is a Python-level property, and a bulk answer shapes thousands;
+    moments as their JSON text (_time_text)."""
     last = history[-1]
     return _answer(
         payment.uetr, last.status._value_, last.reason._value_ if last.reason else last.detail,
         _iso(last.status), _iso_reason(last.status, last.reason), payment.debtor_agent,
         payment.creditor_agent,
         format_amount(payment.settlement_amount_minor, payment.settlement_currency),
-        payment.settlement_currency, priority._value_, _time_or_none(payment.earliest_us),
-        _time_or_none(latest_us), _time_or_none(reject_by_us),
-        [{"status": c.status._value_, "at": _time(c.at_us),
+        payment.settlement_currency, priority._value_, _time_text_or_none(payment.earliest_us),
+        _time_text_or_none(latest_us), _time_text_or_none(reject_by_us),
+        [{"status": c.status._value_, "at": _time_text(c.at_us),
           "reason": c.reason._value_ if c.reason else None, "detail": c.detail}
          for c in history])
 
@@ -591,8 +592,8 @@ def _answer(uetr, status, reason, iso_status, iso_reason, debtor_agent, creditor
             "reject_by": reject_by, "history": history}
 
 
-def _time_or_none(at_us: int | None) -> datetime | None:
-    return None if at_us is None else _time(at_us)
+def _time_text_or_none(at_us: int | None) -> str | None:
+    return None if at_us is None else _time_text(at_us)
 
 
 def _iso(status: PaymentStatus) -> str | None:
@@ -616,6 +617,15 @@ def _micros(moment: datetime | None) -> int | None:
     if not in_time_range((at_us,)):
         raise ApiError(422, "Invalid request", TIME_RANGE_TEXT)
     return at_us
+
+
+@functools.lru_cache(maxsize=1024)
+def _time_text(at_us: int) -> str:
+    """A moment as pydantic-core writes a datetime in JSON, written once: a payment's answer
+    carries it as this text, the same bytes in a third of the time (a bulk answer names its
+    commit's time three times for each payment); a response model reads it back as the
+    datetime."""
+    return to_json(_time(at_us))[1:-1].decode("ascii")
 
 
 @functools.lru_cache(maxsize=1024)
