@@ -28,10 +28,11 @@ from scopay.domain.payment import PaymentRecord, PaymentStatus, Priority, Status
 from scopay.domain.rejection import Rejection
 from scopay.store.payment_codec import decode_payment, enum_members, payment_row
 
-# Statuses a payment leaves only by a command naming it (a return): their records are folded.
-FINISHED = frozenset({PaymentStatus.SETTLED, PaymentStatus.REJECTED, PaymentStatus.CANCELLED,
-                      PaymentStatus.RETURNED})
-_FINISHED_VALUES = frozenset(status.value for status in FINISHED)
+# Statuses a payment leaves only by a command naming it (a return), by value: their records
+# are folded.
+_FINISHED = frozenset(status.value for status in (
+    PaymentStatus.SETTLED, PaymentStatus.REJECTED, PaymentStatus.CANCELLED,
+    PaymentStatus.RETURNED))
 _ROW_LENGTH = 11  # payment_row's columns; the history follows
 _STATUS = 4  # where payment_row has the status
 _MARSHAL_VERSION = 2  # the quickest to write of marshal's formats for these values
@@ -107,10 +108,6 @@ class PaymentBook:
         for uetr, entry in list(self._entries.items()):
             yield uetr, unfold(entry) if type(entry) is bytes else entry
 
-    def values(self) -> Iterator[PaymentRecord]:
-        for _, record in self.items():
-            yield record
-
     def with_status(self, status: PaymentStatus) -> Iterator[PaymentRecord]:
         """The payments in `status`, as peek gives them; no other is unfolded."""
         prefix = _PREFIXES[status.value]
@@ -126,23 +123,26 @@ class PaymentBook:
         commit about to write them; the finished among them are folded, with the rows the
         store is given, and so are those `get` unfolded since the last fold. Should the
         commit fail, the engine rebuilds its book from the store."""
-        entries = self._entries
         rows = []
         for record in records:
             row = payment_row(record)
             rows.append(row)
-            if row[_STATUS] in _FINISHED_VALUES and entries.get(row[0]) is record:
-                entries[row[0]] = fold(record, row)
+            self._fold_if_finished(record, row)
         self.fold()
         return rows
 
     def fold(self, records: Iterable[PaymentRecord] = ()) -> None:
         """Fold the finished among `records` (each held by this book) and among those `get`
         unfolded since the last fold."""
-        entries = self._entries
         for batch in (records, self._unfolded):
             for record in batch:
-                uetr = record.payment.uetr
-                if record.history[-1].status in FINISHED and entries.get(uetr) is record:
-                    entries[uetr] = fold(record)
+                if record.history[-1].status._value_ in _FINISHED:
+                    self._fold_if_finished(record, payment_row(record))
         self._unfolded.clear()
+
+    def _fold_if_finished(self, record: PaymentRecord, row: tuple) -> None:
+        """Fold `record`, whose row is `row`, if it is finished and the one the book holds
+        (not one a later fold or a rebuild has replaced)."""
+        uetr = row[0]
+        if row[_STATUS] in _FINISHED and self._entries.get(uetr) is record:
+            self._entries[uetr] = fold(record, row)

@@ -345,9 +345,7 @@ class PaymentOperations:
                                       if p.status != Status.ACTIVE}
         self.payments = PaymentBook()
         self._resolved_at_us = 0
-        # (sender's BIC, a space, instruction id) -> UETR: a string key, which the garbage
-        # collector does not track (a tuple it tracks until a collection first sees it)
-        self._instructions: dict[str, str] = {}
+        self._instructions: dict[str, str] = {}  # _instruction_key -> UETR
         # (sender, message id) -> the UETRs recorded under it: one id, one message
         self._messages: dict[tuple[str, str], set[str]] = {}
         total = self.store.payment_count() if progress is not None else 0
@@ -414,7 +412,7 @@ class PaymentOperations:
         same indexes live (a payment entered) and after a restart (a payment recovered)."""
         payment, sender_bic = record.payment, record.sender_bic
         self.payments[payment.uetr] = record
-        self._instructions[f"{sender_bic} {payment.instruction_id}"] = payment.uetr
+        self._instructions[_instruction_key(sender_bic, payment.instruction_id)] = payment.uetr
         if payment.message_id is not None:
             self._messages.setdefault((sender_bic, payment.message_id), set()).add(payment.uetr)
 
@@ -434,7 +432,8 @@ class PaymentOperations:
 
     def _enter(self, sender_bic: str, payment: Payment, at: int,
                changes: _Changes) -> PaymentResult:
-        known_uetr = self._instructions.get(f"{sender_bic} {payment.instruction_id}")
+        known_uetr = self._instructions.get(_instruction_key(sender_bic,
+                                                              payment.instruction_id))
         existing = self.payments.get(payment.uetr) or self.payments.get(known_uetr or "")
         if existing is not None:
             if existing.payment == payment and existing.sender_bic == sender_bic:
@@ -611,6 +610,12 @@ class PaymentOperations:
             self._recover()
             raise
         self._journal_count += len(changes.journal)
+
+
+def _instruction_key(sender_bic: str, instruction_id: str) -> str:
+    """A sender's instruction id as one string (a BIC holds no space): a key the garbage
+    collector does not track, where a tuple is tracked until a collection first sees it."""
+    return f"{sender_bic} {instruction_id}"
 
 
 def _snapshot(record: PaymentRecord) -> PaymentRecord:
