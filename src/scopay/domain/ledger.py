@@ -148,11 +148,11 @@ class Ledger:
 
     def outcome_of(self, transfer_id: str) -> TransferOutcome | None:
         known = self._known.get(transfer_id)
-        return None if known is None else _outcome(transfer_id, known)
+        return None if known is None else _outcome(transfer_id, _loads(known))
 
     def transfer_of(self, transfer_id: str) -> Transfer | None:
         known = self._known.get(transfer_id)
-        return None if known is None else _unfold_transfer(transfer_id, known)
+        return None if known is None else _unfold_transfer(transfer_id, _loads(known))
 
     @property
     def transfer_count(self) -> int:
@@ -214,10 +214,7 @@ class Ledger:
             # -- decided: nothing below may fail --
             debit.posted_minor -= amount
             credit.posted_minor += amount
-            # _fold's, of a posted transfer with no pending id
-            known[transfer_id] = _dumps((t.debit_account_id, t.credit_account_id, amount,
-                                         t.currency, _POSTED, None, t.timeout_s, t.linked,
-                                         timestamp_us, None), _MARSHAL_VERSION)
+            known[transfer_id] = _fold(t, timestamp_us, None)
             accept_entry(JournalEntry(t, timestamp_us))
             answer(TransferOutcome(transfer_id, None, timestamp_us))
         return result
@@ -489,16 +486,17 @@ class Ledger:
 
     def _resubmitted(self, transfer: Transfer, known: bytes,
                      timestamp_us: int) -> TransferOutcome:
-        if (_loads(known)[_REJECTION] is None and transfer.kind is TransferKind.POST_PENDING
+        first = _loads(known)
+        if (first[_REJECTION] is None and transfer.kind is TransferKind.POST_PENDING
                 and not transfer.amount_minor):
             # The journal keeps a post as it took effect, and a blank amount posts the whole
             # reservation: compare that amount.
             reserved = self._known.get(transfer.pending_id)
             if reserved is not None:
                 transfer = replace(transfer, amount_minor=_loads(reserved)[_AMOUNT])
-        difference = _first_difference(transfer, _unfold_transfer(transfer.id, known))
+        difference = _first_difference(transfer, _unfold_transfer(transfer.id, first))
         if difference is None:
-            return _outcome(transfer.id, known)
+            return _outcome(transfer.id, first)
         return TransferOutcome(transfer.id, difference, timestamp_us)
 
     # -- applying (nothing below may fail: every rule was checked) -----------------------
@@ -595,7 +593,6 @@ def _within_64_bits(t: Transfer) -> bool:
 # collection first saw it). About 0.3 us a transfer to write.
 _AMOUNT, _TIMESTAMP, _REJECTION = 2, 8, 9
 _MARSHAL_VERSION = 2  # the quickest to write of marshal's formats for these values
-_POSTED = TransferKind.POSTED.value
 _KINDS = {kind.value: kind for kind in TransferKind}
 _REJECTIONS = {None: None, **{rejection.value: rejection for rejection in Rejection}}
 
@@ -610,15 +607,15 @@ def _fold(t: Transfer, timestamp_us: int, rejection: Rejection | None) -> bytes:
                    None if rejection is None else rejection._value_), _MARSHAL_VERSION)
 
 
-def _unfold_transfer(transfer_id: str, known: bytes) -> Transfer:
-    (debit, credit, amount, currency, kind, pending_id, timeout_s, linked, _, _) = _loads(known)
+def _unfold_transfer(transfer_id: str, first: tuple) -> Transfer:
+    """The transfer of a first outcome `_fold` wrote, as `_loads` reads it back."""
+    (debit, credit, amount, currency, kind, pending_id, timeout_s, linked, _, _) = first
     return Transfer(transfer_id, debit, credit, amount, currency, _KINDS.get(kind, kind),
                     pending_id, timeout_s, linked)
 
 
-def _outcome(transfer_id: str, known: bytes) -> TransferOutcome:
-    values = _loads(known)
-    return TransferOutcome(transfer_id, _REJECTIONS[values[_REJECTION]], values[_TIMESTAMP])
+def _outcome(transfer_id: str, first: tuple) -> TransferOutcome:
+    return TransferOutcome(transfer_id, _REJECTIONS[first[_REJECTION]], first[_TIMESTAMP])
 
 
 _DIFFERENCES = (
