@@ -17,8 +17,8 @@ stop of CPython's cyclic garbage collector in the round (a callback times each c
 cost that grows from round to round comes from the store's indexes: one keyed at random
 dirties a page of its own for each row once it outgrows a commit (docs/architecture.md,
 Storage); a stop that grows, from the collector, which rescans at each full collection every
-object it tracks (the engine holds every payment, finished ones folded into tuples it stops
-tracking: engine/book.py). After the rounds, one full collection is timed with all the
+object it tracks (the engine holds every payment, finished ones folded into bytes it never
+tracks: engine/book.py). After the rounds, one full collection is timed with all the
 payments still held. The last line is one JSON object.
 """
 

@@ -69,6 +69,7 @@ from scopay.domain.rtgs import AccountPolicy
 from scopay.engine.payments import PaymentRefused, PaymentResult, Receipt, ReturnRequest
 from scopay.engine.runner import Runner
 from scopay.iso20022.codes import PAYMENT_STATUS_CODE, REJECTION_REASON_CODE
+from scopay.store.payment_codec import enum_members
 
 router = APIRouter()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -472,8 +473,8 @@ def _payment_from(body: PaymentIn, sender_bic: str) -> Payment:
 
 # The enums by value, as PaymentIn's patterns allow them: a lookup, where calling the enum
 # costs a few tenths of a microsecond a payment of a bulk request.
-_CHARGE_BEARERS = {member.value: member for member in ChargeBearer}
-_PRIORITIES = {member.value: member for member in Priority}
+_CHARGE_BEARERS = enum_members(ChargeBearer)
+_PRIORITIES = enum_members(Priority)
 
 
 def _party(body) -> Party:

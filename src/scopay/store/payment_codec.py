@@ -27,7 +27,8 @@ from scopay.domain.payment import (
 def payment_row(record: PaymentRecord) -> tuple:
     """A payment's row as the store writes it: UETR, sender, instruction id, the payment's
     text (encode_payment), status, settlement accounts, then its queue state (sequence,
-    priority, latest and reject-by times)."""
+    priority, latest and reject-by times). Enums by `_value_`: `.value` is a Python-level
+    property, and a bulk commit writes these rows by the thousand."""
     payment = record.payment
     return (payment.uetr, record.sender_bic, payment.instruction_id, encode_payment(payment),
             record.history[-1].status._value_, record.debtor_account, record.creditor_account,

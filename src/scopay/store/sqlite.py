@@ -555,8 +555,6 @@ class SQLiteStore:
 
     def _write_payments(self, db, payload, last_rows, payments, payment_events,
                         notices) -> None:
-        # Enums by `_value_`: `.value` is a Python-level property, and these rows are written
-        # by the thousand (a bulk request makes seven for each payment).
         rows = list(payments)  # payment_row's, built by the engine (it keeps them: book.py)
         if rows:
             known = self._last_rows.get("payment")
