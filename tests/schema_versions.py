@@ -60,3 +60,19 @@ def undo_payment_rows_by_number(db: sqlite3.Connection) -> None:
         CREATE INDEX payment_open ON payment (status) WHERE status IN ('queued', 'accepted');
         DELETE FROM schema_migration WHERE version = 7;
     """)
+
+
+def undo_journal_ids_in_memory(db: sqlite3.Connection) -> None:
+    """Take a database of schema version 8 back to version 7: journal entries under a UNIQUE
+    index of their transfer id, seqs as they were."""
+    db.executescript("""
+        CREATE TABLE journal_old (
+            seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+            debit_account_id INTEGER NOT NULL, credit_account_id INTEGER NOT NULL,
+            amount_minor INTEGER NOT NULL, currency TEXT NOT NULL, pending_id TEXT,
+            timeout_s INTEGER NOT NULL, linked INTEGER NOT NULL, timestamp_us INTEGER NOT NULL);
+        INSERT INTO journal_old SELECT * FROM journal;
+        DROP TABLE journal;
+        ALTER TABLE journal_old RENAME TO journal;
+        DELETE FROM schema_migration WHERE version = 8;
+    """)

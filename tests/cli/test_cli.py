@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from schema_versions import undo_payment_rows_by_number
+from schema_versions import undo_journal_ids_in_memory
 from scopay.cli.main import app
 from scopay.client import read_key_file
 from scopay.domain.payment import Party, Payment, PaymentStatus, Priority
@@ -282,10 +282,10 @@ def test_an_anchor_number_beyond_any_entry_is_refused_as_a_parameter(db):
 
 @pytest.mark.parametrize("command", [["balances"], ["reconcile"], ["audit", "verify"]])
 def test_a_reader_changes_no_schema_and_a_writer_upgrades_it(db, command):
-    with sqlite3.connect(db) as raw:  # as version 6 left it: payment rows indexed by UETR
+    with sqlite3.connect(db) as raw:  # as version 7 left it: journal entries indexed by id
         newest = raw.execute("SELECT max(version) FROM schema_migration").fetchone()[0]
-        assert newest == 7, "written for version 7: give this test the newest one's undoing"
-        undo_payment_rows_by_number(raw)
+        assert newest == 8, "written for version 8: give this test the newest one's undoing"
+        undo_journal_ids_in_memory(raw)
     refused = runner.invoke(app, [*command, "--db", str(db)])
     assert refused.exit_code == 2, refused.output
     assert "opens it to write" in words(refused.output)

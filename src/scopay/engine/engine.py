@@ -14,6 +14,7 @@ import functools
 import gc
 import operator
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
@@ -102,6 +103,15 @@ def notified(transfer: Transfer) -> bool:
     """Whether a journal entry is told by debit and credit notifications: it moved posted
     money and is not a payment's or a return's (their messages tell them)."""
     return transfer.kind in _MOVES_POSTED and not transfer.id.startswith(_NOTIFIED_OTHERWISE)
+
+
+def _booked_more_than_once(entries: Sequence[JournalEntry]) -> list[tuple[str, int]]:
+    """(transfer id, times) of each id the journal books more than once, in journal order.
+    The store refuses such a batch; this finds rows written behind its back."""
+    times = Counter(entry.transfer.id for entry in entries)
+    if len(times) == len(entries):
+        return []
+    return [(transfer_id, count) for transfer_id, count in times.items() if count > 1]
 
 
 class CommandRefused(ValueError):
@@ -582,7 +592,8 @@ class Engine(PaymentOperations):
         accounts = list(self.accounts.values())
         entries = [entry for _, entry in self.store.journal()]
         folded = fold_journal(accounts, entries)
-        mismatches = []
+        mismatches = [f"transfer {transfer_id} is booked {count} times"
+                      for transfer_id, count in _booked_more_than_once(entries)]
         for account_id, balance in self.ledger.balances.items():
             live = (balance.posted_minor, balance.debits_pending_minor,
                     balance.credits_pending_minor)

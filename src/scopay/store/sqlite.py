@@ -246,11 +246,17 @@ class SQLiteStore:
         # written (_payment_numbers); the staged batch's new ones kept apart.
         self._payment_rows: dict[str, int] | None = None
         self._staged_payment_numbers: dict[str, int] = {}
-        # Counts each change to what is known of the numbers (rows appended, or the numbers
-        # forgotten after a batch rolled back): payments() hands over what it noted only if
-        # none happened while it read.
-        self._payment_numbers_changes = 0
-        self._numbers_lock = threading.Lock()  # over the map's hand-over and its updates
+        # Each journal entry's seq by its transfer id (no index has them: schema version 8),
+        # noted while recovery reads the journal (journal()), else read at the first need
+        # (_transfer_seqs_of); the staged batch's kept apart. The store's guard that no id is
+        # booked twice, and how an entry is found by its id (journal_entry).
+        self._transfer_seqs: dict[str, int] | None = None
+        self._staged_transfer_seqs: dict[str, int] = {}
+        # Counts each change to what is known of these numbers (rows appended, or the numbers
+        # forgotten after a batch rolled back): payments() and journal() hand over what they
+        # noted only if none happened while they read.
+        self._numbers_changes = 0
+        self._numbers_lock = threading.Lock()  # over the maps' hand-over and their updates
 
     def _payment_numbers(self, db: sqlite3.Connection) -> dict[str, int]:
         """Each committed payment's row number by UETR: as recovery noted them (payments()),
@@ -260,6 +266,16 @@ class SQLiteStore:
                 self._payment_rows = {uetr: number for number, uetr in
                                       db.execute("SELECT rowid, uetr FROM payment")}
             return self._payment_rows
+
+    def _transfer_seqs_of(self, db: sqlite3.Connection) -> dict[str, int]:
+        """Each committed journal entry's seq by its transfer id (the first, should an id be
+        there twice): as recovery noted them (journal()), else read here, once. Read under
+        the lock, the map misses no commit: one that lands meanwhile adds its own after."""
+        with self._numbers_lock:
+            if self._transfer_seqs is None:
+                self._transfer_seqs = {transfer_id: seq for seq, transfer_id in db.execute(
+                    "SELECT seq, id FROM journal ORDER BY seq DESC")}
+            return self._transfer_seqs
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection: it sees committed batches only."""
@@ -366,8 +382,7 @@ class SQLiteStore:
         last_rows: dict[str, int] = {}
         db.execute("BEGIN IMMEDIATE")
         try:
-            self._append(db, payload, last_rows, "journal", JOURNAL_INSERT,
-                         [journal_row(entry) for entry in journal])
+            self._append_journal(db, payload, last_rows, [journal_row(e) for e in journal])
             self._append(db, payload, last_rows, "rejections", _REJECTION_INSERT,
                          [(*journal_row(JournalEntry(r.transfer, r.timestamp_us)),
                            r.rejection.value) for r in rejections])
@@ -413,12 +428,15 @@ class SQLiteStore:
         self._last_rows.update(self._staged)
         self._mailbox_numbers.update(self._staged_numbers)
         self._staged_numbers.clear()
-        if self._staged_payment_numbers:
+        if self._staged_payment_numbers or self._staged_transfer_seqs:
             with self._numbers_lock:
-                self._payment_numbers_changes += 1
+                self._numbers_changes += 1
                 if self._payment_rows is not None:
                     self._payment_rows.update(self._staged_payment_numbers)
+                if self._transfer_seqs is not None:
+                    self._transfer_seqs.update(self._staged_transfer_seqs)
             self._staged_payment_numbers.clear()
+            self._staged_transfer_seqs.clear()
         self._staged = None
 
     def discard(self) -> None:
@@ -438,8 +456,10 @@ class SQLiteStore:
         self._staged_numbers.clear()
         with self._numbers_lock:
             self._payment_rows = None
-            self._payment_numbers_changes += 1
+            self._transfer_seqs = None
+            self._numbers_changes += 1
         self._staged_payment_numbers.clear()
+        self._staged_transfer_seqs.clear()
 
     def _append(self, db: sqlite3.Connection, payload: dict, last_rows: dict[str, int],
                 table: str, sql: str, rows: list[tuple],
@@ -464,6 +484,24 @@ class SQLiteStore:
         if rows:
             payload[table] = [first, last, digest_rows(
                 rows if covered is None else list(map(covered, rows)))]
+
+    def _append_journal(self, db: sqlite3.Connection, payload: dict, last_rows: dict[str, int],
+                        rows: list[tuple]) -> None:
+        """Append journal rows, refused whole (sqlite3.IntegrityError, as a UNIQUE index
+        would) if one books a transfer id the journal holds or another row of theirs books."""
+        if not rows:
+            return
+        ids = [row[0] for row in rows]
+        booked = self._transfer_seqs_of(db)
+        if len(set(ids)) != len(ids) or not booked.keys().isdisjoint(ids):
+            seen: set[str] = set()
+            twice = next(i for i in ids if i in booked or i in seen or seen.add(i))
+            raise sqlite3.IntegrityError(f"transfer id {twice!r} is booked already: the "
+                                         "journal books each transfer once")
+        self._append(db, payload, last_rows, "journal", JOURNAL_INSERT, rows)
+        last = last_rows["journal"]
+        self._staged_transfer_seqs.update(zip(ids, range(last - len(ids) + 1, last + 1),
+                                              strict=True))
 
     def _numbered(self, db: sqlite3.Connection, notices: Iterable[Notice]) -> list[tuple]:
         """Mailbox rows of the notices, each with its number in its participant's mailbox:
@@ -634,10 +672,21 @@ class SQLiteStore:
         if until_seq is not None:
             sql += " AND seq <= ?"
             params.append(until_seq)
+        # Each entry's seq by its id, noted on the way when the whole journal is read (the
+        # engine's recovery): the writer then need not read them (_transfer_seqs_of). Kept
+        # only if what is known of the tables did not change meanwhile, as in payments().
+        changes, seqs = self._numbers_changes, {}
+        noting = after_seq == 0 and until_seq is None and self._transfer_seqs is None
         cursor = self._reader().execute(sql + " ORDER BY seq", params)
         while rows := cursor.fetchmany(10_000):
             for row in rows:
+                if noting:
+                    seqs.setdefault(row[1], row[0])
                 yield row[0], JournalEntry(_transfer_from_row(row[1:]), row[10])
+        if noting:
+            with self._numbers_lock:  # checked and handed over as one step
+                if self._transfer_seqs is None and self._numbers_changes == changes:
+                    self._transfer_seqs = seqs
 
     def first_journal_seq_from(self, timestamp_us: int, last_seq: int) -> int:
         """The first seq (up to last_seq + 1) whose entry is at or after timestamp_us: a
@@ -687,9 +736,13 @@ class SQLiteStore:
                 (first_seq, last_seq, *kinds, account_id, account_id))
 
     def journal_entry(self, transfer_id: str) -> tuple[int, JournalEntry] | None:
-        row = self._reader().execute(
-            f"SELECT seq, {_JOURNAL_COLUMNS} FROM journal WHERE id = ?", (transfer_id,)
-        ).fetchone()
+        """(seq, entry) of the committed entry that booked a transfer id, or None."""
+        db = self._reader()
+        seq = self._transfer_seqs_of(db).get(transfer_id)
+        if seq is None:
+            return None
+        row = db.execute(f"SELECT seq, {_JOURNAL_COLUMNS} FROM journal WHERE seq = ?",
+                         (seq,)).fetchone()
         return None if row is None else (row[0], JournalEntry(_transfer_from_row(row[1:]), row[10]))
 
     def last_seq(self) -> int:
@@ -761,7 +814,7 @@ class SQLiteStore:
         # writer then need not read them at its first payment (_payment_numbers). Kept only if
         # what is known of them did not change meanwhile (rows this reader's snapshot might
         # lack, or numbers forgotten after a batch rolled back).
-        changes, numbers = self._payment_numbers_changes, {}
+        changes, numbers = self._numbers_changes, {}
         cursor = self._reader().execute(
             "SELECT rowid, content, sender_bic, debtor_account, creditor_account, sequence, "
             "priority, latest_us, reject_by_us FROM payment ORDER BY rowid"
@@ -772,7 +825,7 @@ class SQLiteStore:
             yield PaymentRecord(payment, row[2], events.get(payment.uetr, []), row[3], row[4],
                                 row[5], priorities[row[6]], row[7], row[8])
         with self._numbers_lock:  # checked and handed over as one step
-            if self._payment_rows is None and self._payment_numbers_changes == changes:
+            if self._payment_rows is None and self._numbers_changes == changes:
                 self._payment_rows = numbers
 
     def accounts_posted(self, first_seq: int, last_seq: int, before_us: int, day_us: int,

@@ -1,0 +1,176 @@
+"""Journal entries are found by their transfer id through a map the store keeps in memory,
+not through an index of the id (schema version 8): ids come in no order, and the index made
+every entry dirty a page of its own in each commit. The map is also the store's own guard
+that no transfer id is booked twice: a batch that would book one again is refused whole, in
+one commit or across commits, after a restart, after a batch that was not kept, and in a
+database upgraded from version 7."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import closing
+
+import pytest
+from test_ledger_store_review import verify_audit  # this folder's helpers
+
+from schema_versions import undo_journal_ids_in_memory
+from scopay.domain.ledger import JournalEntry, Transfer
+from scopay.store.sqlite import SQLiteStore
+
+AT = 1_000_000
+
+
+def entry(transfer_id: str, amount: int = 1, at: int = AT) -> JournalEntry:
+    return JournalEntry(Transfer(transfer_id, 11, 12, amount, "CNY"), at)
+
+
+def journal(db_path) -> list[tuple]:
+    with closing(sqlite3.connect(db_path)) as db:
+        return db.execute("SELECT seq, id, amount_minor FROM journal ORDER BY seq").fetchall()
+
+
+def journal_indexes(db_path) -> set[str]:
+    with closing(sqlite3.connect(db_path)) as db:
+        return {name for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'journal'")}
+
+
+@pytest.fixture
+def store(db_path):
+    store = SQLiteStore(db_path)
+    yield store
+    store.close()
+
+
+def test_the_journal_has_no_index_of_its_ids_and_an_entry_is_found_by_its_id(store, db_path):
+    store.commit([entry("a", 1), entry("b", 2)], at_us=AT)
+    store.commit([entry("c", 3)], at_us=AT + 1)
+    assert journal_indexes(db_path) == set()
+    assert [(seq, e.transfer.id, e.transfer.amount_minor)
+            for seq, e in map(store.journal_entry, "abc")] == journal(db_path)
+    assert store.journal_entry("unknown") is None
+
+
+@pytest.mark.parametrize("batches", [
+    [["a", "b", "a"]],  # twice in one batch
+    [["a"], ["b", "a"]],  # again in a later batch
+], ids=["one batch", "two batches"])
+def test_a_batch_that_books_an_id_again_is_refused_whole(store, db_path, batches):
+    *earlier, last = batches
+    for n, ids in enumerate(earlier):
+        store.commit([entry(i) for i in ids], at_us=AT + n)
+    before = journal(db_path)
+    with pytest.raises(sqlite3.IntegrityError, match="transfer id 'a' is booked already"):
+        store.commit([entry(i, 9) for i in last], at_us=AT + 10)
+    assert journal(db_path) == before
+    store.commit([entry("later")], at_us=AT + 11)  # the store goes on
+    assert store.journal_entry("later")[0] == len(before) + 1
+    assert store.journal_entry("b") is None  # of the refused batch only
+
+
+def test_after_a_restart_the_guard_and_the_lookups_know_every_id(db_path):
+    first = SQLiteStore(db_path)
+    first.commit([entry("a"), entry("b")], at_us=AT)
+    first.close()
+    for reads_journal_first in (True, False):  # as the engine's recovery does, or not
+        store = SQLiteStore(db_path)
+        try:
+            if reads_journal_first:
+                assert [e.transfer.id for _, e in store.journal()] == ["a", "b"]
+            with pytest.raises(sqlite3.IntegrityError):
+                store.commit([entry("b")], at_us=AT + 1)
+            assert store.journal_entry("b")[0] == 2
+        finally:
+            store.close()
+
+
+def test_recovery_hands_its_reading_of_the_journal_to_the_guard(db_path):
+    """The engine's recovery reads the whole journal: the ids noted on the way serve the
+    first commit after it, which reads no id from the database."""
+    first = SQLiteStore(db_path)
+    first.commit([entry(f"t{n}") for n in range(5)], at_us=AT)
+    first.close()
+    store = SQLiteStore(db_path)
+    try:
+        assert len(list(store.journal())) == 5
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        store.commit([entry("t5")], at_us=AT + 1)
+        with pytest.raises(sqlite3.IntegrityError):
+            store.commit([entry("t3")], at_us=AT + 2)
+        assert not [s for s in statements if "SELECT seq, id FROM journal" in s], statements
+    finally:
+        store.close()
+
+
+def test_a_partial_read_of_the_journal_is_not_taken_for_all_of_it(db_path):
+    first = SQLiteStore(db_path)
+    first.commit([entry(f"t{n}") for n in range(3)], at_us=AT)
+    first.close()
+    store = SQLiteStore(db_path)
+    try:
+        assert [e.transfer.id for _, e in store.journal(1)] == ["t1", "t2"]
+        reading = store.journal()
+        next(reading)  # left unfinished
+        with pytest.raises(sqlite3.IntegrityError):
+            store.commit([entry("t0")], at_us=AT + 1)
+    finally:
+        store.close()
+
+
+def test_a_batch_that_was_not_kept_books_no_id(store):
+    store.commit([entry("kept")], at_us=AT)
+    store.stage([entry("dropped")], at_us=AT + 1)
+    store.discard()
+    assert store.journal_entry("dropped") is None
+    store.commit([entry("dropped")], at_us=AT + 2)  # it may be booked now, once
+    with pytest.raises(sqlite3.IntegrityError):
+        store.commit([entry("dropped")], at_us=AT + 3)
+    assert store.journal_entry("dropped")[0] == 2
+
+
+def test_a_staged_batch_is_found_only_once_it_is_committed(store):
+    store.commit([entry("first")], at_us=AT)
+    assert store.journal_entry("first") is not None  # the readers' map is read
+    store.stage([entry("staged")], at_us=AT + 1)
+    assert store.journal_entry("staged") is None
+    done = threading.Thread(target=store.finish)  # finish may run on another thread
+    done.start()
+    done.join()
+    assert store.journal_entry("staged")[0] == 2
+
+
+def test_a_database_of_version_7_keeps_its_seqs_and_upgrades(db_path):
+    first = SQLiteStore(db_path)
+    first.commit([entry("a"), entry("b")], at_us=AT)
+    first.commit([entry("c")], at_us=AT + 1)
+    first.close()
+    with closing(sqlite3.connect(db_path)) as db, db:
+        undo_journal_ids_in_memory(db)
+    assert journal_indexes(db_path) == {"sqlite_autoindex_journal_1"}  # version 7
+    before = journal(db_path)
+    store = SQLiteStore(db_path)  # a writer upgrades the schema
+    try:
+        assert journal(db_path) == before and journal_indexes(db_path) == set()
+        assert store.journal_entry("c")[0] == 3
+        with pytest.raises(sqlite3.IntegrityError):
+            store.commit([entry("a")], at_us=AT + 2)
+        store.commit([entry("d")], at_us=AT + 2)
+    finally:
+        store.close()
+    assert verify_audit(db_path).ok
+
+
+def test_reconcile_names_a_transfer_booked_twice_behind_the_stores_back(engine, network,
+                                                                        db_path):
+    assert engine.reconcile().ok
+    with closing(sqlite3.connect(db_path)) as db, db:
+        db.execute("INSERT INTO journal (id, kind, debit_account_id, credit_account_id, "
+                   "amount_minor, currency, pending_id, timeout_s, linked, timestamp_us) "
+                   "SELECT id, kind, debit_account_id, credit_account_id, amount_minor, "
+                   "currency, pending_id, timeout_s, linked, timestamp_us FROM journal "
+                   "WHERE id = 'fund-icbk-cny'")
+    report = engine.reconcile()
+    assert not report.ok
+    assert "transfer fund-icbk-cny is booked 2 times" in report.mismatches
