@@ -18,7 +18,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 # every bench/*.py but the scripts' shared module (_options.py)
 SCRIPTS = sorted(path.stem for path in BENCH.glob("*.py") if not path.stem.startswith("_"))
 # they write databases: into tmp_path
-WITH_DIR = {"api", "bulk_growth", "ledger", "recovery", "statements"}
+WITH_DIR = {"api", "bulk_floor", "bulk_growth", "ledger", "recovery", "statements"}
 RUN_S_MAX = 600
 
 
