@@ -11,10 +11,12 @@ import fcntl
 import json
 import operator
 import os
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from importlib import resources
 from pathlib import Path
 
@@ -105,6 +107,40 @@ _transfer_columns = operator.attrgetter(
     "id", "kind._value_", "debit_account_id", "credit_account_id", "amount_minor", "currency",
     "pending_id", "timeout_s", "linked",
 )
+
+
+_CREATED_OBJECT = re.compile(
+    r"CREATE\s+(?:UNIQUE\s+)?(?:INDEX|TRIGGER)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+_DROPPED_TABLE = re.compile(r"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+
+
+def _operators_objects(db: sqlite3.Connection, sql: str) -> list[tuple[str, str, str]]:
+    """(name, table, SQL) of the indexes and triggers an operator made (no migration of
+    scopay's creates one of that name) on the tables a migration drops to rebuild them:
+    SQLite drops them with the table, and the upgrade is to keep them (_recreate)."""
+    dropped = {name.lower() for name in _DROPPED_TABLE.findall(sql)}
+    if not dropped:
+        return []
+    own = {name.lower() for _, text in migrations() for name in _CREATED_OBJECT.findall(text)}
+    return [(name, table, text) for name, table, text in db.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type IN ('index', "
+                "'trigger') AND sql IS NOT NULL ORDER BY rowid")
+            if table.lower() in dropped and name.lower() not in own]
+
+
+def _recreate(db: sqlite3.Connection, version: int, kept: list[tuple[str, str, str]]) -> None:
+    """Make again each operator's index and trigger that a migration's rebuild dropped; one
+    that no longer fits the table stops the upgrade (rolled back) with the reason."""
+    for name, table, text in kept:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone():
+            continue
+        try:
+            db.execute(text)
+        except sqlite3.Error as error:
+            raise sqlite3.OperationalError(
+                f"schema version {version} rebuilds table {table}; its {name} (not scopay's) "
+                f"cannot be made again on the new table ({error}): drop it, upgrade, and "
+                "make it again to fit") from error
 
 
 def _statements(sql: str) -> list[str]:
@@ -246,17 +282,21 @@ class SQLiteStore:
         # written (_payment_numbers); the staged batch's new ones kept apart.
         self._payment_rows: dict[str, int] | None = None
         self._staged_payment_numbers: dict[str, int] = {}
-        # Each journal entry's seq by its transfer id (no index has them: schema version 8),
-        # noted while recovery reads the journal (journal()), else read at the first need
-        # (_transfer_seqs_of); the staged batch's kept apart. The store's guard that no id is
-        # booked twice, and how an entry is found by its id (journal_entry).
-        self._transfer_seqs: dict[str, int] | None = None
-        self._staged_transfer_seqs: dict[str, int] = {}
-        # Counts each change to what is known of these numbers (rows appended, or the numbers
-        # forgotten after a batch rolled back): payments() and journal() hand over what they
-        # noted only if none happened while they read.
-        self._numbers_changes = 0
+        # Counts each change to what is known of the numbers (rows appended, or the numbers
+        # forgotten after a batch rolled back): payments() hands over what it noted only if
+        # none happened while it read.
+        self._payment_numbers_changes = 0
         self._numbers_lock = threading.Lock()  # over the maps' hand-over and their updates
+        # Each journal entry's seq by its transfer id (no index has them: schema version 8):
+        # the store's guard that no id is booked twice, and how an entry is found by its id
+        # (journal_entry). Every entry up to seq _transfer_seqs_through is in it, the staged
+        # batch's too (added before its COMMIT: once a reader can see a row, its id is here;
+        # a lookup by seq does not see a row before its commit; the map is forgotten only
+        # when the staged batch is rolled back, _forget_numbers). Noted while recovery reads
+        # the journal (journal()), else read at the first need (_transfer_seqs_of); readers
+        # bring it up to date with entries another process committed (_transfer_seq).
+        self._transfer_seqs: dict[str, int] | None = None
+        self._transfer_seqs_through = 0
 
     def _payment_numbers(self, db: sqlite3.Connection) -> dict[str, int]:
         """Each committed payment's row number by UETR: as recovery noted them (payments()),
@@ -268,14 +308,39 @@ class SQLiteStore:
             return self._payment_rows
 
     def _transfer_seqs_of(self, db: sqlite3.Connection) -> dict[str, int]:
-        """Each committed journal entry's seq by its transfer id (the first, should an id be
-        there twice): as recovery noted them (journal()), else read here, once. Read under
-        the lock, the map misses no commit: one that lands meanwhile adds its own after."""
+        """The writer's map of transfer ids (its caller holds _numbers_lock), read through
+        its own connection in its write transaction, which sees every commit, when there
+        is none yet."""
+        if self._transfer_seqs is None:
+            self._transfer_seqs, self._transfer_seqs_through = {}, 0
+            self._catch_up_transfer_seqs(db)
+        return self._transfer_seqs
+
+    def _catch_up_transfer_seqs(self, db: sqlite3.Connection) -> None:
+        """Add the entries after _transfer_seqs_through that `db` sees (the first seq of an
+        id, should it be there twice). The caller holds _numbers_lock."""
+        seqs = self._transfer_seqs
+        assert seqs is not None
+        for seq, transfer_id in db.execute("SELECT seq, id FROM journal WHERE seq > ? "
+                                           "ORDER BY seq", (self._transfer_seqs_through,)):
+            seqs.setdefault(transfer_id, seq)
+            self._transfer_seqs_through = seq
+
+    def _transfer_seq(self, transfer_id: str) -> int | None:
+        """The seq of the entry that booked `transfer_id` (perhaps not committed yet), or
+        None. A readers' lookup: an id not in the map is looked for in the entries past it
+        on a connection of its own, whose read begins now (this thread's reader could be in
+        the middle of an older read)."""
         with self._numbers_lock:
-            if self._transfer_seqs is None:
-                self._transfer_seqs = {transfer_id: seq for seq, transfer_id in db.execute(
-                    "SELECT seq, id FROM journal ORDER BY seq DESC")}
-            return self._transfer_seqs
+            seqs = self._transfer_seqs
+            seq = None if seqs is None else seqs.get(transfer_id)
+            if seq is not None:
+                return seq
+            with closing(sqlite3.connect(self.path, isolation_level=None)) as db:
+                if self._transfer_seqs is None:
+                    self._transfer_seqs, self._transfer_seqs_through = {}, 0
+                self._catch_up_transfer_seqs(db)
+            return self._transfer_seqs.get(transfer_id)
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection: it sees committed batches only."""
@@ -312,8 +377,10 @@ class SQLiteStore:
                 db.execute("COMMIT")
                 continue
             try:
+                kept = _operators_objects(db, sql)
                 for statement in _statements(sql):
                     db.execute(statement)
+                _recreate(db, version, kept)
                 db.execute("INSERT INTO schema_migration VALUES (?)", (version,))
             except BaseException:
                 db.execute("ROLLBACK")
@@ -428,15 +495,12 @@ class SQLiteStore:
         self._last_rows.update(self._staged)
         self._mailbox_numbers.update(self._staged_numbers)
         self._staged_numbers.clear()
-        if self._staged_payment_numbers or self._staged_transfer_seqs:
+        if self._staged_payment_numbers:
             with self._numbers_lock:
-                self._numbers_changes += 1
+                self._payment_numbers_changes += 1
                 if self._payment_rows is not None:
                     self._payment_rows.update(self._staged_payment_numbers)
-                if self._transfer_seqs is not None:
-                    self._transfer_seqs.update(self._staged_transfer_seqs)
             self._staged_payment_numbers.clear()
-            self._staged_transfer_seqs.clear()
         self._staged = None
 
     def discard(self) -> None:
@@ -457,9 +521,8 @@ class SQLiteStore:
         with self._numbers_lock:
             self._payment_rows = None
             self._transfer_seqs = None
-            self._numbers_changes += 1
+            self._payment_numbers_changes += 1
         self._staged_payment_numbers.clear()
-        self._staged_transfer_seqs.clear()
 
     def _append(self, db: sqlite3.Connection, payload: dict, last_rows: dict[str, int],
                 table: str, sql: str, rows: list[tuple],
@@ -492,16 +555,19 @@ class SQLiteStore:
         if not rows:
             return
         ids = [row[0] for row in rows]
-        booked = self._transfer_seqs_of(db)
-        if len(set(ids)) != len(ids) or not booked.keys().isdisjoint(ids):
-            seen: set[str] = set()
-            twice = next(i for i in ids if i in booked or i in seen or seen.add(i))
-            raise sqlite3.IntegrityError(f"transfer id {twice!r} is booked already: the "
-                                         "journal books each transfer once")
+        with self._numbers_lock:
+            booked = self._transfer_seqs_of(db)
+            if len(set(ids)) != len(ids) or not booked.keys().isdisjoint(ids):
+                seen: set[str] = set()
+                twice = next(i for i in ids if i in booked or i in seen or seen.add(i))
+                raise sqlite3.IntegrityError(f"transfer id {twice!r} is booked already: the "
+                                             "journal books each transfer once")
         self._append(db, payload, last_rows, "journal", JOURNAL_INSERT, rows)
         last = last_rows["journal"]
-        self._staged_transfer_seqs.update(zip(ids, range(last - len(ids) + 1, last + 1),
-                                              strict=True))
+        with self._numbers_lock:  # before the COMMIT (a failed batch forgets the map)
+            self._transfer_seqs_of(db).update(
+                zip(ids, range(last - len(ids) + 1, last + 1), strict=True))
+            self._transfer_seqs_through = last
 
     def _numbered(self, db: sqlite3.Connection, notices: Iterable[Notice]) -> list[tuple]:
         """Mailbox rows of the notices, each with its number in its participant's mailbox:
@@ -673,20 +739,24 @@ class SQLiteStore:
             sql += " AND seq <= ?"
             params.append(until_seq)
         # Each entry's seq by its id, noted on the way when the whole journal is read (the
-        # engine's recovery): the writer then need not read them (_transfer_seqs_of). Kept
-        # only if what is known of the tables did not change meanwhile, as in payments().
-        changes, seqs = self._numbers_changes, {}
-        noting = after_seq == 0 and until_seq is None and self._transfer_seqs is None
+        # engine's recovery): the writer then need not read them (_transfer_seqs_of). This
+        # read's snapshot may be older than the last commit (this thread's connection could
+        # be in the middle of an older read): handed over, the map is brought up to date.
+        seqs: dict[str, int] = {}
+        noting, through = after_seq == 0 and until_seq is None and self._transfer_seqs is None, 0
         cursor = self._reader().execute(sql + " ORDER BY seq", params)
         while rows := cursor.fetchmany(10_000):
             for row in rows:
                 if noting:
                     seqs.setdefault(row[1], row[0])
                 yield row[0], JournalEntry(_transfer_from_row(row[1:]), row[10])
+            through = rows[-1][0]
         if noting:
-            with self._numbers_lock:  # checked and handed over as one step
-                if self._transfer_seqs is None and self._numbers_changes == changes:
-                    self._transfer_seqs = seqs
+            with self._numbers_lock:
+                if self._transfer_seqs is None:
+                    self._transfer_seqs, self._transfer_seqs_through = seqs, through
+                    with closing(sqlite3.connect(self.path, isolation_level=None)) as db:
+                        self._catch_up_transfer_seqs(db)
 
     def first_journal_seq_from(self, timestamp_us: int, last_seq: int) -> int:
         """The first seq (up to last_seq + 1) whose entry is at or after timestamp_us: a
@@ -737,13 +807,14 @@ class SQLiteStore:
 
     def journal_entry(self, transfer_id: str) -> tuple[int, JournalEntry] | None:
         """(seq, entry) of the committed entry that booked a transfer id, or None."""
-        db = self._reader()
-        seq = self._transfer_seqs_of(db).get(transfer_id)
+        seq = self._transfer_seq(transfer_id)
         if seq is None:
             return None
-        row = db.execute(f"SELECT seq, {_JOURNAL_COLUMNS} FROM journal WHERE seq = ?",
-                         (seq,)).fetchone()
-        return None if row is None else (row[0], JournalEntry(_transfer_from_row(row[1:]), row[10]))
+        row = self._reader().execute(
+            f"SELECT seq, {_JOURNAL_COLUMNS} FROM journal WHERE seq = ?", (seq,)).fetchone()
+        if row is None or row[1] != transfer_id:  # not committed (yet, or ever)
+            return None
+        return row[0], JournalEntry(_transfer_from_row(row[1:]), row[10])
 
     def last_seq(self) -> int:
         return self._reader().execute("SELECT coalesce(max(seq), 0) FROM journal").fetchone()[0]
@@ -814,7 +885,7 @@ class SQLiteStore:
         # writer then need not read them at its first payment (_payment_numbers). Kept only if
         # what is known of them did not change meanwhile (rows this reader's snapshot might
         # lack, or numbers forgotten after a batch rolled back).
-        changes, numbers = self._numbers_changes, {}
+        changes, numbers = self._payment_numbers_changes, {}
         cursor = self._reader().execute(
             "SELECT rowid, content, sender_bic, debtor_account, creditor_account, sequence, "
             "priority, latest_us, reject_by_us FROM payment ORDER BY rowid"
@@ -825,7 +896,7 @@ class SQLiteStore:
             yield PaymentRecord(payment, row[2], events.get(payment.uetr, []), row[3], row[4],
                                 row[5], priorities[row[6]], row[7], row[8])
         with self._numbers_lock:  # checked and handed over as one step
-            if self._payment_rows is None and self._numbers_changes == changes:
+            if self._payment_rows is None and self._payment_numbers_changes == changes:
                 self._payment_rows = numbers
 
     def accounts_posted(self, first_seq: int, last_seq: int, before_us: int, day_us: int,
