@@ -17,7 +17,7 @@ from test_ledger_store_review import verify_audit  # this folder's helpers
 
 from schema_versions import undo_journal_ids_in_memory
 from scopay.domain.ledger import JournalEntry, Transfer
-from scopay.store.sqlite import SQLiteStore
+from scopay.store.sqlite import SQLiteStore, _statements, migrations
 
 AT = 1_000_000
 
@@ -100,7 +100,11 @@ def test_recovery_hands_its_reading_of_the_journal_to_the_guard(db_path):
         store.commit([entry("t5")], at_us=AT + 1)
         with pytest.raises(sqlite3.IntegrityError):
             store.commit([entry("t3")], at_us=AT + 2)
-        assert not [s for s in statements if "SELECT seq, id FROM journal" in s], statements
+        reads = [s for s in statements if "SELECT seq, id FROM journal" in s]
+        # each commit looks only past the last entry it knows (another writer's, should
+        # there be one): none reads the journal from its start
+        assert reads and all("WHERE seq > 5 " in s or "WHERE seq > 6 " in s
+                             for s in reads), reads
     finally:
         store.close()
 
@@ -298,3 +302,105 @@ def test_an_operators_object_that_no_longer_fits_stops_the_upgrade_with_the_reas
     with closing(sqlite3.connect(db_path)) as db:  # rolled back: version 7, as it was
         assert db.execute("SELECT max(version) FROM schema_migration").fetchone() == (7,)
     assert journal(db_path) == before
+
+
+def test_an_id_a_second_writer_booked_is_not_booked_again(db_path):
+    """A store opened without the lock can write (a script's): the writer's guard looks past
+    what it knows at every batch, in its write transaction, as an index would have."""
+    writer = SQLiteStore(db_path)
+    writer.commit([entry("a")], at_us=AT)
+    other = SQLiteStore(db_path, lock=False)
+    other.commit([entry("b")], at_us=AT + 1)
+    other.close()
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="'b' is booked already"):
+            writer.commit([entry("b")], at_us=AT + 2)
+    finally:
+        writer.close()
+    assert times_booked(db_path, "b") == 1
+
+
+# -- upgrades from every older version (second review) ------------------------------------
+
+
+def at_version(path, version: int, *operator_statements: str) -> None:
+    """A database as scopay left it at `version` (its migrations applied as _apply_migrations
+    applies them), then the operator's own statements."""
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE schema_migration (version INTEGER PRIMARY KEY)")
+        for number, sql in migrations():
+            if number <= version:
+                for statement in _statements(sql):
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_migration VALUES (?)", (number,))
+        for statement in operator_statements:
+            db.execute(statement)
+        db.commit()
+
+
+def indexes_and_triggers(path) -> set[tuple]:
+    with closing(sqlite3.connect(path)) as db:
+        return {(kind, name, table, " ".join((sql or "").split())) for kind, name, table, sql
+                in db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
+                              "WHERE type IN ('index', 'trigger')")}
+
+
+@pytest.mark.parametrize("version", range(1, 8))
+def test_an_upgraded_database_has_the_indexes_of_a_new_one(tmp_path, version):
+    """None of scopay's own indexes is made again by the care for the operator's."""
+    fresh, old = tmp_path / "fresh.db", tmp_path / "old.db"
+    SQLiteStore(fresh).close()
+    at_version(old, version)
+    SQLiteStore(old).close()
+    assert indexes_and_triggers(old) == indexes_and_triggers(fresh)
+
+
+@pytest.mark.parametrize("operators", [
+    "CREATE INDEX credential_by_participant ON credential (participant_bic)",
+    "CREATE TRIGGER credential_kept BEFORE DELETE ON credential "
+    "BEGIN SELECT RAISE(ABORT, 'credentials are kept'); END",
+], ids=["index", "trigger"])
+def test_an_operators_object_on_a_table_dropped_for_good_goes_with_it(tmp_path, operators):
+    """Version 3 drops the bearer credentials for good: what was on them goes with them,
+    and the upgrade goes on."""
+    path = tmp_path / "old.db"
+    at_version(path, 2, operators)
+    SQLiteStore(path).close()
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT max(version) FROM schema_migration").fetchone() == (
+            max(number for number, _ in migrations()),)
+
+
+def test_an_operators_index_named_as_one_scopay_dropped_long_ago_is_kept(tmp_path):
+    """payment_event_by_uetr was scopay's until version 4 dropped it; one an operator made
+    again since is theirs, and version 7's rebuild of payment_event keeps it."""
+    path = tmp_path / "old.db"
+    at_version(path, 6, "CREATE INDEX payment_event_by_uetr ON payment_event (uetr, seq)")
+    SQLiteStore(path).close()
+    assert any(name == "payment_event_by_uetr" for _, name, _, _ in indexes_and_triggers(path))
+
+
+def test_a_readers_look_past_the_map_does_not_hold_the_writer_up(store):
+    """A lookup of an id the map lacks reads the newest entries without the map's lock: a
+    slow read (a busy disk) does not stall the writer's commits meanwhile."""
+    store.commit([entry("a")], at_us=AT)
+    reading, release = threading.Event(), threading.Event()
+    own = store._catch_up_reader
+
+    class Slow:
+        def __init__(self, db):
+            self.db = db
+
+        def execute(self, *args):
+            reading.set()
+            assert release.wait(10)
+            return self.db.execute(*args)
+
+    store._catch_up_reader = lambda: Slow(own())
+    with ThreadPoolExecutor(max_workers=1) as reader_thread:
+        looked_up = reader_thread.submit(store.journal_entry, "pay/not-yet")
+        assert reading.wait(5)
+        store.commit([entry("b")], at_us=AT + 1)  # not held up by the reader's read
+        release.set()
+        assert looked_up.result() is None
+    assert store.journal_entry("b")[0] == 2

@@ -16,7 +16,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
 from importlib import resources
 from pathlib import Path
 
@@ -109,19 +108,35 @@ _transfer_columns = operator.attrgetter(
 )
 
 
-_CREATED_OBJECT = re.compile(
-    r"CREATE\s+(?:UNIQUE\s+)?(?:INDEX|TRIGGER)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+_SCHEMA_OBJECT = re.compile(r"(CREATE|DROP)\s+(?:UNIQUE\s+)?(?:INDEX|TRIGGER)\s+"
+                            r"(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(\w+)", re.IGNORECASE)
 _DROPPED_TABLE = re.compile(r"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
 
 
-def _operators_objects(db: sqlite3.Connection, sql: str) -> list[tuple[str, str, str]]:
-    """(name, table, SQL) of the indexes and triggers an operator made (no migration of
-    scopay's creates one of that name) on the tables a migration drops to rebuild them:
-    SQLite drops them with the table, and the upgrade is to keep them (_recreate)."""
+def _own_objects(version: int) -> set[str]:
+    """The names of scopay's own indexes and triggers as of a migration: those the ones
+    before it left, and those it makes."""
+    own: set[str] = set()
+    for number, text in migrations():
+        for verb, name in _SCHEMA_OBJECT.findall(text):
+            if verb.upper() == "CREATE":
+                own.add(name.lower())
+            elif number < version:
+                own.discard(name.lower())
+        if number == version:
+            break
+    return own
+
+
+def _operators_objects(db: sqlite3.Connection, version: int,
+                       sql: str) -> list[tuple[str, str, str]]:
+    """(name, table, SQL) of the indexes and triggers an operator made (not scopay's own as
+    of this migration) on the tables the migration drops: SQLite drops them with the table,
+    and where the migration rebuilds the table the upgrade is to keep them (_recreate)."""
     dropped = {name.lower() for name in _DROPPED_TABLE.findall(sql)}
     if not dropped:
         return []
-    own = {name.lower() for _, text in migrations() for name in _CREATED_OBJECT.findall(text)}
+    own = _own_objects(version)
     return [(name, table, text) for name, table, text in db.execute(
                 "SELECT name, tbl_name, sql FROM sqlite_master WHERE type IN ('index', "
                 "'trigger') AND sql IS NOT NULL ORDER BY rowid")
@@ -130,9 +145,13 @@ def _operators_objects(db: sqlite3.Connection, sql: str) -> list[tuple[str, str,
 
 def _recreate(db: sqlite3.Connection, version: int, kept: list[tuple[str, str, str]]) -> None:
     """Make again each operator's index and trigger that a migration's rebuild dropped; one
-    that no longer fits the table stops the upgrade (rolled back) with the reason."""
+    that no longer fits the table stops the upgrade (rolled back) with the reason. Those on
+    a table the migration dropped for good went with it."""
     for name, table, text in kept:
         if db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone():
+            continue
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                          (table,)).fetchone():
             continue
         try:
             db.execute(text)
@@ -308,12 +327,11 @@ class SQLiteStore:
             return self._payment_rows
 
     def _transfer_seqs_of(self, db: sqlite3.Connection) -> dict[str, int]:
-        """The writer's map of transfer ids (its caller holds _numbers_lock), read through
-        its own connection in its write transaction, which sees every commit, when there
-        is none yet."""
+        """The writer's map of transfer ids (its caller holds _numbers_lock), begun when
+        there is none yet; `db`, its own connection in its write transaction, sees every
+        commit (_catch_up_transfer_seqs reads them)."""
         if self._transfer_seqs is None:
             self._transfer_seqs, self._transfer_seqs_through = {}, 0
-            self._catch_up_transfer_seqs(db)
         return self._transfer_seqs
 
     def _catch_up_transfer_seqs(self, db: sqlite3.Connection) -> None:
@@ -328,26 +346,45 @@ class SQLiteStore:
 
     def _transfer_seq(self, transfer_id: str) -> int | None:
         """The seq of the entry that booked `transfer_id` (perhaps not committed yet), or
-        None. A readers' lookup: an id not in the map is looked for in the entries past it
-        on a connection of its own, whose read begins now (this thread's reader could be in
-        the middle of an older read)."""
+        None. A readers' lookup: an id not in the map is looked for in the entries past it,
+        read without the lock (the writer goes on meanwhile) through this thread's catch-up
+        connection, whose every read is whole and so begins at the call (its reader could
+        be in the middle of an older read)."""
         with self._numbers_lock:
-            seqs = self._transfer_seqs
+            seqs, through = self._transfer_seqs, self._transfer_seqs_through
             seq = None if seqs is None else seqs.get(transfer_id)
-            if seq is not None:
-                return seq
-            with closing(sqlite3.connect(self.path, isolation_level=None)) as db:
-                if self._transfer_seqs is None:
-                    self._transfer_seqs, self._transfer_seqs_through = {}, 0
-                self._catch_up_transfer_seqs(db)
-            return self._transfer_seqs.get(transfer_id)
+        if seq is not None:
+            return seq
+        rows = self._catch_up_reader().execute(
+            "SELECT seq, id FROM journal WHERE seq > ? ORDER BY seq",
+            (0 if seqs is None else through,)).fetchall()
+        with self._numbers_lock:
+            if self._transfer_seqs is None and seqs is None:  # the first: this read is all
+                self._transfer_seqs, self._transfer_seqs_through = {}, 0
+            current = self._transfer_seqs
+            if current is not None and (current is seqs or seqs is None):
+                for seq_read, id_read in rows:  # those past what the map holds by now
+                    if seq_read > self._transfer_seqs_through:
+                        current.setdefault(id_read, seq_read)
+                        self._transfer_seqs_through = seq_read
+                return current.get(transfer_id)
+        # the map was forgotten meanwhile (a batch rolled back): what this read found stands
+        return next((seq_read for seq_read, id_read in rows if id_read == transfer_id), None)
+
+    def _catch_up_reader(self) -> sqlite3.Connection:
+        """This thread's connection for reading the journal's newest entries: every read on
+        it is fetched whole, so none is left open and each starts from the latest commit."""
+        return self._thread_connection("catch_up")
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection: it sees committed batches only."""
-        db = getattr(self._readers, "db", None)
+        return self._thread_connection("db")
+
+    def _thread_connection(self, purpose: str) -> sqlite3.Connection:
+        db = getattr(self._readers, purpose, None)
         if db is None:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._readers.db = db
+            setattr(self._readers, purpose, db)
             self._reader_connections.append(db)
         return db
 
@@ -377,7 +414,7 @@ class SQLiteStore:
                 db.execute("COMMIT")
                 continue
             try:
-                kept = _operators_objects(db, sql)
+                kept = _operators_objects(db, version, sql)
                 for statement in _statements(sql):
                     db.execute(statement)
                 _recreate(db, version, kept)
@@ -557,6 +594,9 @@ class SQLiteStore:
         ids = [row[0] for row in rows]
         with self._numbers_lock:
             booked = self._transfer_seqs_of(db)
+            # and whatever another writer may have booked (none should: the lock file keeps
+            # it out, but a store opened without the lock can write): as an index would
+            self._catch_up_transfer_seqs(db)
             if len(set(ids)) != len(ids) or not booked.keys().isdisjoint(ids):
                 seen: set[str] = set()
                 twice = next(i for i in ids if i in booked or i in seen or seen.add(i))
@@ -752,11 +792,14 @@ class SQLiteStore:
                 yield row[0], JournalEntry(_transfer_from_row(row[1:]), row[10])
             through = rows[-1][0]
         if noting:
+            newer = self._catch_up_reader().execute(
+                "SELECT seq, id FROM journal WHERE seq > ? ORDER BY seq", (through,)).fetchall()
             with self._numbers_lock:
                 if self._transfer_seqs is None:
-                    self._transfer_seqs, self._transfer_seqs_through = seqs, through
-                    with closing(sqlite3.connect(self.path, isolation_level=None)) as db:
-                        self._catch_up_transfer_seqs(db)
+                    for seq, transfer_id in newer:
+                        seqs.setdefault(transfer_id, seq)
+                    self._transfer_seqs = seqs
+                    self._transfer_seqs_through = newer[-1][0] if newer else through
 
     def first_journal_seq_from(self, timestamp_us: int, last_seq: int) -> int:
         """The first seq (up to last_seq + 1) whose entry is at or after timestamp_us: a
