@@ -220,6 +220,8 @@ def test_a_reader_in_the_middle_of_an_older_read_lets_no_id_be_booked_twice(
         with pytest.raises(sqlite3.IntegrityError):
             store.commit([entry("b", 999)], at_us=AT + 3)
         assert store.journal_entry("b")[0] == 10_011
+        # and that thread, its older read still open, finds it too
+        assert reader_thread.submit(store.journal_entry, "b").result()[0] == 10_011
         reader_thread.submit(reading.close).result()
     assert times_booked(db_path, "b") == 1
 

@@ -853,8 +853,10 @@ class SQLiteStore:
         seq = self._transfer_seq(transfer_id)
         if seq is None:
             return None
-        row = self._reader().execute(
-            f"SELECT seq, {_JOURNAL_COLUMNS} FROM journal WHERE seq = ?", (seq,)).fetchone()
+        # read whole on the catch-up connection, as the map was: from the latest commit
+        row = self._catch_up_reader().execute(
+            f"SELECT seq, {_JOURNAL_COLUMNS} FROM journal WHERE seq = ?", (seq,)).fetchall()
+        row = row[0] if row else None
         if row is None or row[1] != transfer_id:  # not committed (yet, or ever)
             return None
         return row[0], JournalEntry(_transfer_from_row(row[1:]), row[10])
