@@ -174,6 +174,22 @@ def test_transfer_moves_money_and_reconcile_proves_it(db):
     assert check.exit_code == 0 and "reconciled" in check.output
 
 
+def test_reconcile_names_a_transfer_the_journal_books_twice(db):
+    booked = runner.invoke(app, ["transfer", "11", "12", "1.00", "CNY", "--id", "twice",
+                                 "--db", str(db)])
+    assert booked.exit_code == 0, booked.output
+    with sqlite3.connect(db) as raw:  # a row written behind scopay's back
+        copied = raw.execute(
+            "INSERT INTO journal (id, kind, debit_account_id, credit_account_id, amount_minor, "
+            "currency, pending_id, timeout_s, linked, timestamp_us) SELECT id, kind, "
+            "debit_account_id, credit_account_id, amount_minor, currency, pending_id, "
+            "timeout_s, linked, timestamp_us FROM journal WHERE id LIKE '%twice'").rowcount
+    assert copied == 1
+    check = runner.invoke(app, ["reconcile", "--db", str(db)])
+    assert check.exit_code == 1
+    assert "twice is booked 2 times" in words(check.output)
+
+
 @pytest.mark.parametrize("amount, currency, code, message", [
     ("1.001", "CNY", 2, "3 decimals"),
     ("-1", "CNY", 2, "plain decimal"),

@@ -427,7 +427,7 @@ def balances(db: DbOption = DEFAULT_DB,
 @app.command()
 def reconcile(db: DbOption = DEFAULT_DB) -> None:
     """Prove the ledger: balances equal the journal, each currency sums to zero, no floor
-    broken. Exit 0 when all hold, 1 otherwise."""
+    broken, no transfer booked twice. Exit 0 when all hold, 1 otherwise."""
     engine = reading_engine(db)
     try:
         report = engine.reconcile()
@@ -440,7 +440,7 @@ def reconcile(db: DbOption = DEFAULT_DB) -> None:
     if not report.ok:
         raise typer.Exit(1)
     console.print("[green]reconciled: balances equal the journal, every currency sums to "
-                  "zero, no account below its floor[/green]")
+                  "zero, no account below its floor, no transfer booked twice[/green]")
 
 
 @keys_app.command("issue")
