@@ -326,10 +326,9 @@ class SQLiteStore:
                                       db.execute("SELECT rowid, uetr FROM payment")}
             return self._payment_rows
 
-    def _transfer_seqs_of(self, db: sqlite3.Connection) -> dict[str, int]:
-        """The writer's map of transfer ids (its caller holds _numbers_lock), begun when
-        there is none yet; `db`, its own connection in its write transaction, sees every
-        commit (_catch_up_transfer_seqs reads them)."""
+    def _transfer_seqs_of(self) -> dict[str, int]:
+        """The writer's map of transfer ids, begun empty when there is none yet (the caller
+        holds _numbers_lock, and fills it with _catch_up_transfer_seqs)."""
         if self._transfer_seqs is None:
             self._transfer_seqs, self._transfer_seqs_through = {}, 0
         return self._transfer_seqs
@@ -593,9 +592,10 @@ class SQLiteStore:
             return
         ids = [row[0] for row in rows]
         with self._numbers_lock:
-            booked = self._transfer_seqs_of(db)
-            # and whatever another writer may have booked (none should: the lock file keeps
-            # it out, but a store opened without the lock can write): as an index would
+            booked = self._transfer_seqs_of()
+            # the entries the map lacks, read in this write transaction: all of them when it
+            # is new, and any another writer booked (none should: the lock file keeps it
+            # out, but a store opened without the lock can write), as an index would refuse
             self._catch_up_transfer_seqs(db)
             if len(set(ids)) != len(ids) or not booked.keys().isdisjoint(ids):
                 seen: set[str] = set()
@@ -605,9 +605,9 @@ class SQLiteStore:
         self._append(db, payload, last_rows, "journal", JOURNAL_INSERT, rows)
         last = last_rows["journal"]
         with self._numbers_lock:  # before the COMMIT (a failed batch forgets the map)
-            self._transfer_seqs_of(db).update(
-                zip(ids, range(last - len(ids) + 1, last + 1), strict=True))
-            self._transfer_seqs_through = last
+            if self._transfer_seqs is booked:  # (else forgotten: caught up when next needed)
+                booked.update(zip(ids, range(last - len(ids) + 1, last + 1), strict=True))
+                self._transfer_seqs_through = last
 
     def _numbered(self, db: sqlite3.Connection, notices: Iterable[Notice]) -> list[tuple]:
         """Mailbox rows of the notices, each with its number in its participant's mailbox:
