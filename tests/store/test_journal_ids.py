@@ -7,6 +7,8 @@ database upgraded from version 7."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -406,3 +408,91 @@ def test_a_readers_look_past_the_map_does_not_hold_the_writer_up(store):
         release.set()
         assert looked_up.result() is None
     assert store.journal_entry("b")[0] == 2
+
+
+# -- failures SQLite rolls back itself, a second writer, the threads' connections (third review)
+
+
+class InterruptedAudit:
+    """The writer's connection: its next audit insert is interrupted (SQLITE_INTERRUPT), after
+    which SQLite itself has rolled the whole transaction back, as it may after an I/O error,
+    no memory or a full disk (a ROLLBACK then fails: there is no transaction)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db, self.fail_next = db, False
+
+    def execute(self, sql, *args):
+        if self.fail_next and sql.startswith("INSERT INTO audit_log"):
+            self.fail_next = False
+            self._db.set_progress_handler(lambda: 1, 1)
+            try:
+                return self._db.execute(sql, *args)
+            finally:
+                self._db.set_progress_handler(None, 0)
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+
+def test_a_batch_sqlite_rolled_back_itself_books_no_id_and_raises_its_own_error(store, db_path):
+    store.commit([entry("a")], at_us=AT)
+    flaky = store._db = InterruptedAudit(store._db)
+    flaky.fail_next = True
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        store.stage([entry("y")], at_us=AT + 1)
+    assert journal(db_path) == [(1, "a", 1)]
+    assert store.journal_entry("y") is None
+    store.commit([entry("y")], at_us=AT + 2)  # not refused: it was never booked
+    assert store.journal_entry("y")[0] == 2
+
+
+def test_after_a_second_writer_the_writers_own_entries_are_found_by_their_id(db_path):
+    """A store opened without the lock commits between two of the writer's commits: the
+    writer notices (the audit log's head moved) and numbers its next rows from the table,
+    and its audit entry follows the other's."""
+    writer = SQLiteStore(db_path)
+    try:
+        writer.commit([entry("a")], at_us=AT)
+        other = SQLiteStore(db_path, lock=False)
+        other.commit([entry("b")], at_us=AT + 1)
+        other.close()
+        writer.commit([entry("c")], at_us=AT + 2)
+        assert [row[:2] for row in journal(db_path)] == [(1, "a"), (2, "b"), (3, "c")]
+        assert [writer.journal_entry(i)[0] for i in "abc"] == [1, 2, 3]
+    finally:
+        writer.close()
+    assert verify_audit(db_path).ok
+
+
+def open_files_on(path) -> int:
+    real = os.path.realpath(path)
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.path.realpath(f"/proc/self/fd/{fd}").startswith(real)
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
+def test_the_connections_of_threads_that_ended_are_closed(store, db_path):
+    """The server's thread-pool routes run on worker threads that end after a quiet spell:
+    each one's connections close with it, not with the store."""
+    store.commit([entry("a")], at_us=AT)
+    before = open_files_on(db_path)
+    for _ in range(50):
+        thread = threading.Thread(target=store.journal_entry, args=("a",))
+        thread.start()
+        thread.join()
+    assert open_files_on(db_path) - before <= 3
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
+def test_a_closed_store_opens_no_connection(db_path):
+    store = SQLiteStore(db_path)
+    store.commit([entry("a")], at_us=AT)
+    store.close()
+    with ThreadPoolExecutor(max_workers=1) as reader_thread, pytest.raises(
+            sqlite3.ProgrammingError, match="closed"):
+        reader_thread.submit(store.journal_entry, "a").result()
+    assert open_files_on(db_path) == 0

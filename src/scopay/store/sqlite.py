@@ -15,6 +15,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
@@ -54,6 +55,21 @@ _REJECTION_INSERT = (
     "VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
 _KINDS = {kind.value: kind for kind in TransferKind}
+
+
+class _ThreadConnection:
+    """A thread's read connection, held by that thread's local storage alone, and closed
+    when that thread ends and lets go of it (a connection is otherwise freed only by a
+    collection of the cycle its statement cache makes). The store keeps weak references to
+    these (a connection takes none), to close those of the threads still running."""
+
+    __slots__ = ("db", "__weakref__")
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __del__(self) -> None:
+        self.db.close()
 
 
 class StoreLockedError(RuntimeError):
@@ -278,7 +294,12 @@ class SQLiteStore:
         # accounts of a day's statements.)
         self._db.execute("PRAGMA temp_store=MEMORY")
         self._readers = threading.local()
-        self._reader_connections: list[sqlite3.Connection] = []
+        # Each thread's connections, held by its thread-local storage: a thread that ends
+        # lets go of them, which closes them (_ThreadConnection); close() closes those of the
+        # threads still running.
+        self._reader_connections: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
+        self._connections_lock = threading.Lock()
+        self._closed = False
         try:
             if migrate:
                 self.migrate()
@@ -380,12 +401,16 @@ class SQLiteStore:
         return self._thread_connection("db")
 
     def _thread_connection(self, purpose: str) -> sqlite3.Connection:
-        db = getattr(self._readers, purpose, None)
-        if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            setattr(self._readers, purpose, db)
-            self._reader_connections.append(db)
-        return db
+        held = getattr(self._readers, purpose, None)
+        if held is None:
+            with self._connections_lock:
+                if self._closed:
+                    raise sqlite3.ProgrammingError("Cannot operate on a closed store.")
+                held = _ThreadConnection(sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False))
+                self._reader_connections.add(held)
+            setattr(self._readers, purpose, held)
+        return held.db
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -485,6 +510,7 @@ class SQLiteStore:
         last_rows: dict[str, int] = {}
         db.execute("BEGIN IMMEDIATE")
         try:
+            self._notice_another_writer(db)
             self._append_journal(db, payload, last_rows, [journal_row(e) for e in journal])
             self._append(db, payload, last_rows, "rejections", _REJECTION_INSERT,
                          [(*journal_row(JournalEntry(r.transfer, r.timestamp_us)),
@@ -495,11 +521,23 @@ class SQLiteStore:
             if payload:
                 self._audit_sha256 = append_entry(db, self._audit_sha256, at_us, payload)
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite may have rolled the transaction back itself (an I/O error, an interrupt,
+            # no memory): then there is none to roll back, and the error to raise is this one
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._forget_numbers()  # before anything else can fail
             self._audit_sha256 = last_sha256(db)
-            self._forget_numbers()
             raise
         self._staged = last_rows
+
+    def _notice_another_writer(self, db: sqlite3.Connection) -> None:
+        """In a write transaction: if the audit log's head is not the one this store wrote
+        last, another writer has committed (a store opened without the lock), and what this
+        one knows of the tables' last rows and numbers is read again."""
+        head = last_sha256(db)
+        if head != self._audit_sha256:
+            self._forget_numbers()
+            self._audit_sha256 = head
 
     def stage_more(self, *, idempotency: Iterable[tuple[str, str, str, int, bytes, int]],
                    at_us: int) -> None:
@@ -993,8 +1031,10 @@ class SQLiteStore:
         return None
 
     def close(self) -> None:
-        for reader in self._reader_connections:
-            reader.close()
+        with self._connections_lock:
+            self._closed = True
+            for held in list(self._reader_connections):
+                held.db.close()
         self._db.close()
         if self._lock_file is not None:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
