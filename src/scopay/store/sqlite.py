@@ -55,6 +55,8 @@ _REJECTION_INSERT = (
     "VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
 _KINDS = {kind.value: kind for kind in TransferKind}
+# The journal's transfer ids past a seq, in order: what the map of them lacks (_transfer_seqs)
+_IDS_PAST = "SELECT seq, id FROM journal WHERE seq > ? ORDER BY seq"
 
 
 class _ThreadConnection:
@@ -355,14 +357,19 @@ class SQLiteStore:
         return self._transfer_seqs
 
     def _catch_up_transfer_seqs(self, db: sqlite3.Connection) -> None:
-        """Add the entries after _transfer_seqs_through that `db` sees (the first seq of an
-        id, should it be there twice). The caller holds _numbers_lock."""
+        """Add the entries after _transfer_seqs_through that `db` sees. The caller holds
+        _numbers_lock."""
+        self._merge_transfer_seqs(db.execute(_IDS_PAST, (self._transfer_seqs_through,)))
+
+    def _merge_transfer_seqs(self, rows: Iterable[tuple[int, str]]) -> None:
+        """Add (seq, id) rows read in order to the map, those past what it holds (the first
+        seq of an id, should it be there twice). The caller holds _numbers_lock."""
         seqs = self._transfer_seqs
         assert seqs is not None
-        for seq, transfer_id in db.execute("SELECT seq, id FROM journal WHERE seq > ? "
-                                           "ORDER BY seq", (self._transfer_seqs_through,)):
-            seqs.setdefault(transfer_id, seq)
-            self._transfer_seqs_through = seq
+        for seq, transfer_id in rows:
+            if seq > self._transfer_seqs_through:
+                seqs.setdefault(transfer_id, seq)
+                self._transfer_seqs_through = seq
 
     def _transfer_seq(self, transfer_id: str) -> int | None:
         """The seq of the entry that booked `transfer_id` (perhaps not committed yet), or
@@ -376,18 +383,13 @@ class SQLiteStore:
         if seq is not None:
             return seq
         rows = self._catch_up_reader().execute(
-            "SELECT seq, id FROM journal WHERE seq > ? ORDER BY seq",
-            (0 if seqs is None else through,)).fetchall()
+            _IDS_PAST, (0 if seqs is None else through,)).fetchall()
         with self._numbers_lock:
-            if self._transfer_seqs is None and seqs is None:  # the first: this read is all
-                self._transfer_seqs, self._transfer_seqs_through = {}, 0
-            current = self._transfer_seqs
-            if current is not None and (current is seqs or seqs is None):
-                for seq_read, id_read in rows:  # those past what the map holds by now
-                    if seq_read > self._transfer_seqs_through:
-                        current.setdefault(id_read, seq_read)
-                        self._transfer_seqs_through = seq_read
-                return current.get(transfer_id)
+            if seqs is None:  # there was no map: this read is all of it
+                seqs = self._transfer_seqs_of()
+            if self._transfer_seqs is seqs:
+                self._merge_transfer_seqs(rows)
+                return seqs.get(transfer_id)
         # the map was forgotten meanwhile (a batch rolled back): what this read found stands
         return next((seq_read for seq_read, id_read in rows if id_read == transfer_id), None)
 
@@ -830,14 +832,11 @@ class SQLiteStore:
                 yield row[0], JournalEntry(_transfer_from_row(row[1:]), row[10])
             through = rows[-1][0]
         if noting:
-            newer = self._catch_up_reader().execute(
-                "SELECT seq, id FROM journal WHERE seq > ? ORDER BY seq", (through,)).fetchall()
+            newer = self._catch_up_reader().execute(_IDS_PAST, (through,)).fetchall()
             with self._numbers_lock:
                 if self._transfer_seqs is None:
-                    for seq, transfer_id in newer:
-                        seqs.setdefault(transfer_id, seq)
-                    self._transfer_seqs = seqs
-                    self._transfer_seqs_through = newer[-1][0] if newer else through
+                    self._transfer_seqs, self._transfer_seqs_through = seqs, through
+                    self._merge_transfer_seqs(newer)
 
     def first_journal_seq_from(self, timestamp_us: int, last_seq: int) -> int:
         """The first seq (up to last_seq + 1) whose entry is at or after timestamp_us: a
