@@ -36,7 +36,6 @@ import multiprocessing
 import sqlite3
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,40 +44,47 @@ from rich.progress import Progress
 from rich.table import Table
 
 from _options import parser, scratch
+from api import BANKS, payment_body
 from scopay.api.payments import _PAYMENT_BULK_IN, _payment_from, _render
 from scopay.cli.main import seed_reference_network
 from scopay.domain.account import AccountKind
 from scopay.engine.engine import Engine
 from scopay.store.audit import append_entry, digest_rows, last_sha256
-from scopay.store.sqlite import JOURNAL_INSERT, SQLiteStore, insert_rows
+from scopay.store.sqlite import (
+    JOURNAL_INSERT,
+    MAILBOX_INSERT,
+    PAYMENT_EVENT_INSERT,
+    PAYMENT_INSERT,
+    SQLiteStore,
+    insert_rows,
+)
 
-BANKS = ("DEMACNX0", "DEMBCNX0")
 PER_REQUEST = 1000
 START_US = 1_795_939_200_000_000  # 2026-11-29T00:00:00Z
 GOAL_PAYMENTS_PER_S = 50_000
 console = Console(stderr=True)
 
-PAYMENT_INSERT = (
-    "INSERT INTO payment (uetr, sender_bic, instruction_id, content, status, debtor_account, "
-    "creditor_account, sequence, priority, latest_us, reject_by_us) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
-EVENT_INSERT = "INSERT INTO payment_event (uetr, status, at_us, reason, detail) VALUES (?,?,?,?,?)"
-NOTICE_INSERT = ("INSERT INTO mailbox (participant_bic, kind, uetr, status, reason, created_us, "
-                 "number) VALUES (?,?,?,?,?,?,?)")
 
 
 def bodies(count: int, first: int) -> list[tuple[str, bytes]]:
-    """(debtor, JSON body) of `count` bulk requests, built ahead (a bank's own work)."""
+    """(debtor, JSON body) of `count` bulk requests, built ahead (a bank's own work), with
+    bench/api.py's payments."""
     built = []
     for n in range(count):
         debtor = BANKS[(first + n) % 2]
-        creditor = BANKS[1] if debtor == BANKS[0] else BANKS[0]
         built.append((debtor, json.dumps({"payments": [
-            {"uetr": str(uuid.uuid4()), "instruction_id": f"F{uuid.uuid4().hex[:20]}",
-             "end_to_end_id": f"FLOOR-{first + n}-{i}", "debtor_agent": debtor,
-             "creditor_agent": creditor, "debtor": {"name": "Floor debtor"},
-             "creditor": {"name": "Floor creditor"}, "amount": "0.01", "currency": "CNY"}
+            payment_body(debtor, (first + n) * PER_REQUEST + i)
             for i in range(PER_REQUEST)]}).encode()))
     return built
+
+
+def writer_connection(path: Path | str) -> sqlite3.Connection:
+    """A connection that writes as scopay's store does (WAL, each commit on disk)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA temp_store=MEMORY")
+    return db
 
 
 def seeded(path: Path) -> dict[str, int]:
@@ -117,16 +123,14 @@ class Scopay:
 class Floor:
     def __init__(self, path: Path) -> None:
         self.accounts = seeded(path)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA temp_store=MEMORY")
+        self.db = writer_connection(path)
         self.balances = dict.fromkeys(self.accounts.values(), 10**15)
         self.numbers = {bic: self.db.execute(
             "SELECT coalesce(max(number), 0) FROM mailbox WHERE participant_bic = ?",
             (bic,)).fetchone()[0] for bic in BANKS}
         self.sha = last_sha256(self.db)
-        self.sequence = 0
+        # each payment's row number, and its place in the queue's order, as scopay's
+        self.sequence = self.db.execute("SELECT coalesce(max(rowid), 0) FROM payment").fetchone()[0]
         self.at = START_US + 1_000_000
 
     def run(self, requests: list[tuple[str, bytes]]) -> None:
@@ -144,8 +148,9 @@ class Floor:
             balances[debit] -= 1
             balances[credit] += 1
             self.sequence += 1
-            payments.append((uetr, debtor, p["instruction_id"], json.dumps(p, sort_keys=True),
-                             "settled", debit, credit, self.sequence, "normal", None, None))
+            payments.append((self.sequence, uetr, debtor, p["instruction_id"],
+                             json.dumps(p, sort_keys=True), "settled", debit, credit,
+                             self.sequence, "normal", None, None))
             events += [(uetr, "received", at, None, None), (uetr, "accepted", at, None, None),
                        (uetr, "settled", at, None, None)]
             journal.append((f"pay/{uetr}", "posted", debit, credit, 1, "CNY", None, 0, False, at))
@@ -162,8 +167,8 @@ class Floor:
         payments, events, journal, notices = rows
         db = self.db
         db.execute("BEGIN IMMEDIATE")
-        for sql, rows in ((PAYMENT_INSERT, payments), (EVENT_INSERT, events),
-                          (JOURNAL_INSERT, journal), (NOTICE_INSERT, notices)):
+        for sql, rows in ((PAYMENT_INSERT, payments), (PAYMENT_EVENT_INSERT, events),
+                          (JOURNAL_INSERT, journal), (MAILBOX_INSERT, notices)):
             insert_rows(db, sql, rows)
         self.sha = append_entry(db, self.sha, at, {
             table: digest_rows(rows) for table, rows in (
@@ -209,9 +214,7 @@ class FloorOnTwoProcesses(Floor):
 def _write_in_process(path: str, pipe) -> None:
     """The writer process of FloorOnTwoProcesses: each request's rows in one commit."""
     floor = Floor.__new__(Floor)
-    floor.db = sqlite3.connect(path, isolation_level=None)
-    floor.db.execute("PRAGMA synchronous=FULL")
-    floor.db.execute("PRAGMA temp_store=MEMORY")
+    floor.db = writer_connection(path)
     floor.sha = last_sha256(floor.db)
     while (rows := pipe.recv()) is not None:
         pipe.send(floor.write(*rows))

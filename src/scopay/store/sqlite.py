@@ -206,10 +206,14 @@ def _transfer_from_row(row: tuple) -> Transfer:
                     bool(row[8]))
 
 
-_PAYMENT_INSERT = (
+PAYMENT_INSERT = (  # the row number first, then payment_codec.payment_row's columns
     "INSERT INTO payment (rowid, uetr, sender_bic, instruction_id, content, status, "
     "debtor_account, creditor_account, sequence, priority, latest_us, reject_by_us) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+PAYMENT_EVENT_INSERT = ("INSERT INTO payment_event (uetr, status, at_us, reason, detail) "
+                        "VALUES (?,?,?,?,?)")
+MAILBOX_INSERT = ("INSERT INTO mailbox (participant_bic, kind, uetr, status, reason, "
+                  "created_us, number) VALUES (?,?,?,?,?,?,?)")
 
 # A payment row already there takes the new queue state only: the columns the audit entries
 # record of it (PAYMENT_STATE_COLUMNS, but the UETR), found by its row number.
@@ -758,7 +762,7 @@ class SQLiteStore:
                 else:
                     changed.append((*state[1:], number))
             if new:
-                insert_rows(db, _PAYMENT_INSERT, new)
+                insert_rows(db, PAYMENT_INSERT, new)
                 last = last_rows["payment"] = first + len(new) - 1
                 payload["payment"] = [first, last, digest_rows(
                     [payment_fixed_columns(row[1:]) for row in new])]
@@ -767,16 +771,14 @@ class SQLiteStore:
             # the queue state of every row written, in full: the engine recovers from it
             payload["payment_states"] = states
         self._append(db, payload, last_rows, "payment_events",
-                     "INSERT INTO payment_event (uetr, status, at_us, reason, detail) "
-                     "VALUES (?,?,?,?,?)",
+                     PAYMENT_EVENT_INSERT,
                      [(uetr, c.status._value_, c.at_us,
                        None if c.reason is None else c.reason._value_, c.detail)
                       for uetr, c in payment_events])
         # A notice's number is not in the audit digest: it follows from the rows' order
         # (verify checks it), and digests of notices written before numbers lack it.
         self._append(db, payload, last_rows, "mailbox",
-                     "INSERT INTO mailbox (participant_bic, kind, uetr, status, reason, "
-                     "created_us, number) VALUES (?,?,?,?,?,?,?)",
+                     MAILBOX_INSERT,
                      self._numbered(db, notices), _NOTICE_AUDITED)
 
     def write_checkpoint(self, as_of_seq: int, timestamp_us: int,
