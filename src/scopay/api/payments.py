@@ -451,8 +451,7 @@ def _payment_from(body: PaymentIn, sender_bic: str) -> Payment:
         raise ApiError(422, "Invalid amount", "a payment amount must be positive")
     earliest_us, latest_us = _micros(body.earliest), _micros(body.latest)
     reject_by_us = _micros(body.reject_by)
-    if (earliest_us is not None or latest_us is not None or reject_by_us is not None) and (
-            not on_one_date((earliest_us, latest_us, reject_by_us))):
+    if not on_one_date((earliest_us, latest_us, reject_by_us)):
         raise ApiError(422, "Invalid request", "earliest, latest and reject_by must fall on one "
                        "UTC date (the settlement date ISO 20022 gives them on)")
     # new_payment: Payment's fields set without a frozen __init__'s cost, every one named
