@@ -41,7 +41,12 @@ from scopay.iso20022.pacs008 import (
     read_transaction_text,
     read_validated_text,
 )
-from scopay.iso20022.parsing import DEPTH_MAX, MessageRefused, valid_without_tree
+from scopay.iso20022.parsing import (
+    DEPTH_MAX,
+    MESSAGE_BYTES_MAX,
+    MessageRefused,
+    valid_without_tree,
+)
 from scopay.iso20022.schemas import schema_for
 from scopay.iso20022.shape import Shape, keep_element
 
@@ -624,6 +629,59 @@ def test_a_refusal_with_the_schemas_is_the_tree_s_refusal(schemas_configured, ol
     assert refused[0] == "FF01" and says in refused[1]
     # Read with no tree, it is left to the tree, or refused before any parse, alike.
     assert outcome(lambda raw: read_validated_text(raw, MESSAGE_TYPES), data) in (None, refused)
+
+
+ROOT_START = f'<Document xmlns="{NS08}">'
+
+
+def prologue_of(data: bytes) -> bytes:
+    return data[:data.index(b">", data.index(b"<Document")) + 1]
+
+
+def test_a_known_prologue_spares_the_checks_before_the_parse(schemas_configured, monkeypatch):
+    expected = parse_pacs008(CUSTOMER_TRANSFER)  # its prologue is known once it was read
+    checked = []
+    monkeypatch.setattr(document, "check_message_bytes", checked.append)
+    assert parse_pacs008(CUSTOMER_TRANSFER) == expected
+    assert not checked
+    # Another prologue is checked in full, and known next time.
+    other = altered(CUSTOMER_TRANSFER, "<!-- CBPR+", "<!-- another sender's CBPR+")
+    assert parse_pacs008(other) == expected and checked == [other]
+    assert parse_pacs008(other) == expected and checked == [other]
+
+
+@pytest.mark.parametrize(("old", "new", "says"), [
+    # after the root's start tag a DOCTYPE is not well-formed, or in a comment
+    (ROOT_START, ROOT_START + "<!DOCTYPE Document>", "message contains a DOCTYPE"),
+    ("</Document>", "</Document><!-- <!DOCTYPE x> -->", "message contains a DOCTYPE"),
+    ("<GrpHdr>", "<GrpHdr><!-- <!DOCTYPE x> -->", "message contains a DOCTYPE"),
+    ("</Document>", "</Document>" + " " * MESSAGE_BYTES_MAX, f"at most {MESSAGE_BYTES_MAX}"),
+])
+def test_what_follows_a_known_prologue_is_refused_as_before(schemas_configured, old, new,
+                                                             says):
+    parse_pacs008(CUSTOMER_TRANSFER)
+    data = altered(CUSTOMER_TRANSFER, old, new)
+    assert data.startswith(prologue_of(CUSTOMER_TRANSFER))
+    refused = outcome(parse_pacs008, data)
+    assert refused[0] == "FF01" and says in refused[1]
+    assert refused == outcome(from_tree, data) == outcome(lambda raw: parse_message(raw)[1],
+                                                          data)
+
+
+def test_a_text_with_a_known_prologue_is_refused_as_not_bytes(schemas_configured):
+    parse_pacs008(CUSTOMER_TRANSFER)
+    for data in (CUSTOMER_TRANSFER.decode(), bytearray(CUSTOMER_TRANSFER)):
+        assert outcome(parse_pacs008, data) == (
+            "FF01", f"a message is bytes, not {type(data).__name__}")
+
+
+def test_known_prologues_are_few(schemas_configured):
+    expected = parse_pacs008(CUSTOMER_TRANSFER)
+    for spaces in range(2 * document._PROLOGUES_MAX + 3):
+        data = altered(CUSTOMER_TRANSFER, ROOT_START, ROOT_START[:-1] + " " * spaces + ">")
+        assert parse_pacs008(data) == expected
+        assert 0 < len(document._prologues) <= document._PROLOGUES_MAX
+        assert document._prologues[prologue_of(data)] == "pacs.008.001.08"
 
 
 @pytest.mark.parametrize("data", [CUSTOMER_TRANSFER, CURRENT_VERSION, BATCH])

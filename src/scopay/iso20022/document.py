@@ -15,6 +15,9 @@ from lxml import etree
 
 from scopay.iso20022.codes import ReasonCode
 from scopay.iso20022.parsing import (
+    ELEMENT_BYTES_MIN,
+    ELEMENTS_MAX,
+    MESSAGE_BYTES_MAX,
     MessageRefused,
     check_message_bytes,
     may_hold_too_many_elements,
@@ -106,12 +109,32 @@ DECLARATION_BYTES = 1024  # where a bare Document's root start tag is looked for
 def declared_type(data: bytes) -> str | None:
     """The message type a bare Document's root start tag declares, when the tag is one
     _DECLARED_TYPE takes (None otherwise)."""
+    declared = _declared(data)
+    return None if declared is None else declared[0]
+
+
+def _declared(data: bytes) -> tuple[str, int] | None:
+    """(declared_type, where the root start tag ends)."""
     declared = _DECLARED_TYPE.match(data, 0, DECLARATION_BYTES)
     if declared is None:
         return None
     iso_type, iso_type_quoted, _ = declared.groups()
     iso_type = iso_type or iso_type_quoted
-    return None if iso_type is None else iso_type.decode("ascii")
+    return None if iso_type is None else (iso_type.decode("ascii"), declared.end())
+
+
+# The prologues (the bytes up to the end of the root's start tag) of messages validated_type
+# read in full and found valid, with the type each declares. A message that starts with one
+# of them has what check_message_bytes and _DECLARED_TYPE read there alike, so only its length
+# is left to check before the parse. Past the root's start tag check_message_bytes refuses
+# nothing but a DOCTYPE, which is not well-formed there unless it is in a comment: the parse
+# fails on the one, the reader takes no comment (pattern.py), and open_document then gives the
+# reason. A sender writes the same prologue in every message: a few are kept, and forgotten
+# all at once when there are more.
+_PROLOGUES_MAX = 16
+_prologues: dict[bytes, str] = {}
+# Longer messages may hold more than ELEMENTS_MAX elements (may_hold_too_many_elements).
+_PROLOGUE_BYTES_MAX = min(MESSAGE_BYTES_MAX, ELEMENT_BYTES_MIN * ELEMENTS_MAX)
 
 
 def validated_type(data: bytes, expected: tuple[str, ...]) -> str | None:
@@ -122,13 +145,25 @@ def validated_type(data: bytes, expected: tuple[str, ...]) -> str | None:
     The type is the root start tag's default namespace (_DECLARED_TYPE). None when no schema
     is configured, the bytes start otherwise, they might exceed ELEMENTS_MAX, or the parse or
     the XSD refuses them: open_document then reads them into a tree and gives the reason.
-    What check_message_bytes refuses before any parse raises MessageRefused here, as there.
+    What check_message_bytes refuses before any parse raises MessageRefused here, as there,
+    or (a DOCTYPE after a known prologue, _prologues) leaves it to open_document.
     A reader that takes the message after this must take all of it, to the root's end tag,
     with its strict expressions: the parse here reports no namespace errors, so only what
     those take is known free of them (pattern.py)."""
-    check_message_bytes(data)  # its refusals are open_document's first
-    message_type = declared_type(data)
-    if message_type not in expected or may_hold_too_many_elements(data):
+    prologue = b""
+    if type(data) is bytes and len(data) <= _PROLOGUE_BYTES_MAX:
+        root = data.find(b"<Document")
+        if root >= 0:
+            prologue = data[:data.find(b">", root) + 1]
+    message_type = _prologues.get(prologue)
+    if message_type is None:
+        check_message_bytes(data)  # its refusals are open_document's first
+        declared = _declared(data)
+        if declared is None or may_hold_too_many_elements(data):
+            return None
+        message_type, end = declared
+        prologue = data[:end]
+    if message_type not in expected:
         return None
     try:
         schema = schema_for(message_type)
@@ -136,6 +171,10 @@ def validated_type(data: bytes, expected: tuple[str, ...]) -> str | None:
         return None
     if schema is None or not valid_without_tree(data, schema):
         return None
+    if prologue not in _prologues and len(data) <= _PROLOGUE_BYTES_MAX:
+        if len(_prologues) >= _PROLOGUES_MAX:
+            _prologues.clear()
+        _prologues[prologue] = message_type
     return message_type
 
 
