@@ -10,6 +10,8 @@ import copy
 import dataclasses
 import re
 import string
+from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,6 +34,7 @@ from scopay.iso20022.credit_transfer import (
 )
 from scopay.iso20022.document import open_document, validated_type
 from scopay.iso20022.message import parse_message
+from scopay.iso20022.model import control_sum
 from scopay.iso20022.pacs008 import (
     MESSAGE_TYPES,
     VERSIONS,
@@ -682,6 +685,27 @@ def test_known_prologues_are_few(schemas_configured):
         assert parse_pacs008(data) == expected
         assert 0 < len(document._prologues) <= document._PROLOGUES_MAX
         assert document._prologues[prologue_of(data)] == "pacs.008.001.08"
+
+
+@settings(max_examples=300, deadline=None)
+@given(amounts=st.lists(st.tuples(st.integers(0, 10**12), st.sampled_from(["RUB", "JPY", "KWD"])),
+                        min_size=1, max_size=4),
+       written=st.none() | st.decimals(0, 10**10, places=3).map(lambda value: format(value, "f")),
+       total=st.none() | st.tuples(st.integers(0, 10**12), st.sampled_from(["RUB", "JPY"])),
+       declared_sum=st.booleans(), total_sum=st.booleans())
+def test_sums_agree_as_check_sums_rules(amounts, written, total, declared_sum, total_sum):
+    added = control_sum(amounts)
+    if declared_sum:  # often enough, the sum the amounts make
+        written = format(added, "f")
+    if total_sum and total is not None:
+        total = (sum(minor for minor, _ in amounts), amounts[0][1])
+    declared = None if written is None else Decimal(written)
+    payments = [SimpleNamespace(settlement_amount_minor=minor, settlement_currency=currency)
+                for minor, currency in amounts]
+    expected = ((declared is None or declared == added)
+                and (total is None or all(currency == total[1] for _, currency in amounts)
+                     and total[0] == sum(minor for minor, _ in amounts)))
+    assert credit_transfer.sums_agree(declared, written, total, payments) == expected
 
 
 @pytest.mark.parametrize("data", [CUSTOMER_TRANSFER, CURRENT_VERSION, BATCH])

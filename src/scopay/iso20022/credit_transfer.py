@@ -616,21 +616,21 @@ def sums_agree(declared: Decimal | None, written: str | None, total: tuple[int, 
                payments: list[Payment]) -> bool:
     """check_sums's rules, on sums per currency (exact, as control_sum is); `written` is the
     declared CtrlSum as its text rule took it (digits, perhaps a point and more digits)."""
-    minors: dict[str, int] = {}
+    currency = payments[0].settlement_currency
+    minor = 0
     for payment in payments:
-        currency = payment.settlement_currency
-        minors[currency] = minors.get(currency, 0) + payment.settlement_amount_minor
+        if payment.settlement_currency != currency:
+            return total is None and (declared is None or declared == control_sum(
+                [(other.settlement_amount_minor, other.settlement_currency)
+                 for other in payments]))
+        minor += payment.settlement_amount_minor
+    # The usual case, one currency: both sums as integers, exactly.
     if declared is not None:
-        if len(minors) == 1:  # the usual case: both sums as integers, exactly
-            [(currency, minor)] = minors.items()
-            whole, _, fraction = written.partition(".")
-            if (int(whole + fraction) * 10 ** CURRENCIES[currency].minor_units
-                    != minor * 10 ** len(fraction)):
-                return False
-        elif declared != sum((Decimal(minor).scaleb(-CURRENCIES[currency].minor_units)
-                              for currency, minor in minors.items()), Decimal(0)):
+        whole, _, fraction = written.partition(".")
+        if (int(whole + fraction) * 10 ** CURRENCIES[currency].minor_units
+                != minor * 10 ** len(fraction)):
             return False
-    return total is None or (len(minors) == 1 and minors.get(total[1]) == total[0])
+    return total is None or total == (minor, currency)
 
 
 def settlement_times_text(times: Sequence | None, day: date | None, header: tuple
