@@ -152,9 +152,9 @@ def validated_type(data: bytes, expected: tuple[str, ...]) -> str | None:
     those take is known free of them (pattern.py)."""
     prologue = b""
     if type(data) is bytes and len(data) <= _PROLOGUE_BYTES_MAX:
-        root = data.find(b"<Document")
+        root = data.find(b"<Document", 0, DECLARATION_BYTES)  # where _declared looks
         if root >= 0:
-            prologue = data[:data.find(b">", root) + 1]
+            prologue = data[:data.find(b">", root, DECLARATION_BYTES) + 1]
     message_type = _prologues.get(prologue)
     if message_type is None:
         check_message_bytes(data)  # its refusals are open_document's first
