@@ -654,10 +654,13 @@ def test_a_known_prologue_spares_the_checks_before_the_parse(schemas_configured,
 
 
 @pytest.mark.parametrize(("old", "new", "says"), [
-    # after the root's start tag a DOCTYPE is not well-formed, or in a comment
+    # after the root's start tag a DOCTYPE is not well-formed, or in a comment, a processing
+    # instruction or a CDATA section
     (ROOT_START, ROOT_START + "<!DOCTYPE Document>", "message contains a DOCTYPE"),
     ("</Document>", "</Document><!-- <!DOCTYPE x> -->", "message contains a DOCTYPE"),
     ("<GrpHdr>", "<GrpHdr><!-- <!DOCTYPE x> -->", "message contains a DOCTYPE"),
+    ("<GrpHdr>", "<GrpHdr><?note <!DOCTYPE x>?>", "message contains a DOCTYPE"),
+    ("<Ustrd>", "<Ustrd><![CDATA[<!DOCTYPE x>]]>", "message contains a DOCTYPE"),
     ("</Document>", "</Document>" + " " * MESSAGE_BYTES_MAX, f"at most {MESSAGE_BYTES_MAX}"),
 ])
 def test_what_follows_a_known_prologue_is_refused_as_before(schemas_configured, old, new,

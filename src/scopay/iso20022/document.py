@@ -127,10 +127,10 @@ def _declared(data: bytes) -> tuple[str, int] | None:
 # read in full and found valid, with the type each declares. A message that starts with one
 # of them has what check_message_bytes and _DECLARED_TYPE read there alike, so only its length
 # is left to check before the parse. Past the root's start tag check_message_bytes refuses
-# nothing but a DOCTYPE, which is not well-formed there unless it is in a comment: the parse
-# fails on the one, the reader takes no comment (pattern.py), and open_document then gives the
-# reason. A sender writes the same prologue in every message: a few are kept, and forgotten
-# all at once when there are more.
+# nothing but a DOCTYPE, which is not well-formed there unless it is in a comment, a CDATA
+# section or a processing instruction: the parse fails on the one, the reader takes none of
+# the others (pattern.py), and open_document then gives the reason. A sender writes the same
+# prologue in every message: a few are kept, and forgotten all at once when there are more.
 _PROLOGUES_MAX = 16
 _prologues: dict[bytes, str] = {}
 # Longer messages may hold more than ELEMENTS_MAX elements (may_hold_too_many_elements).
