@@ -681,6 +681,18 @@ def test_a_text_with_a_known_prologue_is_refused_as_not_bytes(schemas_configured
             "FF01", f"a message is bytes, not {type(data).__name__}")
 
 
+@pytest.mark.parametrize(("old", "new"), [
+    ("<!-- CBPR+", f"<!-- {ROOT_START} CBPR+"),  # a Document named before the root
+    (ROOT_START, f'<Document {XSI} xmlns="{NS08}" xsi:schemaLocation="{NS08} a>b.xsd">'),
+])
+def test_a_prologue_not_found_again_is_not_kept(schemas_configured, monkeypatch, old, new):
+    # The first '>' after the first '<Document' is not where this root's start tag ends.
+    monkeypatch.setattr(document, "_prologues", {})
+    data = altered(CUSTOMER_TRANSFER, old, new)
+    assert parse_pacs008(data) == parse_pacs008(data) == from_tree(data)
+    assert document._prologues == {}
+
+
 def test_known_prologues_are_few(schemas_configured):
     expected = parse_pacs008(CUSTOMER_TRANSFER)
     for spaces in range(2 * document._PROLOGUES_MAX + 3):

@@ -128,9 +128,11 @@ def _declared(data: bytes) -> tuple[str, int] | None:
 # of them has what check_message_bytes and _DECLARED_TYPE read there alike, so only its length
 # is left to check before the parse. Past the root's start tag check_message_bytes refuses
 # nothing but a DOCTYPE, which is not well-formed there unless it is in a comment, a CDATA
-# section or a processing instruction: the parse fails on the one, the reader takes none of
-# the others (pattern.py), and open_document then gives the reason. A sender writes the same
-# prologue in every message: a few are kept, and forgotten all at once when there are more.
+# section or a processing instruction: the parse fails on the one, and the reader takes none
+# of the others, inside the message element (pattern.py) or after it (credit_transfer's
+# _ROOT_END), so the tree's way (open_document, parse_document) then gives the reason. A
+# sender writes the same prologue in every message: a few are kept, and forgotten all at once
+# when there are more.
 _PROLOGUES_MAX = 16
 _prologues: dict[bytes, str] = {}
 # Longer messages may hold more than ELEMENTS_MAX elements (may_hold_too_many_elements).
@@ -146,7 +148,8 @@ def validated_type(data: bytes, expected: tuple[str, ...]) -> str | None:
     is configured, the bytes start otherwise, they might exceed ELEMENTS_MAX, or the parse or
     the XSD refuses them: open_document then reads them into a tree and gives the reason.
     What check_message_bytes refuses before any parse raises MessageRefused here, as there,
-    or (a DOCTYPE after a known prologue, _prologues) leaves it to open_document.
+    or (a DOCTYPE after a known prologue, _prologues) is left to the tree's way, which
+    refuses it alike.
     A reader that takes the message after this must take all of it, to the root's end tag,
     with its strict expressions: the parse here reports no namespace errors, so only what
     those take is known free of them (pattern.py)."""
@@ -156,13 +159,16 @@ def validated_type(data: bytes, expected: tuple[str, ...]) -> str | None:
         if root >= 0:
             prologue = data[:data.find(b">", root, DECLARATION_BYTES) + 1]
     message_type = _prologues.get(prologue)
+    keep = False
     if message_type is None:
         check_message_bytes(data)  # its refusals are open_document's first
         declared = _declared(data)
         if declared is None or may_hold_too_many_elements(data):
             return None
         message_type, end = declared
-        prologue = data[:end]
+        # Kept when it is the prologue looked up, not when an attribute's value holds a '>'
+        # or a comment before the root a '<Document'.
+        keep = len(prologue) == end
     if message_type not in expected:
         return None
     try:
@@ -171,7 +177,7 @@ def validated_type(data: bytes, expected: tuple[str, ...]) -> str | None:
         return None
     if schema is None or not valid_without_tree(data, schema):
         return None
-    if prologue not in _prologues and len(data) <= _PROLOGUE_BYTES_MAX:
+    if keep:
         if len(_prologues) >= _PROLOGUES_MAX:
             _prologues.clear()
         _prologues[prologue] = message_type
