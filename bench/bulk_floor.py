@@ -65,7 +65,6 @@ GOAL_PAYMENTS_PER_S = 50_000
 console = Console(stderr=True)
 
 
-
 def bodies(count: int, first: int) -> list[tuple[str, bytes]]:
     """(debtor, JSON body) of `count` bulk requests, built ahead (a bank's own work), with
     bench/api.py's payments."""
